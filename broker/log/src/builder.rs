@@ -1,0 +1,101 @@
+//! Builds uncompressed RecordBatch v2 bytes. Used by tests, benchmarks and
+//! tools that need a batch without a Kafka client; it is not on the broker's
+//! append path, which stores the bytes producers send.
+
+use crate::batch::{HEADER_SIZE, HeaderBytes, LOG_OVERHEAD, MAGIC_V2};
+use crate::records::put_varlong;
+
+/// Collects records and encodes them as one batch with base offset 0 unless
+/// told otherwise. Producer id, epoch and base sequence are -1 (no
+/// idempotence), as a plain producer sends.
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    base_offset: i64,
+    first_timestamp: i64,
+    max_timestamp: i64,
+    records: Vec<u8>,
+    count: i32,
+}
+
+impl BatchBuilder {
+    /// `first_timestamp` is the batch's base timestamp; record timestamps are
+    /// stored as deltas from it.
+    pub fn new(first_timestamp: i64) -> Self {
+        Self {
+            base_offset: 0,
+            first_timestamp,
+            max_timestamp: first_timestamp,
+            records: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn base_offset(mut self, base_offset: i64) -> Self {
+        self.base_offset = base_offset;
+        self
+    }
+
+    pub fn record(mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Self {
+        self.push(key, value, timestamp);
+        self
+    }
+
+    pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) {
+        let mut body =
+            Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+        body.push(0); // attributes
+        put_varlong(&mut body, timestamp - self.first_timestamp);
+        put_varlong(&mut body, self.count as i64);
+        put_bytes(&mut body, key);
+        put_bytes(&mut body, value);
+        put_varlong(&mut body, 0); // headers
+        put_varlong(&mut self.records, body.len() as i64);
+        self.records.extend_from_slice(&body);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Size the batch will have once built.
+    pub fn size_bytes(&self) -> usize {
+        HEADER_SIZE + self.records.len()
+    }
+
+    pub fn build(&self) -> Vec<u8> {
+        let mut header = [0u8; HEADER_SIZE];
+        header[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
+        let length = (HEADER_SIZE - LOG_OVERHEAD + self.records.len()) as i32;
+        header[8..12].copy_from_slice(&length.to_be_bytes());
+        header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        header[16] = MAGIC_V2 as u8;
+        // attributes 0: no compression, CreateTime
+        header[23..27].copy_from_slice(&(self.count - 1).max(0).to_be_bytes());
+        header[27..35].copy_from_slice(&self.first_timestamp.to_be_bytes());
+        header[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+        header[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+        header[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        let mut header = HeaderBytes(header);
+        header.set_rewritten(&self.records, self.count, self.max_timestamp);
+        let mut out = Vec::with_capacity(self.size_bytes());
+        out.extend_from_slice(&header.0);
+        out.extend_from_slice(&self.records);
+        out
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varlong(out, -1),
+        Some(bytes) => {
+            put_varlong(out, bytes.len() as i64);
+            out.extend_from_slice(bytes);
+        }
+    }
+}

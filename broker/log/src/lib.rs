@@ -1,0 +1,44 @@
+//! `runnel-log`: the partition log of the Runnel broker, byte-compatible
+//! with Kafka's on-disk format. Synchronous code; the server calls it from
+//! its tasks.
+//!
+//! - [`batch`]: the RecordBatch v2 header view, validation, in-place patches.
+//! - [`records`]: records inside a batch, for the cleaner and time lookups.
+//! - [`builder`]: builds uncompressed batches (tests, tools, benchmarks).
+//! - `index_file`: the memory-mapped storage under both indexes.
+//! - [`offset_index`], [`time_index`]: the `.index` and `.timeindex` formats.
+//! - `scan`: chunked sequential reads of whole batches.
+//! - [`segment`]: one `.log` with its indexes: append, read, recover, truncate.
+//! - [`log`]: a partition's segments: offsets, roll, flush, retention.
+//! - `load`: opening a log and recovering it after an unclean stop.
+//! - [`cleaner`]: compaction for `cleanup.policy=compact`.
+//! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
+//! - [`checkpoint`], [`topic_partition`], [`region`], [`config`], [`error`].
+
+pub mod batch;
+pub mod builder;
+pub mod checkpoint;
+pub mod cleaner;
+pub mod config;
+pub mod error;
+mod index_file;
+mod load;
+pub mod log;
+pub mod manager;
+pub mod offset_index;
+pub mod records;
+pub mod region;
+mod scan;
+pub mod segment;
+pub mod time_index;
+pub mod topic_partition;
+
+pub use batch::{BatchError, BatchHeader};
+pub use builder::BatchBuilder;
+pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use error::LogError;
+pub use load::LoadState;
+pub use log::{AppendInfo, PartitionLog, ReadInfo};
+pub use manager::{LogManager, ManagerConfig, SharedLog};
+pub use region::FileRegion;
+pub use topic_partition::TopicPartition;

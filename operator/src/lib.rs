@@ -1,0 +1,4 @@
+//! `runnel-operator`: the kube-rs operator for the `Cluster`, `Topic` and
+//! `ConsumerGroup` resources.
+//!
+//! Empty until the operator issue lands.
