@@ -444,11 +444,8 @@ impl PartitionLog {
     /// Returns how many segments were removed.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
         let mut deletable = Vec::new();
-        let mut bytes_over = if self.config.retention_bytes >= 0 {
-            self.size_bytes() as i64 - self.config.retention_bytes
-        } else {
-            i64::MIN
-        };
+        let mut bytes_over = (self.config.retention_bytes >= 0)
+            .then(|| self.size_bytes() as i64 - self.config.retention_bytes);
         let bases: Vec<i64> = self.segments.keys().copied().collect();
         for (i, base) in bases.iter().enumerate() {
             let segment = &self.segments[base];
@@ -458,13 +455,14 @@ impl PartitionLog {
             let delete_policy = self.config.cleanup_policy.delete;
             let expired = delete_policy
                 && self.config.retention_ms >= 0
-                && now_ms - segment.largest_timestamp() > self.config.retention_ms;
-            let over_size = delete_policy && bytes_over - segment.size() as i64 >= 0;
+                && now_ms.saturating_sub(segment.largest_timestamp()) > self.config.retention_ms;
+            let over_size =
+                delete_policy && bytes_over.is_some_and(|over| over - segment.size() as i64 >= 0);
             if is_last_and_empty || !(below_start || expired || over_size) {
                 break;
             }
-            if over_size {
-                bytes_over -= segment.size() as i64;
+            if let Some(over) = bytes_over.as_mut() {
+                *over -= segment.size() as i64;
             }
             deletable.push(*base);
         }
@@ -537,4 +535,348 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
             path: dir.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::Batches;
+    use crate::builder::BatchBuilder;
+    use crate::load::LoadState;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn batch(records: usize, timestamp: i64) -> Vec<u8> {
+        let mut builder = BatchBuilder::new(timestamp);
+        for i in 0..records {
+            builder.push(
+                Some(format!("k{i}").as_bytes()),
+                Some(&[b'v'; 100]),
+                timestamp,
+            );
+        }
+        builder.build()
+    }
+
+    fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+        PartitionLog::open(dir, config, LoadState::default(), NOW).expect("open")
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> LogConfig {
+        let mut config = LogConfig::default();
+        for (k, v) in pairs {
+            config.set(k, v).expect("valid config");
+        }
+        config
+    }
+
+    fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut offset = from;
+        while offset < log.log_end_offset() {
+            let info = log.read(offset, 1 << 20, None, true).expect("read");
+            let bytes = info.region.expect("region").to_vec().expect("bytes");
+            for batch in Batches::new(&bytes) {
+                let Ok((header, _)) = batch else { break };
+                out.push((header.base_offset, header.last_offset()));
+                offset = header.next_offset();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn appends_assign_offsets_from_the_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), LogConfig::default());
+        let first = log.append(&batch(3, NOW), NOW).expect("append");
+        assert_eq!((first.first_offset, first.last_offset), (0, 2));
+        let mut two = batch(2, NOW);
+        two.extend_from_slice(&batch(4, NOW));
+        let second = log.append(&two, NOW).expect("append");
+        assert_eq!((second.first_offset, second.last_offset), (3, 8));
+        assert_eq!(second.records_count, 6);
+        assert_eq!(log.log_end_offset(), 9);
+        assert_eq!(read_all(&log, 0), vec![(0, 2), (3, 4), (5, 8)]);
+        assert_eq!(read_all(&log, 4), vec![(3, 4), (5, 8)]);
+    }
+
+    #[test]
+    fn reads_at_the_end_are_empty_and_past_it_out_of_range() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), LogConfig::default());
+        log.append(&batch(1, NOW), NOW).expect("append");
+        assert!(log.read(1, 100, None, true).expect("read").region.is_none());
+        assert!(matches!(
+            log.read(2, 100, None, true),
+            Err(LogError::OffsetOutOfRange { offset: 2, .. })
+        ));
+        assert!(
+            log.read(0, 100, Some(0), true)
+                .expect("read")
+                .region
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn rolls_on_segment_bytes_and_names_segments_by_base_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let mut log = open(
+            dir.path(),
+            config(&[("segment.bytes", &(one.len() * 2).to_string())]),
+        );
+        for _ in 0..5 {
+            log.append(&one, NOW).expect("append");
+        }
+        let bases: Vec<i64> = log.segments().map(Segment::base_offset).collect();
+        assert_eq!(bases, vec![0, 10, 20]);
+        assert!(dir.path().join("00000000000000000010.log").exists());
+        // Closed segments' indexes are trimmed; the active one is preallocated.
+        let closed_index =
+            std::fs::metadata(dir.path().join("00000000000000000000.index")).expect("meta");
+        assert_eq!(closed_index.len() % 8, 0);
+        assert!(closed_index.len() < 1024);
+        let active_index =
+            std::fs::metadata(dir.path().join("00000000000000000020.index")).expect("meta");
+        assert_eq!(active_index.len(), 10 * 1024 * 1024);
+        assert_eq!(read_all(&log, 0).len(), 5);
+    }
+
+    #[test]
+    fn rolls_on_segment_ms_from_the_first_batch_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), config(&[("segment.ms", "1000")]));
+        log.append(&batch(1, NOW), NOW).expect("append");
+        log.append(&batch(1, NOW + 1000), NOW).expect("append");
+        assert_eq!(log.segments().count(), 1);
+        log.append(&batch(1, NOW + 1001), NOW).expect("append");
+        assert_eq!(log.segments().count(), 2);
+    }
+
+    #[test]
+    fn rolls_when_the_index_is_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(
+            dir.path(),
+            config(&[
+                ("segment.index.bytes", "4096"),
+                ("index.interval.bytes", "0"),
+            ]),
+        );
+        let one = batch(1, NOW);
+        for i in 0..600 {
+            log.append(&one, NOW + i).expect("append");
+        }
+        assert!(log.segments().count() >= 2);
+        assert_eq!(read_all(&log, 0).len(), 600);
+    }
+
+    #[test]
+    fn time_lookups_find_the_first_record_at_or_after_a_timestamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(
+            dir.path(),
+            config(&[("index.interval.bytes", "0"), ("segment.bytes", "2000")]),
+        );
+        for i in 0..20 {
+            let b = BatchBuilder::new(NOW + i * 10)
+                .record(None, Some(b"a"), NOW + i * 10)
+                .record(None, Some(b"b"), NOW + i * 10 + 5)
+                .build();
+            log.append(&b, NOW).expect("append");
+        }
+        assert_eq!(
+            log.offset_for_timestamp(NOW).expect("lookup"),
+            Some((0, NOW))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(NOW + 3).expect("lookup"),
+            Some((1, NOW + 5))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(NOW + 101).expect("lookup"),
+            Some((21, NOW + 105))
+        );
+        assert_eq!(log.offset_for_timestamp(NOW + 1000).expect("lookup"), None);
+        assert_eq!(log.max_timestamp(), Some((NOW + 195, 39)));
+    }
+
+    #[test]
+    fn log_append_time_stamps_the_batch_and_keeps_it_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(
+            dir.path(),
+            config(&[("message.timestamp.type", "LogAppendTime")]),
+        );
+        let info = log.append(&batch(2, 5), NOW).expect("append");
+        assert_eq!(info.log_append_time_ms, Some(NOW));
+        let bytes = log
+            .read(0, 1 << 20, None, true)
+            .expect("read")
+            .region
+            .expect("region")
+            .to_vec()
+            .expect("bytes");
+        let (header, _) = Batches::new(&bytes)
+            .next()
+            .expect("batch")
+            .expect("valid crc");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, NOW);
+    }
+
+    #[test]
+    fn flush_messages_moves_the_recovery_point() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), config(&[("flush.messages", "3")]));
+        assert!(!log.append(&batch(2, NOW), NOW).expect("append").flushed);
+        assert_eq!(log.recovery_point(), 0);
+        assert!(log.append(&batch(1, NOW), NOW).expect("append").flushed);
+        assert_eq!(log.recovery_point(), 3);
+        log.append(&batch(1, NOW), NOW).expect("append");
+        assert!(!log.flush_if_due(NOW).expect("flush"));
+        let mut fsync_each = open(&dir.path().join("b"), config(&[("flush.messages", "1")]));
+        assert!(
+            fsync_each
+                .append(&batch(1, NOW), NOW)
+                .expect("append")
+                .flushed
+        );
+    }
+
+    #[test]
+    fn flush_ms_flushes_once_the_oldest_unflushed_append_is_old_enough() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), config(&[("flush.ms", "1000")]));
+        log.append(&batch(1, NOW), NOW).expect("append");
+        assert!(!log.flush_if_due(NOW + 999).expect("flush"));
+        assert!(log.flush_if_due(NOW + 1000).expect("flush"));
+        assert_eq!(log.recovery_point(), 1);
+    }
+
+    #[test]
+    fn truncate_removes_whole_batches_and_later_segments() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let mut log = open(
+            dir.path(),
+            config(&[("segment.bytes", &(one.len() * 2).to_string())]),
+        );
+        for _ in 0..5 {
+            log.append(&one, NOW).expect("append");
+        }
+        log.truncate_to(12, NOW).expect("truncate");
+        assert_eq!(log.log_end_offset(), 10);
+        assert_eq!(log.segments().count(), 2);
+        assert_eq!(read_all(&log, 0), vec![(0, 4), (5, 9)]);
+        let again = log.append(&one, NOW).expect("append after truncate");
+        assert_eq!(again.first_offset, 10);
+        log.truncate_to(3, NOW).expect("truncate");
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(read_all(&log, 0), vec![]);
+    }
+
+    #[test]
+    fn retention_ms_removes_old_segments_and_moves_the_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let mut log = open(
+            dir.path(),
+            config(&[
+                ("segment.bytes", &one.len().to_string()),
+                ("retention.ms", "1000"),
+                ("file.delete.delay.ms", "0"),
+            ]),
+        );
+        for i in 0..4 {
+            log.append(&batch(5, NOW + i * 1000), NOW).expect("append");
+        }
+        assert_eq!(log.segments().count(), 4);
+        // At NOW+2500 the segments stamped NOW and NOW+1000 are older than 1000 ms.
+        assert_eq!(log.apply_retention(NOW + 2500).expect("retention"), 2);
+        assert_eq!(log.log_start_offset(), 10);
+        assert!(!dir.path().join("00000000000000000000.log").exists());
+        assert!(matches!(
+            log.read(0, 100, None, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(read_all(&log, 10), vec![(10, 14), (15, 19)]);
+        // Everything expired: the active segment goes too, a fresh one starts.
+        log.apply_retention(NOW + 100_000).expect("retention");
+        assert_eq!(log.log_start_offset(), 20);
+        assert_eq!(log.log_end_offset(), 20);
+        assert_eq!(log.segments().count(), 1);
+    }
+
+    #[test]
+    fn retention_bytes_keeps_the_newest_segments_under_the_limit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let size = one.len();
+        let mut log = open(
+            dir.path(),
+            config(&[
+                ("segment.bytes", &size.to_string()),
+                ("retention.bytes", &(size * 2).to_string()),
+            ]),
+        );
+        for _ in 0..5 {
+            log.append(&one, NOW).expect("append");
+        }
+        assert_eq!(log.apply_retention(NOW).expect("retention"), 3);
+        assert_eq!(log.log_start_offset(), 15);
+        // Renamed, not yet unlinked: file.delete.delay.ms is 60 s.
+        assert!(dir.path().join("00000000000000000000.log.deleted").exists());
+        log.apply_retention(NOW + 60_000).expect("retention");
+        assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
+    }
+
+    #[test]
+    fn region_of_a_deleted_segment_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let mut log = open(
+            dir.path(),
+            config(&[
+                ("segment.bytes", &one.len().to_string()),
+                ("retention.bytes", "0"),
+                ("file.delete.delay.ms", "0"),
+            ]),
+        );
+        log.append(&one, NOW).expect("append");
+        log.append(&one, NOW).expect("append");
+        let region = log
+            .read(0, 1 << 20, None, true)
+            .expect("read")
+            .region
+            .expect("region");
+        log.apply_retention(NOW).expect("retention");
+        assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
+        assert_eq!(region.to_vec().expect("still readable").len(), one.len());
+    }
+
+    #[test]
+    fn reopen_after_close_keeps_offsets_and_the_time_index_roll_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), LogConfig::default());
+        log.append(&batch(3, NOW), NOW).expect("append");
+        log.append(&batch(3, NOW + 50), NOW).expect("append");
+        log.close().expect("close");
+        let timeindex =
+            std::fs::read(dir.path().join("00000000000000000000.timeindex")).expect("read");
+        assert_eq!(timeindex.len(), 12);
+        assert_eq!(&timeindex[..8], &(NOW + 50).to_be_bytes());
+        assert_eq!(&timeindex[8..], &5u32.to_be_bytes());
+        let state = LoadState {
+            clean_shutdown: true,
+            recovery_point: 6,
+            log_start_offset: 0,
+        };
+        let log = PartitionLog::open(dir.path(), LogConfig::default(), state, NOW).expect("reopen");
+        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(log.recovery_point(), 6);
+        assert_eq!(log.max_timestamp(), Some((NOW + 50, 5)));
+    }
 }
