@@ -304,14 +304,23 @@ impl PartitionLog {
             .range(..=offset)
             .next_back()
             .map_or(offset, |(base, _)| *base);
-        for segment in self.segments.range(first_base..).map(|(_, s)| s) {
+        let mut segments = self.segments.range(first_base..).peekable();
+        while let Some((_, segment)) = segments.next() {
             if segment.base_offset() >= max_offset {
                 break;
             }
-            let max_position = match segment.translate_offset(max_offset)? {
-                Some(found) if found.header.base_offset >= max_offset => found.position,
-                Some(found) => found.position + found.header.size_bytes() as u64,
-                None => segment.size(),
+            let ends_before_max = match segments.peek() {
+                Some((next_base, _)) => **next_base <= max_offset,
+                None => max_offset == self.log_end_offset,
+            };
+            let max_position = if ends_before_max {
+                segment.size()
+            } else {
+                match segment.translate_offset(max_offset)? {
+                    Some(found) if found.header.base_offset >= max_offset => found.position,
+                    Some(found) => found.position + found.header.size_bytes() as u64,
+                    None => segment.size(),
+                }
             };
             if let Some(region) = segment.read(offset, max_bytes, max_position, min_one_batch)? {
                 return Ok(info(Some(region)));
@@ -599,6 +608,37 @@ mod tests {
         assert_eq!(log.log_end_offset(), 9);
         assert_eq!(read_all(&log, 0), vec![(0, 2), (3, 4), (5, 8)]);
         assert_eq!(read_all(&log, 4), vec![(3, 4), (5, 8)]);
+    }
+
+    #[test]
+    fn reads_stop_at_the_max_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), LogConfig::default());
+        let (a, b) = (batch(3, NOW), batch(2, NOW));
+        log.append(&a, NOW).expect("append");
+        log.append(&b, NOW).expect("append");
+        log.append(&batch(4, NOW), NOW).expect("append");
+        let region = log
+            .read(1, 1 << 20, Some(5), true)
+            .expect("read")
+            .region
+            .expect("region");
+        assert_eq!(
+            (region.position, region.length),
+            (0, (a.len() + b.len()) as u64)
+        );
+        let small = log
+            .read(0, 10, None, false)
+            .expect("read")
+            .region
+            .expect("region");
+        assert_eq!(small.length, 10);
+        let whole_first = log
+            .read(0, 10, None, true)
+            .expect("read")
+            .region
+            .expect("region");
+        assert_eq!(whole_first.length, a.len() as u64);
     }
 
     #[test]

@@ -376,3 +376,70 @@ fn open_in_parallel(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::BatchBuilder;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn spreads_partitions_over_dirs_and_reopens_them_all() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dirs = vec![root.path().join("a"), root.path().join("b")];
+        let manager = LogManager::open(ManagerConfig::new(dirs.clone()), NOW).expect("open");
+        let batch = BatchBuilder::new(NOW).record(None, Some(b"v"), NOW).build();
+        for p in 0..4 {
+            let tp = TopicPartition::new("orders", p);
+            let log = manager
+                .get_or_create(&tp, LogConfig::default(), NOW)
+                .expect("create");
+            for _ in 0..=p {
+                lock(&log).append(&batch, NOW).expect("append");
+            }
+        }
+        for dir in &dirs {
+            let count = std::fs::read_dir(dir)
+                .expect("list")
+                .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+                .count();
+            assert_eq!(count, 2, "{}", dir.display());
+        }
+        manager.shutdown().expect("shutdown");
+        for dir in &dirs {
+            assert!(dir.join(CLEAN_SHUTDOWN_FILE).exists());
+        }
+
+        let manager = LogManager::open(ManagerConfig::new(dirs.clone()), NOW).expect("reopen");
+        assert!(manager.started_clean());
+        assert_eq!(manager.partitions().len(), 4);
+        for p in 0..4 {
+            let log = manager
+                .get(&TopicPartition::new("orders", p))
+                .expect("found");
+            assert_eq!(lock(&log).log_end_offset(), p as i64 + 1);
+        }
+        for dir in &dirs {
+            assert!(!dir.join(CLEAN_SHUTDOWN_FILE).exists());
+            let points = checkpoint::read(&dir.join(RECOVERY_POINT_FILE)).expect("checkpoint");
+            assert_eq!(points.len(), 2);
+        }
+    }
+
+    #[test]
+    fn deleting_a_partition_removes_its_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let manager = LogManager::open(ManagerConfig::new(vec![root.path().to_path_buf()]), NOW)
+            .expect("open");
+        let tp = TopicPartition::new("gone", 0);
+        manager
+            .get_or_create(&tp, LogConfig::default(), NOW)
+            .expect("create");
+        assert!(root.path().join("gone-0").exists());
+        assert!(manager.delete(&tp).expect("delete"));
+        assert!(!root.path().join("gone-0").exists());
+        assert!(manager.get(&tp).is_none());
+        assert!(!manager.delete(&tp).expect("delete again"));
+    }
+}
