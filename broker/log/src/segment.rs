@@ -77,6 +77,8 @@ pub struct Segment {
     /// Max timestamp of the first batch: `segment.ms` counts from it.
     rolling_based_timestamp: Option<i64>,
     created_ms: i64,
+    /// An index file did not exist when the segment was opened.
+    index_missing: bool,
 }
 
 impl Segment {
@@ -105,6 +107,7 @@ impl Segment {
         let mut segment =
             Self::with_log(dir, base_offset, log, config, config.segment_index_bytes)?;
         segment.created_ms = now_ms;
+        segment.index_missing = false;
         Ok(segment)
     }
 
@@ -146,6 +149,9 @@ impl Segment {
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64);
+        let index_missing = [INDEX_SUFFIX, TIME_INDEX_SUFFIX]
+            .iter()
+            .any(|suffix| !file_path(dir, base_offset, suffix).exists());
         let open_index = |suffix: &str| {
             let path = file_path(dir, base_offset, suffix);
             (path.clone(), move |source| LogError::OpenSegment {
@@ -170,6 +176,7 @@ impl Segment {
             max_timestamp: None,
             rolling_based_timestamp: None,
             created_ms: modified_ms,
+            index_missing,
         })
     }
 
@@ -411,6 +418,7 @@ impl Segment {
     /// Rebuilds both indexes and the max timestamp from the batches, and cuts
     /// the file at the first torn or invalid batch. Returns the bytes cut.
     pub fn recover(&mut self, config: &LogConfig) -> Result<u64> {
+        self.index_missing = false;
         self.offset_index.reset();
         self.time_index.reset();
         self.resize_indexes(config.segment_index_bytes)?;
@@ -463,13 +471,8 @@ impl Segment {
             .sanity_check(self.base_offset + i32::MAX as i64)
             .err()
             .map(|e| e.to_string());
-        let missing = self.size > config.index_interval_bytes
-            && self.offset_index.entries() == 0
-            && self.size > 0;
-        if let Some(reason) = index_bad
-            .or(time_bad)
-            .or(missing.then(|| "index is empty".into()))
-        {
+        let missing = (self.index_missing && self.size > 0).then(|| "index file missing".into());
+        if let Some(reason) = index_bad.or(time_bad).or(missing) {
             tracing::warn!(segment = %self.log_path().display(), %reason, "rebuilding a corrupt or missing index");
             self.recover(config)?;
             return Ok(false);
