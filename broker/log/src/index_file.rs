@@ -18,6 +18,7 @@ use memmap2::MmapMut;
 
 #[derive(Debug)]
 pub(crate) struct IndexFile {
+    #[cfg_attr(not(test), allow(dead_code))]
     path: PathBuf,
     file: File,
     mmap: MmapMut,

@@ -17,23 +17,13 @@ use crate::segment::{
 };
 
 /// What the log manager knows about a log from its checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadState {
     /// Offsets below this were flushed before the last stop.
     pub recovery_point: i64,
     pub log_start_offset: i64,
     /// The log dir's clean-shutdown marker was present.
     pub clean_shutdown: bool,
-}
-
-impl Default for LoadState {
-    fn default() -> Self {
-        Self {
-            recovery_point: 0,
-            log_start_offset: 0,
-            clean_shutdown: false,
-        }
-    }
 }
 
 /// Files of a log directory sorted by what they are.

@@ -239,11 +239,11 @@ impl PartitionLog {
         } else {
             None
         };
-        if let Some(reason) = reason {
-            if active.size() > 0 {
-                tracing::debug!(dir = %self.dir.display(), reason, base_offset = self.log_end_offset, "rolling segment");
-                self.roll(now_ms)?;
-            }
+        if let Some(reason) = reason
+            && active.size() > 0
+        {
+            tracing::debug!(dir = %self.dir.display(), reason, base_offset = self.log_end_offset, "rolling segment");
+            self.roll(now_ms)?;
         }
         if !self.active_segment().can_hold_offset(last_offset) {
             return Err(LogError::InvalidBatch {
@@ -512,13 +512,14 @@ impl PartitionLog {
                 return true;
             }
             for path in &pending.paths {
-                if let Err(source) = std::fs::remove_file(path) {
-                    if source.kind() != std::io::ErrorKind::NotFound && result.is_ok() {
-                        result = Err(LogError::Delete {
-                            path: path.clone(),
-                            source,
-                        });
-                    }
+                if let Err(source) = std::fs::remove_file(path)
+                    && source.kind() != std::io::ErrorKind::NotFound
+                    && result.is_ok()
+                {
+                    result = Err(LogError::Delete {
+                        path: path.clone(),
+                        source,
+                    });
                 }
             }
             false

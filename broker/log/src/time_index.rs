@@ -89,10 +89,10 @@ impl TimeIndex {
     /// Appends `(timestamp, offset)` when the timestamp grew. `for_roll` may
     /// use the slot kept free for the final entry.
     pub(crate) fn maybe_append(&mut self, timestamp: i64, offset: i64, for_roll: bool) {
-        if let Some((last_ts, last_offset)) = self.last_entry() {
-            if timestamp <= last_ts || offset < last_offset {
-                return;
-            }
+        if let Some((last_ts, last_offset)) = self.last_entry()
+            && (timestamp <= last_ts || offset < last_offset)
+        {
+            return;
         }
         if self.file.is_full() || (!for_roll && self.is_full()) {
             return;
@@ -120,16 +120,16 @@ impl TimeIndex {
         let mut previous: Option<(i64, i64)> = None;
         for n in 0..self.entries() {
             let (timestamp, offset) = self.entry(n);
-            if let Some((previous_timestamp, previous_offset)) = previous {
-                if timestamp <= previous_timestamp || offset < previous_offset {
-                    return Err(TimeIndexCorruption::NotIncreasing {
-                        entry: n,
-                        timestamp,
-                        offset,
-                        previous_timestamp,
-                        previous_offset,
-                    });
-                }
+            if let Some((previous_timestamp, previous_offset)) = previous
+                && (timestamp <= previous_timestamp || offset < previous_offset)
+            {
+                return Err(TimeIndexCorruption::NotIncreasing {
+                    entry: n,
+                    timestamp,
+                    offset,
+                    previous_timestamp,
+                    previous_offset,
+                });
             }
             if offset > last_offset {
                 return Err(TimeIndexCorruption::OffsetPastSegment {
