@@ -1,1 +1,51 @@
-fn main() {}
+//! `runnel`: the Runnel broker binary.
+//!
+//! - `main.rs`: the command line, logging setup and exit codes.
+//! - [`serve`]: `runnel serve`, the broker process (storage only, for now).
+
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Runnel: a Kafka-compatible streaming platform.
+#[derive(Debug, Parser)]
+#[command(name = "runnel", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs a broker: opens (and if needed recovers) the partition logs in
+    /// the log dirs, then serves until SIGTERM or Ctrl-C.
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("runnel: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
+/// kept for the lines a user or a script waits for.
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

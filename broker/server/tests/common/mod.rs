@@ -1,0 +1,135 @@
+//! Runs the real `runnel` binary as a child process: its stdout lines arrive
+//! on a channel, its stderr is collected, and every wait has a deadline so a
+//! hung broker fails the test instead of hanging it.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Long enough for a debug build on a busy two-core machine; only a broken
+/// broker ever waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct Broker {
+    pid: u32,
+    stdout_lines: Receiver<String>,
+    stderr: Option<JoinHandle<String>>,
+    exit: Receiver<std::io::Result<ExitStatus>>,
+    exited: bool,
+}
+
+/// How a broker process ended.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl Broker {
+    /// Starts `runnel serve --log-dirs <dirs>`.
+    pub fn serve(log_dirs: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .arg("serve")
+            .arg("--log-dirs")
+            .arg(log_dirs)
+            .env_remove("RUNNEL_LOG_DIRS")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn runnel");
+        let pid = child.id();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let (line_tx, stdout_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let (exit_tx, exit) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = exit_tx.send(child.wait());
+        });
+        Self {
+            pid,
+            stdout_lines,
+            stderr: Some(stderr),
+            exit,
+            exited: false,
+        }
+    }
+
+    /// Waits for the `storage ready` line on stdout and returns it.
+    pub fn wait_ready(&mut self) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout_lines.recv_timeout(left) {
+                Ok(line) if line.contains("storage ready") => return line,
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no ready line from runnel within {DEADLINE:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let exit = self.wait_exit();
+                    panic!(
+                        "runnel closed stdout before its ready line ({}); stderr:\n{}",
+                        exit.status, exit.stderr
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    pub fn terminate(&self) {
+        signal(self.pid, "-TERM");
+    }
+
+    /// Waits for the process to exit and returns its status and stderr.
+    pub fn wait_exit(&mut self) -> Exit {
+        let status = match self.exit.recv_timeout(DEADLINE) {
+            Ok(status) => status.expect("wait for runnel"),
+            Err(_) => panic!("runnel did not exit within {DEADLINE:?}"),
+        };
+        self.exited = true;
+        let stderr = self
+            .stderr
+            .take()
+            .map(|handle| handle.join().expect("stderr reader"))
+            .unwrap_or_default();
+        Exit { status, stderr }
+    }
+}
+
+impl Drop for Broker {
+    /// A failed test must not leave a broker running.
+    fn drop(&mut self) {
+        if !self.exited && self.exit.try_recv().is_err() {
+            signal(self.pid, "-KILL");
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed: {status}");
+}

@@ -1,0 +1,90 @@
+//! `runnel serve` as a real process: startup line, SIGTERM, the
+//! clean-shutdown marker, and the lock that keeps a second broker out.
+
+mod common;
+
+use common::Broker;
+use runnel_log::{BatchBuilder, LogConfig, LogManager, ManagerConfig, TopicPartition};
+
+const NOW: i64 = 1_700_000_000_000;
+
+#[test]
+fn sigterm_shuts_down_cleanly_and_leaves_the_marker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut broker = Broker::serve(&data);
+    let line = broker.wait_ready();
+    assert!(
+        line.contains(&format!("storage ready in {}", data.display())),
+        "{line}"
+    );
+    assert!(line.contains("(0 partitions, new)"), "{line}");
+    assert!(line.contains("not implemented yet"), "{line}");
+
+    broker.terminate();
+    let exit = broker.wait_exit();
+    assert_eq!(exit.status.code(), Some(0), "stderr:\n{}", exit.stderr);
+    assert!(data.join(".kafka_cleanshutdown").exists());
+}
+
+#[test]
+fn a_second_broker_on_the_same_dir_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = Broker::serve(dir.path());
+    first.wait_ready();
+
+    let mut second = Broker::serve(dir.path());
+    let exit = second.wait_exit();
+    assert!(!exit.status.success(), "second broker: {}", exit.status);
+    assert!(
+        exit.stderr
+            .contains(&format!("log directory {} is in use", dir.path().display())),
+        "stderr:\n{}",
+        exit.stderr
+    );
+
+    first.terminate();
+    assert_eq!(first.wait_exit().status.code(), Some(0));
+}
+
+#[test]
+fn reports_recovery_after_a_crash_and_a_clean_start_after_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || ManagerConfig::new(vec![dir.path().to_path_buf()]);
+    let batch = BatchBuilder::new(NOW).record(None, Some(b"v"), NOW).build();
+    {
+        // Dropped without shutdown(): no marker, as after a crash.
+        let manager = LogManager::open(config(), NOW).expect("open");
+        for p in 0..3 {
+            let log = manager
+                .get_or_create(&TopicPartition::new("orders", p), LogConfig::default(), NOW)
+                .expect("create");
+            runnel_log::manager::lock(&log)
+                .append(&batch, NOW)
+                .expect("append");
+        }
+    }
+
+    let mut broker = Broker::serve(dir.path());
+    let line = broker.wait_ready();
+    assert!(
+        line.contains("(3 partitions, recovered after an unclean shutdown)"),
+        "{line}"
+    );
+    broker.terminate();
+    assert_eq!(broker.wait_exit().status.code(), Some(0));
+
+    let mut broker = Broker::serve(dir.path());
+    let line = broker.wait_ready();
+    assert!(line.contains("(3 partitions, clean start)"), "{line}");
+    broker.terminate();
+    assert_eq!(broker.wait_exit().status.code(), Some(0));
+
+    let manager = LogManager::open(config(), NOW).expect("reopen");
+    for p in 0..3 {
+        let log = manager
+            .get(&TopicPartition::new("orders", p))
+            .expect("partition kept");
+        assert_eq!(runnel_log::manager::lock(&log).log_end_offset(), 1);
+    }
+}

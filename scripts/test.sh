@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the tests need (once; later runs skip what is present) and
+# runs every check CI runs: formatting, clippy, and all tests.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages the tests use: kcat (package kafkacat), a real Kafka client.
+DEBIAN_PACKAGES=(kafkacat)
+# Python packages: confluent-kafka, librdkafka's Python binding.
+PYTHON_PACKAGES=(confluent-kafka)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "test.sh: need root or sudo to run: $*" >&2
+        return 1
+    fi
+}
+
+if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
+    echo "test.sh: installing Debian packages: ${DEBIAN_PACKAGES[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBIAN_PACKAGES[@]}"
+fi
+
+if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
+    echo "test.sh: installing Python packages: ${PYTHON_PACKAGES[*]}"
+    python3 -m pip install -q "${PYTHON_PACKAGES[@]}"
+fi
+
+echo "test.sh: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test.sh: cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "test.sh: cargo test"
+cargo test --workspace
+echo "test.sh: all checks passed"
