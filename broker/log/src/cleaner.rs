@@ -80,7 +80,7 @@ pub struct CleanStats {
 }
 
 impl CleanStats {
-    fn add(&mut self, other: &Self) {
+    pub fn add(&mut self, other: &Self) {
         self.segments_cleaned += other.segments_cleaned;
         self.segments_written += other.segments_written;
         self.records_kept += other.records_kept;

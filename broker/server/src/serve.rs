@@ -1,8 +1,8 @@
 //! `runnel serve`: the broker process. Until the Kafka protocol listener
 //! lands it opens the storage and keeps it: the log dirs are locked, every
 //! partition is opened (and recovered after an unclean stop), logs are
-//! flushed and retention applied every second, checkpoints written every
-//! minute, and SIGTERM or Ctrl-C closes everything and leaves the
+//! flushed and retention applied every second, compacted topics cleaned
+//! every 15 seconds, checkpoints written every minute, and SIGTERM or Ctrl-C closes everything and leaves the
 //! clean-shutdown marker.
 
 use std::collections::HashSet;
@@ -18,6 +18,8 @@ use tokio::time::MissedTickBehavior;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// Kafka's `log.cleaner.backoff.ms`.
+const CLEANER_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -126,6 +128,7 @@ async fn maintain(manager: Arc<LogManager>, mut stop: oneshot::Receiver<()>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_checkpoint = Instant::now();
+    let mut last_clean = Instant::now();
     loop {
         tokio::select! {
             _ = &mut stop => return,
@@ -135,17 +138,28 @@ async fn maintain(manager: Arc<LogManager>, mut stop: oneshot::Receiver<()>) {
         if checkpoint {
             last_checkpoint = Instant::now();
         }
+        let clean = last_clean.elapsed() >= CLEANER_INTERVAL;
+        if clean {
+            last_clean = Instant::now();
+        }
+        let tasks = Maintenance { checkpoint, clean };
         let manager = Arc::clone(&manager);
         let done =
-            tokio::task::spawn_blocking(move || maintain_once(&manager, now_ms(), checkpoint))
-                .await;
+            tokio::task::spawn_blocking(move || maintain_once(&manager, now_ms(), tasks)).await;
         if let Err(err) = done {
             tracing::error!(error = %err, "storage maintenance panicked");
         }
     }
 }
 
-fn maintain_once(manager: &LogManager, now_ms: i64, checkpoint: bool) {
+/// The less frequent tasks due at one tick.
+#[derive(Debug, Clone, Copy)]
+struct Maintenance {
+    checkpoint: bool,
+    clean: bool,
+}
+
+fn maintain_once(manager: &LogManager, now_ms: i64, tasks: Maintenance) {
     match manager.flush_due(now_ms) {
         Ok(0) => {}
         Ok(flushed) => tracing::debug!(flushed, "flushed logs past flush.ms"),
@@ -154,7 +168,18 @@ fn maintain_once(manager: &LogManager, now_ms: i64, checkpoint: bool) {
     if let Err(err) = manager.apply_retention(now_ms) {
         tracing::error!(error = %chain(err), "applying retention failed");
     }
-    if checkpoint && let Err(err) = manager.checkpoint() {
+    if tasks.clean {
+        match manager.clean_compacted(now_ms) {
+            Ok(stats) if stats.segments_cleaned > 0 => {
+                tracing::info!(?stats, "compacted logs");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %chain(err), "compacting logs failed"),
+        }
+    }
+    if tasks.checkpoint
+        && let Err(err) = manager.checkpoint()
+    {
         tracing::error!(error = %chain(err), "writing checkpoints failed");
     }
 }
