@@ -75,6 +75,10 @@ pub enum BatchError {
         last_offset_delta: i32,
         records_count: i32,
     },
+    #[error(
+        "record batch has base offset {base_offset}, below the previous batch's next offset {expected}"
+    )]
+    OffsetOutOfOrder { base_offset: i64, expected: i64 },
     #[error("record batch has unknown compression codec {codec}")]
     UnknownCompression { codec: i16 },
 }

@@ -381,8 +381,14 @@ fn open_in_parallel(
                     let Some((_, _, dir, state)) = jobs.get(i) else {
                         break;
                     };
-                    let opened = PartitionLog::open(dir, config.clone(), *state, now_ms);
-                    *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(opened);
+                    // A panic while opening one log fails the start with
+                    // that log's name instead of unwinding through the scope.
+                    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        PartitionLog::open(dir, config.clone(), *state, now_ms)
+                    }));
+                    if let Ok(opened) = opened {
+                        *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(opened);
+                    }
                 }
             });
         }
@@ -472,8 +478,7 @@ mod tests {
         assert_eq!((stats.records_kept, stats.records_removed), (1, 2));
         let size = |name: &str| {
             let log = manager.get(&TopicPartition::new(name, 0)).expect("log");
-            let size = lock(&log).size_bytes();
-            size
+            lock(&log).size_bytes()
         };
         assert_eq!(size("kept"), 3 * batch.len() as u64);
         assert_eq!(size("compacted"), batch.len() as u64);

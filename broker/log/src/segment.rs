@@ -269,7 +269,12 @@ impl Segment {
         if self.max_timestamp.is_none_or(|(ts, _)| max_timestamp > ts) {
             self.max_timestamp = Some((max_timestamp, last_offset));
         }
-        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+        // A full index takes no more entries: an append of many batches or a
+        // recovery under a smaller `segment.index.bytes` may fill it, and
+        // lookups stay correct (they scan further). The next append rolls.
+        if self.bytes_since_last_index_entry > self.index_interval_bytes
+            && !self.offset_index.is_full()
+        {
             self.offset_index.append(last_offset, position as u32);
             if let Some((ts, offset)) = self.max_timestamp {
                 self.time_index.maybe_append(ts, offset, false);
@@ -282,7 +287,15 @@ impl Segment {
     /// nearest entry on, reading only batch headers.
     pub fn translate_offset(&self, offset: i64) -> Result<Option<BatchPosition>> {
         let (_, start) = self.offset_index.lookup(offset);
-        self.find_batch_from(offset, start as u64)
+        match self.find_batch_from(offset, start as u64) {
+            Err(err) if start > 0 => {
+                // Opening checks the first and last entries only; one in
+                // between that misses a batch start costs a scan, not a read.
+                tracing::warn!(segment = %self.log_path().display(), position = start, %err, "index entry does not point at a batch; scanning the segment");
+                self.find_batch_from(offset, 0)
+            }
+            found => found,
+        }
     }
 
     fn find_batch_from(&self, offset: i64, mut position: u64) -> Result<Option<BatchPosition>> {
@@ -428,7 +441,14 @@ impl Segment {
         let mut valid_end = 0u64;
         let mut first_max_timestamp = None;
         let mut visited: Vec<(i64, i64, u64, u64)> = Vec::new();
-        let end = self.scan(0, |header, position, _| {
+        let mut expected_base = self.base_offset;
+        let mut offsets_went_back = None;
+        let mut end = self.scan(0, |header, position, _| {
+            if header.base_offset < expected_base || !self.can_hold_offset(header.last_offset()) {
+                offsets_went_back = Some((position, header.base_offset, expected_base));
+                return false;
+            }
+            expected_base = header.next_offset();
             first_max_timestamp.get_or_insert(header.max_timestamp);
             visited.push((
                 header.last_offset(),
@@ -439,6 +459,15 @@ impl Segment {
             valid_end = position + header.size_bytes() as u64;
             true
         })?;
+        if let Some((position, base_offset, expected)) = offsets_went_back {
+            end = ScanEnd::Invalid {
+                position,
+                reason: crate::batch::BatchError::OffsetOutOfOrder {
+                    base_offset,
+                    expected,
+                },
+            };
+        }
         for (last_offset, max_timestamp, position, size) in visited {
             self.index_batch(last_offset, max_timestamp, position);
             self.bytes_since_last_index_entry += size;
@@ -461,23 +490,49 @@ impl Segment {
     /// Checks the indexes read from disk against the log; any problem is
     /// logged and the indexes are rebuilt with [`Segment::recover`].
     pub fn check_indexes(&mut self, config: &LogConfig) -> Result<bool> {
-        let index_bad = self
-            .offset_index
-            .sanity_check(self.size)
-            .err()
-            .map(|e| e.to_string());
-        let time_bad = self
-            .time_index
-            .sanity_check(self.base_offset + i32::MAX as i64)
-            .err()
-            .map(|e| e.to_string());
-        let missing = (self.index_missing && self.size > 0).then(|| "index file missing".into());
-        if let Some(reason) = index_bad.or(time_bad).or(missing) {
+        if let Some(reason) = self.index_problem() {
             tracing::warn!(segment = %self.log_path().display(), %reason, "rebuilding a corrupt or missing index");
             self.recover(config)?;
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// Why the indexes on disk cannot be trusted, if they cannot. Every
+    /// entry is checked for order and bounds; the last offset index entry
+    /// must point at a batch start (reads and the end-of-log scan begin
+    /// there), and time index offsets must lie inside the segment's data.
+    fn index_problem(&self) -> Option<String> {
+        if self.index_missing && self.size > 0 {
+            return Some("index file missing".into());
+        }
+        if let Err(e) = self.offset_index.sanity_check(self.size) {
+            return Some(e.to_string());
+        }
+        let entries = self.offset_index.entries();
+        for n in [0, entries.saturating_sub(1)]
+            .into_iter()
+            .filter(|n| *n < entries)
+        {
+            let (offset, position) = self.offset_index.entry(n);
+            match self.header_at(position as u64) {
+                Ok(Some(header))
+                    if header.base_offset <= offset && header.base_offset >= self.base_offset => {}
+                _ => {
+                    return Some(format!(
+                        "index entry {n} ({offset}, {position}) does not point at a batch start"
+                    ));
+                }
+            }
+        }
+        let next_offset = match self.read_next_offset() {
+            Ok(next) => next,
+            Err(e) => return Some(e.to_string()),
+        };
+        self.time_index
+            .sanity_check(next_offset - 1)
+            .err()
+            .map(|e| e.to_string())
     }
 
     /// Removes every batch whose last offset is `>= offset`: the batch that
