@@ -552,3 +552,17 @@ fn an_index_entry_inside_a_batch_in_the_middle_still_reads_right() {
     let log = open(dir, config(&INDEXED), clean(end));
     assert_lookups(&log, &written);
 }
+
+#[test]
+fn a_valid_batch_whose_offsets_go_back_ends_the_recovered_log() {
+    // CRC-valid bytes at the tail that repeat an earlier offset (a stale
+    // write, not a torn one) must not become part of the log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let mut log = open(dir, config(&[]), unclean());
+    let written = fill(&mut log, 3);
+    drop(log);
+    append_bytes(&seg_path(dir, 0, ".log"), &with_base_offset(&written[0], 0));
+    let mut log = open(dir, config(&[]), unclean());
+    assert_log_is(&mut log, &written);
+}
