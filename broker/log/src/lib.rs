@@ -2,9 +2,9 @@
 //! with Kafka's on-disk format. Synchronous code; the server calls it from
 //! its tasks.
 //!
-//! - [`batch`]: the RecordBatch v2 header view, validation, in-place patches.
-//! - [`records`]: records inside a batch, for the cleaner and time lookups.
-//! - [`builder`]: builds uncompressed batches (tests, tools, benchmarks).
+//! - [`batch`], [`records`], [`builder`]: re-exported from `runnel-protocol`,
+//!   where the RecordBatch format lives: the header view, validation and
+//!   patches; the records for the cleaner and time lookups; a batch builder.
 //! - `index_file`: the memory-mapped storage under both indexes.
 //! - [`offset_index`], [`time_index`]: the `.index` and `.timeindex` formats.
 //! - `scan`: chunked sequential reads of whole batches.
@@ -15,8 +15,6 @@
 //! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
 //! - [`checkpoint`], [`topic_partition`], [`region`], [`config`], [`error`].
 
-pub mod batch;
-pub mod builder;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
@@ -26,12 +24,13 @@ mod load;
 pub mod log;
 pub mod manager;
 pub mod offset_index;
-pub mod records;
 pub mod region;
 mod scan;
 pub mod segment;
 pub mod time_index;
 pub mod topic_partition;
+
+pub use runnel_protocol::{batch, builder, records};
 
 pub use batch::{BatchError, BatchHeader};
 pub use builder::BatchBuilder;

@@ -1,5 +1,18 @@
 //! `runnel-protocol`: the sans-io Kafka wire protocol layer of the broker.
 //!
-//! Framing, the API version table, the RecordBatch header view and the Fetch
-//! response writer land here with the protocol server issue; until then the
-//! crate is an empty member of the workspace so the layout of DESIGN.md holds.
+//! - [`batch`]: the RecordBatch v2 header view (the 61 bytes the broker
+//!   reads), its validation, and the in-place patches an append makes.
+//! - [`records`]: the records inside a batch, decompressed, for the paths
+//!   that may look at them (compaction, timestamp lookups); never the
+//!   produce or fetch path.
+//! - [`builder`]: builds uncompressed batches for tests, tools and benchmarks.
+//!
+//! Framing, the API version table and the Fetch response writer come with
+//! the protocol server issue.
+
+pub mod batch;
+pub mod builder;
+pub mod records;
+
+pub use batch::{BatchError, BatchHeader};
+pub use builder::BatchBuilder;
