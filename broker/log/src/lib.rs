@@ -9,7 +9,8 @@
 //! - [`offset_index`], [`time_index`]: the `.index` and `.timeindex` formats.
 //! - `scan`: chunked sequential reads of whole batches.
 //! - [`segment`]: one `.log` with its indexes: append, read, recover, truncate.
-//! - [`log`]: a partition's segments: offsets, roll, flush, retention.
+//! - [`log`]: a partition's segments: offsets, roll, flush, truncation.
+//! - `retention`: removing whole segments by time, size and log start.
 //! - `load`: opening a log and recovering it after an unclean stop.
 //! - [`cleaner`]: compaction for `cleanup.policy=compact`.
 //! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
@@ -25,6 +26,7 @@ pub mod log;
 pub mod manager;
 pub mod offset_index;
 pub mod region;
+mod retention;
 mod scan;
 pub mod segment;
 pub mod time_index;

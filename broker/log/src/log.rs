@@ -1,6 +1,7 @@
 //! One partition's log: its segments in a `<topic>-<partition>` directory,
-//! the log start and end offsets, appends, reads, lookups, roll, flush,
-//! truncation and retention. Loading and recovery live in `load.rs`.
+//! the log start and end offsets, appends, reads, lookups, roll, flush and
+//! truncation. Loading and recovery live in `load.rs`, retention in
+//! `retention.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use crate::batch::{HEADER_SIZE, HeaderBytes, validate_for_append};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{LogError, Result};
 use crate::region::FileRegion;
-use crate::segment::{DELETED_SUFFIX, PreparedBatch, Segment};
+use crate::segment::{PreparedBatch, Segment};
 
 /// Smallest possible uncompressed record: length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count.
@@ -42,12 +43,6 @@ pub struct ReadInfo {
 }
 
 #[derive(Debug)]
-struct PendingDelete {
-    paths: [PathBuf; 3],
-    due_ms: i64,
-}
-
-#[derive(Debug)]
 pub struct PartitionLog {
     pub(crate) dir: PathBuf,
     pub(crate) config: LogConfig,
@@ -58,7 +53,7 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     first_unflushed_ms: Option<i64>,
     dir_dirty: bool,
-    pending_deletes: Vec<PendingDelete>,
+    pub(crate) pending_deletes: Vec<crate::retention::PendingDelete>,
 }
 
 impl PartitionLog {
@@ -447,86 +442,6 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Applies `retention.ms`, `retention.bytes` and the log start offset:
-    /// removes whole segments from the oldest, renaming their files
-    /// `.deleted`; unlinks files whose `file.delete.delay.ms` has passed.
-    /// Returns how many segments were removed.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize> {
-        let mut deletable = Vec::new();
-        let mut bytes_over = (self.config.retention_bytes >= 0)
-            .then(|| self.size_bytes() as i64 - self.config.retention_bytes);
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        for (i, base) in bases.iter().enumerate() {
-            let segment = &self.segments[base];
-            let next_base = bases.get(i + 1).copied();
-            let is_last_and_empty = next_base.is_none() && segment.size() == 0;
-            let below_start = next_base.is_some_and(|next| next <= self.log_start_offset);
-            let delete_policy = self.config.cleanup_policy.delete;
-            let expired = delete_policy
-                && self.config.retention_ms >= 0
-                && now_ms.saturating_sub(segment.largest_timestamp()) > self.config.retention_ms;
-            let over_size =
-                delete_policy && bytes_over.is_some_and(|over| over - segment.size() as i64 >= 0);
-            if is_last_and_empty || !(below_start || expired || over_size) {
-                break;
-            }
-            if let Some(over) = bytes_over.as_mut() {
-                *over -= segment.size() as i64;
-            }
-            deletable.push(*base);
-        }
-        if deletable.len() == self.segments.len() {
-            // Deleting the active segment too: start a fresh one first.
-            self.roll(now_ms)?;
-        }
-        for base in &deletable {
-            self.delete_segment(*base, now_ms)?;
-        }
-        if let Some(first) = self.segments.keys().next() {
-            self.log_start_offset = self.log_start_offset.max(*first);
-        }
-        if !deletable.is_empty() {
-            tracing::info!(dir = %self.dir.display(), segments = deletable.len(), log_start_offset = self.log_start_offset, "retention removed segments");
-        }
-        self.unlink_due_files(now_ms)?;
-        Ok(deletable.len())
-    }
-
-    /// Takes a segment out of the log and renames its files `.deleted`.
-    pub(crate) fn delete_segment(&mut self, base_offset: i64, now_ms: i64) -> Result<()> {
-        let Some(mut segment) = self.segments.remove(&base_offset) else {
-            return Ok(());
-        };
-        segment.rename_files("", DELETED_SUFFIX)?;
-        self.pending_deletes.push(PendingDelete {
-            paths: segment.paths_with_suffix(DELETED_SUFFIX),
-            due_ms: now_ms.saturating_add(self.config.file_delete_delay_ms),
-        });
-        self.unlink_due_files(now_ms)
-    }
-
-    fn unlink_due_files(&mut self, now_ms: i64) -> Result<()> {
-        let mut result = Ok(());
-        self.pending_deletes.retain(|pending| {
-            if pending.due_ms > now_ms {
-                return true;
-            }
-            for path in &pending.paths {
-                if let Err(source) = std::fs::remove_file(path)
-                    && source.kind() != std::io::ErrorKind::NotFound
-                    && result.is_ok()
-                {
-                    result = Err(LogError::Delete {
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            }
-            false
-        });
-        result
-    }
-
     /// Flushes, writes the active segment's final time index entry and trims
     /// its indexes, as Kafka does on a clean shutdown.
     pub fn close(mut self) -> Result<()> {
@@ -548,15 +463,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::batch::Batches;
     use crate::builder::BatchBuilder;
     use crate::load::LoadState;
 
-    const NOW: i64 = 1_700_000_000_000;
+    pub(crate) const NOW: i64 = 1_700_000_000_000;
 
-    fn batch(records: usize, timestamp: i64) -> Vec<u8> {
+    pub(crate) fn batch(records: usize, timestamp: i64) -> Vec<u8> {
         let mut builder = BatchBuilder::new(timestamp);
         for i in 0..records {
             builder.push(
@@ -568,11 +483,11 @@ mod tests {
         builder.build()
     }
 
-    fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+    pub(crate) fn open(dir: &Path, config: LogConfig) -> PartitionLog {
         PartitionLog::open(dir, config, LoadState::default(), NOW).expect("open")
     }
 
-    fn config(pairs: &[(&str, &str)]) -> LogConfig {
+    pub(crate) fn config(pairs: &[(&str, &str)]) -> LogConfig {
         let mut config = LogConfig::default();
         for (k, v) in pairs {
             config.set(k, v).expect("valid config");
@@ -580,7 +495,7 @@ mod tests {
         config
     }
 
-    fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, i64)> {
+    pub(crate) fn read_all(log: &PartitionLog, from: i64) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         let mut offset = from;
         while offset < log.log_end_offset() {
@@ -817,85 +732,6 @@ mod tests {
         log.truncate_to(3, NOW).expect("truncate");
         assert_eq!(log.log_end_offset(), 0);
         assert_eq!(read_all(&log, 0), vec![]);
-    }
-
-    #[test]
-    fn retention_ms_removes_old_segments_and_moves_the_log_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let one = batch(5, NOW);
-        let mut log = open(
-            dir.path(),
-            config(&[
-                ("segment.bytes", &one.len().to_string()),
-                ("retention.ms", "1000"),
-                ("file.delete.delay.ms", "0"),
-            ]),
-        );
-        for i in 0..4 {
-            log.append(&batch(5, NOW + i * 1000), NOW).expect("append");
-        }
-        assert_eq!(log.segments().count(), 4);
-        // At NOW+2500 the segments stamped NOW and NOW+1000 are older than 1000 ms.
-        assert_eq!(log.apply_retention(NOW + 2500).expect("retention"), 2);
-        assert_eq!(log.log_start_offset(), 10);
-        assert!(!dir.path().join("00000000000000000000.log").exists());
-        assert!(matches!(
-            log.read(0, 100, None, true),
-            Err(LogError::OffsetOutOfRange { .. })
-        ));
-        assert_eq!(read_all(&log, 10), vec![(10, 14), (15, 19)]);
-        // Everything expired: the active segment goes too, a fresh one starts.
-        log.apply_retention(NOW + 100_000).expect("retention");
-        assert_eq!(log.log_start_offset(), 20);
-        assert_eq!(log.log_end_offset(), 20);
-        assert_eq!(log.segments().count(), 1);
-    }
-
-    #[test]
-    fn retention_bytes_keeps_the_newest_segments_under_the_limit() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let one = batch(5, NOW);
-        let size = one.len();
-        let mut log = open(
-            dir.path(),
-            config(&[
-                ("segment.bytes", &size.to_string()),
-                ("retention.bytes", &(size * 2).to_string()),
-            ]),
-        );
-        for _ in 0..5 {
-            log.append(&one, NOW).expect("append");
-        }
-        assert_eq!(log.apply_retention(NOW).expect("retention"), 3);
-        assert_eq!(log.log_start_offset(), 15);
-        // Renamed, not yet unlinked: file.delete.delay.ms is 60 s.
-        assert!(dir.path().join("00000000000000000000.log.deleted").exists());
-        log.apply_retention(NOW + 60_000).expect("retention");
-        assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
-    }
-
-    #[test]
-    fn region_of_a_deleted_segment_still_reads() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let one = batch(5, NOW);
-        let mut log = open(
-            dir.path(),
-            config(&[
-                ("segment.bytes", &one.len().to_string()),
-                ("retention.bytes", "0"),
-                ("file.delete.delay.ms", "0"),
-            ]),
-        );
-        log.append(&one, NOW).expect("append");
-        log.append(&one, NOW).expect("append");
-        let region = log
-            .read(0, 1 << 20, None, true)
-            .expect("read")
-            .region
-            .expect("region");
-        log.apply_retention(NOW).expect("retention");
-        assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
-        assert_eq!(region.to_vec().expect("still readable").len(), one.len());
     }
 
     #[test]
