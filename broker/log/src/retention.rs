@@ -181,4 +181,28 @@ mod tests {
         assert!(!dir.path().join("00000000000000000000.log.deleted").exists());
         assert_eq!(region.to_vec().expect("still readable").len(), one.len());
     }
+
+    #[test]
+    fn a_moved_log_start_offset_removes_the_segments_below_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let one = batch(5, NOW);
+        let mut log = open(
+            dir.path(),
+            config(&[
+                ("segment.bytes", &one.len().to_string()),
+                ("retention.ms", "-1"),
+            ]),
+        );
+        for _ in 0..4 {
+            log.append(&one, NOW).expect("append");
+        }
+        log.advance_log_start_offset(12).expect("advance");
+        assert_eq!(log.apply_retention(NOW).expect("retention"), 2);
+        assert_eq!(log.log_start_offset(), 12);
+        assert_eq!(log.segments().next().map(|s| s.base_offset()), Some(10));
+        assert!(matches!(
+            log.advance_log_start_offset(100),
+            Err(LogError::OffsetOutOfRange { offset: 100, .. })
+        ));
+    }
 }
