@@ -28,3 +28,9 @@ impl FileRegion {
         Ok(out)
     }
 }
+
+impl runnel_protocol::fetch_writer::RegionLen for FileRegion {
+    fn len_bytes(&self) -> u64 {
+        self.length
+    }
+}

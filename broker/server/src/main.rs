@@ -1,9 +1,24 @@
 //! `runnel`: the Runnel broker binary.
 //!
 //! - `main.rs`: the command line, logging setup and exit codes.
-//! - [`serve`]: `runnel serve`, the broker process (storage only, for now).
+//! - [`serve`]: `runnel serve`, the broker process.
+//! - [`config`]: the broker's settings from flags, `RUNNEL_*` variables and
+//!   a `server.properties` file, with Kafka's names and defaults.
+//! - [`broker`]: the shared state handlers work on; [`topics`]: the topic
+//!   registry; [`meta`]: `meta.properties` and the cluster id.
+//! - [`connection`]: one client connection; [`handlers`]: one per API key.
+//! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
+//!   port: `/metrics`, `/healthz`, `/readyz`.
 
+mod broker;
+mod config;
+mod connection;
+mod handlers;
+mod http;
+mod meta;
+mod metrics;
 mod serve;
+mod topics;
 
 use std::process::ExitCode;
 

@@ -1,20 +1,30 @@
-//! `runnel serve`: the broker process. Until the Kafka protocol listener
-//! lands it opens the storage and keeps it: the log dirs are locked, every
-//! partition is opened (and recovered after an unclean stop), logs are
-//! flushed and retention applied every second, compacted topics cleaned
-//! every 15 seconds, checkpoints written every minute, and SIGTERM or Ctrl-C closes everything and leaves the
-//! clean-shutdown marker.
+//! `runnel serve`: the broker process. It loads the configuration, opens
+//! (and if needed recovers) the storage and the topic registry, serves the
+//! Kafka protocol on its listener and `/metrics`, `/healthz`, `/readyz` on
+//! the metrics port, and keeps the logs: flushed by `flush.ms`, retention
+//! every second, compacted topics cleaned every 15 seconds, checkpoints
+//! every minute. SIGTERM or Ctrl-C stops accepting, lets in-flight requests
+//! finish, flushes, and leaves the clean-shutdown marker.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use runnel_log::{LogManager, ManagerConfig};
+use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
+
+use crate::broker::Broker;
+use crate::config::{self, BrokerConfig, ConfigArgs};
+use crate::connection;
+use crate::handlers::now_ms;
+use crate::http::{self, HttpState};
+use crate::metrics::BrokerMetrics;
+use crate::topics::TopicRegistry;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -23,64 +33,43 @@ const CLEANER_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Directories holding the partition logs, comma-separated (Kafka's
-    /// `log.dirs`). Created when missing; each is locked while the broker
-    /// runs.
-    #[arg(
-        long = "log-dirs",
-        env = "RUNNEL_LOG_DIRS",
-        value_name = "DIR[,DIR...]",
-        value_delimiter = ',',
-        default_value = "./runnel-data"
-    )]
-    log_dirs: Vec<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
-    let log_dirs = checked_log_dirs(args.log_dirs)?;
+    let config = config::load(&args.config.sources(std::env::vars_os()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("runnel")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(log_dirs))
+    runtime.block_on(serve(config))
 }
 
-fn checked_log_dirs(log_dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
-    if log_dirs.is_empty() {
-        bail!("--log-dirs names no directory");
-    }
-    let mut seen = HashSet::new();
-    for (i, dir) in log_dirs.iter().enumerate() {
-        if dir.as_os_str().is_empty() {
-            bail!(
-                "--log-dirs entry {} is empty; give directories separated by commas",
-                i + 1
-            );
-        }
-        if !seen.insert(dir) {
-            bail!("--log-dirs names {} twice", dir.display());
-        }
-    }
-    Ok(log_dirs)
-}
-
-async fn serve(log_dirs: Vec<PathBuf>) -> Result<()> {
-    // Installed before the ready line: a signal sent as soon as it is read
-    // must reach this loop, not the default action.
+async fn serve(mut config: BrokerConfig) -> Result<()> {
+    // Installed first: a signal sent as soon as the ready line is read must
+    // reach this loop, not the default action.
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
 
-    let shown = display_dirs(&log_dirs);
-    let fresh = log_dirs.iter().all(|dir| is_missing_or_empty(dir));
-    let started = Instant::now();
-    let config = ManagerConfig::new(log_dirs);
-    let manager = tokio::task::spawn_blocking(move || LogManager::open(config, now_ms()))
+    let shown = display_dirs(&config.log_dirs);
+    let fresh = config.log_dirs.iter().all(|dir| is_missing_or_empty(dir));
+    let manager_config = ManagerConfig {
+        log_dirs: config.log_dirs.clone(),
+        default_config: config.log.clone(),
+        recovery_threads: config.num_recovery_threads_per_data_dir * config.log_dirs.len(),
+    };
+    let manager = tokio::task::spawn_blocking(move || LogManager::open(manager_config, now_ms()))
         .await
         .context("opening the storage panicked")?
         .with_context(|| format!("cannot open storage in {shown}"))?;
     let manager = Arc::new(manager);
-    let partitions = manager.partitions().len();
+    let first_dir = config.log_dirs[0].clone();
+    let topics = TopicRegistry::load(&first_dir).context("cannot load the topic registry")?;
+    let cluster_id =
+        crate::meta::cluster_id(&first_dir, config.cluster_id.as_deref(), config.node_id)?;
+    config.cluster_id = Some(cluster_id);
     let start_kind = if fresh {
         "new"
     } else if manager.started_clean() {
@@ -88,29 +77,81 @@ async fn serve(log_dirs: Vec<PathBuf>) -> Result<()> {
     } else {
         "recovered after an unclean shutdown"
     };
-    tracing::info!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        partitions,
-        start_kind,
-        "storage opened"
-    );
-    let plural = if partitions == 1 { "" } else { "s" };
+
+    let metrics = Arc::new(BrokerMetrics::new().with_log_manager(&manager));
+    let http_state = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    let metrics_addr = config.metrics_listen.clone();
+    let metrics_listener = TcpListener::bind((metrics_addr.host.as_str(), metrics_addr.port))
+        .await
+        .with_context(|| format!("cannot listen on {metrics_addr} (metrics.listen)"))?;
+    let metrics_bound = metrics_listener
+        .local_addr()
+        .context("metrics listener address")?;
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let http_task = tokio::spawn(http::serve(
+        metrics_listener,
+        Arc::clone(&http_state),
+        async {
+            let _ = http_stopped.await;
+        },
+    ));
+
+    let listener_addr = config.listeners[0].address.clone();
+    let listener = TcpListener::bind((listener_addr.host.as_str(), listener_addr.port))
+        .await
+        .with_context(|| format!("cannot listen on {} (listeners)", config.listeners[0]))?;
+    let bound = listener.local_addr().context("listener address")?;
+    if config.listeners[0].address.port == 0 {
+        config.listeners[0].address.port = bound.port();
+    }
+    if let Some(advertised) = config.advertised_listeners.first_mut()
+        && advertised.address.port == 0
+    {
+        advertised.address.port = bound.port();
+    }
+    let partitions = manager.partitions().len();
+    let broker = Arc::new(Broker::new(
+        config,
+        Arc::clone(&manager),
+        topics,
+        Arc::clone(&metrics),
+    ));
+    http_state.set_ready(true);
+    let (advertised_host, advertised_port) = broker.config.advertised();
     println!(
-        "runnel: storage ready in {shown} ({partitions} partition{plural}, {start_kind}); \
-         Kafka protocol listener not implemented yet"
+        "runnel: listening on {bound} (advertised {advertised_host}:{advertised_port}), \
+         data in {shown} ({partitions} partition{}, {start_kind}), metrics on http://{metrics_bound}/metrics",
+        if partitions == 1 { "" } else { "s" }
     );
 
-    let (stop, stopped) = oneshot::channel();
-    let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped));
-
-    let signal_name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    let (stop, stopped) = watch::channel(false);
+    let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
+    let mut connections = JoinSet::new();
+    let signal_name = loop {
+        tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection::serve(Arc::clone(&broker), stream, peer, stopped.clone()));
+                }
+                Err(err) => tracing::warn!(error = %err, "accept failed"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
     };
     tracing::info!(signal = signal_name, "shutting down");
-    // The maintenance task may be mid-flush; it stops after that.
-    let _ = stop.send(());
+    drop(listener);
+    http_state.set_ready(false);
+    let _ = stop.send(true);
+    // Connections finish the request they are in, then close.
+    while connections.join_next().await.is_some() {}
     maintenance.await.context("the maintenance task panicked")?;
+    let _ = stop_http.send(());
+    http_task.await.context("the metrics server panicked")?;
+    drop(broker);
+    drop(metrics);
     let manager = Arc::into_inner(manager)
         .context("storage is still in use at shutdown; not writing the clean-shutdown marker")?;
     tokio::task::spawn_blocking(move || manager.shutdown())
@@ -122,16 +163,16 @@ async fn serve(log_dirs: Vec<PathBuf>) -> Result<()> {
 }
 
 /// Flushes logs whose `flush.ms` has passed and applies retention every
-/// second, and writes the checkpoints every minute, until told to stop. A
-/// failure is logged and retried at the next tick.
-async fn maintain(manager: Arc<LogManager>, mut stop: oneshot::Receiver<()>) {
+/// second, cleans compacted logs every 15 s, and writes the checkpoints
+/// every minute, until told to stop. A failure is logged and retried.
+async fn maintain(manager: Arc<LogManager>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_checkpoint = Instant::now();
     let mut last_clean = Instant::now();
     loop {
         tokio::select! {
-            _ = &mut stop => return,
+            _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
         let checkpoint = last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL;
@@ -189,7 +230,7 @@ fn chain(err: runnel_log::LogError) -> String {
     format!("{:#}", anyhow::Error::from(err))
 }
 
-fn display_dirs(dirs: &[PathBuf]) -> String {
+fn display_dirs(dirs: &[std::path::PathBuf]) -> String {
     dirs.iter()
         .map(|d| d.display().to_string())
         .collect::<Vec<_>>()
@@ -199,29 +240,4 @@ fn display_dirs(dirs: &[PathBuf]) -> String {
 /// Whether a log dir holds nothing yet, so this is its first start.
 fn is_missing_or_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dirs(names: &[&str]) -> Vec<PathBuf> {
-        names.iter().map(PathBuf::from).collect()
-    }
-
-    #[test]
-    fn log_dirs_must_be_distinct_and_non_empty() {
-        assert!(checked_log_dirs(dirs(&["a", "b"])).is_ok());
-        let twice = checked_log_dirs(dirs(&["a", "b", "a"])).expect_err("duplicate");
-        assert_eq!(twice.to_string(), "--log-dirs names a twice");
-        let empty = checked_log_dirs(dirs(&["a", ""])).expect_err("empty entry");
-        assert!(empty.to_string().contains("entry 2 is empty"), "{empty}");
-        assert!(checked_log_dirs(Vec::new()).is_err());
-    }
 }

@@ -16,6 +16,10 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Broker {
     pid: u32,
+    /// `host:port` of the Kafka listener, known once the ready line came.
+    pub bootstrap: String,
+    /// `host:port` of the metrics port, known once the ready line came.
+    pub metrics: String,
     stdout_lines: Receiver<String>,
     stderr: Option<JoinHandle<String>>,
     exit: Receiver<std::io::Result<ExitStatus>>,
@@ -30,13 +34,29 @@ pub struct Exit {
 }
 
 impl Broker {
-    /// Starts `runnel serve --log-dirs <dirs>`.
+    /// Starts `runnel serve --log-dirs <dirs>` on free ports of 127.0.0.1.
     pub fn serve(log_dirs: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        Self::serve_with(log_dirs, &[])
+    }
+
+    /// As [`Broker::serve`], with more `--override key=value` settings.
+    pub fn serve_with(log_dirs: &Path, overrides: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        command
             .arg("serve")
             .arg("--log-dirs")
             .arg(log_dirs)
-            .env_remove("RUNNEL_LOG_DIRS")
+            .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
+            .args(["--override", "metrics.listen=127.0.0.1:0"]);
+        for setting in overrides {
+            command.args(["--override", setting]);
+        }
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RUNNEL_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -66,6 +86,8 @@ impl Broker {
         });
         Self {
             pid,
+            bootstrap: String::new(),
+            metrics: String::new(),
             stdout_lines,
             stderr: Some(stderr),
             exit,
@@ -73,13 +95,25 @@ impl Broker {
         }
     }
 
-    /// Waits for the `storage ready` line on stdout and returns it.
+    /// Waits for the `runnel: listening on` line on stdout, notes the
+    /// addresses it names, and returns it.
     pub fn wait_ready(&mut self) -> String {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stdout_lines.recv_timeout(left) {
-                Ok(line) if line.contains("storage ready") => return line,
+                Ok(line) if line.starts_with("runnel: listening on ") => {
+                    let word_after = |marker: &str| {
+                        line.split(marker)
+                            .nth(1)
+                            .and_then(|rest| rest.split([' ', '/']).next())
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    self.bootstrap = word_after("listening on ");
+                    self.metrics = word_after("metrics on http://");
+                    return line;
+                }
                 Ok(_) => continue,
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("no ready line from runnel within {DEADLINE:?}")
@@ -93,6 +127,12 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(&mut self) -> Exit {
+        signal(self.pid, "-KILL");
+        self.wait_exit()
     }
 
     /// Sends SIGTERM, as Kubernetes does to stop a pod.

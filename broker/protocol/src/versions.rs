@@ -1,0 +1,220 @@
+//! The APIs and versions this broker serves, and the ApiVersions response
+//! built from them. Adding an API is one line in [`SUPPORTED`].
+//!
+//! ApiVersions is the one request a client sends before it knows what the
+//! broker speaks. A request version above the broker's range is answered,
+//! as Kafka does, with UNSUPPORTED_VERSION encoded as ApiVersions v0 and the
+//! full list, so the client retries with a version from it.
+
+use kafka_protocol::error::ResponseError as KafkaError;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
+
+/// `(api, min_version, max_version)` served by this broker, by api key.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 13),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The `(min, max)` versions served for `api_key`, if it is served at all.
+pub fn range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+pub fn supports(api_key: ApiKey, version: i16) -> bool {
+    range(api_key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+/// The ApiVersions response to a request of `request_version`, and the
+/// version to encode it with.
+pub fn api_versions_response(request_version: i16) -> (i16, ApiVersionsResponse) {
+    let api_keys = SUPPORTED
+        .iter()
+        .map(|&(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    // Features, their epoch and zk_migration_ready stay at their defaults:
+    // defaults are not encoded, and librdkafka 2.0 fails to parse the
+    // tagged fields that carry them.
+    let response = ApiVersionsResponse::default()
+        .with_api_keys(api_keys)
+        .with_throttle_time_ms(0);
+    if supports(ApiKey::ApiVersions, request_version) {
+        (request_version, response.with_error_code(0))
+    } else {
+        let error_code = KafkaError::UnsupportedVersion.code();
+        (0, response.with_error_code(error_code))
+    }
+}
+
+/// A short name for an API, for logs and metric labels. APIs this broker
+/// does not serve that clients commonly send are named too; the rest are
+/// `"other"`, which keeps label values bounded.
+pub fn name(api_key: ApiKey) -> &'static str {
+    match api_key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::AlterConfigs => "AlterConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::FindCoordinator => "FindCoordinator",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::AddPartitionsToTxn => "AddPartitionsToTxn",
+        ApiKey::AddOffsetsToTxn => "AddOffsetsToTxn",
+        ApiKey::EndTxn => "EndTxn",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
+        ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::DeleteRecords => "DeleteRecords",
+        ApiKey::DescribeLogDirs => "DescribeLogDirs",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::ConsumerGroupHeartbeat => "ConsumerGroupHeartbeat",
+        ApiKey::ConsumerGroupDescribe => "ConsumerGroupDescribe",
+        ApiKey::GetTelemetrySubscriptions => "GetTelemetrySubscriptions",
+        ApiKey::PushTelemetry => "PushTelemetry",
+        ApiKey::DescribeTopicPartitions => "DescribeTopicPartitions",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Encodable;
+
+    use super::*;
+    use crate::response;
+
+    #[test]
+    fn table_is_sorted_unique_and_encodable_by_kafka_protocol() {
+        for pair in SUPPORTED.windows(2) {
+            assert!((pair[0].0 as i16) < (pair[1].0 as i16), "{pair:?}");
+        }
+        for &(key, min, max) in SUPPORTED {
+            let valid = key.valid_versions();
+            assert!(min <= max, "{key:?}");
+            assert!(
+                valid.min <= min && max <= valid.max,
+                "{key:?} {min}..={max}"
+            );
+            assert_ne!(name(key), "other", "{key:?}");
+        }
+    }
+
+    #[test]
+    fn supports_checks_both_ends() {
+        assert!(supports(ApiKey::Fetch, 4));
+        assert!(supports(ApiKey::Fetch, 13));
+        assert!(!supports(ApiKey::Fetch, 3));
+        assert!(!supports(ApiKey::Fetch, 14));
+        assert!(!supports(ApiKey::JoinGroup, 0));
+        assert_eq!(range(ApiKey::Metadata), Some((0, 12)));
+    }
+
+    #[test]
+    fn supported_request_versions_are_answered_in_kind() {
+        for version in 0..=3 {
+            let (encode_with, response) = api_versions_response(version);
+            assert_eq!(encode_with, version);
+            assert_eq!(response.error_code, 0);
+            assert_eq!(response.api_keys.len(), SUPPORTED.len());
+        }
+    }
+
+    #[test]
+    fn newer_request_versions_get_unsupported_version_in_v0() {
+        for version in [4, 5, i16::MAX, -1] {
+            let (encode_with, response) = api_versions_response(version);
+            assert_eq!(encode_with, 0);
+            assert_eq!(response.error_code, 35);
+            assert_eq!(response.api_keys.len(), SUPPORTED.len());
+        }
+    }
+
+    #[test]
+    fn v3_response_carries_no_tagged_fields() {
+        let (version, body) = api_versions_response(3);
+        assert_eq!(body.finalized_features_epoch, -1);
+        assert!(body.supported_features.is_empty());
+        assert!(body.finalized_features.is_empty());
+        assert!(!body.zk_migration_ready);
+        let frame = response::encode(ApiKey::ApiVersions, version, 9, &body).expect("encode");
+        // size, correlation id (header v0 even for v3), error code,
+        // compact array (n + 1), n entries of key/min/max + 0 tags,
+        // throttle_time_ms, tag count.
+        let n = SUPPORTED.len();
+        assert_eq!(frame.len(), 4 + 4 + 2 + 1 + n * 7 + 4 + 1);
+        assert_eq!(&frame[4..11], &[0, 0, 0, 9, 0, 0, n as u8 + 1]);
+        assert_eq!(&frame[frame.len() - 5..], &[0, 0, 0, 0, 0]);
+        for (i, &(key, min, max)) in SUPPORTED.iter().enumerate() {
+            let at = 11 + i * 7;
+            let mut entry = Vec::new();
+            entry.extend_from_slice(&(key as i16).to_be_bytes());
+            entry.extend_from_slice(&min.to_be_bytes());
+            entry.extend_from_slice(&max.to_be_bytes());
+            entry.push(0);
+            assert_eq!(&frame[at..at + 7], &entry[..], "{key:?}");
+        }
+        assert_eq!(body.compute_size(3).expect("size"), frame.len() - 8);
+    }
+
+    #[test]
+    fn unsupported_version_response_golden_bytes() {
+        let (version, body) = api_versions_response(4);
+        let frame =
+            response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
+        #[rustfmt::skip]
+        let expected: &[u8] = &[
+            0, 0, 0, 82,          // size
+            0x0A, 0x0B, 0x0C, 0x0D, // correlation id
+            0, 35,                // UNSUPPORTED_VERSION
+            0, 0, 0, 12,          // api_keys: 12 entries of key, min, max
+            0, 0,  0, 3,  0, 9,   // Produce
+            0, 1,  0, 4,  0, 13,  // Fetch
+            0, 2,  0, 1,  0, 7,   // ListOffsets
+            0, 3,  0, 0,  0, 12,  // Metadata
+            0, 18, 0, 0,  0, 3,   // ApiVersions
+            0, 19, 0, 2,  0, 7,   // CreateTopics
+            0, 20, 0, 1,  0, 6,   // DeleteTopics
+            0, 32, 0, 1,  0, 4,   // DescribeConfigs
+            0, 33, 0, 0,  0, 2,   // AlterConfigs
+            0, 37, 0, 0,  0, 3,   // CreatePartitions
+            0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
+            0, 60, 0, 0,  0, 1,   // DescribeCluster
+        ];
+        assert_eq!(&frame[..], expected);
+    }
+}

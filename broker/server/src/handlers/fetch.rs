@@ -1,0 +1,158 @@
+//! Fetch: for each partition a file region of its log, from the batch
+//! holding the fetch offset, within the partition and response byte limits
+//! (the first batch goes whole even past them, as Kafka's "at least one
+//! message" rule). While fewer than `min.bytes` are ready it waits, up to
+//! `max.wait.ms`, woken by appends. Fetch sessions are answered as
+//! sessionless (session id 0), which every client accepts.
+
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchRequest;
+use runnel_log::manager::lock;
+use runnel_log::{FileRegion, LogError};
+use runnel_protocol::fetch_writer::{
+    self, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
+};
+use runnel_protocol::request::Request;
+use tokio::time::Instant;
+
+use super::{HandlerError, Reply};
+use crate::broker::Broker;
+
+/// Kafka's `FETCH_SESSION_ID_NOT_FOUND`: an incremental fetch on a session
+/// this broker never created.
+const NO_SESSION_EPOCH: i32 = -1;
+const INITIAL_EPOCH: i32 = 0;
+
+pub async fn handle(
+    broker: &Broker,
+    request: &Request,
+    fetch: FetchRequest,
+) -> Result<Reply, HandlerError> {
+    let version = request.api_version;
+    let correlation_id = request.header.correlation_id;
+    if version >= 7 && !matches!(fetch.session_epoch, NO_SESSION_EPOCH | INITIAL_EPOCH) {
+        let response = FetchResponseData {
+            throttle_time_ms: 0,
+            error_code: ResponseError::FetchSessionIdNotFound.code(),
+            session_id: 0,
+            topics: Vec::new(),
+        };
+        return write(version, correlation_id, response);
+    }
+    let deadline = Instant::now() + Duration::from_millis(fetch.max_wait_ms.max(0) as u64);
+    let mut appends = broker.subscribe_appends();
+    loop {
+        appends.borrow_and_update();
+        let (response, bytes, has_error) = read(broker, &fetch, version);
+        let done =
+            bytes >= fetch.min_bytes.max(0) as u64 || has_error || Instant::now() >= deadline;
+        if done {
+            return write(version, correlation_id, response);
+        }
+        tokio::select! {
+            changed = appends.changed() => {
+                if changed.is_err() {
+                    return write(version, correlation_id, response);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                let (response, _, _) = read(broker, &fetch, version);
+                return write(version, correlation_id, response);
+            }
+        }
+    }
+}
+
+fn write(
+    version: i16,
+    correlation_id: i32,
+    response: FetchResponseData<FileRegion>,
+) -> Result<Reply, HandlerError> {
+    fetch_writer::write(version, correlation_id, response)
+        .map(Reply::Fetch)
+        .map_err(|source| HandlerError::EncodeFetch { source })
+}
+
+/// Reads every requested partition once: the response, its record bytes,
+/// and whether a partition had an error (which answers at once).
+fn read(
+    broker: &Broker,
+    fetch: &FetchRequest,
+    version: i16,
+) -> (FetchResponseData<FileRegion>, u64, bool) {
+    let mut remaining = fetch.max_bytes.max(0) as u64;
+    let mut total = 0u64;
+    let mut has_error = false;
+    let mut topics = Vec::with_capacity(fetch.topics.len());
+    for topic in &fetch.topics {
+        let name = if version >= 13 {
+            broker
+                .topics()
+                .by_id(topic.topic_id)
+                .map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.0.to_string())
+        };
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in &topic.partitions {
+            let mut out = FetchPartitionData::new(wanted.partition);
+            let log = name
+                .as_deref()
+                .and_then(|n| broker.partition(n, wanted.partition));
+            let Some(log) = log else {
+                has_error = true;
+                out.error_code = if version >= 13 && name.is_none() {
+                    ResponseError::UnknownTopicId.code()
+                } else {
+                    ResponseError::UnknownTopicOrPartition.code()
+                };
+                partitions.push(out);
+                continue;
+            };
+            let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
+            let read = {
+                let log = lock(&log);
+                out.high_watermark = log.log_end_offset();
+                out.last_stable_offset = log.log_end_offset();
+                out.log_start_offset = log.log_start_offset();
+                log.read(wanted.fetch_offset, max_bytes, None, total == 0)
+            };
+            match read {
+                Ok(info) => {
+                    if let Some(region) = info.region {
+                        total += region.length;
+                        remaining = remaining.saturating_sub(region.length);
+                        if let Some(name) = &name {
+                            broker.metrics.record_fetch(name, region.length, 0);
+                        }
+                        out.records = Some(vec![Chunk::Region(region)]);
+                    }
+                }
+                Err(LogError::OffsetOutOfRange { .. }) => {
+                    has_error = true;
+                    out.error_code = ResponseError::OffsetOutOfRange.code();
+                }
+                Err(err) => {
+                    has_error = true;
+                    tracing::error!(topic = ?name, partition = wanted.partition, error = %err, "fetch read failed");
+                    out.error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+            partitions.push(out);
+        }
+        topics.push(FetchTopicData {
+            name: topic.topic.0.clone(),
+            topic_id: topic.topic_id.into_bytes(),
+            partitions,
+        });
+    }
+    let response = FetchResponseData {
+        throttle_time_ms: 0,
+        error_code: 0,
+        session_id: 0,
+        topics,
+    };
+    (response, total, has_error)
+}

@@ -1,0 +1,61 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) and the first
+//! offset at or after a timestamp, found through the time index.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use runnel_log::manager::lock;
+
+use crate::broker::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let mut response = ListOffsetsResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut out = ListOffsetsTopicResponse::default();
+        out.name = topic.name;
+        for partition in topic.partitions {
+            let mut p = ListOffsetsPartitionResponse::default();
+            p.partition_index = partition.partition_index;
+            p.timestamp = -1;
+            p.offset = -1;
+            if version >= 4 {
+                p.leader_epoch = 0;
+            }
+            match broker.partition(&name, partition.partition_index) {
+                None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(log) => {
+                    let log = lock(&log);
+                    let found = match partition.timestamp {
+                        LATEST => Ok(Some((-1, log.log_end_offset()))),
+                        EARLIEST => Ok(Some((-1, log.log_start_offset()))),
+                        MAX_TIMESTAMP => Ok(log.max_timestamp()),
+                        timestamp => log
+                            .offset_for_timestamp(timestamp)
+                            .map(|found| found.map(|(offset, ts)| (ts, offset))),
+                    };
+                    match found {
+                        Ok(Some((timestamp, offset))) => {
+                            p.timestamp = timestamp;
+                            p.offset = offset;
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            tracing::error!(topic = name, partition = partition.partition_index, error = %err, "offset lookup failed");
+                            p.error_code = ResponseError::KafkaStorageError.code();
+                        }
+                    }
+                }
+            }
+            out.partitions.push(p);
+        }
+        response.topics.push(out);
+    }
+    response
+}

@@ -1,0 +1,165 @@
+//! Metadata: this broker as the only node, controller and leader of every
+//! partition; topics by name or (v10+) id; auto-creation as Kafka does it,
+//! except that the topic is ready in the same response.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::broker::{Broker, TopicOpError};
+use crate::topics::Topic;
+
+pub fn handle(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+    now_ms: i64,
+) -> MetadataResponse {
+    let node = BrokerId(broker.config.node_id);
+    let (host, port) = broker.config.advertised();
+    let mut response = MetadataResponse::default();
+    response.brokers = vec![{
+        let mut b = MetadataResponseBroker::default();
+        b.node_id = node;
+        b.host = str_bytes(host);
+        b.port = port as i32;
+        b
+    }];
+    if version >= 2 {
+        response.cluster_id = Some(str_bytes(broker.config.cluster_id()));
+    }
+    if version >= 1 {
+        response.controller_id = node;
+    }
+
+    let auto_create = broker.config.auto_create_topics_enable
+        && (version < 4 || request.allow_auto_topic_creation);
+    let wanted: Option<Vec<(Option<String>, Uuid)>> = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
+    };
+    response.topics = match wanted {
+        None => broker
+            .topics()
+            .iter()
+            .map(|t| describe(node, t, version))
+            .collect(),
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|(name, id)| lookup(broker, name, id, auto_create, version, now_ms))
+            .collect(),
+    };
+    response
+}
+
+fn lookup(
+    broker: &Broker,
+    name: Option<String>,
+    id: Uuid,
+    auto_create: bool,
+    version: i16,
+    now_ms: i64,
+) -> MetadataResponseTopic {
+    let node = BrokerId(broker.config.node_id);
+    let Some(name) = name else {
+        let found = broker.topics().by_id(id).cloned();
+        return match found {
+            Some(topic) => describe(node, &topic, version),
+            None => error_topic(None, id, ResponseError::UnknownTopicId, version),
+        };
+    };
+    let existing = broker.topics().get(&name).cloned();
+    if let Some(topic) = existing {
+        return describe(node, &topic, version);
+    }
+    if !auto_create {
+        return error_topic(
+            Some(&name),
+            id,
+            ResponseError::UnknownTopicOrPartition,
+            version,
+        );
+    }
+    match broker.create_topic(&name, -1, -1, BTreeMap::new(), false, now_ms) {
+        Ok(topic) => describe(node, &topic, version),
+        Err(TopicOpError::AlreadyExists(_)) => match broker.topics().get(&name).cloned() {
+            Some(topic) => describe(node, &topic, version),
+            None => error_topic(
+                Some(&name),
+                id,
+                ResponseError::UnknownTopicOrPartition,
+                version,
+            ),
+        },
+        Err(TopicOpError::InvalidName(err)) => {
+            tracing::debug!(topic = name, %err, "not auto-creating a topic with an invalid name");
+            error_topic(
+                Some(&name),
+                id,
+                ResponseError::InvalidTopicException,
+                version,
+            )
+        }
+        Err(err) => {
+            tracing::error!(topic = name, error = %err, "auto-creating a topic failed");
+            error_topic(
+                Some(&name),
+                id,
+                ResponseError::UnknownTopicOrPartition,
+                version,
+            )
+        }
+    }
+}
+
+/// A topic's entry; fields a version lacks stay at their defaults, which
+/// the encoder requires.
+fn describe(node: BrokerId, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(topic_name(&topic.name));
+    if version >= 10 {
+        t.topic_id = topic.id;
+    }
+    t.is_internal = version >= 1 && topic.name.starts_with("__");
+    t.partitions = (0..topic.partitions)
+        .map(|index| {
+            let mut p = MetadataResponsePartition::default();
+            p.partition_index = index;
+            p.leader_id = node;
+            if version >= 7 {
+                p.leader_epoch = 0;
+            }
+            p.replica_nodes = vec![node];
+            p.isr_nodes = vec![node];
+            p
+        })
+        .collect();
+    t
+}
+
+fn error_topic(
+    name: Option<&str>,
+    id: Uuid,
+    error: ResponseError,
+    version: i16,
+) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = name.map(topic_name);
+    if version >= 10 {
+        t.topic_id = id;
+    }
+    t.error_code = error.code();
+    t
+}

@@ -1,0 +1,133 @@
+//! One handler per API key. `dispatch` decodes the request body, calls the
+//! handler and encodes its response; Kafka error codes are chosen in the
+//! handlers.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use kafka_protocol::messages::{ApiKey, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use runnel_log::FileRegion;
+use runnel_protocol::fetch_writer::Chunk;
+use runnel_protocol::request::{self, Request, RequestError};
+use runnel_protocol::response::{self, ResponseError};
+use runnel_protocol::versions;
+use thiserror::Error;
+
+use crate::broker::Broker;
+
+/// What goes back on the connection for one request.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole encoded response frame.
+    Frame(BytesMut),
+    /// A Fetch response: bytes and file regions to send in order.
+    Fetch(Vec<Chunk<FileRegion>>),
+    /// No response: a produce request with `acks=0`.
+    Nothing,
+}
+
+/// Why a request could not be answered; the connection is closed.
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error("{api:?} version {version} is not supported")]
+    UnsupportedVersion { api: ApiKey, version: i16 },
+    #[error("{api:?} is not implemented by this broker yet")]
+    NotImplemented { api: ApiKey },
+    #[error("cannot decode the request body")]
+    Decode(#[from] RequestError),
+    #[error("cannot encode the response")]
+    Encode(#[from] ResponseError),
+    #[error("cannot encode the fetch response")]
+    EncodeFetch {
+        #[source]
+        source: runnel_protocol::FetchWriteError,
+    },
+}
+
+impl HandlerError {
+    /// Short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::UnsupportedVersion { .. } => "unsupported_version",
+            Self::NotImplemented { .. } => "not_implemented",
+            Self::Decode(_) => "decode",
+            Self::Encode(_) | Self::EncodeFetch { .. } => "encode",
+        }
+    }
+}
+
+pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, HandlerError> {
+    let (api, version) = (request.api_key, request.api_version);
+    if api == ApiKey::ApiVersions {
+        return api_versions::handle(request);
+    }
+    if !versions::supports(api, version) {
+        return Err(HandlerError::UnsupportedVersion { api, version });
+    }
+    let now = now_ms();
+    match api {
+        ApiKey::Metadata => respond(
+            request,
+            &metadata::handle(broker, body(request)?, version, now),
+        ),
+        ApiKey::Produce => match produce::handle(broker, body(request)?, version, now) {
+            Some(response) => respond(request, &response),
+            None => Ok(Reply::Nothing),
+        },
+        ApiKey::Fetch => fetch::handle(broker, request, body(request)?).await,
+        ApiKey::ListOffsets => respond(
+            request,
+            &list_offsets::handle(broker, body(request)?, version),
+        ),
+        ApiKey::CreateTopics => respond(
+            request,
+            &create_topics::handle(broker, body(request)?, version, now),
+        ),
+        ApiKey::DeleteTopics => respond(
+            request,
+            &delete_topics::handle(broker, body(request)?, version),
+        ),
+        ApiKey::CreatePartitions => respond(
+            request,
+            &create_partitions::handle(broker, body(request)?, now),
+        ),
+        api => Err(HandlerError::NotImplemented { api }),
+    }
+}
+
+fn body<T: Decodable>(request: &Request) -> Result<T, HandlerError> {
+    Ok(request::decode_body(request)?)
+}
+
+fn respond<T: Encodable>(request: &Request, body: &T) -> Result<Reply, HandlerError> {
+    Ok(Reply::Frame(response::encode(
+        request.api_key,
+        request.api_version,
+        request.header.correlation_id,
+        body,
+    )?))
+}
+
+pub(crate) fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(text.into())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,324 @@
+//! The topics this broker holds: name, topic id, partition count and the
+//! per-topic config overrides, kept in `<first log dir>/runnel-topics` so
+//! they survive restarts (a single broker's stand-in for Kafka's metadata
+//! log).
+//!
+//! File format, one record per line, written to a `.tmp` file, fsynced and
+//! renamed over the old one:
+//!
+//! ```text
+//! runnel-topics 1
+//! topic orders 1b4f0e98-5197-4b6a-9a3e-6a8d52c0e8a1 6
+//! config orders cleanup.policy compact
+//! ```
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use runnel_log::LogConfig;
+use thiserror::Error;
+use uuid::Uuid;
+
+pub const FILE_NAME: &str = "runnel-topics";
+const HEADER: &str = "runnel-topics 1";
+/// Kafka's limit on topic name length.
+pub const MAX_NAME_BYTES: usize = 249;
+
+#[derive(Debug, Error)]
+pub enum TopicError {
+    #[error("topic name is empty")]
+    EmptyName,
+    #[error("topic name {name:?} is {len} bytes; the limit is {MAX_NAME_BYTES}")]
+    NameTooLong { name: String, len: usize },
+    #[error("topic name {name:?} is not allowed")]
+    ReservedName { name: String },
+    #[error(
+        "topic name {name:?} holds {bad:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+    )]
+    IllegalCharacter { name: String, bad: char },
+    #[error("cannot read topic registry {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("topic registry {path} line {line} is malformed: {text:?}")]
+    Malformed {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    #[error("cannot write topic registry {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config for topic {topic}")]
+    Config {
+        topic: String,
+        #[source]
+        source: runnel_log::LogError,
+    },
+}
+
+/// One topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level settings that override the broker's, by Kafka name.
+    pub configs: BTreeMap<String, String>,
+}
+
+impl Topic {
+    /// The topic's log settings: the broker's with this topic's overrides.
+    pub fn log_config(&self, broker: &LogConfig) -> Result<LogConfig, TopicError> {
+        effective_config(&self.name, broker, &self.configs)
+    }
+}
+
+/// Applies `configs` over `broker`'s settings, naming the topic on error.
+pub fn effective_config(
+    topic: &str,
+    broker: &LogConfig,
+    configs: &BTreeMap<String, String>,
+) -> Result<LogConfig, TopicError> {
+    let mut config = broker.clone();
+    for (key, value) in configs {
+        config
+            .set(key, value)
+            .map_err(|source| TopicError::Config {
+                topic: topic.to_string(),
+                source,
+            })?;
+    }
+    Ok(config)
+}
+
+/// Checks a topic name as Kafka's `Topic.validate` does.
+pub fn validate_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Err(TopicError::EmptyName);
+    }
+    if name == "." || name == ".." {
+        return Err(TopicError::ReservedName { name: name.into() });
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(TopicError::NameTooLong {
+            name: name.into(),
+            len: name.len(),
+        });
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(TopicError::IllegalCharacter {
+            name: name.into(),
+            bad,
+        });
+    }
+    Ok(())
+}
+
+/// All topics, with their persistence.
+#[derive(Debug)]
+pub struct TopicRegistry {
+    path: PathBuf,
+    topics: BTreeMap<String, Topic>,
+}
+
+impl TopicRegistry {
+    /// Loads the registry from `dir`, or starts empty when there is none.
+    pub fn load(dir: &Path) -> Result<Self, TopicError> {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(TopicError::Read { path, source }),
+        };
+        let mut topics: BTreeMap<String, Topic> = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let malformed = || TopicError::Malformed {
+                path: path.clone(),
+                line: i + 1,
+                text: line.to_string(),
+            };
+            let fields: Vec<&str> = line.splitn(4, ' ').collect();
+            match fields.as_slice() {
+                [] | [""] => {}
+                _ if i == 0 && line == HEADER => {}
+                ["topic", name, id, partitions] => {
+                    let topic = Topic {
+                        name: (*name).to_string(),
+                        id: Uuid::parse_str(id).map_err(|_| malformed())?,
+                        partitions: partitions.parse().map_err(|_| malformed())?,
+                        configs: BTreeMap::new(),
+                    };
+                    topics.insert(topic.name.clone(), topic);
+                }
+                ["config", name, key, value] => {
+                    let topic = topics.get_mut(*name).ok_or_else(malformed)?;
+                    topic
+                        .configs
+                        .insert((*key).to_string(), (*value).to_string());
+                }
+                _ => return Err(malformed()),
+            }
+        }
+        Ok(Self { path, topics })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Topic> {
+        self.topics.get(name)
+    }
+
+    pub fn by_id(&self, id: Uuid) -> Option<&Topic> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Topic> {
+        self.topics.values()
+    }
+
+    /// A topic whose name differs from `name` only in '.' versus '_'.
+    pub fn colliding(&self, name: &str) -> Option<&Topic> {
+        let folded = name.replace('.', "_");
+        self.topics
+            .values()
+            .find(|t| t.name != name && t.name.replace('.', "_") == folded)
+    }
+
+    /// Adds or replaces a topic and saves the registry.
+    pub fn put(&mut self, topic: Topic) -> Result<(), TopicError> {
+        self.topics.insert(topic.name.clone(), topic);
+        self.save()
+    }
+
+    pub fn remove(&mut self, name: &str) -> Result<Option<Topic>, TopicError> {
+        let removed = self.topics.remove(name);
+        if removed.is_some() {
+            self.save()?;
+        }
+        Ok(removed)
+    }
+
+    fn save(&self) -> Result<(), TopicError> {
+        let mut text = format!("{HEADER}\n");
+        for topic in self.topics.values() {
+            text.push_str(&format!(
+                "topic {} {} {}\n",
+                topic.name, topic.id, topic.partitions
+            ));
+            for (key, value) in &topic.configs {
+                text.push_str(&format!("config {} {key} {value}\n", topic.name));
+            }
+        }
+        let err = |source| TopicError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let tmp = self.path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        file.write_all(text.as_bytes()).map_err(err)?;
+        file.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafkas_rules() {
+        assert!(validate_name("orders.v1_eu-2").is_ok());
+        assert!(matches!(validate_name(""), Err(TopicError::EmptyName)));
+        assert!(matches!(
+            validate_name(".."),
+            Err(TopicError::ReservedName { .. })
+        ));
+        assert!(matches!(
+            validate_name(&"a".repeat(250)),
+            Err(TopicError::NameTooLong { len: 250, .. })
+        ));
+        assert!(validate_name(&"a".repeat(249)).is_ok());
+        let err = validate_name("a b").expect_err("space");
+        assert_eq!(
+            err.to_string(),
+            "topic name \"a b\" holds ' '; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        );
+    }
+
+    #[test]
+    fn survives_a_reload_with_configs_and_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut registry = TopicRegistry::load(dir.path()).expect("load");
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let topic = Topic {
+            name: "orders".into(),
+            id: Uuid::new_v4(),
+            partitions: 6,
+            configs,
+        };
+        registry.put(topic.clone()).expect("put");
+        registry
+            .put(Topic {
+                name: "b".into(),
+                id: Uuid::new_v4(),
+                partitions: 1,
+                configs: BTreeMap::new(),
+            })
+            .expect("put");
+        let reloaded = TopicRegistry::load(dir.path()).expect("reload");
+        assert_eq!(reloaded.get("orders"), Some(&topic));
+        assert_eq!(
+            reloaded.by_id(topic.id).map(|t| t.name.as_str()),
+            Some("orders")
+        );
+        assert_eq!(reloaded.iter().count(), 2);
+        let config = topic.log_config(&LogConfig::default()).expect("config");
+        assert!(config.cleanup_policy.compact && config.cleanup_policy.delete);
+    }
+
+    #[test]
+    fn finds_dot_underscore_collisions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut registry = TopicRegistry::load(dir.path()).expect("load");
+        registry
+            .put(Topic {
+                name: "a.b".into(),
+                id: Uuid::new_v4(),
+                partitions: 1,
+                configs: BTreeMap::new(),
+            })
+            .expect("put");
+        assert_eq!(
+            registry.colliding("a_b").map(|t| t.name.as_str()),
+            Some("a.b")
+        );
+        assert!(registry.colliding("a.b").is_none());
+    }
+
+    #[test]
+    fn a_malformed_line_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "runnel-topics 1\ntopic x notauuid 1\n",
+        )
+        .expect("write");
+        let err = TopicRegistry::load(dir.path()).expect_err("malformed");
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

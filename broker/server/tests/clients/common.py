@@ -1,0 +1,101 @@
+"""Helpers shared by the librdkafka (confluent-kafka) client scripts.
+
+Each script takes the broker's bootstrap address as its first argument,
+exits 0 when every check holds and prints what failed otherwise. Waits have
+deadlines; nothing sleeps to synchronise.
+"""
+
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+DEADLINE_S = 30.0
+
+
+def bootstrap():
+    if len(sys.argv) < 2:
+        sys.exit(f"usage: {sys.argv[0]} BOOTSTRAP_SERVERS")
+    return sys.argv[1]
+
+
+def check(condition, message):
+    if not condition:
+        print(f"FAILED: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def create_topic(admin, name, partitions, config=None):
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+        request_timeout=DEADLINE_S,
+    )
+    futures[name].result(timeout=DEADLINE_S)
+
+
+def admin_client(servers):
+    return AdminClient({"bootstrap.servers": servers})
+
+
+def producer(servers, **settings):
+    config = {"bootstrap.servers": servers, "linger.ms": 5}
+    config.update(settings)
+    return Producer(config)
+
+
+def produce_all(p, topic, messages, **kwargs):
+    """Produces (key, value, headers, partition) tuples; returns the delivery
+    reports as (partition, offset, key, value) in delivery order."""
+    delivered = []
+    errors = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+        else:
+            delivered.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+
+    for key, value, headers, partition in messages:
+        args = dict(key=key, value=value, headers=headers, on_delivery=on_delivery)
+        if partition is not None:
+            args["partition"] = partition
+        args.update(kwargs)
+        while True:
+            try:
+                p.produce(topic, **args)
+                break
+            except BufferError:
+                p.poll(0.1)
+        p.poll(0)
+    remaining = p.flush(DEADLINE_S)
+    check(remaining == 0, f"{remaining} messages still queued after {DEADLINE_S}s")
+    check(not errors, f"delivery errors: {errors[:3]}")
+    return delivered
+
+
+def consumer(servers, **settings):
+    config = {
+        "bootstrap.servers": servers,
+        "group.id": "runnel-tests",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+    }
+    config.update(settings)
+    return Consumer(config)
+
+
+def consume_exactly(c, count):
+    """Polls until `count` messages arrived or the deadline passed."""
+    messages = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(messages) < count and time.monotonic() < deadline:
+        msg = c.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        messages.append(msg)
+    check(len(messages) == count, f"consumed {len(messages)} of {count} messages")
+    return messages
