@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use runnel_log::{LogManager, SharedLog, TopicPartition};
+use runnel_log::{LogConfig, LogManager, SharedLog, TopicPartition};
 use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -55,6 +55,18 @@ impl Broker {
         topics: TopicRegistry,
         metrics: Arc<BrokerMetrics>,
     ) -> Self {
+        // The log manager opens every log with the broker's settings; the
+        // topics' own overrides live in the registry and are applied here.
+        for topic in topics.iter() {
+            match topic.log_config(&config.log) {
+                Ok(log_config) => apply_log_config(&logs, topic, &log_config),
+                Err(err) => tracing::warn!(
+                    topic = %topic.name,
+                    error = %error_chain(&err),
+                    "keeping the broker's log settings: the topic's stored config is invalid"
+                ),
+            }
+        }
         Self {
             config,
             logs,
@@ -114,8 +126,7 @@ impl Broker {
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
         }
-        let log_config = effective_config(name, &self.config.log, &configs)
-            .map_err(TopicOpError::InvalidConfig)?;
+        let log_config = checked_config(name, &self.config.log, &configs)?;
         let mut topics = self.topics();
         if topics.get(name).is_some() {
             return Err(TopicOpError::AlreadyExists(name.into()));
@@ -206,6 +217,79 @@ impl Broker {
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(topic)
     }
+
+    /// Changes a topic's config overrides: `edit` gets the current ones and
+    /// leaves the new ones, all under the registry lock, so concurrent
+    /// changes to one topic do not lose each other's keys. The result is
+    /// checked as a whole before anything is stored; then it is saved in the
+    /// registry and applied to every partition log.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> Result<Topic, TopicOpError> {
+        let mut topics = self.topics();
+        let mut topic = topics
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
+        edit(&mut topic.configs);
+        let log_config = checked_config(name, &self.config.log, &topic.configs)?;
+        if validate_only {
+            return Ok(topic);
+        }
+        topics.put(topic.clone()).map_err(TopicOpError::Registry)?;
+        apply_log_config(&self.logs, &topic, &log_config);
+        tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
+        Ok(topic)
+    }
+}
+
+/// The log settings of topic `name` with `configs` over the broker's, once
+/// every value is known to fit the registry's one-line records: a line break
+/// that `LogConfig` would trim away (`delete,\ncompact`) would otherwise be
+/// stored and stop the next start.
+fn checked_config(
+    name: &str,
+    broker: &LogConfig,
+    configs: &BTreeMap<String, String>,
+) -> Result<LogConfig, TopicOpError> {
+    if let Some((key, value)) = configs
+        .iter()
+        .find(|(key, value)| key.contains(char::is_control) || value.contains(char::is_control))
+    {
+        return Err(TopicOpError::InvalidConfig(TopicError::Config {
+            topic: name.into(),
+            source: runnel_log::LogError::InvalidConfig {
+                key: key.clone(),
+                value: value.clone(),
+                reason: "must not contain control characters".into(),
+            },
+        }));
+    }
+    effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
+}
+
+/// Gives every partition log of `topic` its settings.
+fn apply_log_config(logs: &LogManager, topic: &Topic, config: &LogConfig) {
+    for p in 0..topic.partitions {
+        if let Some(log) = logs.get(&TopicPartition::new(&topic.name, p)) {
+            runnel_log::manager::lock(&log).set_config(config.clone());
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl BrokerConfig {
@@ -223,5 +307,85 @@ impl BrokerConfig {
     /// Set from `meta.properties` at start.
     pub fn cluster_id(&self) -> &str {
         self.cluster_id.as_deref().unwrap_or_default()
+    }
+}
+
+/// A broker with default settings over the log dir `dir`, for handler tests.
+#[cfg(test)]
+pub fn open_for_test(dir: &std::path::Path) -> Broker {
+    let manager = runnel_log::ManagerConfig::new(vec![dir.to_path_buf()]);
+    let logs = LogManager::open(manager, 0).expect("open logs");
+    let topics = TopicRegistry::load(dir).expect("load registry");
+    let metrics = Arc::new(BrokerMetrics::new());
+    Broker::new(BrokerConfig::default(), Arc::new(logs), topics, metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &std::path::Path) -> Broker {
+        open_for_test(dir)
+    }
+
+    fn log_config(broker: &Broker, partition: i32) -> LogConfig {
+        let log = broker.partition("t", partition).expect("partition");
+        runnel_log::manager::lock(&log).config().clone()
+    }
+
+    #[test]
+    fn altered_configs_reach_the_logs_and_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        broker
+            .create_topic("t", 2, 1, BTreeMap::new(), false, 0)
+            .expect("create");
+        let set = |configs: &mut BTreeMap<String, String>| {
+            configs.insert("retention.ms".into(), "1000".into());
+        };
+        let checked = broker.alter_topic_configs("t", true, set).expect("valid");
+        assert_eq!(checked.configs["retention.ms"], "1000");
+        assert_eq!(
+            log_config(&broker, 1).retention_ms,
+            604_800_000,
+            "validate only"
+        );
+
+        broker.alter_topic_configs("t", false, set).expect("alter");
+        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
+        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
+
+        let err = broker
+            .alter_topic_configs("t", false, |c| {
+                c.insert("cleanup.policy".into(), "forever".into());
+            })
+            .expect_err("invalid");
+        assert!(matches!(err, TopicOpError::InvalidConfig(_)), "{err:?}");
+        assert!(error_chain(&err).contains("\"forever\" for log config cleanup.policy"));
+        assert!(
+            !broker
+                .topics()
+                .get("t")
+                .expect("t")
+                .configs
+                .contains_key("cleanup.policy")
+        );
+        let err = broker
+            .alter_topic_configs("t", false, |c| {
+                c.insert("cleanup.policy".into(), "delete,\ncompact".into());
+            })
+            .expect_err("a line break would split the registry record");
+        assert!(error_chain(&err).contains("control characters"), "{err:?}");
+        let unknown = broker.alter_topic_configs("u", false, |_| {});
+        assert!(matches!(unknown, Err(TopicOpError::Unknown(_))));
+        drop(broker);
+
+        let broker = open(dir.path());
+        assert_eq!(
+            broker.topics().get("t").expect("t").configs["retention.ms"],
+            "1000"
+        );
+        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
+        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
     }
 }

@@ -143,3 +143,25 @@ fn a_broker_killed_and_restarted_keeps_every_acknowledged_message() {
         ],
     );
 }
+
+#[test]
+fn topic_configs_are_described_altered_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    let altered = python("configs.py", &[&broker.bootstrap, "alter"]);
+    let stdout = String::from_utf8_lossy(&altered.stdout);
+    let cluster_id = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("cluster "))
+        .unwrap_or_else(|| panic!("no cluster id in {stdout}"))
+        .to_string();
+    broker.terminate();
+    let exit = broker.wait_exit();
+    assert!(exit.status.success(), "{}: {}", exit.status, exit.stderr);
+
+    let mut broker = Broker::serve(dir.path());
+    let line = broker.wait_ready();
+    assert!(line.contains("clean start"), "{line}");
+    python("configs.py", &[&broker.bootstrap, "verify", &cluster_id]);
+}

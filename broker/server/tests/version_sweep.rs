@@ -17,6 +17,9 @@ use runnel_log::BatchBuilder;
 use runnel_protocol::versions::SUPPORTED;
 use uuid::Uuid;
 
+/// Kafka's `ConfigResource.Type.TOPIC`.
+const TOPIC_RESOURCE: i8 = 2;
+
 struct Client {
     stream: TcpStream,
     correlation_id: i32,
@@ -221,10 +224,70 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             let response: CreatePartitionsResponse = client.call(api, version, &request);
             assert_eq!(response.results[0].error_code, 0);
         }
-        ApiKey::DescribeConfigs
-        | ApiKey::AlterConfigs
-        | ApiKey::IncrementalAlterConfigs
-        | ApiKey::DescribeCluster => {}
+        ApiKey::DescribeConfigs => {
+            let mut resource = describe_configs_request::DescribeConfigsResource::default();
+            resource.resource_type = TOPIC_RESOURCE;
+            resource.resource_name = StrBytes::from_static_str("sweep");
+            resource.configuration_keys = None; // all keys
+            let mut request = DescribeConfigsRequest::default();
+            request.resources = vec![resource];
+            let response: DescribeConfigsResponse = client.call(api, version, &request);
+            assert_eq!(response.results[0].error_code, 0);
+            assert!(
+                response.results[0]
+                    .configs
+                    .iter()
+                    .any(|c| c.name.as_str() == "retention.ms")
+            );
+        }
+        ApiKey::AlterConfigs => {
+            let mut config = alter_configs_request::AlterableConfig::default();
+            config.name = StrBytes::from_static_str("retention.ms");
+            config.value = Some(StrBytes::from_string(format!(
+                "{}",
+                86_400_000 + version as i64
+            )));
+            let mut resource = alter_configs_request::AlterConfigsResource::default();
+            resource.resource_type = TOPIC_RESOURCE;
+            resource.resource_name = StrBytes::from_static_str("sweep");
+            resource.configs = vec![config];
+            let mut request = AlterConfigsRequest::default();
+            request.resources = vec![resource];
+            let response: AlterConfigsResponse = client.call(api, version, &request);
+            assert_eq!(
+                response.responses[0].error_code, 0,
+                "{:?}",
+                response.responses[0].error_message
+            );
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let mut config = incremental_alter_configs_request::AlterableConfig::default();
+            config.name = StrBytes::from_static_str("retention.ms");
+            config.config_operation = 0; // SET
+            config.value = Some(StrBytes::from_string(format!(
+                "{}",
+                86_400_100 + version as i64
+            )));
+            let mut resource = incremental_alter_configs_request::AlterConfigsResource::default();
+            resource.resource_type = TOPIC_RESOURCE;
+            resource.resource_name = StrBytes::from_static_str("sweep");
+            resource.configs = vec![config];
+            let mut request = IncrementalAlterConfigsRequest::default();
+            request.resources = vec![resource];
+            let response: IncrementalAlterConfigsResponse = client.call(api, version, &request);
+            assert_eq!(
+                response.responses[0].error_code, 0,
+                "{:?}",
+                response.responses[0].error_message
+            );
+        }
+        ApiKey::DescribeCluster => {
+            let mut request = DescribeClusterRequest::default();
+            request.endpoint_type = 1; // brokers
+            let response: DescribeClusterResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0, "{:?}", response.error_message);
+            assert_eq!(response.brokers.len(), 1);
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

@@ -2,11 +2,15 @@
 //! handler and encodes its response; Kafka error codes are chosen in the
 //! handlers.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
 mod fetch;
+mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -100,6 +104,19 @@ pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, Handl
         ApiKey::CreatePartitions => respond(
             request,
             &create_partitions::handle(broker, body(request)?, now),
+        ),
+        ApiKey::DescribeConfigs => respond(
+            request,
+            &describe_configs::handle(broker, body(request)?, version),
+        ),
+        ApiKey::AlterConfigs => respond(request, &alter_configs::handle(broker, body(request)?)),
+        ApiKey::IncrementalAlterConfigs => respond(
+            request,
+            &incremental_alter_configs::handle(broker, body(request)?),
+        ),
+        ApiKey::DescribeCluster => respond(
+            request,
+            &describe_cluster::handle(broker, body(request)?, version),
         ),
         api => Err(HandlerError::NotImplemented { api }),
     }
