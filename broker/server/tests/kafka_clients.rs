@@ -119,13 +119,43 @@ fn a_broker_killed_and_restarted_keeps_every_acknowledged_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());
     broker.wait_ready();
-    let produced = python(
-        "restart.py",
-        &[&broker.bootstrap, "produce", "3000", "restart"],
-    );
-    let acked = dir.path().join("acked.txt");
-    std::fs::write(&acked, &produced.stdout).expect("write acked");
+    // The producer runs on while the broker is killed under it: every
+    // message it saw acknowledged before that must be there afterwards.
+    let mut producer = Command::new("python3")
+        .arg(clients_dir().join("restart.py"))
+        .args([&broker.bootstrap, "produce", "200000", "restart"])
+        .current_dir(clients_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn producer");
+    let stdout = producer.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut acked_lines = Vec::new();
+    while acked_lines.len() < 2000 {
+        match lines.recv_timeout(common::DEADLINE) {
+            Ok(line) => acked_lines.push(line),
+            Err(e) => panic!("producer gave {} acks, then {e}", acked_lines.len()),
+        }
+    }
     broker.kill();
+    producer.kill().expect("kill producer");
+    producer.wait().expect("producer exit");
+    // Acks the producer printed before it died count too.
+    acked_lines.extend(lines.iter());
+    let acked = dir.path().join("acked.txt");
+    std::fs::write(&acked, acked_lines.join("\n") + "\n").expect("write acked");
 
     let mut broker = Broker::serve(dir.path());
     let line = broker.wait_ready();
