@@ -117,10 +117,13 @@ pub fn parse(frame: Bytes) -> Result<Request, RequestError> {
 
 /// Decodes the body of `request` as `T` at the request's version.
 ///
-/// Caution: the `kafka-protocol` 0.17 array decoders reserve capacity for
-/// the element count read off the wire before decoding any element, so a
-/// hostile body can ask for a multi-gigabyte allocation. Frames are capped
-/// by [`crate::frame::check`], but the count is not tied to the frame size.
+/// Garbage gives an error, never a panic or an abort. Element counts and
+/// lengths in the body come from the client and are not tied to the frame
+/// size (capped by [`crate::frame::check`]); upstream `kafka-protocol` 0.17
+/// reserves memory for them before decoding an element, so a 14-byte
+/// Metadata request could abort the process on a ~154 GB allocation. The
+/// workspace uses a patched copy (`vendor/kafka-protocol`, see its
+/// `RUNNEL-PATCH.md`) that bounds each reservation by the bytes left.
 pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, RequestError> {
     let mut body = request.body.clone();
     T::decode(&mut body, request.api_version).map_err(|err| RequestError::DecodeBody {
