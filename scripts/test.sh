@@ -7,8 +7,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages the tests use: kcat (package kafkacat), a real Kafka client.
 DEBIAN_PACKAGES=(kafkacat)
-# Python packages: confluent-kafka, librdkafka's Python binding.
-PYTHON_PACKAGES=(confluent-kafka)
+# Python packages: confluent-kafka (librdkafka's binding) and kafka-python
+# (a client with its own protocol code).
+PYTHON_PACKAGES=(confluent-kafka kafka-python)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then
@@ -27,7 +28,7 @@ if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; t
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBIAN_PACKAGES[@]}"
 fi
 
-if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
+if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
     echo "test.sh: installing Python packages: ${PYTHON_PACKAGES[*]}"
     python3 -m pip install -q "${PYTHON_PACKAGES[@]}"
 fi

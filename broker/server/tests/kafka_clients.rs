@@ -1,5 +1,5 @@
-//! The real `runnel` binary driven by real Kafka clients: kcat and
-//! librdkafka through Python's confluent-kafka (installed by
+//! The real `runnel` binary driven by real Kafka clients: kcat, librdkafka
+//! through Python's confluent-kafka, and kafka-python (installed by
 //! scripts/test.sh). Each Python script under tests/clients/ checks one
 //! area and exits non-zero with the reason when a check fails.
 
@@ -100,6 +100,12 @@ fn kcat_lists_metadata_produces_and_consumes() {
 fn admin_client_creates_grows_and_deletes_topics() {
     let (_dir, broker) = started();
     python("admin.py", &[&broker.bootstrap]);
+}
+
+#[test]
+fn kafka_python_produces_consumes_and_manages_topics() {
+    let (_dir, broker) = started();
+    python("kafka_python.py", &[&broker.bootstrap]);
 }
 
 #[test]
