@@ -37,6 +37,12 @@ pub async fn serve(
         let size = match frame::check(&buf, max_frame) {
             Ok(Some(size)) => size,
             Ok(None) => {
+                // Reserve only here, once the last request's frame is gone:
+                // the buffer is then unique and `reserve` reuses it instead
+                // of allocating (and page-faulting) a new one per request.
+                if buf.capacity() - buf.len() < READ_BUFFER_BYTES / 4 {
+                    buf.reserve(READ_BUFFER_BYTES);
+                }
                 tokio::select! {
                     read = stream.read_buf(&mut buf) => match read {
                         Ok(0) => return,
@@ -56,9 +62,6 @@ pub async fn serve(
         };
         let mut frame = buf.split_to(frame::SIZE_PREFIX_BYTES + size).freeze();
         frame.advance(frame::SIZE_PREFIX_BYTES);
-        if buf.capacity() < READ_BUFFER_BYTES {
-            buf.reserve(READ_BUFFER_BYTES);
-        }
         let request = match request::parse(frame) {
             Ok(request) => request,
             Err(err) => {

@@ -1,0 +1,853 @@
+//! Throughput of the real `runnel serve` process over the Kafka protocol, as
+//! a program that prints figures, next to the local limits it is bounded by.
+//!
+//! One run starts the `runnel` binary (built by Cargo for this bench, in the
+//! bench profile) on free ports of 127.0.0.1 with a temporary log dir, and
+//! measures:
+//!
+//! - produce: a raw load generator, one connection per partition, sends
+//!   Produce v9 requests (acks=1) that each carry one prebuilt ~16 KiB
+//!   RecordBatch of 15 x 1 KiB records, as a producer with `batch.size` =
+//!   16 KiB sends them, with up to `in flight` requests pipelined per
+//!   connection (responses come back in order);
+//! - fetch: one connection per partition reads it all back with Fetch v12
+//!   (max_bytes 50 MiB, partition_max_bytes 8 MiB), following offsets batch
+//!   header by batch header; only headers are parsed;
+//! - the broker's CPU time (user + system, all threads, from
+//!   /proc/<pid>/stat) per GB in and per GB out, and the load generator's;
+//! - the local limits, in the same run: sequential `write(2)` calls of the
+//!   same 16 KiB batches to a file in the same temporary directory (fsync
+//!   timed on its own), and loopback TCP with 1 MiB writes to a thread that
+//!   reads and discards.
+//!
+//! Before anything is timed, a file of the benchmark's size is written and
+//! deleted: on a VM the first touch of guest memory costs a host page fault
+//! per page, which would otherwise be billed to whichever step ran first.
+//! The disk and loopback limits are measured before the broker starts, so
+//! its dirty pages do not slow the plain write down.
+//!
+//! Usage: `cargo bench -p runnel-broker --bench broker_bench [-- SIZE]`,
+//! where SIZE (or `RUNNEL_BENCH_BYTES`) is the bytes to produce, e.g.
+//! `512M`, `4G`; default 2 GiB (16 MiB when run without `--bench`, as
+//! `cargo test --benches` does, to check it still works). Cargo builds the
+//! `runnel` binary with the bench and passes its path in
+//! `CARGO_BIN_EXE_runnel`; `RUNNEL_BENCH_BINARY` runs another one.
+//! `RUNNEL_BENCH_PARTITIONS` (default 4) sets partitions and so connections,
+//! `RUNNEL_BENCH_IN_FLIGHT` (default 8) the produce requests in flight per
+//! connection, `RUNNEL_BENCH_DIR` the parent of the temporary directory.
+//! A size past the kernel's dirty-page thresholds (`vm.dirty_background_ratio`
+//! of memory) measures writeback to the device rather than the page cache,
+//! for the broker and the plain write alike.
+//!
+//! Units: MB = 10^6 bytes, GB = 10^9 bytes. Broker, load generator and
+//! kernel share the machine's cores, so on a small machine the load
+//! generator's CPU is part of what limits the figures; both are printed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::fetch_response::FetchResponse;
+use kafka_protocol::messages::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use kafka_protocol::messages::produce_response::ProduceResponse;
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use runnel_log::BatchHeader;
+use runnel_log::{BatchBuilder, batch::HEADER_SIZE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::Semaphore;
+
+const DEFAULT_BYTES: u64 = 2 << 30;
+const SMOKE_TEST_BYTES: u64 = 16 << 20;
+const DEFAULT_PARTITIONS: i32 = 4;
+const DEFAULT_IN_FLIGHT: usize = 8;
+const RECORD_BYTES: usize = 1024;
+/// 15 records of 1 KiB plus record and batch overhead stay under 16 KiB.
+const RECORDS_PER_BATCH: usize = 15;
+const PRODUCE_VERSION: i16 = 9;
+const FETCH_VERSION: i16 = 12;
+const CREATE_TOPICS_VERSION: i16 = 7;
+const FETCH_MAX_BYTES: i32 = 50 << 20;
+const FETCH_PARTITION_MAX_BYTES: i32 = 8 << 20;
+const LOOPBACK_WRITE_BYTES: usize = 1 << 20;
+const TOPIC: &str = "bench";
+/// Where the correlation id sits in a request frame: after the size prefix
+/// (4 bytes), api key (2) and api version (2).
+const CORRELATION_ID_AT: usize = 8;
+/// Anything larger is a stream out of step, not a response.
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
+/// Long enough for the broker to fsync what it holds at shutdown.
+const EXIT_DEADLINE: Duration = Duration::from_secs(120);
+const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// `sysconf(_SC_CLK_TCK)`, the unit of /proc/<pid>/stat's CPU times. Linux
+/// fixes it at 100 for user space; hardcoded to avoid a libc dependency.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("broker_bench: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    target_bytes: u64,
+    partitions: i32,
+    in_flight: usize,
+}
+
+fn run() -> Result<()> {
+    let settings = settings()?;
+    let parent = std::env::var_os("RUNNEL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
+    let dir = tempfile::Builder::new()
+        .prefix("runnel-broker-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| {
+            format!(
+                "cannot create a temporary directory in {}",
+                parent.display()
+            )
+        })?;
+
+    let batch = one_batch();
+    let batches = settings.target_bytes.div_ceil(batch.len() as u64);
+    let total_bytes = batches * batch.len() as u64;
+    let total_records = batches * RECORDS_PER_BATCH as u64;
+    eprintln!(
+        "broker_bench: {batches} batches of {} bytes ({:.2} GB) over {} partitions in {}",
+        batch.len(),
+        total_bytes as f64 / 1e9,
+        settings.partitions,
+        dir.path().display()
+    );
+
+    let warm_up_path = dir.path().join("warm-up.bin");
+    plain_writes(&warm_up_path, &batch, batches)?;
+    std::fs::remove_file(&warm_up_path)?;
+
+    let plain_path = dir.path().join("plain.bin");
+    let (disk, disk_fsync) = plain_writes(&plain_path, &batch, batches)?;
+    std::fs::remove_file(&plain_path)?;
+    let loopback = loopback_tcp(total_bytes)?;
+
+    let log_dir = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&log_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the load generator's runtime")?;
+    let phases = runtime.block_on(produce_and_fetch(
+        &broker,
+        settings,
+        Bytes::from(batch.clone()),
+        batches,
+    ));
+    let shutdown = broker.stop();
+    let (produce, fetch) = phases?;
+    let shutdown = shutdown?;
+    ensure!(
+        produce.bytes == total_bytes,
+        "produced {} bytes, meant {total_bytes}",
+        produce.bytes
+    );
+    ensure!(
+        fetch.bytes == total_bytes,
+        "fetched {} bytes of whole batches, produced {total_bytes}",
+        fetch.bytes
+    );
+
+    let gb = total_bytes as f64 / 1e9;
+    println!();
+    println!(
+        "runnel broker benchmark: {gb:.2} GB, {} partitions (one connection each), {} produce requests in flight per connection",
+        settings.partitions, settings.in_flight
+    );
+    println!(
+        "({RECORDS_PER_BATCH} x 1 KiB records per {:.1} KiB batch; untimed warm-up write first; MB = 10^6 bytes, GB = 10^9 bytes;",
+        batch.len() as f64 / 1024.0
+    );
+    println!(
+        " fetch reads from a warm page cache; broker, load generator and kernel share {} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "produce  1KiB records, 16KiB batches, acks=1: {:7.1} MB/s, {:5.0}k records/s, broker {:.2} CPU s/GB in, load generator {:.2} CPU s/GB, machine {:.0}% busy",
+        mb_per_s(total_bytes, produce.wall),
+        total_records as f64 / produce.wall.as_secs_f64() / 1e3,
+        produce.broker_cpu_seconds / gb,
+        produce.client_cpu_seconds / gb,
+        100.0 * produce.machine_busy,
+    );
+    println!(
+        "fetch    v12, 8MiB per partition, 50MiB max:  {:7.1} MB/s, {:5.0}k records/s, broker {:.2} CPU s/GB out, load generator {:.2} CPU s/GB, machine {:.0}% busy ({} responses)",
+        mb_per_s(total_bytes, fetch.wall),
+        total_records as f64 / fetch.wall.as_secs_f64() / 1e3,
+        fetch.broker_cpu_seconds / gb,
+        fetch.client_cpu_seconds / gb,
+        100.0 * fetch.machine_busy,
+        fetch.responses,
+    );
+    println!(
+        "limit: disk sequential write(2), 16KiB calls: {:7.1} MB/s, + fsync {:.2} s ({:.1} MB/s including it)",
+        mb_per_s(total_bytes, disk),
+        disk_fsync.as_secs_f64(),
+        mb_per_s(total_bytes, disk + disk_fsync)
+    );
+    println!(
+        "limit: loopback TCP, 1MiB writes:             {:7.1} MB/s",
+        mb_per_s(total_bytes, loopback)
+    );
+    println!(
+        "produce is {:.0}% of the disk write limit; fetch is {:.0}% of loopback TCP; broker stopped (SIGTERM, flush included) in {:.2} s",
+        100.0 * disk.as_secs_f64() / produce.wall.as_secs_f64(),
+        100.0 * loopback.as_secs_f64() / fetch.wall.as_secs_f64(),
+        shutdown.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn settings() -> Result<Settings> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let size = match args.iter().find(|a| !a.starts_with('-')) {
+        Some(arg) => Some(arg.clone()),
+        None => std::env::var("RUNNEL_BENCH_BYTES").ok(),
+    };
+    let target_bytes = match size {
+        Some(value) => parse_size(&value).with_context(|| {
+            format!("size {value:?} is not a byte count such as 512M, 2G or 1048576")
+        })?,
+        None if args.iter().any(|a| a == "--bench") => DEFAULT_BYTES,
+        None => SMOKE_TEST_BYTES,
+    };
+    Ok(Settings {
+        target_bytes,
+        partitions: env_number("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS)?,
+        in_flight: env_number("RUNNEL_BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT)?,
+    })
+}
+
+fn env_number<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> Result<T> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => value
+            .parse::<T>()
+            .ok()
+            .filter(|n| *n > T::default())
+            .with_context(|| format!("{name}={value:?} is not a positive number")),
+    }
+}
+
+fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => value.split_at(at),
+        None => (value, ""),
+    };
+    let multiplier: u64 = match unit.trim_end_matches(['B', 'b', 'i']) {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" | "m" => 1 << 20,
+        "G" | "g" => 1 << 30,
+        _ => return None,
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0)
+}
+
+fn one_batch() -> Vec<u8> {
+    let now = now_ms();
+    let value = vec![b'x'; RECORD_BYTES];
+    let mut builder = BatchBuilder::new(now);
+    for _ in 0..RECORDS_PER_BATCH {
+        builder.push(None, Some(&value), now);
+    }
+    builder.build()
+}
+
+/// The `runnel serve` child process, killed if dropped while running.
+#[derive(Debug)]
+struct BrokerProcess {
+    child: Child,
+    addr: SocketAddr,
+    exited: bool,
+}
+
+impl BrokerProcess {
+    fn start(log_dir: &Path) -> Result<Self> {
+        let binary = std::env::var_os("RUNNEL_BENCH_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_runnel").into());
+        let mut command = Command::new(&binary);
+        command
+            .arg("serve")
+            .arg("--log-dirs")
+            .arg(log_dir)
+            .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
+            .args(["--override", "metrics.listen=127.0.0.1:0"]);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("RUNNEL_") {
+                command.env_remove(key);
+            }
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", Path::new(&binary).display()))?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        // Keeps reading after the ready line so the broker never blocks on
+        // a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("runnel: listening on ") {
+                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
+                    let _ = ready_tx.send(addr);
+                }
+            }
+        });
+        let mut broker = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            exited: false,
+        };
+        let addr = ready
+            .recv_timeout(READY_DEADLINE)
+            .context("no `runnel: listening on` line from the broker")?;
+        broker.addr = addr
+            .parse()
+            .with_context(|| format!("listener address {addr:?}"))?;
+        eprintln!(
+            "broker_bench: runnel serve (pid {}) listening on {}",
+            broker.pid(),
+            broker.addr
+        );
+        Ok(broker)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
+    fn stop(&mut self) -> Result<Duration> {
+        let started = Instant::now();
+        signal(self.pid(), "-TERM")?;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                self.exited = true;
+                ensure!(status.success(), "the broker exited with {status}");
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > EXIT_DEADLINE {
+                bail!("the broker did not exit within {EXIT_DEADLINE:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid.to_string())
+        .status()
+        .context("cannot run kill")?;
+    ensure!(status.success(), "kill {signal} {pid} failed: {status}");
+    Ok(())
+}
+
+/// What one timed phase moved and cost.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    bytes: u64,
+    responses: u64,
+    wall: Duration,
+    broker_cpu_seconds: f64,
+    client_cpu_seconds: f64,
+    /// Share of the whole machine's CPU time that was not idle.
+    machine_busy: f64,
+}
+
+#[derive(Debug)]
+struct Meter {
+    wall: Instant,
+    broker_cpu_seconds: f64,
+    client_cpu_seconds: f64,
+    machine: MachineTicks,
+    broker_pid: u32,
+}
+
+impl Meter {
+    fn start(broker_pid: u32) -> Result<Self> {
+        Ok(Self {
+            wall: Instant::now(),
+            broker_cpu_seconds: cpu_seconds(&broker_pid.to_string())?,
+            client_cpu_seconds: cpu_seconds("self")?,
+            machine: MachineTicks::read()?,
+            broker_pid,
+        })
+    }
+
+    fn stop(self, bytes: u64, responses: u64) -> Result<Phase> {
+        Ok(Phase {
+            bytes,
+            responses,
+            wall: self.wall.elapsed(),
+            broker_cpu_seconds: cpu_seconds(&self.broker_pid.to_string())?
+                - self.broker_cpu_seconds,
+            client_cpu_seconds: cpu_seconds("self")? - self.client_cpu_seconds,
+            machine_busy: MachineTicks::read()?.busy_since(self.machine),
+        })
+    }
+}
+
+async fn produce_and_fetch(
+    broker: &BrokerProcess,
+    settings: Settings,
+    batch: Bytes,
+    batches: u64,
+) -> Result<(Phase, Phase)> {
+    create_topic(broker.addr, settings.partitions).await?;
+
+    let partitions = settings.partitions as u64;
+    let meter = Meter::start(broker.pid())?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for partition in 0..settings.partitions {
+        // Spreads the remainder over the first partitions.
+        let requests = batches / partitions + u64::from((partition as u64) < batches % partitions);
+        tasks.spawn(produce_partition(
+            broker.addr,
+            partition,
+            batch.clone(),
+            requests,
+            settings.in_flight,
+        ));
+    }
+    let mut end_offsets = vec![0i64; settings.partitions as usize];
+    let (mut produced, mut responses) = (0u64, 0u64);
+    while let Some(done) = tasks.join_next().await {
+        let done = done.context("a produce task panicked")??;
+        end_offsets[done.partition as usize] = done.end_offset;
+        produced += done.bytes;
+        responses += done.responses;
+    }
+    let produce = meter.stop(produced, responses)?;
+
+    let meter = Meter::start(broker.pid())?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (partition, end_offset) in end_offsets.into_iter().enumerate() {
+        tasks.spawn(fetch_partition(broker.addr, partition as i32, end_offset));
+    }
+    let (mut fetched, mut responses) = (0u64, 0u64);
+    while let Some(done) = tasks.join_next().await {
+        let (bytes, count) = done.context("a fetch task panicked")??;
+        fetched += bytes;
+        responses += count;
+    }
+    let fetch = meter.stop(fetched, responses)?;
+    Ok((produce, fetch))
+}
+
+async fn create_topic(addr: SocketAddr, partitions: i32) -> Result<()> {
+    let mut stream = connect(addr).await?;
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name())
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ])
+        .with_timeout_ms(30_000);
+    let frame = request_frame(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, 0, &request)?;
+    stream.write_all(&frame).await?;
+    let (mut reader, _writer) = stream.into_split();
+    let mut buf = BytesMut::new();
+    let response: CreateTopicsResponse =
+        read_response(&mut reader, &mut buf, CREATE_TOPICS_VERSION, 0).await?;
+    for topic in &response.topics {
+        ensure!(
+            topic.error_code == 0,
+            "cannot create topic {}: error {} {:?}",
+            topic.name.0,
+            topic.error_code,
+            topic.error_message
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+struct Produced {
+    partition: i32,
+    bytes: u64,
+    responses: u64,
+    end_offset: i64,
+}
+
+/// Sends `requests` Produce requests of one batch each on one connection,
+/// keeping up to `in_flight` unanswered: a writer task takes a permit per
+/// request, the reader gives one back per response.
+async fn produce_partition(
+    addr: SocketAddr,
+    partition: i32,
+    batch: Bytes,
+    requests: u64,
+    in_flight: usize,
+) -> Result<Produced> {
+    let batch_bytes = batch.len() as u64;
+    let records_per_batch = BatchHeader::parse(&batch)?.records_count as i64;
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name())
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(batch)),
+                ]),
+        ]);
+    let mut frame = request_frame(ApiKey::Produce, PRODUCE_VERSION, 0, &request)?;
+    let (mut reader, mut writer) = connect(addr).await?.into_split();
+    let window = Arc::new(Semaphore::new(in_flight));
+    let sender = tokio::spawn({
+        let window = Arc::clone(&window);
+        async move {
+            for correlation_id in 0..requests {
+                window.acquire().await?.forget();
+                frame[CORRELATION_ID_AT..CORRELATION_ID_AT + 4]
+                    .copy_from_slice(&(correlation_id as i32).to_be_bytes());
+                writer.write_all(&frame).await?;
+            }
+            // Handed back so the connection stays open until every response
+            // has been read.
+            anyhow::Ok(writer)
+        }
+    });
+    let mut buf = BytesMut::with_capacity(64 << 10);
+    let mut end_offset = 0;
+    for correlation_id in 0..requests {
+        let response: ProduceResponse = read_response(
+            &mut reader,
+            &mut buf,
+            PRODUCE_VERSION,
+            correlation_id as i32,
+        )
+        .await?;
+        let answer = response
+            .responses
+            .first()
+            .and_then(|t| t.partition_responses.first())
+            .context("a produce response without its partition")?;
+        ensure!(
+            answer.error_code == 0,
+            "produce to partition {partition} failed: error {} {:?}",
+            answer.error_code,
+            answer.error_message
+        );
+        end_offset = answer.base_offset + records_per_batch;
+        window.add_permits(1);
+    }
+    let _writer = sender.await.context("a produce writer panicked")??;
+    Ok(Produced {
+        partition,
+        bytes: requests * batch_bytes,
+        responses: requests,
+        end_offset,
+    })
+}
+
+/// Reads one partition from offset 0 to `end_offset` with Fetch requests,
+/// one at a time as a consumer sends them. Returns the bytes of whole
+/// batches read and the number of responses.
+async fn fetch_partition(addr: SocketAddr, partition: i32, end_offset: i64) -> Result<(u64, u64)> {
+    let (mut reader, mut writer) = connect(addr).await?.into_split();
+    let mut buf = BytesMut::with_capacity(FETCH_PARTITION_MAX_BYTES as usize + (1 << 20));
+    let (mut offset, mut bytes, mut responses) = (0i64, 0u64, 0u64);
+    while offset < end_offset {
+        let request = FetchRequest::default()
+            .with_max_wait_ms(500)
+            .with_min_bytes(1)
+            .with_max_bytes(FETCH_MAX_BYTES)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic_name())
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(FETCH_PARTITION_MAX_BYTES),
+                    ]),
+            ]);
+        let correlation_id = responses as i32;
+        let frame = request_frame(ApiKey::Fetch, FETCH_VERSION, correlation_id, &request)?;
+        writer.write_all(&frame).await?;
+        let response: FetchResponse =
+            read_response(&mut reader, &mut buf, FETCH_VERSION, correlation_id).await?;
+        responses += 1;
+        ensure!(
+            response.error_code == 0,
+            "fetch failed: error {}",
+            response.error_code
+        );
+        let data = response
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("a fetch response without its partition")?;
+        ensure!(
+            data.error_code == 0,
+            "fetch from partition {partition} at offset {offset} failed: error {}",
+            data.error_code
+        );
+        let records = data.records.as_deref().unwrap_or_default();
+        let (whole_bytes, next_offset) = whole_batches(records, offset)?;
+        ensure!(
+            next_offset > offset,
+            "no whole batch at offset {offset} of partition {partition} (high watermark {})",
+            data.high_watermark
+        );
+        bytes += whole_bytes;
+        offset = next_offset;
+    }
+    Ok((bytes, responses))
+}
+
+/// Walks the batch headers of fetched records: the bytes of the whole
+/// batches (the last one may be cut by the byte limit) and the offset after
+/// the last of them.
+fn whole_batches(records: &[u8], mut next_offset: i64) -> Result<(u64, i64)> {
+    let mut position = 0;
+    while records.len() - position >= HEADER_SIZE {
+        let header = BatchHeader::parse(&records[position..])?;
+        if position + header.size_bytes() > records.len() {
+            break;
+        }
+        position += header.size_bytes();
+        next_offset = header.next_offset();
+    }
+    Ok((position as u64, next_offset))
+}
+
+fn topic_name() -> TopicName {
+    TopicName(StrBytes::from_static_str(TOPIC))
+}
+
+async fn connect(addr: SocketAddr) -> Result<TcpStream> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("cannot connect to the broker at {addr}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// A whole request frame: size prefix, header, body.
+fn request_frame<R: Encodable + HeaderVersion>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &R,
+) -> Result<Vec<u8>> {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("broker-bench")));
+    let mut frame = vec![0u8; 4];
+    header.encode(&mut frame, R::header_version(version))?;
+    body.encode(&mut frame, version)?;
+    let size = i32::try_from(frame.len() - 4).context("request too large")?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(frame)
+}
+
+/// Reads one response frame into `buf` (reused: once the previous response
+/// is dropped its allocation is reclaimed) and decodes it without copying
+/// record bytes.
+async fn read_response<R: Decodable + HeaderVersion>(
+    reader: &mut OwnedReadHalf,
+    buf: &mut BytesMut,
+    version: i16,
+    correlation_id: i32,
+) -> Result<R> {
+    fill(reader, buf, 4).await?;
+    let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+    ensure!(
+        size <= MAX_RESPONSE_BYTES,
+        "response size prefix {size} is out of range"
+    );
+    fill(reader, buf, 4 + size).await?;
+    let mut frame = buf.split_to(4 + size).freeze();
+    frame.advance(4);
+    let header = ResponseHeader::decode(&mut frame, R::header_version(version))?;
+    ensure!(
+        header.correlation_id == correlation_id,
+        "response to correlation id {}, expected {correlation_id}",
+        header.correlation_id
+    );
+    R::decode(&mut frame, version)
+}
+
+async fn fill(reader: &mut OwnedReadHalf, buf: &mut BytesMut, len: usize) -> Result<()> {
+    if buf.len() < len {
+        buf.reserve(len - buf.len());
+    }
+    while buf.len() < len {
+        if reader.read_buf(buf).await? == 0 {
+            bail!("the broker closed the connection");
+        }
+    }
+    Ok(())
+}
+
+/// Writes `batches` copies of `batch` with one `write` call each, then
+/// fsyncs: the wall time of the writes and of the fsync.
+fn plain_writes(path: &Path, batch: &[u8], batches: u64) -> Result<(Duration, Duration)> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let started = Instant::now();
+    for _ in 0..batches {
+        file.write_all(batch)?;
+    }
+    let written = started.elapsed();
+    let started = Instant::now();
+    file.sync_all()?;
+    Ok((written, started.elapsed()))
+}
+
+/// Sends `total_bytes` over a loopback connection in 1 MiB writes to a
+/// thread that reads and discards them; the time until it has read them all.
+fn loopback_tcp(total_bytes: u64) -> Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let sink = std::thread::spawn(move || -> std::io::Result<u64> {
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; LOOPBACK_WRITE_BYTES];
+        let mut received = 0u64;
+        loop {
+            match stream.read(&mut buf)? {
+                0 => return Ok(received),
+                n => received += n as u64,
+            }
+        }
+    });
+    let mut stream = StdTcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let chunk = vec![b'x'; LOOPBACK_WRITE_BYTES];
+    let started = Instant::now();
+    let mut left = total_bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        stream.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let received = sink
+        .join()
+        .map_err(|_| anyhow::anyhow!("the loopback reader panicked"))??;
+    let wall = started.elapsed();
+    ensure!(
+        received == total_bytes,
+        "loopback received {received} of {total_bytes} bytes"
+    );
+    Ok(wall)
+}
+
+fn mb_per_s(bytes: u64, wall: Duration) -> f64 {
+    bytes as f64 / 1e6 / wall.as_secs_f64()
+}
+
+/// User plus system CPU time of a process (all its threads), from
+/// /proc/<pid>/stat; `pid` may be `self`.
+fn cpu_seconds(pid: &str) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15 (1-based).
+    let after_comm = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("{path} has no command name"))?;
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let ticks = |field: usize| -> Result<f64> {
+        let value = fields
+            .get(field - 3)
+            .with_context(|| format!("{path} is too short"))?;
+        Ok(value.parse::<u64>()? as f64)
+    };
+    Ok((ticks(14)? + ticks(15)?) / CLOCK_TICKS_PER_SECOND)
+}
+
+/// All CPUs' ticks from the first line of /proc/stat.
+#[derive(Debug, Clone, Copy)]
+struct MachineTicks {
+    total: u64,
+    idle: u64,
+}
+
+impl MachineTicks {
+    fn read() -> Result<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+        // cpu user nice system idle iowait irq softirq steal guest guest_nice;
+        // guest time is already counted in user, so it is left out.
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("cpu "))
+            .context("/proc/stat does not start with the cpu line")?
+            .split_whitespace()
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        ensure!(ticks.len() == 8, "/proc/stat's cpu line is too short");
+        Ok(Self {
+            total: ticks.iter().sum(),
+            idle: ticks[3] + ticks[4],
+        })
+    }
+
+    fn busy_since(self, before: Self) -> f64 {
+        let total = self.total.saturating_sub(before.total);
+        let idle = self.idle.saturating_sub(before.idle);
+        if total == 0 {
+            return 0.0;
+        }
+        total.saturating_sub(idle) as f64 / total as f64
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
