@@ -101,6 +101,7 @@ pub struct BrokerMetrics {
     topic_messages_out: Family<TopicLabels, Counter>,
     open_connections: Gauge,
     connections: Counter,
+    fetches_waiting: Gauge,
 }
 
 impl Default for BrokerMetrics {
@@ -169,6 +170,12 @@ impl BrokerMetrics {
             "Kafka client connections accepted",
             connections.clone(),
         );
+        let fetches_waiting = Gauge::default();
+        registry.register(
+            "runnel_fetches_waiting",
+            "Fetch requests waiting for min.bytes or max.wait.ms (Kafka's fetch purgatory size)",
+            fetches_waiting.clone(),
+        );
         Self {
             registry,
             requests,
@@ -180,6 +187,7 @@ impl BrokerMetrics {
             topic_messages_out,
             open_connections,
             connections,
+            fetches_waiting,
         }
     }
 
@@ -237,12 +245,15 @@ impl BrokerMetrics {
     /// Counts a new connection; it stays open in the metrics until the
     /// guard is dropped, however the connection task ends.
     #[must_use = "the connection counts as closed when the guard is dropped"]
-    pub fn connection_opened(&self) -> ConnectionGuard {
+    pub fn connection_opened(&self) -> GaugeGuard {
         self.connections.inc();
-        self.open_connections.inc();
-        ConnectionGuard {
-            open_connections: self.open_connections.clone(),
-        }
+        GaugeGuard::new(&self.open_connections)
+    }
+
+    /// Counts a fetch waiting for data until the guard is dropped.
+    #[must_use = "the fetch stops counting as waiting when the guard is dropped"]
+    pub fn fetch_waiting(&self) -> GaugeGuard {
+        GaugeGuard::new(&self.fetches_waiting)
     }
 
     /// Every metric in the OpenMetrics text format, ending in `# EOF`.
@@ -259,15 +270,25 @@ impl BrokerMetrics {
     }
 }
 
-/// Keeps a connection in `runnel_open_connections` while it lives.
+/// Holds a gauge one higher while it lives: an open connection, a waiting
+/// fetch.
 #[derive(Debug)]
-pub struct ConnectionGuard {
-    open_connections: Gauge,
+pub struct GaugeGuard {
+    gauge: Gauge,
 }
 
-impl Drop for ConnectionGuard {
+impl GaugeGuard {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self {
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
     fn drop(&mut self) {
-        self.open_connections.dec();
+        self.gauge.dec();
     }
 }
 

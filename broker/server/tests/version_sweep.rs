@@ -7,81 +7,17 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use runnel_log::BatchBuilder;
 use runnel_protocol::versions::SUPPORTED;
 use uuid::Uuid;
 
+use common::client::Client;
+
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const TOPIC_RESOURCE: i8 = 2;
-
-struct Client {
-    stream: TcpStream,
-    correlation_id: i32,
-}
-
-impl Client {
-    fn connect(bootstrap: &str) -> Self {
-        let stream = TcpStream::connect(bootstrap).expect("connect");
-        stream
-            .set_read_timeout(Some(common::DEADLINE))
-            .expect("timeout");
-        Self {
-            stream,
-            correlation_id: 0,
-        }
-    }
-
-    fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
-        self.correlation_id += 1;
-        let mut header = RequestHeader::default();
-        header.request_api_key = api as i16;
-        header.request_api_version = version;
-        header.correlation_id = self.correlation_id;
-        header.client_id = Some(StrBytes::from_static_str("version-sweep"));
-        let mut frame = BytesMut::new();
-        frame.put_i32(0);
-        header
-            .encode(&mut frame, api.request_header_version(version))
-            .expect("encode header");
-        request
-            .encode(&mut frame, version)
-            .unwrap_or_else(|e| panic!("encode {api:?} v{version}: {e}"));
-        let size = (frame.len() - 4) as i32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream.write_all(&frame).expect("send");
-
-        let mut size = [0u8; 4];
-        self.stream
-            .read_exact(&mut size)
-            .unwrap_or_else(|e| panic!("{api:?} v{version}: no response ({e})"));
-        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-        self.stream.read_exact(&mut body).expect("response body");
-        let mut body = Bytes::from(body);
-        let response_header =
-            ResponseHeader::decode(&mut body, api.response_header_version(version))
-                .expect("response header");
-        assert_eq!(response_header.correlation_id, self.correlation_id);
-        let response = Resp::decode(&mut body, version)
-            .unwrap_or_else(|e| panic!("decode {api:?} v{version} response: {e}"));
-        assert_eq!(
-            body.remaining(),
-            0,
-            "{api:?} v{version}: bytes left after the response"
-        );
-        response
-    }
-}
 
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))

@@ -43,6 +43,7 @@ pub async fn handle(
     }
     let deadline = Instant::now() + Duration::from_millis(fetch.max_wait_ms.max(0) as u64);
     let mut appends = broker.subscribe_appends();
+    let mut waiting = None;
     loop {
         appends.borrow_and_update();
         let (response, bytes, has_error) = read(broker, &fetch, version);
@@ -51,6 +52,7 @@ pub async fn handle(
         if done {
             return write(version, correlation_id, response);
         }
+        waiting.get_or_insert_with(|| broker.metrics.fetch_waiting());
         tokio::select! {
             changed = appends.changed() => {
                 if changed.is_err() {

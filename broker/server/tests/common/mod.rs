@@ -2,6 +2,7 @@
 //! on a channel, its stderr is collected, and every wait has a deadline so a
 //! hung broker fails the test instead of hanging it.
 
+pub mod client;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read};
