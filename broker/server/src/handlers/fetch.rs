@@ -127,7 +127,7 @@ fn read(
                         total += region.length;
                         remaining = remaining.saturating_sub(region.length);
                         if let Some(name) = &name {
-                            broker.metrics.record_fetch(name, region.length, 0);
+                            broker.metrics.record_fetch(name, region.length);
                         }
                         out.records = Some(vec![Chunk::Region(region)]);
                     }
