@@ -89,3 +89,24 @@ fn reports_recovery_after_a_crash_and_a_clean_start_after_sigterm() {
         assert_eq!(runnel_log::manager::lock(&log).log_end_offset(), 1);
     }
 }
+
+#[test]
+fn an_unknown_or_invalid_setting_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (setting, expected) in [
+        ("no.such.setting=1", "unknown setting \"no.such.setting\""),
+        (
+            "num.partitions=zero",
+            "invalid value \"zero\" for num.partitions",
+        ),
+    ] {
+        let mut broker = Broker::serve_with(dir.path(), &[setting]);
+        let exit = broker.wait_exit();
+        assert!(!exit.status.success(), "{setting}: {}", exit.status);
+        assert!(
+            exit.stderr.contains(expected),
+            "{setting}: stderr:\n{}",
+            exit.stderr
+        );
+    }
+}
