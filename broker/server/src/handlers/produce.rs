@@ -108,7 +108,14 @@ fn append(
     };
     let records = records.unwrap_or_default();
     let mut log = lock(&log);
-    match log.append(records, now_ms) {
+    let appended = if log.config().fsync_before_ack() {
+        // An fsync per append (flush.messages=1) takes milliseconds: let
+        // the runtime move this worker's other tasks elsewhere meanwhile.
+        tokio::task::block_in_place(|| log.append(records, now_ms))
+    } else {
+        log.append(records, now_ms)
+    };
+    match appended {
         Ok(info) => Ok((info, log.log_start_offset())),
         Err(err) => Err((error_code(&err), format!("{err}"))),
     }

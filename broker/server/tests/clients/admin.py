@@ -1,7 +1,7 @@
 """Topics through the admin client: create, list, add partitions, delete,
 and the errors Kafka gives for a duplicate, a bad name, a shrink."""
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewPartitions, NewTopic
 
 from common import *
@@ -44,4 +44,13 @@ topics = admin.list_topics(timeout=DEADLINE_S).topics
 check("admin-b" not in topics, "admin-b should be gone")
 again = admin.delete_topics(["admin-b"])
 check(error_of(again["admin-b"]) == "UNKNOWN_TOPIC_OR_PART", "deleting twice must fail")
+# A topic that fsyncs before every acknowledgement still takes and serves data.
+create_topic(admin, "admin-fsync", 1, {"flush.messages": "1"})
+p = producer(servers, acks="all")
+produce_all(p, "admin-fsync", [(b"k", f"v{i}".encode(), None, 0) for i in range(20)])
+c = consumer(servers)
+c.assign([TopicPartition("admin-fsync", 0, 0)])
+got = [m.value() for m in consume_exactly(c, 20)]
+check(got == [f"v{i}".encode() for i in range(20)], "fsync topic round trip")
+c.close()
 print("admin: ok")
