@@ -290,12 +290,47 @@ struct Setting {
     origin: Origin,
 }
 
+/// Kafka broker settings found in stock `server.properties` files that mean
+/// nothing to a single Runnel broker (thread pools, socket buffers,
+/// replication of internal topics, ZooKeeper and KRaft controller wiring).
+/// They are logged and skipped so an existing file starts; anything else
+/// unknown is still an error.
+const IGNORED_KAFKA_KEYS: &[&str] = &[
+    "auto.leader.rebalance.enable",
+    "controller.listener.names",
+    "controller.quorum.bootstrap.servers",
+    "controller.quorum.voters",
+    "inter.broker.listener.name",
+    "listener.security.protocol.map",
+    "log.retention.check.interval.ms",
+    "min.insync.replicas",
+    "num.io.threads",
+    "num.network.threads",
+    "num.replica.fetchers",
+    "offsets.topic.replication.factor",
+    "process.roles",
+    "replica.lag.time.max.ms",
+    "share.coordinator.state.topic.min.isr",
+    "share.coordinator.state.topic.replication.factor",
+    "socket.receive.buffer.bytes",
+    "socket.send.buffer.bytes",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.replication.factor",
+    "unclean.leader.election.enable",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+];
+
 /// Reads the sources and builds the config; see the module doc for the
 /// precedence. Unknown keys are errors, except `RUNNEL_*` variables that
 /// name no key, which are logged and ignored; an empty variable is unset.
 pub fn load(sources: &ConfigSources) -> Result<BrokerConfig, ConfigError> {
     let mut settings: BTreeMap<&'static str, Setting> = BTreeMap::new();
     let mut set = |key: &str, value: &str, origin: Origin| {
+        if IGNORED_KAFKA_KEYS.contains(&key) {
+            tracing::warn!(key, %origin, "ignoring a Kafka setting that a single Runnel broker does not use");
+            return Ok(());
+        }
         let Some(known) = Key::find(key) else {
             return Err(ConfigError::UnknownKey {
                 key: key.to_string(),
@@ -516,6 +551,22 @@ mod tests {
         };
         let err = load(&missing).expect_err("missing").to_string();
         assert_eq!(err, "cannot read config file /no/such.properties");
+    }
+
+    #[test]
+    fn a_stock_kafka_file_starts_skipping_what_runnel_does_not_use() {
+        // The tuning part of Apache Kafka's config/server.properties.
+        let text = "num.network.threads=3\nnum.io.threads=8\n\
+                    socket.send.buffer.bytes=102400\nsocket.receive.buffer.bytes=102400\n\
+                    socket.request.max.bytes=104857600\nlog.dirs=/tmp/kafka-logs\n\
+                    num.partitions=1\nnum.recovery.threads.per.data.dir=1\n\
+                    offsets.topic.replication.factor=1\n\
+                    transaction.state.log.replication.factor=1\n\
+                    transaction.state.log.min.isr=1\nlog.retention.hours=168\n\
+                    log.segment.bytes=1073741824\nlog.retention.check.interval.ms=300000\n";
+        let c = try_load(text, &[], &[]).expect("a stock file starts");
+        assert_eq!(c.log_dirs, [PathBuf::from("/tmp/kafka-logs")]);
+        assert!(error(&[("num.netwrok.threads", "3")]).contains("unknown setting"));
     }
 
     #[test]
