@@ -1,4 +1,19 @@
 //! `runnel-coordinator`: the group and transaction state machines, written
 //! as `(state, request, now) -> (state, effects)` with no I/O.
 //!
-//! Empty until the consumer groups issue lands.
+//! The group state machine lands with the consumer groups issue; for now:
+//!
+//! - [`offsets_topic`]: the `__consumer_offsets` key/value record formats,
+//!   byte-compatible with Apache Kafka.
+//! - [`partition`]: which `__consumer_offsets` partition coordinates a group
+//!   (Java `String.hashCode`, as Kafka).
+//! - [`offsets`]: the in-memory committed offsets, rebuilt by replaying
+//!   `__consumer_offsets` and expired by retention.
+
+pub mod offsets;
+pub mod offsets_topic;
+pub mod partition;
+
+pub use offsets::OffsetStore;
+pub use offsets_topic::{OffsetKey, OffsetValue, OffsetsRecord, OffsetsRecordError};
+pub use partition::{coordinator_partition, java_string_hash};
