@@ -60,6 +60,8 @@ pub struct RecordView {
     pub key: Option<Range<usize>>,
     /// `true` for a null value: a tombstone.
     pub is_tombstone: bool,
+    /// Range of the value bytes, `None` for a null value.
+    pub value: Option<Range<usize>>,
     /// The whole record, length prefix included.
     pub raw: Range<usize>,
 }
@@ -91,6 +93,10 @@ impl BatchRecords {
 
     pub fn key(&self, record: &RecordView) -> Option<&[u8]> {
         record.key.clone().map(|range| &self.data[range])
+    }
+
+    pub fn value(&self, record: &RecordView) -> Option<&[u8]> {
+        record.value.clone().map(|range| &self.data[range])
     }
 
     pub fn offset(&self, record: &RecordView) -> i64 {
@@ -203,6 +209,7 @@ fn split_records(header: &BatchHeader, data: &[u8]) -> Result<Vec<RecordView>, R
             timestamp_delta,
             key,
             is_tombstone: value.is_none(),
+            value,
             raw: start..end,
         });
         reader.pos = end;

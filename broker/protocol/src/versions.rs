@@ -16,6 +16,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Fetch, 4, 13),
     (ApiKey::ListOffsets, 1, 7),
     (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -198,14 +201,17 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 82,          // size
+            0, 0, 0, 100,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 12,          // api_keys: 12 entries of key, min, max
+            0, 0, 0, 15,          // api_keys: 15 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
             0, 3,  0, 0,  0, 12,  // Metadata
+            0, 8,  0, 2,  0, 9,   // OffsetCommit
+            0, 9,  0, 1,  0, 9,   // OffsetFetch
+            0, 10, 0, 0,  0, 4,   // FindCoordinator
             0, 18, 0, 0,  0, 3,   // ApiVersions
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics

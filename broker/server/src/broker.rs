@@ -44,6 +44,8 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     pub metrics: Arc<BrokerMetrics>,
     topics: Mutex<TopicRegistry>,
+    /// Committed offsets, mirrored from `__consumer_offsets` (committed.rs).
+    pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
     /// Bumped after every append; fetches waiting for `min.bytes` watch it.
     appended: watch::Sender<u64>,
 }
@@ -72,6 +74,7 @@ impl Broker {
             logs,
             metrics,
             topics: Mutex::new(topics),
+            offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
             appended: watch::channel(0).0,
         }
     }

@@ -5,12 +5,14 @@
 //! - [`config`]: the broker's settings from flags, `RUNNEL_*` variables and
 //!   a `server.properties` file, with Kafka's names and defaults.
 //! - [`broker`]: the shared state handlers work on; [`topics`]: the topic
-//!   registry; [`meta`]: `meta.properties` and the cluster id.
+//!   registry; [`meta`]: `meta.properties` and the cluster id;
+//!   [`committed`]: committed offsets in `__consumer_offsets`.
 //! - [`connection`]: one client connection; [`handlers`]: one per API key.
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 
 mod broker;
+mod committed;
 mod config;
 mod connection;
 mod handlers;

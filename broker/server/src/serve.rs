@@ -116,6 +116,14 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         topics,
         Arc::clone(&metrics),
     ));
+    let committed = {
+        let broker = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || broker.load_offsets())
+            .await
+            .context("loading committed offsets panicked")?
+            .context("cannot load committed offsets")?
+    };
+    tracing::info!(committed, "committed offsets loaded");
     http_state.set_ready(true);
     let (advertised_host, advertised_port) = broker.config.advertised();
     println!(

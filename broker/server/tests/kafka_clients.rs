@@ -121,6 +121,18 @@ fn offsets_for_times_seek_reset_and_large_messages() {
 }
 
 #[test]
+fn committed_offsets_survive_a_broker_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    python("offsets.py", &[&broker.bootstrap, "commit"]);
+    broker.kill();
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    python("offsets.py", &[&broker.bootstrap, "resume"]);
+}
+
+#[test]
 fn a_broker_killed_and_restarted_keeps_every_acknowledged_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());

@@ -224,6 +224,63 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(response.error_code, 0, "{:?}", response.error_message);
             assert_eq!(response.brokers.len(), 1);
         }
+        ApiKey::FindCoordinator => {
+            let mut request = FindCoordinatorRequest::default();
+            if version >= 4 {
+                request.coordinator_keys = vec![StrBytes::from_static_str("sweep-group")];
+            } else {
+                request.key = StrBytes::from_static_str("sweep-group");
+            }
+            let response: FindCoordinatorResponse = client.call(api, version, &request);
+            if version >= 4 {
+                assert_eq!(response.coordinators[0].error_code, 0);
+                assert_eq!(response.coordinators[0].node_id.0, 1);
+            } else {
+                assert_eq!(response.error_code, 0);
+                assert_eq!(response.node_id.0, 1);
+            }
+        }
+        ApiKey::OffsetCommit => {
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            partition.partition_index = 0;
+            partition.committed_offset = version as i64;
+            partition.committed_metadata = Some(StrBytes::from_static_str("m"));
+            let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+            topic.name = name("sweep");
+            topic.partitions = vec![partition];
+            let mut request = OffsetCommitRequest::default();
+            request.group_id = GroupId(StrBytes::from_static_str("sweep-group"));
+            request.generation_id_or_member_epoch = -1;
+            request.topics = vec![topic];
+            let response: OffsetCommitResponse = client.call(api, version, &request);
+            assert_eq!(response.topics[0].partitions[0].error_code, 0);
+        }
+        ApiKey::OffsetFetch => {
+            let mut request = OffsetFetchRequest::default();
+            if version >= 8 {
+                let mut topic = offset_fetch_request::OffsetFetchRequestTopics::default();
+                topic.name = name("sweep");
+                topic.partition_indexes = vec![0];
+                let mut group = offset_fetch_request::OffsetFetchRequestGroup::default();
+                group.group_id = GroupId(StrBytes::from_static_str("sweep-group"));
+                group.topics = Some(vec![topic]);
+                request.groups = vec![group];
+            } else {
+                let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+                topic.name = name("sweep");
+                topic.partition_indexes = vec![0];
+                request.group_id = GroupId(StrBytes::from_static_str("sweep-group"));
+                request.topics = Some(vec![topic]);
+            }
+            let response: OffsetFetchResponse = client.call(api, version, &request);
+            let committed = if version >= 8 {
+                &response.groups[0].topics[0].partitions[0].committed_offset
+            } else {
+                &response.topics[0].partitions[0].committed_offset
+            };
+            // The last OffsetCommit of the sweep (its highest version).
+            assert_eq!(*committed, 9);
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

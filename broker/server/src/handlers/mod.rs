@@ -10,9 +10,12 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod find_coordinator;
 mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod produce;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -117,6 +120,17 @@ pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, Handl
         ApiKey::DescribeCluster => respond(
             request,
             &describe_cluster::handle(broker, body(request)?, version),
+        ),
+        ApiKey::FindCoordinator => respond(
+            request,
+            &find_coordinator::handle(broker, body(request)?, version),
+        ),
+        ApiKey::OffsetCommit => {
+            respond(request, &offset_commit::handle(broker, body(request)?, now))
+        }
+        ApiKey::OffsetFetch => respond(
+            request,
+            &offset_fetch::handle(broker, body(request)?, version),
         ),
         api => Err(HandlerError::NotImplemented { api }),
     }

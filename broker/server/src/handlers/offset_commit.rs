@@ -1,0 +1,76 @@
+//! OffsetCommit: committed offsets go to `__consumer_offsets` (the
+//! partition `abs(hash(group)) % 50`, as Kafka) before they are answered.
+//! Only "simple" commits are taken for now (generation -1, no member id:
+//! consumers that `assign` partitions); group membership comes with the
+//! group coordinator.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+
+use crate::broker::Broker;
+use crate::committed::Commit;
+
+/// Kafka's `offset.metadata.max.bytes`.
+const MAX_METADATA_BYTES: usize = 4096;
+
+pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> OffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let group_error = if group.is_empty() {
+        Some(ResponseError::InvalidGroupId)
+    } else if request.generation_id_or_member_epoch >= 0 || !request.member_id.is_empty() {
+        // No member can have joined: JoinGroup is not served yet.
+        Some(ResponseError::UnknownMemberId)
+    } else {
+        None
+    };
+    let mut commits = Vec::new();
+    let mut response = OffsetCommitResponse::default();
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let mut out = OffsetCommitResponseTopic::default();
+        out.name = topic.name;
+        for partition in topic.partitions {
+            let mut p = OffsetCommitResponsePartition::default();
+            p.partition_index = partition.partition_index;
+            let metadata = partition
+                .committed_metadata
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            let error = if let Some(error) = group_error {
+                Some(error)
+            } else if broker.partition(&name, partition.partition_index).is_none() {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else if metadata.len() > MAX_METADATA_BYTES {
+                Some(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                commits.push(Commit {
+                    topic: name.clone(),
+                    partition: partition.partition_index,
+                    offset: partition.committed_offset,
+                    leader_epoch: partition.committed_leader_epoch,
+                    metadata,
+                });
+                None
+            };
+            p.error_code = error.map_or(0, |e| e.code());
+            out.partitions.push(p);
+        }
+        response.topics.push(out);
+    }
+    if !commits.is_empty()
+        && let Err(err) = broker.commit_offsets(&group, &commits, now_ms)
+    {
+        tracing::error!(group, error = %err, "storing committed offsets failed");
+        for topic in &mut response.topics {
+            for p in &mut topic.partitions {
+                if p.error_code == 0 {
+                    p.error_code = ResponseError::CoordinatorNotAvailable.code();
+                }
+            }
+        }
+    }
+    response
+}
