@@ -1,8 +1,7 @@
 //! `runnel-coordinator`: the group and transaction state machines, written
 //! as `(state, request, now) -> (state, effects)` with no I/O.
 //!
-//! The group state machine lands with the consumer groups issue; for now:
-//!
+//! - [`group`]: one consumer group's classic-protocol rebalance state machine.
 //! - [`offsets_topic`]: the `__consumer_offsets` key/value record formats,
 //!   byte-compatible with Apache Kafka.
 //! - [`partition`]: which `__consumer_offsets` partition coordinates a group
@@ -10,10 +9,16 @@
 //! - [`offsets`]: the in-memory committed offsets, rebuilt by replaying
 //!   `__consumer_offsets` and expired by retention.
 
+pub mod group;
 pub mod offsets;
 pub mod offsets_topic;
 pub mod partition;
 
+pub use group::{
+    Effect, EvictionReason, Group, GroupConfig, GroupDescription, GroupState, HeartbeatRequest,
+    JoinMember, JoinOutcome, JoinRequest, JoinResponse, LeaveMember, LeaveOutcome, Member,
+    MemberDescription, SyncOutcome, SyncRequest, SyncResponse,
+};
 pub use offsets::OffsetStore;
 pub use offsets_topic::{OffsetKey, OffsetValue, OffsetsRecord, OffsetsRecordError};
 pub use partition::{coordinator_partition, java_string_hash};

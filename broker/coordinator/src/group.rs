@@ -1,0 +1,782 @@
+//! One consumer group under Kafka's classic protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup, DescribeGroups), as Kafka's `GroupCoordinator` and
+//! `GroupMetadata`, with no clock and no sockets.
+//!
+//! Every request method takes `now_ms` and answers at once or with
+//! `Pending`: the broker then holds that member's request until an
+//! [`Effect`] answers it. Effects queue inside the group and come out of
+//! [`Group::poll`], which the broker calls after every request and on a
+//! timer (see [`Group::next_deadline_ms`]); `poll` also runs the clocks:
+//! session expiry, the rebalance timeout, the initial rebalance delay and
+//! the sync timeout.
+//!
+//! States follow Kafka: `Empty -> PreparingRebalance -> CompletingRebalance
+//! -> Stable`, back to `PreparingRebalance` on any membership or protocol
+//! change, and `Dead` once deleted. Members keep their join order, which
+//! makes leader choice, vote tie-breaks and effect order deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+
+mod types;
+
+pub use types::*;
+
+#[cfg(test)]
+mod tests;
+
+/// The join phase in progress (state `PreparingRebalance`).
+#[derive(Debug, Clone, Copy)]
+struct Rebalance {
+    /// Started + the largest member rebalance timeout at the start.
+    deadline_ms: i64,
+    /// The first rebalance of an empty group waits this long, extended by
+    /// each new member up to `deadline_ms`, as Kafka's `InitialDelayedJoin`.
+    initial_until_ms: Option<i64>,
+}
+
+/// A consumer group's membership and rebalance state.
+#[derive(Debug, Clone)]
+pub struct Group {
+    group_id: String,
+    config: GroupConfig,
+    state: GroupState,
+    generation_id: i32,
+    protocol_type: Option<String>,
+    protocol_name: Option<String>,
+    leader_id: Option<String>,
+    members: Vec<Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with the time by
+    /// which they must rejoin.
+    pending_members: BTreeMap<String, i64>,
+    rebalance: Option<Rebalance>,
+    /// Members of this generation that have not sent SyncGroup yet, and
+    /// when they will be removed for it (Kafka's pending sync members).
+    pending_sync: BTreeSet<String>,
+    sync_deadline_ms: i64,
+    outbox: Vec<Effect>,
+}
+
+impl Group {
+    pub fn new(group_id: impl Into<String>, config: GroupConfig) -> Self {
+        Self {
+            group_id: group_id.into(),
+            config,
+            state: GroupState::Empty,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader_id: None,
+            members: Vec::new(),
+            pending_members: BTreeMap::new(),
+            rebalance: None,
+            pending_sync: BTreeSet::new(),
+            sync_deadline_ms: 0,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    pub fn state(&self) -> GroupState {
+        self.state
+    }
+
+    pub fn generation_id(&self) -> i32 {
+        self.generation_id
+    }
+
+    pub fn protocol_type(&self) -> Option<&str> {
+        self.protocol_type.as_deref()
+    }
+
+    pub fn protocol_name(&self) -> Option<&str> {
+        self.protocol_name.as_deref()
+    }
+
+    pub fn leader_id(&self) -> Option<&str> {
+        self.leader_id.as_deref()
+    }
+
+    /// Members in join order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn member(&self, member_id: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.member_id == member_id)
+    }
+
+    /// JoinGroup, as Kafka's `doJoinGroup`.
+    pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> JoinOutcome {
+        if self.state == GroupState::Dead {
+            return JoinOutcome::Response(JoinResponse::error(
+                COORDINATOR_NOT_AVAILABLE,
+                &req.member_id,
+            ));
+        }
+        if req.session_timeout_ms < self.config.group_min_session_timeout_ms
+            || req.session_timeout_ms > self.config.group_max_session_timeout_ms
+        {
+            return JoinOutcome::Response(JoinResponse::error(
+                INVALID_SESSION_TIMEOUT,
+                &req.member_id,
+            ));
+        }
+        if !self.supports_protocols(&req) {
+            return JoinOutcome::Response(JoinResponse::error(
+                INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
+        }
+        if req.member_id.is_empty() {
+            self.join_new_member(req, now_ms)
+        } else {
+            self.join_known_member(req, now_ms)
+        }
+    }
+
+    fn join_new_member(&mut self, req: JoinRequest, now_ms: i64) -> JoinOutcome {
+        if let Some(instance_id) = &req.group_instance_id
+            && let Some(old) = self.static_member_index(instance_id)
+        {
+            return self.replace_static_member(old, req, now_ms);
+        }
+        if req.group_instance_id.is_none() && req.api_version >= 4 {
+            let member_id = req.new_member_id;
+            let deadline_ms = now_ms + i64::from(req.session_timeout_ms);
+            self.pending_members.insert(member_id.clone(), deadline_ms);
+            return JoinOutcome::Response(JoinResponse::error(MEMBER_ID_REQUIRED, &member_id));
+        }
+        let member_id = req.new_member_id.clone();
+        self.add_member_and_rebalance(member_id, req, now_ms)
+    }
+
+    fn join_known_member(&mut self, req: JoinRequest, now_ms: i64) -> JoinOutcome {
+        if self.pending_members.remove(&req.member_id).is_some() {
+            let member_id = req.member_id.clone();
+            return self.add_member_and_rebalance(member_id, req, now_ms);
+        }
+        if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            return JoinOutcome::Response(JoinResponse::error(FENCED_INSTANCE_ID, &req.member_id));
+        }
+        let Some(index) = self.index_of(&req.member_id) else {
+            return JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id));
+        };
+        let unchanged = self.members[index].protocols == req.protocols;
+        match self.state {
+            GroupState::Empty | GroupState::Dead => {
+                JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id))
+            }
+            GroupState::PreparingRebalance => self.update_member_and_rebalance(index, req, now_ms),
+            GroupState::CompletingRebalance if unchanged => {
+                // A retried JoinGroup: answer with the round that just ended.
+                self.members[index].last_heartbeat_ms = now_ms;
+                JoinOutcome::Response(self.join_response(&req.member_id))
+            }
+            GroupState::Stable if unchanged && !self.is_leader(&req.member_id) => {
+                self.members[index].last_heartbeat_ms = now_ms;
+                JoinOutcome::Response(self.join_response(&req.member_id))
+            }
+            // The leader rejoining means it wants a new assignment.
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                self.update_member_and_rebalance(index, req, now_ms)
+            }
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        member_id: String,
+        req: JoinRequest,
+        now_ms: i64,
+    ) -> JoinOutcome {
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        if self.leader_id.is_none() {
+            self.leader_id = Some(member_id.clone());
+        }
+        self.members.push(Member {
+            member_id,
+            group_instance_id: req.group_instance_id,
+            client_id: req.client_id,
+            client_host: req.client_host,
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: req.rebalance_timeout_ms,
+            protocol_type: req.protocol_type,
+            protocols: req.protocols,
+            assignment: Bytes::new(),
+            last_heartbeat_ms: now_ms,
+            awaiting_join: true,
+            awaiting_sync: false,
+        });
+        if let Some(rebalance) = &mut self.rebalance
+            && let Some(until) = &mut rebalance.initial_until_ms
+        {
+            let delay_ms = i64::from(self.config.initial_rebalance_delay_ms);
+            *until = (now_ms + delay_ms).min(rebalance.deadline_ms);
+        }
+        self.maybe_prepare_rebalance(now_ms);
+        self.try_complete_join(now_ms);
+        JoinOutcome::Pending
+    }
+
+    fn update_member_and_rebalance(
+        &mut self,
+        index: usize,
+        req: JoinRequest,
+        now_ms: i64,
+    ) -> JoinOutcome {
+        let member = &mut self.members[index];
+        member.protocols = req.protocols;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.last_heartbeat_ms = now_ms;
+        member.awaiting_join = true;
+        self.maybe_prepare_rebalance(now_ms);
+        self.try_complete_join(now_ms);
+        JoinOutcome::Pending
+    }
+
+    /// A static member restarted with a new member id, as Kafka's
+    /// `updateStaticMemberAndRebalance`: the new id takes the old member's
+    /// place (and assignment) and the old id is fenced.
+    fn replace_static_member(
+        &mut self,
+        index: usize,
+        req: JoinRequest,
+        now_ms: i64,
+    ) -> JoinOutcome {
+        let new_id = req.new_member_id.clone();
+        let old_id = std::mem::replace(&mut self.members[index].member_id, new_id.clone());
+        let old = &mut self.members[index];
+        if std::mem::take(&mut old.awaiting_join) {
+            self.outbox.push(Effect::JoinResponse {
+                member_id: old_id.clone(),
+                response: JoinResponse::error(FENCED_INSTANCE_ID, &old_id),
+            });
+        }
+        let old = &mut self.members[index];
+        if std::mem::take(&mut old.awaiting_sync) {
+            self.outbox.push(Effect::SyncResponse {
+                member_id: old_id.clone(),
+                response: SyncResponse::error(FENCED_INSTANCE_ID),
+            });
+        }
+        if self.leader_id.as_deref() == Some(old_id.as_str()) {
+            self.leader_id = Some(new_id.clone());
+        }
+        if self.pending_sync.remove(&old_id) {
+            self.pending_sync.insert(new_id.clone());
+        }
+        let member = &mut self.members[index];
+        member.protocols = req.protocols;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.last_heartbeat_ms = now_ms;
+        match self.state {
+            GroupState::Stable if self.select_protocol() == self.protocol_name => {
+                JoinOutcome::Response(self.join_response(&new_id))
+            }
+            _ => {
+                self.members[index].awaiting_join = true;
+                self.maybe_prepare_rebalance(now_ms);
+                self.try_complete_join(now_ms);
+                JoinOutcome::Pending
+            }
+        }
+    }
+
+    /// SyncGroup, as Kafka's `doSyncGroup`.
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncOutcome {
+        let error = if self.state == GroupState::Dead {
+            COORDINATOR_NOT_AVAILABLE
+        } else if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            FENCED_INSTANCE_ID
+        } else if self.index_of(&req.member_id).is_none() {
+            UNKNOWN_MEMBER_ID
+        } else if req.generation_id != self.generation_id {
+            ILLEGAL_GENERATION
+        } else if mismatched(req.protocol_type.as_deref(), self.protocol_type.as_deref())
+            || mismatched(req.protocol_name.as_deref(), self.protocol_name.as_deref())
+        {
+            INCONSISTENT_GROUP_PROTOCOL
+        } else {
+            NONE
+        };
+        if error != NONE {
+            return SyncOutcome::Response(SyncResponse::error(error));
+        }
+        let Some(index) = self.index_of(&req.member_id) else {
+            return SyncOutcome::Response(SyncResponse::error(UNKNOWN_MEMBER_ID));
+        };
+        match self.state {
+            GroupState::Empty | GroupState::Dead => {
+                SyncOutcome::Response(SyncResponse::error(UNKNOWN_MEMBER_ID))
+            }
+            GroupState::PreparingRebalance => {
+                SyncOutcome::Response(SyncResponse::error(REBALANCE_IN_PROGRESS))
+            }
+            GroupState::Stable => {
+                self.pending_sync.remove(&req.member_id);
+                self.members[index].last_heartbeat_ms = now_ms;
+                let assignment = self.members[index].assignment.clone();
+                SyncOutcome::Response(self.sync_response(assignment))
+            }
+            GroupState::CompletingRebalance => {
+                self.pending_sync.remove(&req.member_id);
+                self.members[index].last_heartbeat_ms = now_ms;
+                if !self.is_leader(&req.member_id) {
+                    self.members[index].awaiting_sync = true;
+                    return SyncOutcome::Pending;
+                }
+                let mut assignments: BTreeMap<String, Bytes> =
+                    req.assignments.into_iter().collect();
+                for member in &mut self.members {
+                    member.assignment = assignments.remove(&member.member_id).unwrap_or_default();
+                }
+                self.state = GroupState::Stable;
+                let waiting: Vec<(String, Bytes)> = self
+                    .members
+                    .iter_mut()
+                    .filter_map(|m| {
+                        std::mem::take(&mut m.awaiting_sync)
+                            .then(|| (m.member_id.clone(), m.assignment.clone()))
+                    })
+                    .collect();
+                for (member_id, assignment) in waiting {
+                    let response = self.sync_response(assignment);
+                    self.outbox.push(Effect::SyncResponse {
+                        member_id,
+                        response,
+                    });
+                }
+                let own = self.members[index].assignment.clone();
+                SyncOutcome::Response(self.sync_response(own))
+            }
+        }
+    }
+
+    /// Heartbeat, as Kafka's `handleHeartbeat`; returns the error code.
+    pub fn heartbeat(&mut self, req: &HeartbeatRequest, now_ms: i64) -> i16 {
+        if self.state == GroupState::Dead {
+            return COORDINATOR_NOT_AVAILABLE;
+        }
+        if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
+            return FENCED_INSTANCE_ID;
+        }
+        let Some(index) = self.index_of(&req.member_id) else {
+            return UNKNOWN_MEMBER_ID;
+        };
+        if req.generation_id != self.generation_id {
+            return ILLEGAL_GENERATION;
+        }
+        match self.state {
+            GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
+            GroupState::PreparingRebalance => {
+                self.members[index].last_heartbeat_ms = now_ms;
+                REBALANCE_IN_PROGRESS
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                self.members[index].last_heartbeat_ms = now_ms;
+                NONE
+            }
+        }
+    }
+
+    /// LeaveGroup (v3+ batch form; older versions pass one member). Each
+    /// member is named by member id, by instance id, or both.
+    pub fn leave(&mut self, members: &[LeaveMember], now_ms: i64) -> LeaveOutcome {
+        if self.state == GroupState::Dead {
+            return LeaveOutcome {
+                error_code: COORDINATOR_NOT_AVAILABLE,
+                member_error_codes: vec![COORDINATOR_NOT_AVAILABLE; members.len()],
+            };
+        }
+        let mut member_error_codes = Vec::with_capacity(members.len());
+        for leaving in members {
+            let instance_id = leaving.group_instance_id.as_deref();
+            let member_id = match instance_id.and_then(|id| self.static_member_index(id)) {
+                Some(index) if leaving.member_id.is_empty() => {
+                    Some(self.members[index].member_id.clone())
+                }
+                Some(index) if self.members[index].member_id != leaving.member_id => {
+                    member_error_codes.push(FENCED_INSTANCE_ID);
+                    continue;
+                }
+                Some(_) => Some(leaving.member_id.clone()),
+                None if instance_id.is_some() => None,
+                None => self
+                    .index_of(&leaving.member_id)
+                    .map(|_| leaving.member_id.clone()),
+            };
+            match member_id.and_then(|id| self.index_of(&id)) {
+                Some(index) => {
+                    self.remove_member(index, now_ms);
+                    member_error_codes.push(NONE);
+                }
+                None => member_error_codes.push(UNKNOWN_MEMBER_ID),
+            }
+        }
+        self.try_complete_join(now_ms);
+        LeaveOutcome {
+            error_code: NONE,
+            member_error_codes,
+        }
+    }
+
+    /// DeleteGroups: only an empty group can go; returns the error code.
+    pub fn delete(&mut self) -> i16 {
+        match self.state {
+            GroupState::Dead => GROUP_ID_NOT_FOUND,
+            GroupState::Empty => {
+                self.state = GroupState::Dead;
+                self.pending_members.clear();
+                NONE
+            }
+            _ => NON_EMPTY_GROUP,
+        }
+    }
+
+    /// Advances the clocks to `now_ms` and returns every effect queued
+    /// since the last poll, in the order they happened.
+    pub fn poll(&mut self, now_ms: i64) -> Vec<Effect> {
+        self.pending_members
+            .retain(|_, deadline_ms| now_ms < *deadline_ms);
+        while let Some(index) = self.members.iter().position(|m| m.session_expired(now_ms)) {
+            self.evict(index, EvictionReason::SessionTimeout, now_ms);
+        }
+        if matches!(
+            self.state,
+            GroupState::CompletingRebalance | GroupState::Stable
+        ) && !self.pending_sync.is_empty()
+            && now_ms >= self.sync_deadline_ms
+        {
+            let late: Vec<String> = std::mem::take(&mut self.pending_sync).into_iter().collect();
+            for member_id in late {
+                if let Some(index) = self.index_of(&member_id) {
+                    self.evict(index, EvictionReason::SyncTimeout, now_ms);
+                }
+            }
+        }
+        self.try_complete_join(now_ms);
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The earliest time at which `poll` has something to do, so the broker
+    /// can set its timer; `None` when only a request can change anything.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        let sessions = self
+            .members
+            .iter()
+            .filter(|m| !m.awaiting_join && !m.awaiting_sync)
+            .map(|m| m.last_heartbeat_ms + i64::from(m.session_timeout_ms));
+        let rebalance = self
+            .rebalance
+            .map(|r| r.initial_until_ms.unwrap_or(r.deadline_ms));
+        let sync = (!self.pending_sync.is_empty()).then_some(self.sync_deadline_ms);
+        sessions
+            .chain(self.pending_members.values().copied())
+            .chain(rebalance)
+            .chain(sync)
+            .min()
+    }
+
+    /// DescribeGroups, as Kafka's `GroupMetadata.summary`: metadata and
+    /// assignments only once Stable.
+    pub fn describe(&self) -> GroupDescription {
+        let stable = self.state == GroupState::Stable;
+        let protocol = if stable {
+            self.protocol_name.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let members = self
+            .members
+            .iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable {
+                    m.metadata(&protocol)
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect();
+        GroupDescription {
+            group_id: self.group_id.clone(),
+            state: self.state.name(),
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            members,
+        }
+    }
+
+    fn index_of(&self, member_id: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.member_id == member_id)
+    }
+
+    fn static_member_index(&self, instance_id: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.group_instance_id.as_deref() == Some(instance_id))
+    }
+
+    /// An instance id now owned by another member id.
+    fn is_fenced(&self, member_id: &str, instance_id: Option<&str>) -> bool {
+        instance_id
+            .and_then(|id| self.static_member_index(id))
+            .is_some_and(|index| self.members[index].member_id != member_id)
+    }
+
+    fn is_leader(&self, member_id: &str) -> bool {
+        self.leader_id.as_deref() == Some(member_id)
+    }
+
+    /// Kafka's `supportsProtocols`: the first member sets the type; later
+    /// ones must share it and one protocol with every other member.
+    fn supports_protocols(&self, req: &JoinRequest) -> bool {
+        if req.protocol_type.is_empty() || req.protocols.is_empty() {
+            return false;
+        }
+        let others: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.member_id != req.member_id || req.member_id.is_empty())
+            .collect();
+        if others.is_empty() {
+            return true;
+        }
+        self.protocol_type.as_deref() == Some(req.protocol_type.as_str())
+            && req
+                .protocols
+                .iter()
+                .any(|(name, _)| others.iter().all(|m| m.supports(name)))
+    }
+
+    /// Kafka's `selectProtocol`: among the protocols every member supports,
+    /// each member votes for the first it lists; most votes wins, ties go to
+    /// the candidate listed first by the earliest member.
+    fn select_protocol(&self) -> Option<String> {
+        let first = self.members.first()?;
+        let candidates: Vec<&str> = first
+            .protocols
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| self.members.iter().all(|m| m.supports(name)))
+            .collect();
+        let mut votes = vec![0usize; candidates.len()];
+        for member in &self.members {
+            let choice = member
+                .protocols
+                .iter()
+                .find_map(|(name, _)| candidates.iter().position(|c| c == name));
+            if let Some(choice) = choice {
+                votes[choice] += 1;
+            }
+        }
+        let best = votes.iter().copied().max()?;
+        let winner = votes.iter().position(|&v| v == best)?;
+        Some(candidates[winner].to_owned())
+    }
+
+    fn maybe_prepare_rebalance(&mut self, now_ms: i64) {
+        let from = self.state;
+        if !matches!(
+            from,
+            GroupState::Empty | GroupState::CompletingRebalance | GroupState::Stable
+        ) {
+            return;
+        }
+        if from == GroupState::CompletingRebalance {
+            // The assignment being computed is void: have everyone rejoin.
+            let waiting: Vec<String> = self
+                .members
+                .iter_mut()
+                .filter_map(|m| std::mem::take(&mut m.awaiting_sync).then(|| m.member_id.clone()))
+                .collect();
+            for member_id in waiting {
+                self.outbox.push(Effect::SyncResponse {
+                    member_id,
+                    response: SyncResponse::error(REBALANCE_IN_PROGRESS),
+                });
+            }
+        }
+        if from != GroupState::Stable {
+            for member in &mut self.members {
+                member.assignment = Bytes::new();
+            }
+        }
+        self.pending_sync.clear();
+        let deadline_ms = now_ms + self.max_rebalance_timeout_ms();
+        let initial_until_ms = (from == GroupState::Empty)
+            .then(|| (now_ms + i64::from(self.config.initial_rebalance_delay_ms)).min(deadline_ms));
+        self.rebalance = Some(Rebalance {
+            deadline_ms,
+            initial_until_ms,
+        });
+        self.state = GroupState::PreparingRebalance;
+    }
+
+    fn max_rebalance_timeout_ms(&self) -> i64 {
+        self.members
+            .iter()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn try_complete_join(&mut self, now_ms: i64) {
+        let Some(rebalance) = self.rebalance else {
+            return;
+        };
+        let done = match rebalance.initial_until_ms {
+            // Nobody left to wait for: no point sitting out the delay.
+            Some(until_ms) => now_ms >= until_ms || self.members.is_empty(),
+            None => {
+                now_ms >= rebalance.deadline_ms
+                    || (self.pending_members.is_empty()
+                        && self.members.iter().all(|m| m.awaiting_join))
+            }
+        };
+        if done {
+            self.complete_join(now_ms);
+        }
+    }
+
+    /// Ends the join phase, as Kafka's `onCompleteJoin`.
+    fn complete_join(&mut self, now_ms: i64) {
+        self.rebalance = None;
+        while let Some(index) = self.members.iter().position(|m| !m.awaiting_join) {
+            self.evict(index, EvictionReason::RebalanceTimeout, now_ms);
+        }
+        self.generation_id += 1;
+        if self.members.is_empty() {
+            self.protocol_name = None;
+            self.leader_id = None;
+            self.state = GroupState::Empty;
+            return;
+        }
+        if self
+            .leader_id
+            .as_deref()
+            .is_none_or(|id| self.index_of(id).is_none())
+        {
+            self.leader_id = Some(self.members[0].member_id.clone());
+        }
+        self.protocol_name = self.select_protocol();
+        self.state = GroupState::CompletingRebalance;
+        self.sync_deadline_ms = now_ms + self.max_rebalance_timeout_ms();
+        let ids: Vec<String> = self.members.iter().map(|m| m.member_id.clone()).collect();
+        for member_id in ids {
+            let response = self.join_response(&member_id);
+            if let Some(index) = self.index_of(&member_id) {
+                let member = &mut self.members[index];
+                member.awaiting_join = false;
+                member.last_heartbeat_ms = now_ms;
+            }
+            self.pending_sync.insert(member_id.clone());
+            self.outbox.push(Effect::JoinResponse {
+                member_id,
+                response,
+            });
+        }
+    }
+
+    /// The JoinGroup answer of the current generation for `member_id`; the
+    /// leader's lists every member with its metadata for the protocol.
+    fn join_response(&self, member_id: &str) -> JoinResponse {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let is_leader = self.is_leader(member_id);
+        let members = if is_leader {
+            self.members
+                .iter()
+                .map(|m| JoinMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    metadata: m.metadata(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResponse {
+            error_code: NONE,
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader_id.clone().unwrap_or_default(),
+            // Only a static leader rejoining a stable group skips assigning.
+            skip_assignment: is_leader && self.state == GroupState::Stable,
+            member_id: member_id.to_owned(),
+            members,
+        }
+    }
+
+    fn sync_response(&self, assignment: Bytes) -> SyncResponse {
+        SyncResponse {
+            error_code: NONE,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            assignment,
+        }
+    }
+
+    fn evict(&mut self, index: usize, reason: EvictionReason, now_ms: i64) {
+        let member_id = self.members[index].member_id.clone();
+        self.remove_member(index, now_ms);
+        self.outbox
+            .push(Effect::MemberEvicted { member_id, reason });
+    }
+
+    /// Kafka's `removeMemberAndUpdateGroup`: a held request gets
+    /// UNKNOWN_MEMBER_ID so nothing is left hanging, and a stable or
+    /// completing group rebalances.
+    fn remove_member(&mut self, index: usize, now_ms: i64) {
+        let member = self.members.remove(index);
+        if member.awaiting_join {
+            self.outbox.push(Effect::JoinResponse {
+                member_id: member.member_id.clone(),
+                response: JoinResponse::error(UNKNOWN_MEMBER_ID, &member.member_id),
+            });
+        }
+        if member.awaiting_sync {
+            self.outbox.push(Effect::SyncResponse {
+                member_id: member.member_id.clone(),
+                response: SyncResponse::error(UNKNOWN_MEMBER_ID),
+            });
+        }
+        self.pending_sync.remove(&member.member_id);
+        if self.is_leader(&member.member_id) {
+            self.leader_id = self.members.first().map(|m| m.member_id.clone());
+        }
+        if matches!(
+            self.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.maybe_prepare_rebalance(now_ms);
+        }
+    }
+}
+
+/// A request field the client may leave out (older versions) and that must
+/// otherwise match the group's.
+fn mismatched(requested: Option<&str>, current: Option<&str>) -> bool {
+    requested.is_some_and(|r| Some(r) != current)
+}
