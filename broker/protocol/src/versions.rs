@@ -19,6 +19,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
     (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
@@ -143,7 +149,7 @@ mod tests {
         assert!(supports(ApiKey::Fetch, 13));
         assert!(!supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::Fetch, 14));
-        assert!(!supports(ApiKey::JoinGroup, 0));
+        assert!(!supports(ApiKey::InitProducerId, 0));
         assert_eq!(range(ApiKey::Metadata), Some((0, 12)));
     }
 
@@ -201,10 +207,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 100,         // size
+            0, 0, 0, 136,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 15,          // api_keys: 15 entries of key, min, max
+            0, 0, 0, 21,          // api_keys: 21 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -212,6 +218,12 @@ mod tests {
             0, 8,  0, 2,  0, 9,   // OffsetCommit
             0, 9,  0, 1,  0, 9,   // OffsetFetch
             0, 10, 0, 0,  0, 4,   // FindCoordinator
+            0, 11, 0, 0,  0, 9,   // JoinGroup
+            0, 12, 0, 0,  0, 4,   // Heartbeat
+            0, 13, 0, 0,  0, 5,   // LeaveGroup
+            0, 14, 0, 0,  0, 5,   // SyncGroup
+            0, 15, 0, 0,  0, 5,   // DescribeGroups
+            0, 16, 0, 0,  0, 4,   // ListGroups
             0, 18, 0, 0,  0, 3,   // ApiVersions
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics

@@ -46,6 +46,8 @@ pub struct Broker {
     topics: Mutex<TopicRegistry>,
     /// Committed offsets, mirrored from `__consumer_offsets` (committed.rs).
     pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
+    /// Consumer groups and their held requests (groups.rs).
+    pub groups: Arc<crate::groups::Groups>,
     /// Bumped after every append; fetches waiting for `min.bytes` watch it.
     appended: watch::Sender<u64>,
 }
@@ -69,12 +71,14 @@ impl Broker {
                 ),
             }
         }
+        let initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
         Self {
             config,
             logs,
             metrics,
             topics: Mutex::new(topics),
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
+            groups: Arc::new(crate::groups::Groups::new(initial_rebalance_delay_ms)),
             appended: watch::channel(0).0,
         }
     }

@@ -179,6 +179,11 @@ impl Broker {
         self.offset_store().fetch(group, topic, partition).cloned()
     }
 
+    /// The groups with committed offsets.
+    pub fn committed_groups(&self) -> Vec<String> {
+        self.offset_store().groups().map(str::to_string).collect()
+    }
+
     /// Every partition `group` has committed, by topic.
     pub fn committed_partitions(&self, group: &str) -> Vec<(String, Vec<i32>)> {
         let store = self.offset_store();

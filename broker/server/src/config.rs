@@ -46,6 +46,9 @@ pub struct BrokerConfig {
     /// `metrics.listen` (ours, not Kafka's): the Prometheus endpoint.
     pub metrics_listen: HostPort,
     pub num_recovery_threads_per_data_dir: usize,
+    /// `group.initial.rebalance.delay.ms`: how long a new group's first
+    /// rebalance waits for more members (Kafka's 3000; 0 in tests).
+    pub group_initial_rebalance_delay_ms: i32,
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
@@ -74,6 +77,7 @@ impl Default for BrokerConfig {
                 port: 9644,
             },
             num_recovery_threads_per_data_dir: 1,
+            group_initial_rebalance_delay_ms: 3000,
             cluster_id: None,
             log: LogConfig::default(),
         }
@@ -230,6 +234,7 @@ static KEYS: &[Key] = &[
     Key { name: "socket.request.max.bytes", apply: broker!(socket_request_max_bytes, |v| int::<i32>(v, 1).map(|n| n as usize)) },
     Key { name: "metrics.listen", apply: broker!(metrics_listen, HostPort::parse) },
     Key { name: "num.recovery.threads.per.data.dir", apply: broker!(num_recovery_threads_per_data_dir, |v| int(v, 1)) },
+    Key { name: "group.initial.rebalance.delay.ms", apply: broker!(group_initial_rebalance_delay_ms, |v| int(v, 0)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },

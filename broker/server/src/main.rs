@@ -6,7 +6,8 @@
 //!   a `server.properties` file, with Kafka's names and defaults.
 //! - [`broker`]: the shared state handlers work on; [`topics`]: the topic
 //!   registry; [`meta`]: `meta.properties` and the cluster id;
-//!   [`committed`]: committed offsets in `__consumer_offsets`.
+//!   [`committed`]: committed offsets in `__consumer_offsets`; [`groups`]:
+//!   consumer groups and their held requests.
 //! - [`connection`]: one client connection; [`handlers`]: one per API key.
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
@@ -15,6 +16,7 @@ mod broker;
 mod committed;
 mod config;
 mod connection;
+mod groups;
 mod handlers;
 mod http;
 mod meta;

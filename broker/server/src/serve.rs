@@ -132,6 +132,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         if partitions == 1 { "" } else { "s" }
     );
 
+    let group_timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
     let (stop, stopped) = watch::channel(false);
     let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
     let mut connections = JoinSet::new();
@@ -156,6 +157,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     // Connections finish the request they are in, then close.
     while connections.join_next().await.is_some() {}
     maintenance.await.context("the maintenance task panicked")?;
+    group_timers.abort();
     let _ = stop_http.send(());
     http_task.await.context("the metrics server panicked")?;
     drop(broker);

@@ -121,6 +121,14 @@ fn offsets_for_times_seek_reset_and_large_messages() {
 }
 
 #[test]
+fn three_consumers_share_six_partitions_with_each_assignor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    python("groups.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn committed_offsets_survive_a_broker_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());

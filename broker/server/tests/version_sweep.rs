@@ -19,6 +19,52 @@ use common::client::Client;
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const TOPIC_RESOURCE: i8 = 2;
 
+/// Joins `group` as a new member at `version`, through the member-id
+/// handshake from v4; returns (member id, generation).
+fn join(client: &mut Client, group: &str, version: i16) -> (String, i32) {
+    let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+    protocol.name = StrBytes::from_static_str("range");
+    protocol.metadata = Bytes::from_static(b"meta");
+    let mut request = JoinGroupRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.session_timeout_ms = 10_000;
+    request.rebalance_timeout_ms = 10_000;
+    request.protocol_type = StrBytes::from_static_str("consumer");
+    request.protocols = vec![protocol];
+    let mut response: JoinGroupResponse = client.call(ApiKey::JoinGroup, version, &request);
+    if version >= 4 {
+        assert_eq!(response.error_code, 79, "MEMBER_ID_REQUIRED first");
+        request.member_id = response.member_id.clone();
+        response = client.call(ApiKey::JoinGroup, version, &request);
+    }
+    assert_eq!(response.error_code, 0, "JoinGroup v{version}");
+    assert_eq!(response.leader, response.member_id);
+    assert_eq!(response.members.len(), 1);
+    (response.member_id.to_string(), response.generation_id)
+}
+
+fn sync(
+    client: &mut Client,
+    group: &str,
+    member: &str,
+    generation: i32,
+    version: i16,
+) -> SyncGroupResponse {
+    let mut assignment = sync_group_request::SyncGroupRequestAssignment::default();
+    assignment.member_id = StrBytes::from_string(member.to_string());
+    assignment.assignment = Bytes::from_static(b"assigned");
+    let mut request = SyncGroupRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.generation_id = generation;
+    request.member_id = StrBytes::from_string(member.to_string());
+    if version >= 5 {
+        request.protocol_type = Some(StrBytes::from_static_str("consumer"));
+        request.protocol_name = Some(StrBytes::from_static_str("range"));
+    }
+    request.assignments = vec![assignment];
+    client.call(ApiKey::SyncGroup, version, &request)
+}
+
 fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
 }
@@ -281,6 +327,85 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             // The last OffsetCommit of the sweep (its highest version).
             assert_eq!(*committed, 9);
         }
+        ApiKey::JoinGroup => {
+            let (_, generation) = join(client, &format!("sweep-join-{version}"), version);
+            assert_eq!(generation, 1);
+        }
+        ApiKey::SyncGroup => {
+            let group = format!("sweep-sync-{version}");
+            let (member, generation) = join(client, &group, 5);
+            let response = sync(client, &group, &member, generation, version);
+            assert_eq!(response.error_code, 0);
+            assert_eq!(&response.assignment[..], b"assigned");
+        }
+        ApiKey::Heartbeat => {
+            let group = format!("sweep-heartbeat-{version}");
+            let (member, generation) = join(client, &group, 5);
+            assert_eq!(sync(client, &group, &member, generation, 5).error_code, 0);
+            let mut request = HeartbeatRequest::default();
+            request.group_id = GroupId(StrBytes::from_string(group));
+            request.generation_id = generation;
+            request.member_id = StrBytes::from_string(member);
+            let response: HeartbeatResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0);
+        }
+        ApiKey::LeaveGroup => {
+            let group = format!("sweep-leave-{version}");
+            let (member, _) = join(client, &group, 5);
+            let mut request = LeaveGroupRequest::default();
+            request.group_id = GroupId(StrBytes::from_string(group));
+            if version >= 3 {
+                let mut identity = leave_group_request::MemberIdentity::default();
+                identity.member_id = StrBytes::from_string(member);
+                request.members = vec![identity];
+            } else {
+                request.member_id = StrBytes::from_string(member);
+            }
+            let response: LeaveGroupResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0);
+            if version >= 3 {
+                assert_eq!(response.members[0].error_code, 0);
+            }
+        }
+        ApiKey::DescribeGroups => {
+            // Joined and synced by the Heartbeat sweep, which runs before.
+            let mut request = DescribeGroupsRequest::default();
+            request.groups = vec![
+                GroupId(StrBytes::from_static_str("sweep-heartbeat-4")),
+                GroupId(StrBytes::from_static_str("no-such-group")),
+            ];
+            let response: DescribeGroupsResponse = client.call(api, version, &request);
+            assert_eq!(response.groups[0].group_state.as_str(), "Stable");
+            assert_eq!(response.groups[0].members.len(), 1);
+            assert_eq!(response.groups[1].group_state.as_str(), "Dead");
+        }
+        ApiKey::ListGroups => {
+            let mut request = ListGroupsRequest::default();
+            if version >= 4 {
+                request.states_filter = vec![StrBytes::from_static_str("stable")];
+            }
+            let response: ListGroupsResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0);
+            let ids: Vec<&str> = response
+                .groups
+                .iter()
+                .map(|g| g.group_id.0.as_str())
+                .collect();
+            assert!(ids.contains(&"sweep-heartbeat-4"), "{ids:?}");
+            if version >= 4 {
+                assert!(
+                    response
+                        .groups
+                        .iter()
+                        .all(|g| g.group_state.as_str() == "Stable")
+                );
+            } else {
+                assert!(
+                    ids.contains(&"sweep-group"),
+                    "offset-only groups listed: {ids:?}"
+                );
+            }
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }
@@ -288,7 +413,8 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
 #[test]
 fn every_advertised_api_version_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = common::Broker::serve(dir.path());
+    let mut broker =
+        common::Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
     broker.wait_ready();
     let mut client = Client::connect(&broker.bootstrap);
     assert_eq!(create_topic(&mut client, "sweep", 1, 7), 0);

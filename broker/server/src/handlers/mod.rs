@@ -9,14 +9,20 @@ mod create_topics;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
 mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -124,6 +130,33 @@ pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, Handl
         ApiKey::FindCoordinator => respond(
             request,
             &find_coordinator::handle(broker, body(request)?, version),
+        ),
+        ApiKey::JoinGroup => {
+            let client_id = request
+                .header
+                .client_id
+                .as_deref()
+                .unwrap_or_default()
+                .to_string();
+            let response = join_group::handle(broker, body(request)?, version, &client_id).await;
+            respond(request, &response)
+        }
+        ApiKey::SyncGroup => respond(
+            request,
+            &sync_group::handle(broker, body(request)?, version).await,
+        ),
+        ApiKey::Heartbeat => respond(request, &heartbeat::handle(broker, body(request)?)),
+        ApiKey::LeaveGroup => respond(
+            request,
+            &leave_group::handle(broker, body(request)?, version),
+        ),
+        ApiKey::DescribeGroups => respond(
+            request,
+            &describe_groups::handle(broker, body(request)?, version),
+        ),
+        ApiKey::ListGroups => respond(
+            request,
+            &list_groups::handle(broker, body(request)?, version),
         ),
         ApiKey::OffsetCommit => {
             respond(request, &offset_commit::handle(broker, body(request)?, now))

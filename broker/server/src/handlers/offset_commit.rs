@@ -1,8 +1,8 @@
 //! OffsetCommit: committed offsets go to `__consumer_offsets` (the
 //! partition `abs(hash(group)) % 50`, as Kafka) before they are answered.
-//! Only "simple" commits are taken for now (generation -1, no member id:
-//! consumers that `assign` partitions); group membership comes with the
-//! group coordinator.
+//! A member of a group commits within its generation; a consumer that
+//! `assign`s partitions commits outside any (generation -1, no member id)
+//! while the group has no members.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
@@ -18,13 +18,27 @@ const MAX_METADATA_BYTES: usize = 4096;
 
 pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
+    let simple = request.generation_id_or_member_epoch < 0 && request.member_id.is_empty();
     let group_error = if group.is_empty() {
         Some(ResponseError::InvalidGroupId)
-    } else if request.generation_id_or_member_epoch >= 0 || !request.member_id.is_empty() {
-        // No member can have joined: JoinGroup is not served yet.
-        Some(ResponseError::UnknownMemberId)
+    } else if simple {
+        // A commit outside any generation (an `assign` consumer) is taken
+        // only while no member has joined, as Kafka.
+        broker
+            .groups
+            .exists(&group)
+            .then_some(ResponseError::UnknownMemberId)
     } else {
-        None
+        broker
+            .groups
+            .check_member(
+                &group,
+                &request.member_id,
+                request.generation_id_or_member_epoch,
+            )
+            .map(|code| {
+                ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownMemberId)
+            })
     };
     let mut commits = Vec::new();
     let mut response = OffsetCommitResponse::default();

@@ -1,0 +1,205 @@
+//! The broker side of consumer groups: one `runnel_coordinator::Group`
+//! state machine per group id, the JoinGroup and SyncGroup requests it
+//! holds (parked on oneshot channels until an effect answers them), and a
+//! timer task that runs the groups' clocks (`poll`) at their next deadline.
+//! The lock is never held across an await.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use runnel_coordinator::group::{
+    Effect, Group, GroupConfig, GroupDescription, HeartbeatRequest, JoinOutcome, JoinRequest,
+    JoinResponse, LeaveMember, LeaveOutcome, SyncOutcome, SyncRequest, SyncResponse,
+};
+use tokio::sync::{Notify, oneshot};
+
+use crate::handlers::now_ms;
+
+/// A reply now, or one to wait for.
+#[derive(Debug)]
+pub enum Reply<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+impl<T> Reply<T> {
+    /// The reply; `fallback` when the group dropped the request (it was
+    /// deleted, or the broker is stopping).
+    pub async fn wait(self, fallback: impl FnOnce() -> T) -> T {
+        match self {
+            Reply::Now(reply) => reply,
+            Reply::Later(rx) => rx.await.unwrap_or_else(|_| fallback()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot {
+    group: Group,
+    joins: HashMap<String, oneshot::Sender<JoinResponse>>,
+    syncs: HashMap<String, oneshot::Sender<SyncResponse>>,
+}
+
+impl Slot {
+    /// Runs the group's clocks and answers the requests its effects name.
+    fn poll(&mut self, now_ms: i64) {
+        for effect in self.group.poll(now_ms) {
+            match effect {
+                Effect::JoinResponse {
+                    member_id,
+                    response,
+                } => {
+                    if let Some(tx) = self.joins.remove(&member_id) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Effect::SyncResponse {
+                    member_id,
+                    response,
+                } => {
+                    if let Some(tx) = self.syncs.remove(&member_id) {
+                        let _ = tx.send(response);
+                    }
+                }
+                Effect::MemberEvicted { member_id, reason } => {
+                    tracing::info!(
+                        group = self.group.group_id(),
+                        member_id,
+                        ?reason,
+                        "member removed from group"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Groups {
+    config: GroupConfig,
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Woken when a deadline may have moved earlier.
+    changed: Notify,
+}
+
+impl Groups {
+    pub fn new(initial_rebalance_delay_ms: i32) -> Self {
+        Self {
+            config: GroupConfig {
+                initial_rebalance_delay_ms,
+                ..GroupConfig::default()
+            },
+            slots: Mutex::new(HashMap::new()),
+            changed: Notify::new(),
+        }
+    }
+
+    fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_group<R>(&self, group_id: &str, f: impl FnOnce(&mut Slot, i64) -> R) -> R {
+        let now = now_ms();
+        let result = {
+            let mut slots = self.slots();
+            let slot = slots.entry(group_id.to_string()).or_insert_with(|| Slot {
+                group: Group::new(group_id, self.config),
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+            });
+            let result = f(slot, now);
+            slot.poll(now);
+            result
+        };
+        self.changed.notify_one();
+        result
+    }
+
+    pub fn join(&self, group_id: &str, request: JoinRequest) -> Reply<JoinResponse> {
+        let waiting_as = if request.member_id.is_empty() {
+            request.new_member_id.clone()
+        } else {
+            request.member_id.clone()
+        };
+        self.with_group(group_id, |slot, now| match slot.group.join(request, now) {
+            JoinOutcome::Response(response) => Reply::Now(response),
+            JoinOutcome::Pending => {
+                let (tx, rx) = oneshot::channel();
+                slot.joins.insert(waiting_as, tx);
+                Reply::Later(rx)
+            }
+        })
+    }
+
+    pub fn sync(&self, group_id: &str, request: SyncRequest) -> Reply<SyncResponse> {
+        let member_id = request.member_id.clone();
+        self.with_group(group_id, |slot, now| match slot.group.sync(request, now) {
+            SyncOutcome::Response(response) => Reply::Now(response),
+            SyncOutcome::Pending => {
+                let (tx, rx) = oneshot::channel();
+                slot.syncs.insert(member_id, tx);
+                Reply::Later(rx)
+            }
+        })
+    }
+
+    pub fn heartbeat(&self, group_id: &str, request: &HeartbeatRequest) -> i16 {
+        self.with_group(group_id, |slot, now| slot.group.heartbeat(request, now))
+    }
+
+    pub fn leave(&self, group_id: &str, members: &[LeaveMember]) -> LeaveOutcome {
+        self.with_group(group_id, |slot, now| slot.group.leave(members, now))
+    }
+
+    /// Whether `member_id` of generation `generation_id` may commit offsets
+    /// for `group_id`: `None` when it may, else Kafka's error code.
+    pub fn check_member(&self, group_id: &str, member_id: &str, generation_id: i32) -> Option<i16> {
+        const UNKNOWN_MEMBER_ID: i16 = 25;
+        const ILLEGAL_GENERATION: i16 = 22;
+        let slots = self.slots();
+        let group = &slots.get(group_id)?.group;
+        if group.member(member_id).is_none() {
+            return Some(UNKNOWN_MEMBER_ID);
+        }
+        (group.generation_id() != generation_id).then_some(ILLEGAL_GENERATION)
+    }
+
+    /// Whether any group of that id has state (for commits of a group that
+    /// never joined: those are Kafka's "simple" commits).
+    pub fn exists(&self, group_id: &str) -> bool {
+        self.slots()
+            .get(group_id)
+            .is_some_and(|s| !s.group.members().is_empty())
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        self.slots().get(group_id).map(|s| s.group.describe())
+    }
+
+    pub fn list(&self) -> Vec<GroupDescription> {
+        self.slots().values().map(|s| s.group.describe()).collect()
+    }
+
+    /// Runs every group's clocks at its next deadline, forever.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let next = self
+                .slots()
+                .values()
+                .filter_map(|s| s.group.next_deadline_ms())
+                .min();
+            let wait = next.map_or(Duration::from_secs(1), |at| {
+                Duration::from_millis(at.saturating_sub(now_ms()).max(0) as u64)
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.changed.notified() => continue,
+            }
+            let now = now_ms();
+            for slot in self.slots().values_mut() {
+                slot.poll(now);
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Heartbeat: keeps a member in its group and tells it when to rejoin.
+
+use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
+use runnel_coordinator::group;
+
+use crate::broker::Broker;
+
+pub fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    let beat = group::HeartbeatRequest {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|i| i.to_string()),
+        generation_id: request.generation_id,
+    };
+    let mut response = HeartbeatResponse::default();
+    response.error_code = broker.groups.heartbeat(&request.group_id.0, &beat);
+    response
+}

@@ -1,0 +1,81 @@
+//! JoinGroup: held until the group's rebalance answers it (the group's
+//! state machine lives in runnel-coordinator; see groups.rs).
+
+use kafka_protocol::messages::join_group_request::JoinGroupRequest;
+use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
+use runnel_coordinator::group::{JoinRequest, JoinResponse};
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+/// Kafka's COORDINATOR_NOT_AVAILABLE: the group went away under the request.
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+pub async fn handle(
+    broker: &Broker,
+    request: JoinGroupRequest,
+    version: i16,
+    client_id: &str,
+) -> JoinGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    let rebalance_timeout_ms = if version >= 1 {
+        request.rebalance_timeout_ms
+    } else {
+        request.session_timeout_ms
+    };
+    let join = JoinRequest {
+        api_version: version,
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|i| i.to_string()),
+        client_id: client_id.to_string(),
+        client_host: String::new(),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms,
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        new_member_id: format!("{client_id}-{}", Uuid::new_v4()),
+    };
+    let member_id = join.member_id.clone();
+    let reply = broker
+        .groups
+        .join(&group_id, join)
+        .wait(|| JoinResponse::error(COORDINATOR_NOT_AVAILABLE, &member_id));
+    encode(reply.await, version)
+}
+
+fn encode(reply: JoinResponse, version: i16) -> JoinGroupResponse {
+    let mut response = JoinGroupResponse::default();
+    response.error_code = reply.error_code;
+    response.generation_id = reply.generation_id;
+    if version >= 7 {
+        response.protocol_type = reply.protocol_type.map(str_bytes);
+    }
+    response.protocol_name = reply.protocol_name.map(str_bytes);
+    if version < 7 && response.protocol_name.is_none() {
+        response.protocol_name = Some(str_bytes(""));
+    }
+    response.leader = str_bytes(reply.leader);
+    if version >= 9 {
+        response.skip_assignment = reply.skip_assignment;
+    }
+    response.member_id = str_bytes(reply.member_id);
+    response.members = reply
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut member = JoinGroupResponseMember::default();
+            member.member_id = str_bytes(m.member_id);
+            if version >= 5 {
+                member.group_instance_id = m.group_instance_id.map(str_bytes);
+            }
+            member.metadata = m.metadata;
+            member
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,48 @@
+//! LeaveGroup: one member (v0-2) or a batch (v3+) leaves; the group
+//! rebalances without them.
+
+use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
+use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
+use runnel_coordinator::group::LeaveMember;
+
+use crate::broker::Broker;
+
+pub fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let members: Vec<LeaveMember> = if version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| LeaveMember {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|i| i.to_string()),
+            })
+            .collect()
+    } else {
+        vec![LeaveMember {
+            member_id: request.member_id.to_string(),
+            group_instance_id: None,
+        }]
+    };
+    let outcome = broker.groups.leave(&request.group_id.0, &members);
+    let mut response = LeaveGroupResponse::default();
+    response.error_code = outcome.error_code;
+    if version >= 3 {
+        response.members = request
+            .members
+            .into_iter()
+            .zip(outcome.member_error_codes)
+            .map(|(m, error_code)| {
+                let mut out = MemberResponse::default();
+                out.member_id = m.member_id;
+                out.group_instance_id = m.group_instance_id;
+                out.error_code = error_code;
+                out
+            })
+            .collect();
+    } else if let Some(code) = outcome.member_error_codes.first().copied()
+        && code != 0
+    {
+        response.error_code = code;
+    }
+    response
+}

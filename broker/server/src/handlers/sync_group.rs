@@ -1,0 +1,40 @@
+//! SyncGroup: the leader's assignments reach every member; followers wait
+//! for the leader.
+
+use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
+use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
+use runnel_coordinator::group::{SyncRequest, SyncResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+
+pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    let sync = SyncRequest {
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|i| i.to_string()),
+        generation_id: request.generation_id,
+        protocol_type: request.protocol_type.map(|p| p.to_string()),
+        protocol_name: request.protocol_name.map(|p| p.to_string()),
+        assignments: request
+            .assignments
+            .into_iter()
+            .map(|a| (a.member_id.to_string(), a.assignment))
+            .collect(),
+    };
+    let reply = broker
+        .groups
+        .sync(&group_id, sync)
+        .wait(|| SyncResponse::error(COORDINATOR_NOT_AVAILABLE));
+    let reply = reply.await;
+    let mut response = SyncGroupResponse::default();
+    response.error_code = reply.error_code;
+    if version >= 5 {
+        response.protocol_type = reply.protocol_type.map(str_bytes);
+        response.protocol_name = reply.protocol_name.map(str_bytes);
+    }
+    response.assignment = reply.assignment;
+    response
+}
