@@ -181,6 +181,17 @@ impl Groups {
         self.slots().values().map(|s| s.group.describe()).collect()
     }
 
+    /// Answers every held JoinGroup and SyncGroup with
+    /// COORDINATOR_NOT_AVAILABLE (their senders are dropped), so a stopping
+    /// broker does not wait out rebalance timeouts; clients find the
+    /// coordinator again and rejoin.
+    pub fn release_waiters(&self) {
+        for slot in self.slots().values_mut() {
+            slot.joins.clear();
+            slot.syncs.clear();
+        }
+    }
+
     /// Runs every group's clocks at its next deadline, forever.
     pub async fn run_timers(self: Arc<Self>) {
         loop {

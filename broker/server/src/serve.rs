@@ -154,6 +154,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     drop(listener);
     http_state.set_ready(false);
     let _ = stop.send(true);
+    broker.groups.release_waiters();
     // Connections finish the request they are in, then close.
     while connections.join_next().await.is_some() {}
     maintenance.await.context("the maintenance task panicked")?;

@@ -110,3 +110,56 @@ fn an_unknown_or_invalid_setting_stops_the_start_naming_it() {
         );
     }
 }
+
+#[test]
+fn sigterm_does_not_wait_for_a_held_join_group() {
+    use kafka_protocol::messages::{
+        ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, join_group_request,
+    };
+    use kafka_protocol::protocol::StrBytes;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first rebalance of a new group would hold its join for minutes.
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=600000"]);
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    let joiner = std::thread::spawn(move || {
+        let mut client = common::client::Client::connect(&bootstrap);
+        let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
+        protocol.name = StrBytes::from_static_str("range");
+        let mut request = JoinGroupRequest::default();
+        request.group_id = GroupId(StrBytes::from_static_str("held"));
+        request.session_timeout_ms = 10_000;
+        request.rebalance_timeout_ms = 300_000;
+        request.protocol_type = StrBytes::from_static_str("consumer");
+        request.protocols = vec![protocol];
+        let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 3, &request);
+        response.error_code
+    });
+    // Wait until the join is held: the group then shows on ListGroups.
+    let mut probe = common::client::Client::connect(&broker.bootstrap);
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    loop {
+        let request = kafka_protocol::messages::ListGroupsRequest::default();
+        let listed: kafka_protocol::messages::ListGroupsResponse =
+            probe.call(ApiKey::ListGroups, 3, &request);
+        if listed
+            .groups
+            .iter()
+            .any(|g| g.group_id.0.as_str() == "held")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the join never arrived"
+        );
+        std::thread::yield_now();
+    }
+    drop(probe);
+    broker.terminate();
+    let exit = broker.wait_exit();
+    assert_eq!(exit.status.code(), Some(0), "stderr:\n{}", exit.stderr);
+    // COORDINATOR_NOT_AVAILABLE: the client looks for the coordinator again.
+    assert_eq!(joiner.join().expect("joiner"), 15);
+}
