@@ -137,6 +137,22 @@ fn a_killed_group_member_hands_its_partitions_over() {
 }
 
 #[test]
+fn a_member_that_stops_polling_loses_its_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    python("max_poll.py", &[&broker.bootstrap]);
+}
+
+#[test]
+fn kafka_python_consumers_share_a_topic_in_a_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    python("kafka_python_group.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn committed_offsets_survive_a_broker_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());
