@@ -145,14 +145,6 @@ fn a_member_that_stops_polling_loses_its_partitions() {
 }
 
 #[test]
-fn kafka_python_consumers_share_a_topic_in_a_group() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
-    python("kafka_python_group.py", &[&broker.bootstrap]);
-}
-
-#[test]
 fn committed_offsets_survive_a_broker_kill() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());

@@ -2,6 +2,7 @@
 topic, read every message once between them, and commit."""
 
 import sys
+import threading
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -28,15 +29,33 @@ members = [
                   enable_auto_commit=False, session_timeout_ms=10_000, heartbeat_interval_ms=500)
     for _ in range(2)
 ]
+# kafka-python joins inside poll(), so each member polls on its own thread:
+# one member's join waits for the other to rejoin.
 seen = {}
+lock = threading.Lock()
+done = threading.Event()
+
+
+def run(m):
+    while not done.is_set():
+        for records in m.poll(timeout_ms=100).values():
+            with lock:
+                for r in records:
+                    seen[(r.partition, r.offset)] = r.value
+
+
+threads = [threading.Thread(target=run, args=(m,)) for m in members]
+for t in threads:
+    t.start()
 deadline = time.monotonic() + DEADLINE_S
 while time.monotonic() < deadline:
-    for m in members:
-        for records in m.poll(timeout_ms=100).values():
-            for r in records:
-                seen[(r.partition, r.offset)] = r.value
-    if len(seen) == 400 and all(len(m.assignment()) == 2 for m in members):
-        break
+    with lock:
+        if len(seen) == 400 and all(len(m.assignment()) == 2 for m in members):
+            break
+    time.sleep(0.05)  # a progress check interval, not a synchronisation
+done.set()
+for t in threads:
+    t.join()
 check(len(seen) == 400, f"consumed {len(seen)} of 400")
 check(sorted(len(m.assignment()) for m in members) == [2, 2],
       f"assignment {[len(m.assignment()) for m in members]}")
