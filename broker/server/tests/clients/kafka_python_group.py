@@ -1,11 +1,15 @@
-"""kafka-python consumers in a group: two members share a 4-partition
-topic, read every message once between them, and commit."""
+"""kafka-python consumers in a group, each in its own process: two members
+share a 4-partition topic (two partitions each) and read every message
+once between them."""
 
+import os
+import queue
+import subprocess
 import sys
 import threading
 import time
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 DEADLINE_S = 30.0
@@ -24,45 +28,37 @@ for i in range(400):
     producer.send("kpg", value=f"v{i}".encode(), partition=i % 4)
 producer.flush(timeout=DEADLINE_S)
 
-members = [
-    KafkaConsumer("kpg", bootstrap_servers=servers, group_id="kpg-group", auto_offset_reset="earliest",
-                  enable_auto_commit=False, session_timeout_ms=10_000, heartbeat_interval_ms=500)
-    for _ in range(2)
-]
-# kafka-python joins inside poll(), so each member polls on its own thread:
-# one member's join waits for the other to rejoin.
-seen = {}
-lock = threading.Lock()
-done = threading.Event()
+here = os.path.dirname(os.path.abspath(__file__))
+events = queue.Queue()
+members = []
+for n in range(2):
+    proc = subprocess.Popen([sys.executable, os.path.join(here, "kafka_python_member.py"), servers],
+                            stdout=subprocess.PIPE, text=True, cwd=here)
 
+    def read(n=n, proc=proc):
+        for line in proc.stdout:
+            events.put((n, line.split()))
 
-def run(m):
-    while not done.is_set():
-        for records in m.poll(timeout_ms=100).values():
-            with lock:
-                for r in records:
-                    seen[(r.partition, r.offset)] = r.value
+    threading.Thread(target=read, daemon=True).start()
+    members.append(proc)
 
-
-threads = [threading.Thread(target=run, args=(m,)) for m in members]
-for t in threads:
-    t.start()
+seen = set()
+sizes = {0: 0, 1: 0}
 deadline = time.monotonic() + DEADLINE_S
-while time.monotonic() < deadline:
-    with lock:
-        if len(seen) == 400 and all(len(m.assignment()) == 2 for m in members):
-            break
-    time.sleep(0.05)  # a progress check interval, not a synchronisation
-done.set()
-for t in threads:
-    t.join()
-check(len(seen) == 400, f"consumed {len(seen)} of 400")
-check(sorted(len(m.assignment()) for m in members) == [2, 2],
-      f"assignment {[len(m.assignment()) for m in members]}")
-for m in members:
-    m.commit()
-committed = sum(members[0].committed(tp) or 0 for tp in members[0].assignment())
-check(committed == 200, f"member 0 committed {committed} messages' worth")
-for m in members:
-    m.close()
-print("kafka-python group: ok")
+try:
+    while time.monotonic() < deadline and not (len(seen) == 400 and sizes == {0: 2, 1: 2}):
+        try:
+            n, words = events.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if words[0] == "assigned":
+            sizes[n] = int(words[1])
+        elif words[0] == "got":
+            seen.add((int(words[1]), int(words[2])))
+    check(len(seen) == 400, f"consumed {len(seen)} of 400")
+    check(sizes == {0: 2, 1: 2}, f"assignment sizes {sizes}")
+    print("kafka-python group: ok")
+finally:
+    for m in members:
+        m.kill()
+        m.wait()
