@@ -108,8 +108,10 @@ impl Groups {
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             });
+            let before = slot.group.state();
             let result = f(slot, now);
             slot.poll(now);
+            tracing::debug!(group = group_id, ?before, after = ?slot.group.state(), generation = slot.group.generation_id(), members = slot.group.members().len(), held_joins = slot.joins.len(), held_syncs = slot.syncs.len(), "group request");
             result
         };
         self.changed.notify_one();
@@ -145,7 +147,15 @@ impl Groups {
     }
 
     pub fn heartbeat(&self, group_id: &str, request: &HeartbeatRequest) -> i16 {
-        self.with_group(group_id, |slot, now| slot.group.heartbeat(request, now))
+        let code = self.with_group(group_id, |slot, now| slot.group.heartbeat(request, now));
+        tracing::debug!(
+            group = group_id,
+            member_id = request.member_id,
+            generation = request.generation_id,
+            code,
+            "heartbeat"
+        );
+        code
     }
 
     pub fn leave(&self, group_id: &str, members: &[LeaveMember]) -> LeaveOutcome {

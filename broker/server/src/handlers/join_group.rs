@@ -45,7 +45,17 @@ pub async fn handle(
         .groups
         .join(&group_id, join)
         .wait(|| JoinResponse::error(COORDINATOR_NOT_AVAILABLE, &member_id));
-    encode(reply.await, version)
+    let reply = reply.await;
+    tracing::debug!(
+        group = group_id,
+        member_id = reply.member_id,
+        error_code = reply.error_code,
+        generation = reply.generation_id,
+        leader = reply.leader,
+        members = reply.members.len(),
+        "join answered"
+    );
+    encode(reply, version)
 }
 
 fn encode(reply: JoinResponse, version: i16) -> JoinGroupResponse {
