@@ -31,6 +31,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
 ];
@@ -207,10 +208,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 136,         // size
+            0, 0, 0, 142,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 21,          // api_keys: 21 entries of key, min, max
+            0, 0, 0, 22,          // api_keys: 22 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -230,6 +231,7 @@ mod tests {
             0, 32, 0, 1,  0, 4,   // DescribeConfigs
             0, 33, 0, 0,  0, 2,   // AlterConfigs
             0, 37, 0, 0,  0, 3,   // CreatePartitions
+            0, 42, 0, 0,  0, 2,   // DeleteGroups
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
             0, 60, 0, 0,  0, 1,   // DescribeCluster
         ];

@@ -179,6 +179,41 @@ impl Broker {
         self.offset_store().fetch(group, topic, partition).cloned()
     }
 
+    /// Removes every committed offset of `group`, writing a tombstone for
+    /// each to `__consumer_offsets` first. Returns how many there were.
+    pub fn delete_committed(&self, group: &str, now_ms: i64) -> Result<usize, OffsetsError> {
+        let keys: Vec<OffsetKey> = {
+            let store = self.offset_store();
+            store
+                .offsets_of(group)
+                .map(|(topic, partition, _)| OffsetKey {
+                    group: group.to_string(),
+                    topic: topic.to_string(),
+                    partition,
+                })
+                .collect()
+        };
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
+        let log = self
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or(OffsetsError::MissingPartition(partition))?;
+        let mut batch = BatchBuilder::new(now_ms);
+        for key in &keys {
+            let record = OffsetsRecord::Offset {
+                key: key.clone(),
+                value: None,
+            };
+            batch.push(Some(&record.encode_key()?), None, now_ms);
+        }
+        lock(&log).append(&batch.build(), now_ms)?;
+        let count = keys.len();
+        self.offset_store().delete_group(group);
+        Ok(count)
+    }
+
     /// The groups with committed offsets.
     pub fn committed_groups(&self) -> Vec<String> {
         self.offset_store().groups().map(str::to_string).collect()

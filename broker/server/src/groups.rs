@@ -183,6 +183,18 @@ impl Groups {
             .is_some_and(|s| !s.group.members().is_empty())
     }
 
+    /// DeleteGroups for the membership side: `None` when the group has no
+    /// state here, else the state machine's answer (0, or NON_EMPTY_GROUP
+    /// while members remain). A deleted group's slot is dropped.
+    pub fn delete(&self, group_id: &str) -> Option<i16> {
+        let mut slots = self.slots();
+        let code = slots.get_mut(group_id)?.group.delete();
+        if code == 0 {
+            slots.remove(group_id);
+        }
+        Some(code)
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         self.slots().get(group_id).map(|s| s.group.describe())
     }

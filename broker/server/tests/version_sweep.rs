@@ -406,6 +406,30 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
                 );
             }
         }
+        ApiKey::DeleteGroups => {
+            let group = format!("sweep-delete-group-{version}");
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            partition.committed_offset = 1;
+            let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+            topic.name = name("sweep");
+            topic.partitions = vec![partition];
+            let mut commit = OffsetCommitRequest::default();
+            commit.group_id = GroupId(StrBytes::from_string(group.clone()));
+            commit.generation_id_or_member_epoch = -1;
+            commit.topics = vec![topic];
+            let committed: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &commit);
+            assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+            let mut request = DeleteGroupsRequest::default();
+            request.groups_names = vec![
+                GroupId(StrBytes::from_string(group.clone())),
+                GroupId(StrBytes::from_string(group)),
+                GroupId(StrBytes::from_static_str("sweep-heartbeat-4")),
+            ];
+            let response: DeleteGroupsResponse = client.call(api, version, &request);
+            let codes: Vec<i16> = response.results.iter().map(|r| r.error_code).collect();
+            // Deleted; then not found; a group with a member is not empty.
+            assert_eq!(codes, [0, 69, 68]);
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

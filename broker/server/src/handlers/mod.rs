@@ -6,6 +6,7 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -154,6 +155,9 @@ pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, Handl
             request,
             &describe_groups::handle(broker, body(request)?, version),
         ),
+        ApiKey::DeleteGroups => {
+            respond(request, &delete_groups::handle(broker, body(request)?, now))
+        }
         ApiKey::ListGroups => respond(
             request,
             &list_groups::handle(broker, body(request)?, version),
