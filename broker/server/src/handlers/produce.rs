@@ -25,15 +25,8 @@ pub fn handle(
     let mut appended = false;
     let mut response = ProduceResponse::default();
     for topic in request.topic_data {
-        let name = if version >= 13 {
-            broker
-                .topics()
-                .by_id(topic.topic_id)
-                .map(|t| t.name.clone())
-                .unwrap_or_default()
-        } else {
-            topic.name.0.to_string()
-        };
+        // Produce is served up to v9; topic ids replace names only from v13.
+        let name = topic.name.0.to_string();
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name;
         topic_response.topic_id = topic.topic_id;
