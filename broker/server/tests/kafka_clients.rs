@@ -129,6 +129,14 @@ fn three_consumers_share_six_partitions_with_each_assignor() {
 }
 
 #[test]
+fn kafka_python_consumers_in_one_group_split_the_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    python("kafka_python_group.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn a_killed_group_member_hands_its_partitions_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
