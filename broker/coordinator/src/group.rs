@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::group_metadata::{GroupMetadataValue, MemberMetadata};
+
 mod types;
 
 pub use types::*;
@@ -55,6 +57,10 @@ pub struct Group {
     /// when they will be removed for it (Kafka's pending sync members).
     pending_sync: BTreeSet<String>,
     sync_deadline_ms: i64,
+    /// When the group entered its current state.
+    state_since_ms: i64,
+    /// Rebalances started since this broker loaded or created the group.
+    rebalances: u64,
     outbox: Vec<Effect>,
 }
 
@@ -73,8 +79,93 @@ impl Group {
             rebalance: None,
             pending_sync: BTreeSet::new(),
             sync_deadline_ms: 0,
+            state_since_ms: -1,
+            rebalances: 0,
             outbox: Vec::new(),
         }
+    }
+
+    /// The group as `__consumer_offsets` last stored it, as Kafka's
+    /// `GroupMetadataManager.loadGroup`: Stable with its members (their
+    /// session clocks start now, so members that do not come back are
+    /// evicted after their session timeout) or Empty.
+    pub fn restore(
+        group_id: impl Into<String>,
+        config: GroupConfig,
+        stored: &GroupMetadataValue,
+        now_ms: i64,
+    ) -> Self {
+        let mut group = Self::new(group_id, config);
+        group.generation_id = stored.generation;
+        group.protocol_type = Some(stored.protocol_type.clone()).filter(|t| !t.is_empty());
+        group.state_since_ms = stored.current_state_timestamp_ms;
+        if stored.members.is_empty() {
+            return group;
+        }
+        let protocol = stored.protocol.clone().unwrap_or_default();
+        group.members = stored
+            .members
+            .iter()
+            .map(|m| Member {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                session_timeout_ms: m.session_timeout_ms,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                protocol_type: stored.protocol_type.clone(),
+                protocols: vec![(protocol.clone(), m.subscription.clone())],
+                assignment: m.assignment.clone(),
+                last_heartbeat_ms: now_ms,
+                awaiting_join: false,
+                awaiting_sync: false,
+            })
+            .collect();
+        group.protocol_name = stored.protocol.clone();
+        group.leader_id = stored
+            .leader
+            .clone()
+            .filter(|id| group.index_of(id).is_some())
+            .or_else(|| group.members.first().map(|m| m.member_id.clone()));
+        group.state = GroupState::Stable;
+        group
+    }
+
+    /// What `__consumer_offsets` keeps of the group now.
+    pub fn stored_value(&self) -> GroupMetadataValue {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        GroupMetadataValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation_id,
+            protocol: self.protocol_name.clone(),
+            leader: self.leader_id.clone(),
+            current_state_timestamp_ms: self.state_since_ms,
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberMetadata {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// When the group entered its current state (-1 if never changed since
+    /// it was created without a stored timestamp).
+    pub fn state_since_ms(&self) -> i64 {
+        self.state_since_ms
+    }
+
+    /// Rebalances started since this broker created or loaded the group.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances
     }
 
     pub fn group_id(&self) -> &str {
@@ -343,7 +434,10 @@ impl Group {
                 for member in &mut self.members {
                     member.assignment = assignments.remove(&member.member_id).unwrap_or_default();
                 }
-                self.state = GroupState::Stable;
+                self.set_state(GroupState::Stable, now_ms);
+                self.outbox.push(Effect::StoreGroup {
+                    value: self.stored_value(),
+                });
                 let waiting: Vec<(String, Bytes)> = self
                     .members
                     .iter_mut()
@@ -528,6 +622,11 @@ impl Group {
         }
     }
 
+    fn set_state(&mut self, state: GroupState, now_ms: i64) {
+        self.state = state;
+        self.state_since_ms = now_ms;
+    }
+
     fn index_of(&self, member_id: &str) -> Option<usize> {
         self.members.iter().position(|m| m.member_id == member_id)
     }
@@ -631,7 +730,8 @@ impl Group {
             deadline_ms,
             initial_until_ms,
         });
-        self.state = GroupState::PreparingRebalance;
+        self.rebalances += 1;
+        self.set_state(GroupState::PreparingRebalance, now_ms);
     }
 
     fn max_rebalance_timeout_ms(&self) -> i64 {
@@ -670,7 +770,10 @@ impl Group {
         if self.members.is_empty() {
             self.protocol_name = None;
             self.leader_id = None;
-            self.state = GroupState::Empty;
+            self.set_state(GroupState::Empty, now_ms);
+            self.outbox.push(Effect::StoreGroup {
+                value: self.stored_value(),
+            });
             return;
         }
         if self
@@ -681,7 +784,7 @@ impl Group {
             self.leader_id = Some(self.members[0].member_id.clone());
         }
         self.protocol_name = self.select_protocol();
-        self.state = GroupState::CompletingRebalance;
+        self.set_state(GroupState::CompletingRebalance, now_ms);
         self.sync_deadline_ms = now_ms + self.max_rebalance_timeout_ms();
         let ids: Vec<String> = self.members.iter().map(|m| m.member_id.clone()).collect();
         for member_id in ids {

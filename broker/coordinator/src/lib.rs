@@ -2,6 +2,7 @@
 //! as `(state, request, now) -> (state, effects)` with no I/O.
 //!
 //! - [`group`]: one consumer group's classic-protocol rebalance state machine.
+//! - [`group_metadata`]: the stored form of a group (GroupMetadataValue).
 //! - [`offsets_topic`]: the `__consumer_offsets` key/value record formats,
 //!   byte-compatible with Apache Kafka.
 //! - [`partition`]: which `__consumer_offsets` partition coordinates a group
@@ -10,6 +11,7 @@
 //!   `__consumer_offsets` and expired by retention.
 
 pub mod group;
+pub mod group_metadata;
 pub mod offsets;
 pub mod offsets_topic;
 pub mod partition;
@@ -19,6 +21,7 @@ pub use group::{
     JoinMember, JoinOutcome, JoinRequest, JoinResponse, LeaveMember, LeaveOutcome, Member,
     MemberDescription, SyncOutcome, SyncRequest, SyncResponse,
 };
-pub use offsets::OffsetStore;
+pub use group_metadata::{GroupMetadataValue, MemberMetadata};
+pub use offsets::{OffsetStore, RetentionClock};
 pub use offsets_topic::{OffsetKey, OffsetValue, OffsetsRecord, OffsetsRecordError};
 pub use partition::{coordinator_partition, java_string_hash};

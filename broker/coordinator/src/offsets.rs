@@ -13,6 +13,18 @@ use crate::offsets_topic::{OffsetKey, OffsetValue, OffsetsRecord};
 /// Offsets of one group by topic, then partition.
 type GroupOffsets = BTreeMap<String, BTreeMap<i32, OffsetValue>>;
 
+/// What a group's offset retention counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionClock {
+    /// The group has members: its offsets stay.
+    Paused,
+    /// Each offset's commit time (groups that only commit, Kafka's
+    /// "simple" consumers).
+    SinceCommit,
+    /// The time the group became empty.
+    Since(i64),
+}
+
 /// Committed offsets by group, topic and partition. Ordered maps keep
 /// listings and expiry deterministic; nesting lets `fetch` look up by `&str`.
 #[derive(Debug, Default, Clone)]
@@ -78,25 +90,29 @@ impl OffsetStore {
 
     /// Removes the offsets that retention has expired and returns their keys
     /// (for tombstones), as Kafka's `GroupMetadata.removeExpiredOffsets`:
-    /// only groups for which `is_empty_group` holds lose offsets; an offset
-    /// with a legacy `expire_timestamp_ms` expires once `now_ms` reaches it,
-    /// any other once `now_ms - commit_timestamp_ms >= retention_ms`.
+    /// `clock` says for each group what its retention counts from (nothing
+    /// expires while a group has members); an offset with a legacy
+    /// `expire_timestamp_ms` expires once `now_ms` reaches it, any other
+    /// once `now_ms - base >= retention_ms`.
     pub fn expire(
         &mut self,
         now_ms: i64,
         retention_ms: i64,
-        is_empty_group: impl Fn(&str) -> bool,
+        clock: impl Fn(&str) -> RetentionClock,
     ) -> Vec<OffsetKey> {
         let mut expired = Vec::new();
         self.groups.retain(|group, offsets| {
-            if !is_empty_group(group) {
-                return true;
-            }
+            let since = match clock(group) {
+                RetentionClock::Paused => return true,
+                RetentionClock::SinceCommit => None,
+                RetentionClock::Since(ms) => Some(ms),
+            };
             offsets.retain(|topic, partitions| {
                 partitions.retain(|partition, value| {
+                    let base = since.unwrap_or(value.commit_timestamp_ms);
                     let gone = match value.expire_timestamp_ms {
                         Some(expire_timestamp_ms) => now_ms >= expire_timestamp_ms,
-                        None => now_ms.saturating_sub(value.commit_timestamp_ms) >= retention_ms,
+                        None => now_ms.saturating_sub(base) >= retention_ms,
                     };
                     if gone {
                         expired.push(OffsetKey {
@@ -221,13 +237,20 @@ mod tests {
         store.commit("empty", "t", 0, value(1, 1_000));
         store.commit("empty", "t", 1, value(1, 5_000));
         store.commit("active", "t", 0, value(1, 1_000));
-        let expired = store.expire(6_000, 5_000, |group| group == "empty");
+        let clock = |group: &str| {
+            if group == "empty" {
+                RetentionClock::SinceCommit
+            } else {
+                RetentionClock::Paused
+            }
+        };
+        let expired = store.expire(6_000, 5_000, clock);
         // 6_000 - 1_000 == retention: expired, as Kafka's `>=`.
         assert_eq!(expired, [key("empty", "t", 0)]);
         assert!(store.fetch("empty", "t", 1).is_some());
         assert!(store.fetch("active", "t", 0).is_some());
 
-        let expired = store.expire(10_000, 5_000, |group| group == "empty");
+        let expired = store.expire(10_000, 5_000, clock);
         assert_eq!(expired, [key("empty", "t", 1)]);
         assert_eq!(store.groups().collect::<Vec<_>>(), ["active"]);
     }
@@ -240,8 +263,23 @@ mod tests {
             ..value(1, 1_000)
         };
         store.commit("g", "t", 0, explicit);
-        assert_eq!(store.expire(1_999, i64::MAX, |_| true), []);
-        assert_eq!(store.expire(2_000, i64::MAX, |_| true), [key("g", "t", 0)]);
+        assert_eq!(
+            store.expire(1_999, i64::MAX, |_| RetentionClock::SinceCommit),
+            []
+        );
+        assert_eq!(
+            store.expire(2_000, i64::MAX, |_| RetentionClock::SinceCommit),
+            [key("g", "t", 0)]
+        );
+    }
+
+    #[test]
+    fn an_emptied_group_counts_from_when_it_emptied() {
+        let mut store = OffsetStore::new();
+        store.commit("g", "t", 0, value(1, 1_000));
+        let clock = |_: &str| RetentionClock::Since(8_000);
+        assert_eq!(store.expire(12_999, 5_000, clock), []);
+        assert_eq!(store.expire(13_000, 5_000, clock), [key("g", "t", 0)]);
     }
 
     #[test]
@@ -249,7 +287,7 @@ mod tests {
         let mut store = OffsetStore::new();
         store.commit("g", "t", 0, value(1, i64::MIN));
         assert_eq!(
-            store.expire(i64::MAX, i64::MAX, |_| true),
+            store.expire(i64::MAX, i64::MAX, |_| RetentionClock::SinceCommit),
             [key("g", "t", 0)]
         );
     }

@@ -26,7 +26,8 @@
 //!
 //! We write key version 1 and value version 3 (version 1 only when the
 //! commit carries a legacy explicit `expire_timestamp`, as Kafka does), and
-//! read every version above. The GroupMetadataValue is kept opaque for now.
+//! read every version above. The GroupMetadataValue is in
+//! [`crate::group_metadata`].
 //!
 //! Example, key `("g", "t", 0)` and value `(42, -1, "", 1700000000000)`:
 //!
@@ -43,6 +44,8 @@
 //! | `00 00 01 8b cf e5 68 00` | commit_timestamp (ms)      |
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::group_metadata::GroupMetadataValue;
 
 /// Key version of an OffsetCommitKey that we write (0 reads the same).
 pub const OFFSET_COMMIT_KEY_VERSION: i16 = 1;
@@ -89,8 +92,10 @@ pub enum OffsetsRecord {
         key: OffsetKey,
         value: Option<OffsetValue>,
     },
-    /// The value (GroupMetadataValue, with its version) is kept as bytes.
-    GroupMetadata { group: String, value: Option<Bytes> },
+    GroupMetadata {
+        group: String,
+        value: Option<GroupMetadataValue>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -103,6 +108,8 @@ pub enum OffsetsRecordError {
     UnknownKeyVersion { version: i16 },
     #[error("OffsetCommitValue version {version} is not supported")]
     UnknownValueVersion { version: i16 },
+    #[error("GroupMetadataValue version {version} is not supported")]
+    UnknownGroupMetadataVersion { version: i16 },
     #[error("{record} v{version}: field `{field}` is truncated")]
     Truncated {
         record: &'static str,
@@ -160,7 +167,9 @@ impl OffsetsRecord {
             OffsetsRecord::Offset {
                 value: Some(value), ..
             } => encode_offset_value(value).map(Some),
-            OffsetsRecord::GroupMetadata { value, .. } => Ok(value.clone()),
+            OffsetsRecord::GroupMetadata { value, .. } => {
+                value.as_ref().map(GroupMetadataValue::encode).transpose()
+            }
         }
     }
 
@@ -183,10 +192,8 @@ impl OffsetsRecord {
                 let mut r = Reader::new(&key[2..], GROUP_METADATA_KEY, version);
                 let group = r.string("group")?;
                 r.finish()?;
-                Ok(OffsetsRecord::GroupMetadata {
-                    group,
-                    value: value.map(Bytes::copy_from_slice),
-                })
+                let value = value.map(GroupMetadataValue::decode).transpose()?;
+                Ok(OffsetsRecord::GroupMetadata { group, value })
             }
             version => Err(OffsetsRecordError::UnknownKeyVersion { version }),
         }
@@ -252,14 +259,18 @@ fn decode_offset_value(bytes: &[u8]) -> Result<OffsetValue, OffsetsRecordError> 
     })
 }
 
-fn read_version(bytes: &[u8], record: &'static str) -> Result<i16, OffsetsRecordError> {
+pub(crate) fn read_version(bytes: &[u8], record: &'static str) -> Result<i16, OffsetsRecordError> {
     match bytes {
         [hi, lo, ..] => Ok(i16::from_be_bytes([*hi, *lo])),
         _ => Err(OffsetsRecordError::MissingVersion { record }),
     }
 }
 
-fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), OffsetsRecordError> {
+pub(crate) fn put_string(
+    buf: &mut BytesMut,
+    field: &'static str,
+    s: &str,
+) -> Result<(), OffsetsRecordError> {
     let len = i16::try_from(s.len()).map_err(|_| OffsetsRecordError::StringTooLong {
         field,
         len: s.len(),
@@ -270,14 +281,14 @@ fn put_string(buf: &mut BytesMut, field: &'static str, s: &str) -> Result<(), Of
 }
 
 /// A bounds-checked cursor whose errors name the record, version and field.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     record: &'static str,
     version: i16,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], record: &'static str, version: i16) -> Self {
+    pub(crate) fn new(buf: &'a [u8], record: &'static str, version: i16) -> Self {
         Reader {
             buf,
             record,
@@ -285,7 +296,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], OffsetsRecordError> {
+    pub(crate) fn take(
+        &mut self,
+        field: &'static str,
+        n: usize,
+    ) -> Result<&'a [u8], OffsetsRecordError> {
         if self.buf.len() < n {
             return Err(OffsetsRecordError::Truncated {
                 record: self.record,
@@ -307,15 +322,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn i32(&mut self, field: &'static str) -> Result<i32, OffsetsRecordError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, OffsetsRecordError> {
         Ok(i32::from_be_bytes(self.array(field)?))
     }
 
-    fn i64(&mut self, field: &'static str) -> Result<i64, OffsetsRecordError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, OffsetsRecordError> {
         Ok(i64::from_be_bytes(self.array(field)?))
     }
 
-    fn invalid_length(&self, field: &'static str, len: i64) -> OffsetsRecordError {
+    pub(crate) fn invalid_length(&self, field: &'static str, len: i64) -> OffsetsRecordError {
         OffsetsRecordError::InvalidLength {
             record: self.record,
             version: self.version,
@@ -324,7 +339,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn utf8(&mut self, field: &'static str, len: usize) -> Result<String, OffsetsRecordError> {
+    pub(crate) fn utf8(
+        &mut self,
+        field: &'static str,
+        len: usize,
+    ) -> Result<String, OffsetsRecordError> {
         let bytes = self.take(field, len)?;
         std::str::from_utf8(bytes)
             .map(str::to_owned)
@@ -337,14 +356,60 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-nullable `string`: Kafka rejects a null (-1) here too.
-    fn string(&mut self, field: &'static str) -> Result<String, OffsetsRecordError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, OffsetsRecordError> {
         let len = i16::from_be_bytes(self.array(field)?);
         let len = usize::try_from(len).map_err(|_| self.invalid_length(field, len.into()))?;
         self.utf8(field, len)
     }
 
+    /// A nullable `string`: length -1 is null.
+    pub(crate) fn nullable_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, OffsetsRecordError> {
+        let len = i16::from_be_bytes(self.array(field)?);
+        if len == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len).map_err(|_| self.invalid_length(field, len.into()))?;
+        self.utf8(field, len).map(Some)
+    }
+
+    /// `bytes`: an `i32` length then the bytes.
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Bytes, OffsetsRecordError> {
+        let len = self.i32(field)?;
+        let len = usize::try_from(len).map_err(|_| self.invalid_length(field, len.into()))?;
+        Ok(Bytes::copy_from_slice(self.take(field, len)?))
+    }
+
+    /// A nullable `compact string`: varint (length + 1), 0 being null.
+    pub(crate) fn compact_nullable_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, OffsetsRecordError> {
+        match self.varint(field)? {
+            0 => Ok(None),
+            len_plus_one => self.utf8(field, (len_plus_one - 1) as usize).map(Some),
+        }
+    }
+
+    /// `compact bytes`: varint (length + 1), then the bytes.
+    pub(crate) fn compact_bytes(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Bytes, OffsetsRecordError> {
+        let len_plus_one = self.varint(field)?;
+        let len = len_plus_one
+            .checked_sub(1)
+            .ok_or_else(|| self.invalid_length(field, -1))?;
+        Ok(Bytes::copy_from_slice(self.take(field, len as usize)?))
+    }
+
     /// A non-nullable `compact string`: varint (length + 1), 0 being null.
-    fn compact_string(&mut self, field: &'static str) -> Result<String, OffsetsRecordError> {
+    pub(crate) fn compact_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<String, OffsetsRecordError> {
         let len_plus_one = self.varint(field)?;
         let len = len_plus_one
             .checked_sub(1)
@@ -353,7 +418,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned varint of at most 5 bytes (a u32), as Kafka reads it.
-    fn varint(&mut self, field: &'static str) -> Result<u32, OffsetsRecordError> {
+    pub(crate) fn varint(&mut self, field: &'static str) -> Result<u32, OffsetsRecordError> {
         let mut value: u32 = 0;
         for i in 0..5 {
             let [byte] = self.array::<1>(field)?;
@@ -365,7 +430,7 @@ impl<'a> Reader<'a> {
         Err(self.invalid_length(field, i64::from(value)))
     }
 
-    fn skip_tagged_fields(&mut self) -> Result<(), OffsetsRecordError> {
+    pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), OffsetsRecordError> {
         let count = self.varint("tagged_fields")?;
         for _ in 0..count {
             self.varint("tagged_fields.tag")?;
@@ -376,7 +441,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The sanity check: a record must end where its last field does.
-    fn finish(self) -> Result<(), OffsetsRecordError> {
+    pub(crate) fn finish(self) -> Result<(), OffsetsRecordError> {
         if self.buf.is_empty() {
             Ok(())
         } else {
@@ -457,7 +522,11 @@ mod tests {
     fn golden_group_metadata_key_v2() {
         let record = OffsetsRecord::GroupMetadata {
             group: "g".into(),
-            value: Some(Bytes::from_static(&[0x00, 0x03, 0xaa])),
+            value: Some(GroupMetadataValue {
+                protocol_type: "consumer".into(),
+                generation: 1,
+                ..GroupMetadataValue::default()
+            }),
         };
         let key = record.encode_key().expect("encode key");
         assert_eq!(&key[..], &[0x00, 0x02, 0x00, 0x01, b'g']);

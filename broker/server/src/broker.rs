@@ -48,6 +48,9 @@ pub struct Broker {
     pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
     /// Consumer groups and their held requests (groups.rs).
     pub groups: Arc<crate::groups::Groups>,
+    /// Held while queued group records are taken and written, so they
+    /// reach `__consumer_offsets` in the order they happened.
+    pub(crate) group_store: Mutex<()>,
     /// Bumped after every append; fetches waiting for `min.bytes` watch it.
     appended: watch::Sender<u64>,
 }
@@ -71,14 +74,19 @@ impl Broker {
                 ),
             }
         }
-        let initial_rebalance_delay_ms = config.group_initial_rebalance_delay_ms;
+        let group_config = runnel_coordinator::GroupConfig {
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+            group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+        };
         Self {
             config,
             logs,
             metrics,
             topics: Mutex::new(topics),
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
-            groups: Arc::new(crate::groups::Groups::new(initial_rebalance_delay_ms)),
+            groups: Arc::new(crate::groups::Groups::new(group_config)),
+            group_store: Mutex::new(()),
             appended: watch::channel(0).0,
         }
     }

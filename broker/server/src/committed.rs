@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{MutexGuard, PoisonError};
 
 use runnel_coordinator::{
-    OffsetKey, OffsetStore, OffsetValue, OffsetsRecord, coordinator_partition,
+    GroupMetadataValue, OffsetKey, OffsetStore, OffsetValue, OffsetsRecord, coordinator_partition,
 };
 use runnel_log::BatchBuilder;
 use runnel_log::batch::Batches;
@@ -16,6 +16,7 @@ use runnel_log::records::BatchRecords;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
+use crate::groups::GroupRecord;
 
 /// Kafka's internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -25,6 +26,15 @@ pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 const READ_CHUNK_BYTES: u64 = 1 << 20;
 
+/// What [`Broker::load_offsets`] found.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loaded {
+    /// Committed offsets.
+    pub offsets: usize,
+    /// Groups with stored membership state.
+    pub groups: usize,
+}
+
 /// One partition's commit in an OffsetCommit request.
 #[derive(Debug, Clone)]
 pub struct Commit {
@@ -33,6 +43,8 @@ pub struct Commit {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: String,
+    /// From OffsetCommit v2-v4's `retention_time_ms`, when one was asked.
+    pub expire_timestamp_ms: Option<i64>,
 }
 
 #[derive(Debug, Error)]
@@ -81,13 +93,15 @@ impl Broker {
         }
     }
 
-    /// Loads every committed offset from `__consumer_offsets`, if it exists.
-    /// Returns how many offsets are committed.
-    pub fn load_offsets(&self) -> Result<usize, OffsetsError> {
+    /// Loads every committed offset and stored group from
+    /// `__consumer_offsets`, if it exists.
+    pub fn load_offsets(&self) -> Result<Loaded, OffsetsError> {
         if self.topics().get(OFFSETS_TOPIC).is_none() {
-            return Ok(0);
+            return Ok(Loaded::default());
         }
         let mut store = OffsetStore::new();
+        // The last record of each group wins; a tombstone removes it.
+        let mut stored_groups: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
         for partition in 0..OFFSETS_TOPIC_PARTITIONS {
             let log = self
                 .partition(OFFSETS_TOPIC, partition)
@@ -114,6 +128,9 @@ impl Broker {
                             continue;
                         };
                         match OffsetsRecord::decode(key, records.value(record)) {
+                            Ok(OffsetsRecord::GroupMetadata { group, value }) => {
+                                stored_groups.insert(group, value);
+                            }
                             Ok(decoded) => store.apply(decoded),
                             Err(err) => {
                                 tracing::warn!(partition, offset = records.offset(record), %err, "skipping an {OFFSETS_TOPIC} record")
@@ -126,9 +143,15 @@ impl Broker {
                 }
             }
         }
-        let count = store.groups().map(|g| store.offsets_of(g).count()).sum();
+        let offsets = store.groups().map(|g| store.offsets_of(g).count()).sum();
         *self.offset_store() = store;
-        Ok(count)
+        let stored_groups: Vec<(String, GroupMetadataValue)> = stored_groups
+            .into_iter()
+            .filter_map(|(group, value)| Some((group, value?)))
+            .collect();
+        let groups = stored_groups.len();
+        self.groups.restore(stored_groups);
+        Ok(Loaded { offsets, groups })
     }
 
     /// Writes the commits to the group's `__consumer_offsets` partition,
@@ -141,9 +164,6 @@ impl Broker {
     ) -> Result<(), OffsetsError> {
         self.ensure_offsets_topic(now_ms)?;
         let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
-        let log = self
-            .partition(OFFSETS_TOPIC, partition)
-            .ok_or(OffsetsError::MissingPartition(partition))?;
         let records: Vec<OffsetsRecord> = commits
             .iter()
             .map(|c| OffsetsRecord::Offset {
@@ -157,20 +177,101 @@ impl Broker {
                     leader_epoch: c.leader_epoch,
                     metadata: c.metadata.clone(),
                     commit_timestamp_ms: now_ms,
-                    expire_timestamp_ms: None,
+                    expire_timestamp_ms: c.expire_timestamp_ms,
                 }),
             })
             .collect();
-        let mut batch = BatchBuilder::new(now_ms);
-        for record in &records {
-            let value = record.encode_value()?;
-            batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
-        }
-        lock(&log).append(&batch.build(), now_ms)?;
+        self.append_offsets_records(partition, &records, now_ms)?;
         let mut store = self.offset_store();
         for record in records {
             store.apply(record);
         }
+        Ok(())
+    }
+
+    /// Writes the group records queued so far (see [`Broker::store_groups`]);
+    /// returns how many.
+    pub fn flush_group_stores(&self, now_ms: i64) -> Result<usize, OffsetsError> {
+        let _order = self
+            .group_store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let records = self.groups.take_stores();
+        let count = records.len();
+        self.store_groups(records, now_ms)?;
+        Ok(count)
+    }
+
+    /// Writes group records (stored groups and tombstones) to their
+    /// groups' `__consumer_offsets` partitions, one batch per partition.
+    pub fn store_groups(&self, records: Vec<GroupRecord>, now_ms: i64) -> Result<(), OffsetsError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.ensure_offsets_topic(now_ms)?;
+        let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
+        for (group, value) in records {
+            by_partition
+                .entry(coordinator_partition(&group, OFFSETS_TOPIC_PARTITIONS))
+                .or_default()
+                .push(OffsetsRecord::GroupMetadata { group, value });
+        }
+        for (partition, records) in by_partition {
+            self.append_offsets_records(partition, &records, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Expires committed offsets past `offsets.retention.minutes` (see
+    /// [`crate::groups::Groups::retention_clock`]) with tombstones, then drops the empty
+    /// groups left without offsets. Returns (offsets expired, groups removed).
+    pub fn expire_offsets(&self, now_ms: i64) -> Result<(usize, usize), OffsetsError> {
+        let retention_ms = self.config.offsets_retention_ms;
+        let expired = {
+            let mut store = self.offset_store();
+            store.expire(now_ms, retention_ms, |group| {
+                self.groups.retention_clock(group)
+            })
+        };
+        let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
+        for key in &expired {
+            by_partition
+                .entry(coordinator_partition(&key.group, OFFSETS_TOPIC_PARTITIONS))
+                .or_default()
+                .push(OffsetsRecord::Offset {
+                    key: key.clone(),
+                    value: None,
+                });
+        }
+        for (partition, records) in by_partition {
+            self.append_offsets_records(partition, &records, now_ms)?;
+        }
+        let with_offsets: std::collections::BTreeSet<String> =
+            self.committed_groups().into_iter().collect();
+        let removed = self
+            .groups
+            .ids()
+            .into_iter()
+            .filter(|group| !with_offsets.contains(group) && self.groups.remove_if_empty(group))
+            .count();
+        Ok((expired.len(), removed))
+    }
+
+    fn append_offsets_records(
+        &self,
+        partition: i32,
+        records: &[OffsetsRecord],
+        now_ms: i64,
+    ) -> Result<(), OffsetsError> {
+        let log = self
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or(OffsetsError::MissingPartition(partition))?;
+        let mut batch = BatchBuilder::new(now_ms);
+        for record in records {
+            let value = record.encode_value()?;
+            batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
+        }
+        lock(&log).append(&batch.build(), now_ms)?;
         Ok(())
     }
 
@@ -197,19 +298,12 @@ impl Broker {
             return Ok(0);
         }
         let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
-        let log = self
-            .partition(OFFSETS_TOPIC, partition)
-            .ok_or(OffsetsError::MissingPartition(partition))?;
-        let mut batch = BatchBuilder::new(now_ms);
-        for key in &keys {
-            let record = OffsetsRecord::Offset {
-                key: key.clone(),
-                value: None,
-            };
-            batch.push(Some(&record.encode_key()?), None, now_ms);
-        }
-        lock(&log).append(&batch.build(), now_ms)?;
-        let count = keys.len();
+        let tombstones: Vec<OffsetsRecord> = keys
+            .into_iter()
+            .map(|key| OffsetsRecord::Offset { key, value: None })
+            .collect();
+        self.append_offsets_records(partition, &tombstones, now_ms)?;
+        let count = tombstones.len();
         self.offset_store().delete_group(group);
         Ok(count)
     }

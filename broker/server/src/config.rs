@@ -49,6 +49,15 @@ pub struct BrokerConfig {
     /// `group.initial.rebalance.delay.ms`: how long a new group's first
     /// rebalance waits for more members (Kafka's 3000; 0 in tests).
     pub group_initial_rebalance_delay_ms: i32,
+    /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`:
+    /// the session timeouts a member may ask for.
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`, in ms: how long an empty group's
+    /// committed offsets are kept.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often expiry runs.
+    pub offsets_retention_check_interval_ms: i64,
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
@@ -78,6 +87,11 @@ impl Default for BrokerConfig {
             },
             num_recovery_threads_per_data_dir: 1,
             group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            // Kafka's 10080 minutes: 7 days.
+            offsets_retention_ms: 604_800_000,
+            offsets_retention_check_interval_ms: 600_000,
             cluster_id: None,
             log: LogConfig::default(),
         }
@@ -235,6 +249,10 @@ static KEYS: &[Key] = &[
     Key { name: "metrics.listen", apply: broker!(metrics_listen, HostPort::parse) },
     Key { name: "num.recovery.threads.per.data.dir", apply: broker!(num_recovery_threads_per_data_dir, |v| int(v, 1)) },
     Key { name: "group.initial.rebalance.delay.ms", apply: broker!(group_initial_rebalance_delay_ms, |v| int(v, 0)) },
+    Key { name: "group.min.session.timeout.ms", apply: broker!(group_min_session_timeout_ms, |v| int(v, 0)) },
+    Key { name: "group.max.session.timeout.ms", apply: broker!(group_max_session_timeout_ms, |v| int(v, 0)) },
+    Key { name: "offsets.retention.minutes", apply: broker!(offsets_retention_ms, |v| int::<i64>(v, 1)?.checked_mul(60_000).ok_or_else(|| "too large".to_string())) },
+    Key { name: "offsets.retention.check.interval.ms", apply: broker!(offsets_retention_check_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },
@@ -397,6 +415,25 @@ fn build(settings: &BTreeMap<&'static str, Setting>) -> Result<BrokerConfig, Con
         );
         return Err(invalid("node.id", node, reason));
     }
+    if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
+        let (min, max) = (
+            config.group_min_session_timeout_ms,
+            config.group_max_session_timeout_ms,
+        );
+        let (key, reason) = match settings.get("group.max.session.timeout.ms") {
+            Some(_) => (
+                "group.max.session.timeout.ms",
+                format!("must be at least group.min.session.timeout.ms ({min})"),
+            ),
+            None => (
+                "group.min.session.timeout.ms",
+                format!("must be at most group.max.session.timeout.ms ({max})"),
+            ),
+        };
+        if let Some(s) = settings.get(key) {
+            return Err(invalid(key, s, reason));
+        }
+    }
     match settings.get("advertised.listeners") {
         Some(s) => {
             let listed = |name: &str| config.listeners.iter().any(|l| l.name == name);
@@ -534,6 +571,38 @@ mod tests {
         assert_eq!(c.num_recovery_threads_per_data_dir, 1);
         assert_eq!(c.log, LogConfig::default());
         assert_eq!(c.log.retention_ms, 168 * 3_600_000);
+    }
+
+    #[test]
+    fn group_and_offset_retention_settings() {
+        let c = with(&[
+            ("group.min.session.timeout.ms", "1000"),
+            ("group.max.session.timeout.ms", "60000"),
+            ("offsets.retention.minutes", "2"),
+            ("offsets.retention.check.interval.ms", "5000"),
+        ]);
+        assert_eq!(c.group_min_session_timeout_ms, 1_000);
+        assert_eq!(c.group_max_session_timeout_ms, 60_000);
+        assert_eq!(c.offsets_retention_ms, 120_000);
+        assert_eq!(c.offsets_retention_check_interval_ms, 5_000);
+        assert_eq!(
+            BrokerConfig::default().offsets_retention_ms,
+            10_080 * 60_000
+        );
+        assert_eq!(
+            error(&[("group.max.session.timeout.ms", "5000")]),
+            "invalid value \"5000\" for group.max.session.timeout.ms in --override: \
+             must be at least group.min.session.timeout.ms (6000)"
+        );
+        assert_eq!(
+            error(&[("group.min.session.timeout.ms", "2000000")]),
+            "invalid value \"2000000\" for group.min.session.timeout.ms in --override: \
+             must be at most group.max.session.timeout.ms (1800000)"
+        );
+        assert_eq!(
+            error(&[("offsets.retention.minutes", "0")]),
+            "invalid value \"0\" for offsets.retention.minutes in --override: must be at least 1"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub async fn serve(
         };
         let started = Instant::now();
         let api = request.api_key;
-        let reply = handlers::dispatch(&broker, &request).await;
+        let reply = handlers::dispatch(&broker, &request, peer).await;
         let error = reply.as_ref().err().map(|e| e.label());
         broker
             .metrics

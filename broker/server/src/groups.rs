@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use runnel_coordinator::group::{
-    Effect, Group, GroupConfig, GroupDescription, HeartbeatRequest, JoinOutcome, JoinRequest,
-    JoinResponse, LeaveMember, LeaveOutcome, SyncOutcome, SyncRequest, SyncResponse,
+    Effect, Group, GroupConfig, GroupDescription, GroupState, HeartbeatRequest, JoinOutcome,
+    JoinRequest, JoinResponse, LeaveMember, LeaveOutcome, SyncOutcome, SyncRequest, SyncResponse,
 };
+use runnel_coordinator::{GroupMetadataValue, RetentionClock};
 use tokio::sync::{Notify, oneshot};
 
 use crate::handlers::now_ms;
@@ -41,9 +42,22 @@ struct Slot {
     syncs: HashMap<String, oneshot::Sender<SyncResponse>>,
 }
 
+/// A group record for `__consumer_offsets`: its stored form, or `None`
+/// for a tombstone.
+pub type GroupRecord = (String, Option<GroupMetadataValue>);
+
 impl Slot {
-    /// Runs the group's clocks and answers the requests its effects name.
-    fn poll(&mut self, now_ms: i64) {
+    fn new(group: Group) -> Self {
+        Self {
+            group,
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+        }
+    }
+
+    /// Runs the group's clocks and answers the requests its effects name;
+    /// the group records to store go to `stores`.
+    fn poll(&mut self, now_ms: i64, stores: &mut Vec<GroupRecord>) {
         for effect in self.group.poll(now_ms) {
             match effect {
                 Effect::JoinResponse {
@@ -61,6 +75,9 @@ impl Slot {
                     if let Some(tx) = self.syncs.remove(&member_id) {
                         let _ = tx.send(response);
                     }
+                }
+                Effect::StoreGroup { value } => {
+                    stores.push((self.group.group_id().to_string(), Some(value)));
                 }
                 Effect::MemberEvicted { member_id, reason } => {
                     tracing::info!(
@@ -81,17 +98,20 @@ pub struct Groups {
     slots: Mutex<HashMap<String, Slot>>,
     /// Woken when a deadline may have moved earlier.
     changed: Notify,
+    /// Group records waiting to be written, in the order they happened.
+    stores: Mutex<Vec<GroupRecord>>,
+    /// Woken when `stores` has something.
+    stores_ready: Notify,
 }
 
 impl Groups {
-    pub fn new(initial_rebalance_delay_ms: i32) -> Self {
+    pub fn new(config: GroupConfig) -> Self {
         Self {
-            config: GroupConfig {
-                initial_rebalance_delay_ms,
-                ..GroupConfig::default()
-            },
+            config,
             slots: Mutex::new(HashMap::new()),
             changed: Notify::new(),
+            stores: Mutex::new(Vec::new()),
+            stores_ready: Notify::new(),
         }
     }
 
@@ -99,21 +119,92 @@ impl Groups {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn queue_stores(&self, records: Vec<GroupRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        self.stores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(records);
+        self.stores_ready.notify_one();
+    }
+
+    /// Returns once group records may have been queued since the last call.
+    pub async fn stores_queued(&self) {
+        self.stores_ready.notified().await;
+    }
+
+    /// Takes the queued group records, oldest first.
+    pub fn take_stores(&self) -> Vec<GroupRecord> {
+        std::mem::take(&mut *self.stores.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Brings back the groups `__consumer_offsets` stored, at start.
+    pub fn restore(&self, stored: impl IntoIterator<Item = (String, GroupMetadataValue)>) {
+        let now = now_ms();
+        let mut slots = self.slots();
+        for (group_id, value) in stored {
+            let group = Group::restore(group_id.clone(), self.config, &value, now);
+            slots.insert(group_id, Slot::new(group));
+        }
+        drop(slots);
+        self.changed.notify_one();
+    }
+
+    /// What `group_id`'s offset retention counts from, as Kafka's
+    /// `removeExpiredOffsets`: from each commit for a group with no
+    /// membership state, from the time it emptied for an empty one, and
+    /// not at all while it has members.
+    pub fn retention_clock(&self, group_id: &str) -> RetentionClock {
+        let slots = self.slots();
+        let Some(slot) = slots.get(group_id) else {
+            return RetentionClock::SinceCommit;
+        };
+        match slot.group.state() {
+            GroupState::Empty | GroupState::Dead if slot.group.state_since_ms() >= 0 => {
+                RetentionClock::Since(slot.group.state_since_ms())
+            }
+            GroupState::Empty | GroupState::Dead => RetentionClock::SinceCommit,
+            _ => RetentionClock::Paused,
+        }
+    }
+
+    /// Drops `group_id` if it is empty (its offsets are gone) and queues its
+    /// tombstone, as Kafka's `cleanupGroupMetadata`. Returns whether it went.
+    pub fn remove_if_empty(&self, group_id: &str) -> bool {
+        let mut slots = self.slots();
+        let empty = slots
+            .get(group_id)
+            .is_some_and(|s| s.group.state() == GroupState::Empty && s.joins.is_empty());
+        if empty {
+            slots.remove(group_id);
+            drop(slots);
+            self.queue_stores(vec![(group_id.to_string(), None)]);
+        }
+        empty
+    }
+
+    /// The group ids with membership state.
+    pub fn ids(&self) -> Vec<String> {
+        self.slots().keys().cloned().collect()
+    }
+
     fn with_group<R>(&self, group_id: &str, f: impl FnOnce(&mut Slot, i64) -> R) -> R {
         let now = now_ms();
+        let mut stores = Vec::new();
         let result = {
             let mut slots = self.slots();
-            let slot = slots.entry(group_id.to_string()).or_insert_with(|| Slot {
-                group: Group::new(group_id, self.config),
-                joins: HashMap::new(),
-                syncs: HashMap::new(),
-            });
+            let slot = slots
+                .entry(group_id.to_string())
+                .or_insert_with(|| Slot::new(Group::new(group_id, self.config)));
             let before = slot.group.state();
             let result = f(slot, now);
-            slot.poll(now);
+            slot.poll(now, &mut stores);
             tracing::debug!(group = group_id, ?before, after = ?slot.group.state(), generation = slot.group.generation_id(), members = slot.group.members().len(), held_joins = slot.joins.len(), held_syncs = slot.syncs.len(), "group request");
             result
         };
+        self.queue_stores(stores);
         self.changed.notify_one();
         result
     }
@@ -191,6 +282,8 @@ impl Groups {
         let code = slots.get_mut(group_id)?.group.delete();
         if code == 0 {
             slots.remove(group_id);
+            drop(slots);
+            self.queue_stores(vec![(group_id.to_string(), None)]);
         }
         Some(code)
     }
@@ -230,9 +323,11 @@ impl Groups {
                 _ = self.changed.notified() => continue,
             }
             let now = now_ms();
+            let mut stores = Vec::new();
             for slot in self.slots().values_mut() {
-                slot.poll(now);
+                slot.poll(now, &mut stores);
             }
+            self.queue_stores(stores);
         }
     }
 }

@@ -116,14 +116,18 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         topics,
         Arc::clone(&metrics),
     ));
-    let committed = {
+    let loaded = {
         let broker = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || broker.load_offsets())
             .await
             .context("loading committed offsets panicked")?
             .context("cannot load committed offsets")?
     };
-    tracing::info!(committed, "committed offsets loaded");
+    tracing::info!(
+        committed = loaded.offsets,
+        groups = loaded.groups,
+        "committed offsets and groups loaded"
+    );
     http_state.set_ready(true);
     let (advertised_host, advertised_port) = broker.config.advertised();
     println!(
@@ -133,6 +137,8 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     );
 
     let group_timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
+    let group_store = tokio::spawn(store_groups(Arc::clone(&broker)));
+    let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker)));
     let (stop, stopped) = watch::channel(false);
     let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
     let mut connections = JoinSet::new();
@@ -159,6 +165,13 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     while connections.join_next().await.is_some() {}
     maintenance.await.context("the maintenance task panicked")?;
     group_timers.abort();
+    offsets_expiry.abort();
+    group_store.abort();
+    let _ = group_store.await;
+    // What the groups did last (members that left at shutdown) still lands.
+    if let Err(err) = broker.flush_group_stores(now_ms()) {
+        tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "cannot store groups at shutdown");
+    }
     let _ = stop_http.send(());
     http_task.await.context("the metrics server panicked")?;
     drop(broker);
@@ -200,6 +213,48 @@ async fn maintain(manager: Arc<LogManager>, mut stop: watch::Receiver<bool>) {
             tokio::task::spawn_blocking(move || maintain_once(&manager, now_ms(), tasks)).await;
         if let Err(err) = done {
             tracing::error!(error = %err, "storage maintenance panicked");
+        }
+    }
+}
+
+/// Writes the groups' records to `__consumer_offsets` as they queue up
+/// (the leader's SyncGroup writes its own before answering).
+async fn store_groups(broker: Arc<Broker>) {
+    loop {
+        broker.groups.stores_queued().await;
+        let stored = tokio::task::block_in_place(|| broker.flush_group_stores(now_ms()));
+        if let Err(err) = stored {
+            tracing::error!(
+                error = %format!("{:#}", anyhow::Error::from(err)),
+                "cannot store group metadata in __consumer_offsets"
+            );
+        }
+    }
+}
+
+/// Expires committed offsets every `offsets.retention.check.interval.ms`.
+async fn expire_offsets(broker: Arc<Broker>) {
+    let every_ms = broker.config.offsets_retention_check_interval_ms.max(1) as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let b = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || b.expire_offsets(now_ms())).await {
+            Ok(Ok((0, 0))) => {}
+            Ok(Ok((offsets, groups))) => {
+                tracing::info!(
+                    offsets,
+                    groups,
+                    "expired committed offsets and empty groups"
+                );
+            }
+            Ok(Err(err)) => tracing::error!(
+                error = %format!("{:#}", anyhow::Error::from(err)),
+                "expiring committed offsets failed"
+            ),
+            Err(err) => tracing::error!(error = %err, "expiring committed offsets panicked"),
         }
     }
 }

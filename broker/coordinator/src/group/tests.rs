@@ -107,9 +107,22 @@ fn stable_three() -> Group {
             SyncOutcome::Response(_)
         ));
     }
-    assert!(g.poll(DELAY_MS).is_empty());
+    let stored = stored_groups(&g.poll(DELAY_MS));
+    assert_eq!(stored.len(), 1, "the leader's sync stores the group");
+    assert_eq!(stored[0].generation, 1);
+    assert_eq!(stored[0].members.len(), 3);
     assert_eq!(g.state(), GroupState::Stable);
     g
+}
+
+fn stored_groups(effects: &[Effect]) -> Vec<crate::GroupMetadataValue> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::StoreGroup { value } => Some(value.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
@@ -472,7 +485,9 @@ fn leave_triggers_a_rebalance_and_the_last_leave_empties_the_group() {
     assert_eq!(g.generation_id(), 3);
     assert!(g.members().is_empty());
     assert_eq!(g.leader_id(), None);
-    assert!(g.poll(5_000).is_empty());
+    let effects = g.poll(5_000);
+    assert_eq!(stored_groups(&effects).len(), 1, "{effects:?}");
+    assert_eq!(effects.len(), 1, "{effects:?}");
 }
 
 #[test]
@@ -622,6 +637,7 @@ fn member_that_never_syncs_is_evicted() {
     join_v3(&mut g, "c2", &["range"], 0);
     g.poll(DELAY_MS);
     g.sync(sync("c1-uuid", 1, &[("c1-uuid", "p0")]), DELAY_MS);
+    assert_eq!(stored_groups(&g.poll(DELAY_MS)).len(), 1);
     // c2 keeps its session alive but never syncs.
     for at in (5_000..33_000).step_by(5_000) {
         g.heartbeat(&heartbeat("c1-uuid", 1), at);
@@ -637,4 +653,60 @@ fn member_that_never_syncs_is_evicted() {
         }]
     );
     assert_eq!(g.state(), GroupState::PreparingRebalance);
+}
+
+#[test]
+fn a_stored_group_is_restored_stable_and_keeps_its_members() {
+    let g = stable_three();
+    let stored = g.stored_value();
+    assert_eq!(stored.protocol.as_deref(), Some("range"));
+    assert_eq!(stored.leader.as_deref(), Some("c1-uuid"));
+    assert_eq!(stored.members[1].assignment, Bytes::from("p1"));
+    assert_eq!(stored.current_state_timestamp_ms, DELAY_MS);
+
+    let mut restored = Group::restore("g", GroupConfig::default(), &stored, 50_000);
+    assert_eq!(restored.state(), GroupState::Stable);
+    assert_eq!(restored.generation_id(), 1);
+    assert_eq!(restored.leader_id(), Some("c1-uuid"));
+    assert_eq!(restored.stored_value(), stored);
+    // Members carry on with their generation: no rebalance needed.
+    assert_eq!(restored.heartbeat(&heartbeat("c2-uuid", 1), 51_000), NONE);
+    let described = restored.describe();
+    assert_eq!(described.members.len(), 3);
+    assert_eq!(described.members[2].assignment, Bytes::from("p2"));
+    // One that never comes back is evicted after its session timeout.
+    restored.heartbeat(&heartbeat("c1-uuid", 1), 55_000);
+    restored.heartbeat(&heartbeat("c3-uuid", 1), 55_000);
+    let effects = restored.poll(51_000 + i64::from(SESSION_MS));
+    assert!(effects.contains(&Effect::MemberEvicted {
+        member_id: "c2-uuid".to_owned(),
+        reason: EvictionReason::SessionTimeout
+    }));
+    assert_eq!(restored.state(), GroupState::PreparingRebalance);
+    assert_eq!(restored.rebalances(), 1);
+}
+
+#[test]
+fn the_last_member_leaving_stores_the_empty_group() {
+    let mut g = stable_three();
+    let leaving: Vec<LeaveMember> = ["c1-uuid", "c2-uuid", "c3-uuid"]
+        .iter()
+        .map(|id| LeaveMember {
+            member_id: id.to_string(),
+            group_instance_id: None,
+        })
+        .collect();
+    g.leave(&leaving, 20_000);
+    let stored = stored_groups(&g.poll(20_000));
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].members.is_empty());
+    assert_eq!(stored[0].generation, 2);
+    assert_eq!(stored[0].current_state_timestamp_ms, 20_000);
+    assert_eq!(g.state(), GroupState::Empty);
+
+    let restored = Group::restore("g", GroupConfig::default(), &stored[0], 30_000);
+    assert_eq!(restored.state(), GroupState::Empty);
+    assert_eq!(restored.generation_id(), 2);
+    assert_eq!(restored.protocol_type(), Some("consumer"));
+    assert_eq!(restored.state_since_ms(), 20_000);
 }

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use crate::group_metadata::GroupMetadataValue;
+
 /// Kafka error codes the group answers with.
 pub const NONE: i16 = 0;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
@@ -185,6 +187,9 @@ pub enum Effect {
         member_id: String,
         response: SyncResponse,
     },
+    /// Write the group to `__consumer_offsets` (a rebalance completed or
+    /// the group emptied), as Kafka's `storeGroup`.
+    StoreGroup { value: GroupMetadataValue },
     /// The member was removed without asking (for logs and metrics).
     MemberEvicted {
         member_id: String,

@@ -17,6 +17,7 @@ pub async fn handle(
     request: JoinGroupRequest,
     version: i16,
     client_id: &str,
+    peer: std::net::SocketAddr,
 ) -> JoinGroupResponse {
     let group_id = request.group_id.0.to_string();
     let rebalance_timeout_ms = if version >= 1 {
@@ -29,7 +30,8 @@ pub async fn handle(
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),
         client_id: client_id.to_string(),
-        client_host: String::new(),
+        // As Java's InetAddress.toString(), which Kafka reports.
+        client_host: format!("/{}", peer.ip()),
         session_timeout_ms: request.session_timeout_ms,
         rebalance_timeout_ms,
         protocol_type: request.protocol_type.to_string(),

@@ -80,7 +80,13 @@ impl HandlerError {
     }
 }
 
-pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, HandlerError> {
+/// Answers one request; `peer` is the client's address (for group
+/// members' `client_host`).
+pub async fn dispatch(
+    broker: &Broker,
+    request: &Request,
+    peer: std::net::SocketAddr,
+) -> Result<Reply, HandlerError> {
     let (api, version) = (request.api_key, request.api_version);
     if api == ApiKey::ApiVersions {
         return api_versions::handle(request);
@@ -139,7 +145,8 @@ pub async fn dispatch(broker: &Broker, request: &Request) -> Result<Reply, Handl
                 .as_deref()
                 .unwrap_or_default()
                 .to_string();
-            let response = join_group::handle(broker, body(request)?, version, &client_id).await;
+            let response =
+                join_group::handle(broker, body(request)?, version, &client_id, peer).await;
             respond(request, &response)
         }
         ApiKey::SyncGroup => respond(

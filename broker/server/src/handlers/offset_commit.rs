@@ -66,6 +66,9 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
                     offset: partition.committed_offset,
                     leader_epoch: partition.committed_leader_epoch,
                     metadata,
+                    // v2-v4 may ask for a retention of their own, as Kafka honours.
+                    expire_timestamp_ms: (request.retention_time_ms != -1)
+                        .then(|| now_ms.saturating_add(request.retention_time_ms)),
                 });
                 None
             };

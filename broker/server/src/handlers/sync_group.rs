@@ -29,6 +29,14 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
         .sync(&group_id, sync)
         .wait(|| SyncResponse::error(COORDINATOR_NOT_AVAILABLE));
     let reply = reply.await;
+    if reply.error_code == 0 {
+        // The leader's sync stored the group: on disk before it is answered,
+        // as Kafka's storeGroup.
+        let stored = tokio::task::block_in_place(|| broker.flush_group_stores(super::now_ms()));
+        if let Err(err) = stored {
+            tracing::error!(group = group_id, error = %format!("{:#}", anyhow::Error::from(err)), "cannot store the group in __consumer_offsets");
+        }
+    }
     let mut response = SyncGroupResponse::default();
     response.error_code = reply.error_code;
     if version >= 5 {
