@@ -163,6 +163,22 @@ impl Group {
         self.state_since_ms
     }
 
+    /// The topics the members subscribe to, read from their
+    /// ConsumerProtocol subscriptions for the group's protocol, as Kafka's
+    /// `GroupMetadata.subscribedTopics`; `None` when this is not a consumer
+    /// group with a protocol, or a subscription cannot be read.
+    pub fn subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for member in &self.members {
+            topics.extend(subscription_topics(&member.metadata(protocol))?);
+        }
+        Some(topics)
+    }
+
     /// Rebalances started since this broker created or loaded the group.
     pub fn rebalances(&self) -> u64 {
         self.rebalances
@@ -876,6 +892,24 @@ impl Group {
             self.maybe_prepare_rebalance(now_ms);
         }
     }
+}
+
+/// The topic names of a ConsumerProtocolSubscription (any version: an
+/// `i16` version, then an `i32` count of `i16`-length strings; later fields
+/// are not needed). `None` when the bytes do not hold that.
+fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let rest = metadata.get(2..)?;
+    let count = i32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    let mut rest = rest.get(4..)?;
+    let mut topics = Vec::new();
+    for _ in 0..count {
+        let len = i16::from_be_bytes(rest.get(..2)?.try_into().ok()?);
+        let len = usize::try_from(len).ok()?;
+        let name = rest.get(2..2 + len)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+        rest = &rest[2 + len..];
+    }
+    Some(topics)
 }
 
 /// A request field the client may leave out (older versions) and that must

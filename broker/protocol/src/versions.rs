@@ -33,6 +33,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
@@ -101,6 +102,7 @@ pub fn name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeGroups => "DescribeGroups",
         ApiKey::ListGroups => "ListGroups",
         ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
         ApiKey::InitProducerId => "InitProducerId",
@@ -208,10 +210,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 142,         // size
+            0, 0, 0, 148,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 22,          // api_keys: 22 entries of key, min, max
+            0, 0, 0, 23,          // api_keys: 23 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -233,6 +235,7 @@ mod tests {
             0, 37, 0, 0,  0, 3,   // CreatePartitions
             0, 42, 0, 0,  0, 2,   // DeleteGroups
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
+            0, 47, 0, 0,  0, 0,   // OffsetDelete
             0, 60, 0, 0,  0, 1,   // DescribeCluster
         ];
         assert_eq!(&frame[..], expected);

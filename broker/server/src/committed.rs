@@ -308,6 +308,43 @@ impl Broker {
         Ok(count)
     }
 
+    /// Removes the committed offsets of `group` for `partitions` (topic,
+    /// partition), with tombstones; those not committed are skipped.
+    /// Returns how many went.
+    pub fn delete_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Result<usize, OffsetsError> {
+        let tombstones: Vec<OffsetsRecord> = {
+            let store = self.offset_store();
+            partitions
+                .iter()
+                .filter(|(topic, partition)| store.fetch(group, topic, *partition).is_some())
+                .map(|(topic, partition)| OffsetsRecord::Offset {
+                    key: OffsetKey {
+                        group: group.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    value: None,
+                })
+                .collect()
+        };
+        if tombstones.is_empty() {
+            return Ok(0);
+        }
+        let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
+        self.append_offsets_records(partition, &tombstones, now_ms)?;
+        let count = tombstones.len();
+        let mut store = self.offset_store();
+        for record in tombstones {
+            store.apply(record);
+        }
+        Ok(count)
+    }
+
     /// The groups with committed offsets.
     pub fn committed_groups(&self) -> Vec<String> {
         self.offset_store().groups().map(str::to_string).collect()

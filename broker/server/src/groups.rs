@@ -42,6 +42,20 @@ struct Slot {
     syncs: HashMap<String, oneshot::Sender<SyncResponse>>,
 }
 
+/// What OffsetDelete may do to a group with membership state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetDeletion {
+    /// The group was deleted meanwhile.
+    NotFound,
+    /// Empty: any of its offsets.
+    Any,
+    /// A consumer group with members: offsets of topics it does not
+    /// subscribe to (these are the ones it does).
+    Unsubscribed(std::collections::BTreeSet<String>),
+    /// Members whose subscriptions cannot be read: none.
+    NonEmpty,
+}
+
 /// A group record for `__consumer_offsets`: its stored form, or `None`
 /// for a tombstone.
 pub type GroupRecord = (String, Option<GroupMetadataValue>);
@@ -183,6 +197,21 @@ impl Groups {
             self.queue_stores(vec![(group_id.to_string(), None)]);
         }
         empty
+    }
+
+    /// Which of `group_id`'s offsets OffsetDelete may remove, as Kafka's
+    /// `handleDeleteOffsets`; `None` when the group has no membership state.
+    pub fn offset_deletion(&self, group_id: &str) -> Option<OffsetDeletion> {
+        let slots = self.slots();
+        let group = &slots.get(group_id)?.group;
+        Some(match group.state() {
+            GroupState::Dead => OffsetDeletion::NotFound,
+            GroupState::Empty => OffsetDeletion::Any,
+            _ => match group.subscribed_topics() {
+                Some(topics) => OffsetDeletion::Unsubscribed(topics),
+                None => OffsetDeletion::NonEmpty,
+            },
+        })
     }
 
     /// The group ids with membership state.

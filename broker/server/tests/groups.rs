@@ -35,9 +35,25 @@ fn create_topic(client: &mut Client, name: &str) {
 
 /// Joins and syncs as the group's only member; returns (member, generation).
 fn join_and_sync(client: &mut Client) -> (String, i32) {
+    join_and_sync_with(client, Bytes::from_static(b"subscription"))
+}
+
+/// A ConsumerProtocolSubscription v0 of `topics`, no user data.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut out = vec![0, 0];
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for topic in topics {
+        out.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        out.extend_from_slice(topic.as_bytes());
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(out)
+}
+
+fn join_and_sync_with(client: &mut Client, metadata: Bytes) -> (String, i32) {
     let mut protocol = join_group_request::JoinGroupRequestProtocol::default();
     protocol.name = StrBytes::from_static_str("range");
-    protocol.metadata = Bytes::from_static(b"subscription");
+    protocol.metadata = metadata;
     let mut join = JoinGroupRequest::default();
     join.group_id = GroupId(StrBytes::from_static_str(GROUP));
     join.session_timeout_ms = 30_000;
@@ -207,4 +223,51 @@ fn offsets_past_their_retention_expire_and_stay_expired() {
     let mut client = Client::connect(&broker.bootstrap);
     assert_eq!(committed(&mut client, "short", "expiring"), -1);
     assert_eq!(committed(&mut client, "long", "expiring"), 6);
+}
+
+#[test]
+fn offset_delete_spares_the_topics_members_subscribe_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = started(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    let mut client = Client::connect(&broker.bootstrap);
+    create_topic(&mut client, "subscribed");
+    create_topic(&mut client, "left-behind");
+    let member = join_and_sync_with(&mut client, subscription(&["subscribed"]));
+    commit(
+        &mut client,
+        GROUP,
+        (&member.0, member.1),
+        "subscribed",
+        3,
+        -1,
+    );
+    commit(
+        &mut client,
+        GROUP,
+        (&member.0, member.1),
+        "left-behind",
+        4,
+        -1,
+    );
+
+    let mut request = OffsetDeleteRequest::default();
+    request.group_id = GroupId(StrBytes::from_static_str(GROUP));
+    request.topics = ["subscribed", "left-behind"]
+        .map(|topic| {
+            let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+            t.name = TopicName(StrBytes::from_static_str(topic));
+            t.partitions = vec![offset_delete_request::OffsetDeleteRequestPartition::default()];
+            t
+        })
+        .to_vec();
+    let response: OffsetDeleteResponse = client.call(ApiKey::OffsetDelete, 0, &request);
+    assert_eq!(response.error_code, 0);
+    let codes: Vec<i16> = response
+        .topics
+        .iter()
+        .map(|t| t.partitions[0].error_code)
+        .collect();
+    assert_eq!(codes, [86, 0], "GROUP_SUBSCRIBED_TO_TOPIC, then deleted");
+    assert_eq!(committed(&mut client, GROUP, "subscribed"), 3);
+    assert_eq!(committed(&mut client, GROUP, "left-behind"), -1);
 }

@@ -430,6 +430,58 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             // Deleted; then not found; a group with a member is not empty.
             assert_eq!(codes, [0, 69, 68]);
         }
+        ApiKey::OffsetDelete => {
+            let group = format!("sweep-offset-delete-{version}");
+            let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+            partition.committed_offset = 1;
+            let mut topic = offset_commit_request::OffsetCommitRequestTopic::default();
+            topic.name = name("sweep");
+            topic.partitions = vec![partition];
+            let mut commit = OffsetCommitRequest::default();
+            commit.group_id = GroupId(StrBytes::from_string(group.clone()));
+            commit.generation_id_or_member_epoch = -1;
+            commit.topics = vec![topic];
+            let committed: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &commit);
+            assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+            let delete = |group: &str| {
+                let mut topic = offset_delete_request::OffsetDeleteRequestTopic::default();
+                topic.name = name("sweep");
+                topic.partitions = [0, 99]
+                    .map(|p| {
+                        offset_delete_request::OffsetDeleteRequestPartition::default()
+                            .with_partition_index(p)
+                    })
+                    .to_vec();
+                let mut request = OffsetDeleteRequest::default();
+                request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+                request.topics = vec![topic];
+                request
+            };
+            let response: OffsetDeleteResponse = client.call(api, version, &delete(&group));
+            assert_eq!(response.error_code, 0);
+            let codes: Vec<i16> = response.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            // Deleted; partition 99 does not exist.
+            assert_eq!(codes, [0, 3]);
+            let mut fetch_topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+            fetch_topic.name = name("sweep");
+            fetch_topic.partition_indexes = vec![0];
+            let mut fetch = OffsetFetchRequest::default();
+            fetch.group_id = GroupId(StrBytes::from_string(group));
+            fetch.topics = Some(vec![fetch_topic]);
+            let fetched: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 5, &fetch);
+            assert_eq!(fetched.topics[0].partitions[0].committed_offset, -1);
+            // A member whose subscription is not ConsumerProtocol: NON_EMPTY_GROUP.
+            let response: OffsetDeleteResponse =
+                client.call(api, version, &delete("sweep-heartbeat-4"));
+            assert_eq!(response.error_code, 68);
+            let response: OffsetDeleteResponse =
+                client.call(api, version, &delete("sweep-no-such-group"));
+            assert_eq!(response.error_code, 69);
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

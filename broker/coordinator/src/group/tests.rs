@@ -710,3 +710,50 @@ fn the_last_member_leaving_stores_the_empty_group() {
     assert_eq!(restored.protocol_type(), Some("consumer"));
     assert_eq!(restored.state_since_ms(), 20_000);
 }
+
+/// A ConsumerProtocolSubscription v1 of `topics` with no user data and no
+/// owned partitions.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut out = vec![0, 1];
+    out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for topic in topics {
+        out.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+        out.extend_from_slice(topic.as_bytes());
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes()); // user_data null
+    out.extend_from_slice(&0i32.to_be_bytes()); // owned_partitions
+    Bytes::from(out)
+}
+
+#[test]
+fn subscribed_topics_come_from_the_members_subscriptions() {
+    let mut g = group();
+    for (client, topics) in [("c1", &["a", "b"][..]), ("c2", &["b", "c"][..])] {
+        let mut req = JoinRequest {
+            api_version: 3,
+            ..request(client, "", &["range"])
+        };
+        req.protocols = vec![("range".to_owned(), subscription(topics))];
+        req.new_member_id = format!("{client}-uuid");
+        g.join(req, 0);
+    }
+    assert_eq!(g.subscribed_topics(), None, "no protocol chosen yet");
+    g.poll(DELAY_MS);
+    let topics: Vec<String> = g
+        .subscribed_topics()
+        .expect("consumer group")
+        .into_iter()
+        .collect();
+    assert_eq!(topics, ["a", "b", "c"]);
+
+    let mut other = group();
+    let mut req = JoinRequest {
+        api_version: 3,
+        ..request("c1", "", &["range"])
+    };
+    req.protocols = vec![("range".to_owned(), Bytes::from_static(&[0, 0, 0]))];
+    req.new_member_id = "c1-uuid".into();
+    other.join(req, 0);
+    other.poll(DELAY_MS);
+    assert_eq!(other.subscribed_topics(), None, "unreadable subscription");
+}

@@ -21,6 +21,7 @@ mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
@@ -171,6 +172,9 @@ pub async fn dispatch(
         ),
         ApiKey::OffsetCommit => {
             respond(request, &offset_commit::handle(broker, body(request)?, now))
+        }
+        ApiKey::OffsetDelete => {
+            respond(request, &offset_delete::handle(broker, body(request)?, now))
         }
         ApiKey::OffsetFetch => respond(
             request,
