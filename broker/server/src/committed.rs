@@ -345,6 +345,26 @@ impl Broker {
         Ok(count)
     }
 
+    /// Every committed offset: (group, topic, partition, offset).
+    pub fn committed_offsets(&self) -> Vec<(String, String, i32, i64)> {
+        let store = self.offset_store();
+        store
+            .groups()
+            .flat_map(|group| {
+                store
+                    .offsets_of(group)
+                    .map(move |(topic, partition, value)| {
+                        (
+                            group.to_string(),
+                            topic.to_string(),
+                            partition,
+                            value.offset,
+                        )
+                    })
+            })
+            .collect()
+    }
+
     /// The groups with committed offsets.
     pub fn committed_groups(&self) -> Vec<String> {
         self.offset_store().groups().map(str::to_string).collect()

@@ -214,6 +214,19 @@ impl Groups {
         })
     }
 
+    /// Each group's state, members and rebalance count, for metrics.
+    pub fn figures(&self) -> Vec<crate::group_metrics::GroupFigures> {
+        self.slots()
+            .values()
+            .map(|s| crate::group_metrics::GroupFigures {
+                group_id: s.group.group_id().to_string(),
+                state: s.group.state().name(),
+                members: s.group.members().len(),
+                rebalances: s.group.rebalances(),
+            })
+            .collect()
+    }
+
     /// The group ids with membership state.
     pub fn ids(&self) -> Vec<String> {
         self.slots().keys().cloned().collect()

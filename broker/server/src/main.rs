@@ -16,6 +16,7 @@ mod broker;
 mod committed;
 mod config;
 mod connection;
+mod group_metrics;
 mod groups;
 mod handlers;
 mod http;

@@ -61,7 +61,7 @@ struct PartitionLabels {
 /// `value` escaped for a quoted label value: prometheus-client writes label
 /// values as they are. Kafka's topic names (`[a-zA-Z0-9._-]`) never need
 /// it, but a name that slipped past validation must not break a scrape.
-fn label_value(value: &str) -> String {
+pub(crate) fn label_value(value: &str) -> String {
     if !value.contains(['\\', '"', '\n']) {
         return value.to_owned();
     }
@@ -101,6 +101,8 @@ pub struct BrokerMetrics {
     open_connections: Gauge,
     connections: Counter,
     fetches_waiting: Gauge,
+    /// The broker, once it exists, for the consumer-group metrics.
+    broker: crate::group_metrics::BrokerSlot,
 }
 
 impl Default for BrokerMetrics {
@@ -169,8 +171,13 @@ impl BrokerMetrics {
             "Fetch requests waiting for min.bytes or max.wait.ms (Kafka's fetch purgatory size)",
             fetches_waiting.clone(),
         );
+        let broker = crate::group_metrics::BrokerSlot::default();
+        registry.register_collector(Box::new(crate::group_metrics::GroupCollector::new(
+            Arc::clone(&broker),
+        )));
         Self {
             registry,
+            broker,
             requests,
             request_duration,
             request_errors,
@@ -191,6 +198,12 @@ impl BrokerMetrics {
         self.registry
             .register_collector(Box::new(PartitionCollector::new(logs)));
         self
+    }
+
+    /// Lets the consumer-group metrics read `broker` (held weakly). Only the
+    /// first call counts.
+    pub fn attach_broker(&self, broker: &Arc<crate::broker::Broker>) {
+        let _ = self.broker.set(Arc::downgrade(broker));
     }
 
     /// Counts one request of `api` (Kafka's API name, e.g. `"Produce"`),

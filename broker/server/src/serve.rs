@@ -116,6 +116,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         topics,
         Arc::clone(&metrics),
     ));
+    metrics.attach_broker(&broker);
     let loaded = {
         let broker = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || broker.load_offsets())

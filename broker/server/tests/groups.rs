@@ -4,6 +4,7 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
+use std::io::{Read, Write};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -270,4 +271,63 @@ fn offset_delete_spares_the_topics_members_subscribe_to() {
     assert_eq!(codes, [86, 0], "GROUP_SUBSCRIBED_TO_TOPIC, then deleted");
     assert_eq!(committed(&mut client, GROUP, "subscribed"), 3);
     assert_eq!(committed(&mut client, GROUP, "left-behind"), -1);
+}
+
+/// Appends `count` records to partition 0 of `topic` in one batch.
+fn produce(client: &mut Client, topic: &str, count: usize) {
+    let mut builder = runnel_log::BatchBuilder::new(1_700_000_000_000);
+    for _ in 0..count {
+        builder.push(None, Some(b"v"), 1_700_000_000_000);
+    }
+    let mut partition = produce_request::PartitionProduceData::default();
+    partition.index = 0;
+    partition.records = Some(Bytes::from(builder.build()));
+    let mut t = produce_request::TopicProduceData::default();
+    t.name = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partition_data = vec![partition];
+    let mut request = ProduceRequest::default();
+    request.acks = 1;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![t];
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+}
+
+fn scrape(metrics: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(metrics).expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: runnel\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read metrics");
+    text
+}
+
+#[test]
+fn lag_members_and_group_state_are_exported_under_kafka_exporter_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = started(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    let mut client = Client::connect(&broker.bootstrap);
+    create_topic(&mut client, "lagging");
+    produce(&mut client, "lagging", 10);
+    let (member, generation) = join_and_sync(&mut client);
+    commit(&mut client, GROUP, (&member, generation), "lagging", 4, -1);
+    commit(&mut client, "offsets-only", ("", -1), "lagging", 9, -1);
+
+    let text = scrape(&broker.metrics);
+    for line in [
+        "kafka_consumergroup_current_offset{consumergroup=\"kept\",topic=\"lagging\",partition=\"0\"} 4",
+        "kafka_consumergroup_lag{consumergroup=\"kept\",topic=\"lagging\",partition=\"0\"} 6",
+        "kafka_consumergroup_lag{consumergroup=\"offsets-only\",topic=\"lagging\",partition=\"0\"} 1",
+        "kafka_consumergroup_lag_sum{consumergroup=\"kept\",topic=\"lagging\"} 6",
+        "kafka_consumergroup_current_offset_sum{consumergroup=\"kept\",topic=\"lagging\"} 4",
+        "kafka_consumergroup_members{consumergroup=\"kept\"} 1",
+        "kafka_consumergroup_members{consumergroup=\"offsets-only\"} 0",
+        "runnel_consumergroup_state{consumergroup=\"kept\",state=\"Stable\"} 1",
+        "runnel_consumergroup_state{consumergroup=\"offsets-only\",state=\"Empty\"} 1",
+        "runnel_consumergroup_rebalances_total{consumergroup=\"kept\"} 1",
+        "kafka_topic_partition_current_offset{topic=\"lagging\",partition=\"0\"} 10",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in:\n{text}");
+    }
 }
