@@ -1,7 +1,8 @@
-//! Committed offsets: kept in `__consumer_offsets` (50 partitions,
-//! compacted, Kafka's record schemas; group G lives on partition
-//! `abs(javaHash(G)) % 50`) and mirrored in memory for OffsetFetch. The
-//! mirror is rebuilt from the topic at start.
+//! Committed offsets and stored groups: kept in `__consumer_offsets`
+//! (`offsets.topic.num.partitions`, 50 by default, compacted, Kafka's record
+//! schemas; group G lives on partition `abs(javaHash(G)) % partitions`) and
+//! mirrored in memory for OffsetFetch and the group coordinator. Both are
+//! rebuilt from the topic at start.
 
 use std::collections::BTreeMap;
 use std::sync::{MutexGuard, PoisonError};
@@ -20,8 +21,6 @@ use crate::groups::GroupRecord;
 
 /// Kafka's internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// Kafka's `offsets.topic.num.partitions`.
-pub const OFFSETS_TOPIC_PARTITIONS: i32 = 50;
 /// Kafka's `offsets.topic.segment.bytes`: 100 MiB.
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
 const READ_CHUNK_BYTES: u64 = 1 << 20;
@@ -68,6 +67,20 @@ impl Broker {
         self.offsets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Partitions of `__consumer_offsets`: the topic's, once it exists;
+    /// `offsets.topic.num.partitions` until then.
+    fn offsets_topic_partitions(&self) -> i32 {
+        self.topics()
+            .get(OFFSETS_TOPIC)
+            .map_or(self.config.offsets_topic_num_partitions, |t| t.partitions)
+    }
+
+    /// The `__consumer_offsets` partition that holds `group`, as Kafka's
+    /// `abs(hash(group)) % partitions`.
+    fn coordinator_partition(&self, group: &str) -> i32 {
+        coordinator_partition(group, self.offsets_topic_partitions())
+    }
+
     /// Creates `__consumer_offsets` the first time a group needs it, as
     /// Kafka does.
     pub fn ensure_offsets_topic(&self, now_ms: i64) -> Result<(), OffsetsError> {
@@ -82,7 +95,7 @@ impl Broker {
         );
         match self.create_topic(
             OFFSETS_TOPIC,
-            OFFSETS_TOPIC_PARTITIONS,
+            self.config.offsets_topic_num_partitions,
             1,
             configs,
             false,
@@ -102,7 +115,7 @@ impl Broker {
         let mut store = OffsetStore::new();
         // The last record of each group wins; a tombstone removes it.
         let mut stored_groups: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
-        for partition in 0..OFFSETS_TOPIC_PARTITIONS {
+        for partition in 0..self.offsets_topic_partitions() {
             let log = self
                 .partition(OFFSETS_TOPIC, partition)
                 .ok_or(OffsetsError::MissingPartition(partition))?;
@@ -163,7 +176,7 @@ impl Broker {
         now_ms: i64,
     ) -> Result<(), OffsetsError> {
         self.ensure_offsets_topic(now_ms)?;
-        let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
+        let partition = self.coordinator_partition(group);
         let records: Vec<OffsetsRecord> = commits
             .iter()
             .map(|c| OffsetsRecord::Offset {
@@ -212,7 +225,7 @@ impl Broker {
         let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
         for (group, value) in records {
             by_partition
-                .entry(coordinator_partition(&group, OFFSETS_TOPIC_PARTITIONS))
+                .entry(self.coordinator_partition(&group))
                 .or_default()
                 .push(OffsetsRecord::GroupMetadata { group, value });
         }
@@ -236,7 +249,7 @@ impl Broker {
         let mut by_partition: BTreeMap<i32, Vec<OffsetsRecord>> = BTreeMap::new();
         for key in &expired {
             by_partition
-                .entry(coordinator_partition(&key.group, OFFSETS_TOPIC_PARTITIONS))
+                .entry(self.coordinator_partition(&key.group))
                 .or_default()
                 .push(OffsetsRecord::Offset {
                     key: key.clone(),
@@ -297,7 +310,7 @@ impl Broker {
         if keys.is_empty() {
             return Ok(0);
         }
-        let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
+        let partition = self.coordinator_partition(group);
         let tombstones: Vec<OffsetsRecord> = keys
             .into_iter()
             .map(|key| OffsetsRecord::Offset { key, value: None })
@@ -335,7 +348,7 @@ impl Broker {
         if tombstones.is_empty() {
             return Ok(0);
         }
-        let partition = coordinator_partition(group, OFFSETS_TOPIC_PARTITIONS);
+        let partition = self.coordinator_partition(group);
         self.append_offsets_records(partition, &tombstones, now_ms)?;
         let count = tombstones.len();
         let mut store = self.offset_store();

@@ -53,6 +53,9 @@ pub struct BrokerConfig {
     /// the session timeouts a member may ask for.
     pub group_min_session_timeout_ms: i32,
     pub group_max_session_timeout_ms: i32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`
+    /// when it is created (an existing topic keeps its count).
+    pub offsets_topic_num_partitions: i32,
     /// `offsets.retention.minutes`, in ms: how long an empty group's
     /// committed offsets are kept.
     pub offsets_retention_ms: i64,
@@ -89,6 +92,7 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            offsets_topic_num_partitions: 50,
             // Kafka's 10080 minutes: 7 days.
             offsets_retention_ms: 604_800_000,
             offsets_retention_check_interval_ms: 600_000,
@@ -251,6 +255,7 @@ static KEYS: &[Key] = &[
     Key { name: "group.initial.rebalance.delay.ms", apply: broker!(group_initial_rebalance_delay_ms, |v| int(v, 0)) },
     Key { name: "group.min.session.timeout.ms", apply: broker!(group_min_session_timeout_ms, |v| int(v, 0)) },
     Key { name: "group.max.session.timeout.ms", apply: broker!(group_max_session_timeout_ms, |v| int(v, 0)) },
+    Key { name: "offsets.topic.num.partitions", apply: broker!(offsets_topic_num_partitions, |v| int(v, 1)) },
     Key { name: "offsets.retention.minutes", apply: broker!(offsets_retention_ms, |v| int::<i64>(v, 1)?.checked_mul(60_000).ok_or_else(|| "too large".to_string())) },
     Key { name: "offsets.retention.check.interval.ms", apply: broker!(offsets_retention_check_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
@@ -580,7 +585,9 @@ mod tests {
             ("group.max.session.timeout.ms", "60000"),
             ("offsets.retention.minutes", "2"),
             ("offsets.retention.check.interval.ms", "5000"),
+            ("offsets.topic.num.partitions", "3"),
         ]);
+        assert_eq!(c.offsets_topic_num_partitions, 3);
         assert_eq!(c.group_min_session_timeout_ms, 1_000);
         assert_eq!(c.group_max_session_timeout_ms, 60_000);
         assert_eq!(c.offsets_retention_ms, 120_000);

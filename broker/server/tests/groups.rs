@@ -331,3 +331,35 @@ fn lag_members_and_group_state_are_exported_under_kafka_exporter_names() {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }
 }
+
+/// Partitions of `topic` from Metadata.
+fn partitions_of(client: &mut Client, topic: &str) -> usize {
+    let mut t = metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_string(topic.to_string())));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![t]);
+    let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &request);
+    response.topics[0].partitions.len()
+}
+
+#[test]
+fn the_offsets_topic_takes_its_partition_count_from_the_setting_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = started(dir.path(), &["offsets.topic.num.partitions=3"]);
+    let mut client = Client::connect(&broker.bootstrap);
+    create_topic(&mut client, "few");
+    for group in ["a", "b", "c", "d", "e"] {
+        commit(&mut client, group, ("", -1), "few", 7, -1);
+    }
+    assert_eq!(partitions_of(&mut client, "__consumer_offsets"), 3);
+    drop(client);
+    broker.kill();
+
+    // A changed setting does not move groups: the topic keeps its count.
+    let broker = started(dir.path(), &["offsets.topic.num.partitions=50"]);
+    let mut client = Client::connect(&broker.bootstrap);
+    assert_eq!(partitions_of(&mut client, "__consumer_offsets"), 3);
+    for group in ["a", "b", "c", "d", "e"] {
+        assert_eq!(committed(&mut client, group, "few"), 7, "{group}");
+    }
+}
