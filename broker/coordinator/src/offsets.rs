@@ -14,10 +14,13 @@ use crate::offsets_topic::{OffsetKey, OffsetValue, OffsetsRecord};
 type GroupOffsets = BTreeMap<String, BTreeMap<i32, OffsetValue>>;
 
 /// What a group's offset retention counts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetentionClock {
     /// The group has members: its offsets stay.
     Paused,
+    /// A stable consumer group: offsets of the topics its members subscribe
+    /// to stay, the others count from their commit time.
+    SinceCommitExcept(std::collections::BTreeSet<String>),
     /// Each offset's commit time (groups that only commit, Kafka's
     /// "simple" consumers).
     SinceCommit,
@@ -102,12 +105,18 @@ impl OffsetStore {
     ) -> Vec<OffsetKey> {
         let mut expired = Vec::new();
         self.groups.retain(|group, offsets| {
-            let since = match clock(group) {
+            let clock = clock(group);
+            let since = match &clock {
                 RetentionClock::Paused => return true,
-                RetentionClock::SinceCommit => None,
-                RetentionClock::Since(ms) => Some(ms),
+                RetentionClock::SinceCommit | RetentionClock::SinceCommitExcept(_) => None,
+                RetentionClock::Since(ms) => Some(*ms),
             };
             offsets.retain(|topic, partitions| {
+                if let RetentionClock::SinceCommitExcept(subscribed) = &clock
+                    && subscribed.contains(topic)
+                {
+                    return true;
+                }
                 partitions.retain(|partition, value| {
                     let base = since.unwrap_or(value.commit_timestamp_ms);
                     let gone = match value.expire_timestamp_ms {
@@ -271,6 +280,16 @@ mod tests {
             store.expire(2_000, i64::MAX, |_| RetentionClock::SinceCommit),
             [key("g", "t", 0)]
         );
+    }
+
+    #[test]
+    fn a_stable_consumer_group_keeps_the_offsets_of_its_subscribed_topics() {
+        let mut store = OffsetStore::new();
+        store.commit("g", "subscribed", 0, value(1, 1_000));
+        store.commit("g", "dropped", 0, value(1, 1_000));
+        let clock = |_: &str| RetentionClock::SinceCommitExcept(["subscribed".to_string()].into());
+        assert_eq!(store.expire(10_000, 5_000, clock), [key("g", "dropped", 0)]);
+        assert!(store.fetch("g", "subscribed", 0).is_some());
     }
 
     #[test]

@@ -168,8 +168,10 @@ impl Groups {
 
     /// What `group_id`'s offset retention counts from, as Kafka's
     /// `removeExpiredOffsets`: from each commit for a group with no
-    /// membership state, from the time it emptied for an empty one, and
-    /// not at all while it has members.
+    /// membership state, from the time it emptied for an empty one; a
+    /// stable consumer group keeps the offsets of the topics it subscribes
+    /// to and lets the others count from their commit; other groups with
+    /// members keep them all.
     pub fn retention_clock(&self, group_id: &str) -> RetentionClock {
         let slots = self.slots();
         let Some(slot) = slots.get(group_id) else {
@@ -180,6 +182,10 @@ impl Groups {
                 RetentionClock::Since(slot.group.state_since_ms())
             }
             GroupState::Empty | GroupState::Dead => RetentionClock::SinceCommit,
+            GroupState::Stable => slot
+                .group
+                .subscribed_topics()
+                .map_or(RetentionClock::Paused, RetentionClock::SinceCommitExcept),
             _ => RetentionClock::Paused,
         }
     }
