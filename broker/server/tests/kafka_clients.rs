@@ -50,6 +50,15 @@ fn started() -> (tempfile::TempDir, Broker) {
     (dir, broker)
 }
 
+/// A broker that answers a group's first join at once instead of waiting
+/// for more members, so group tests take seconds.
+fn started_for_groups() -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    (dir, broker)
+}
+
 #[test]
 fn kcat_lists_metadata_produces_and_consumes() {
     let (_dir, broker) = started();
@@ -122,34 +131,44 @@ fn offsets_for_times_seek_reset_and_large_messages() {
 
 #[test]
 fn three_consumers_share_six_partitions_with_each_assignor() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
+    let (_dir, broker) = started_for_groups();
     python("groups.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn kafka_python_consumers_in_one_group_split_the_partitions() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
+    let (_dir, broker) = started_for_groups();
     python("kafka_python_group.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn a_killed_group_member_hands_its_partitions_over() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
+    let (_dir, broker) = started_for_groups();
     python("group_failover.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn a_member_that_stops_polling_loses_its_partitions() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
+    let (_dir, broker) = started_for_groups();
     python("max_poll.py", &[&broker.bootstrap]);
+}
+
+#[test]
+fn auto_commit_commits_what_a_member_consumed() {
+    let (_dir, broker) = started_for_groups();
+    python("auto_commit.py", &[&broker.bootstrap]);
+}
+
+#[test]
+fn auto_offset_reset_applies_only_without_a_committed_offset() {
+    let (_dir, broker) = started_for_groups();
+    python("offset_reset.py", &[&broker.bootstrap]);
+}
+
+#[test]
+fn admin_clients_list_and_describe_groups_and_read_their_offsets_and_lag() {
+    let (_dir, broker) = started_for_groups();
+    python("group_admin.py", &[&broker.bootstrap]);
 }
 
 #[test]
