@@ -139,9 +139,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
 
     let group_timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
     let group_store = tokio::spawn(store_groups(Arc::clone(&broker)));
-    let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker)));
     let (stop, stopped) = watch::channel(false);
     let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
+    let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stopped.clone()));
     let mut connections = JoinSet::new();
     let signal_name = loop {
         tokio::select! {
@@ -165,8 +165,13 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     // Connections finish the request they are in, then close.
     while connections.join_next().await.is_some() {}
     maintenance.await.context("the maintenance task panicked")?;
+    // Every task holding the broker ends before it is dropped, so that the
+    // log manager can be taken back and closed cleanly.
+    offsets_expiry
+        .await
+        .context("the offsets expiry task panicked")?;
     group_timers.abort();
-    offsets_expiry.abort();
+    let _ = group_timers.await;
     group_store.abort();
     let _ = group_store.await;
     // What the groups did last (members that left at shutdown) still lands.
@@ -233,14 +238,18 @@ async fn store_groups(broker: Arc<Broker>) {
     }
 }
 
-/// Expires committed offsets every `offsets.retention.check.interval.ms`.
-async fn expire_offsets(broker: Arc<Broker>) {
+/// Expires committed offsets every `offsets.retention.check.interval.ms`,
+/// until told to stop (a pass under way finishes first).
+async fn expire_offsets(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     let every_ms = broker.config.offsets_retention_check_interval_ms.max(1) as u64;
     let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
         let b = Arc::clone(&broker);
         match tokio::task::spawn_blocking(move || b.expire_offsets(now_ms())).await {
             Ok(Ok((0, 0))) => {}
