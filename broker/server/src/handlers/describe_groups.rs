@@ -43,8 +43,8 @@ pub fn handle(
                     .collect();
             }
             None if !broker.committed_partitions(&id).is_empty() => {
+                // No protocol type: a "simple" group, as Kafka describes it.
                 out.group_state = str_bytes("Empty");
-                out.protocol_type = str_bytes("consumer");
             }
             None => out.group_state = str_bytes("Dead"),
         }

@@ -15,7 +15,9 @@ pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> List
     let mut groups: BTreeMap<String, (String, String)> = broker
         .committed_groups()
         .into_iter()
-        .map(|g| (g, ("consumer".to_string(), "Empty".to_string())))
+        // A group that only commits (an `assign` consumer) has no protocol
+        // type, as Kafka lists it; clients call it a "simple" group.
+        .map(|g| (g, (String::new(), "Empty".to_string())))
         .collect();
     for described in broker.groups.list() {
         if described.state != "Dead" {

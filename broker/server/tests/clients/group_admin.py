@@ -68,6 +68,8 @@ check(live in by_id and empty in by_id, f"listed groups {sorted(by_id)}")
 check(by_id[live].state == ConsumerGroupState.STABLE, f"{live} listed as {by_id[live].state}")
 check(by_id[empty].state == ConsumerGroupState.EMPTY, f"{empty} listed as {by_id[empty].state}")
 check(not by_id[live].is_simple_consumer_group, f"{live} listed as a simple group")
+# A group that only commits has no protocol type: Kafka's "simple" group.
+check(by_id[empty].is_simple_consumer_group, f"{empty} not listed as a simple group")
 stable_only = admin.list_consumer_groups(states={ConsumerGroupState.STABLE},
                                          request_timeout=DEADLINE_S).result(timeout=DEADLINE_S)
 stable_ids = sorted(g.group_id for g in stable_only.valid)
@@ -96,6 +98,7 @@ check(sorted(covered) == list(range(4)), f"described assignments cover {sorted(c
 described_empty = futures[empty].result(timeout=DEADLINE_S)
 check(described_empty.state == ConsumerGroupState.EMPTY, f"{empty} described as {described_empty.state}")
 check(not described_empty.members, f"{empty} has members {described_empty.members}")
+check(described_empty.is_simple_consumer_group, f"{empty} not described as a simple group")
 
 
 def confluent_offsets(group):
@@ -121,6 +124,7 @@ check(live in listed and empty in listed, f"kafka-python listed {sorted(listed)}
 check(listed[live]["protocol_type"] == "consumer", f"kafka-python: {live} listed as {listed[live]}")
 check(listed[live]["group_state"] == "Stable", f"kafka-python: {live} listed as {listed[live]}")
 check(listed[empty]["group_state"] == "Empty", f"kafka-python: {empty} listed as {listed[empty]}")
+check(listed[empty]["protocol_type"] == "", f"kafka-python: {empty} listed as {listed[empty]}")
 stable_ids = sorted(g["group_id"] for g in kadmin.list_groups(states_filter=["Stable"]))
 check(live in stable_ids and empty not in stable_ids, f"kafka-python: groups listed as Stable: {stable_ids}")
 
