@@ -44,6 +44,9 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     pub metrics: Arc<BrokerMetrics>,
     topics: Mutex<TopicRegistry>,
+    /// Held for a whole topic creation, deletion or growth, so that the
+    /// disk work happens without `topics`, which requests read, held.
+    topic_changes: Mutex<()>,
     /// Committed offsets, mirrored from `__consumer_offsets` (committed.rs).
     pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
     /// Consumer groups and their held requests (groups.rs).
@@ -84,6 +87,7 @@ impl Broker {
             logs,
             metrics,
             topics: Mutex::new(topics),
+            topic_changes: Mutex::new(()),
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
             groups: Arc::new(crate::groups::Groups::new(group_config)),
             group_store: Mutex::new(()),
@@ -93,6 +97,12 @@ impl Broker {
 
     pub fn topics(&self) -> MutexGuard<'_, TopicRegistry> {
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn topic_changes(&self) -> MutexGuard<'_, ()> {
+        self.topic_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
@@ -142,12 +152,15 @@ impl Broker {
             return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
         }
         let log_config = checked_config(name, &self.config.log, &configs)?;
-        let mut topics = self.topics();
-        if topics.get(name).is_some() {
-            return Err(TopicOpError::AlreadyExists(name.into()));
-        }
-        if let Some(existing) = topics.colliding(name) {
-            tracing::warn!(topic = name, existing = %existing.name, "topic names differ only in '.' and '_'; their metrics will collide");
+        let _changing = self.topic_changes();
+        {
+            let topics = self.topics();
+            if topics.get(name).is_some() {
+                return Err(TopicOpError::AlreadyExists(name.into()));
+            }
+            if let Some(existing) = topics.colliding(name) {
+                tracing::warn!(topic = name, existing = %existing.name, "topic names differ only in '.' and '_'; their metrics will collide");
+            }
         }
         let topic = Topic {
             name: name.to_string(),
@@ -166,15 +179,18 @@ impl Broker {
                     source,
                 })?;
         }
-        topics.put(topic.clone()).map_err(TopicOpError::Registry)?;
+        self.topics()
+            .put(topic.clone())
+            .map_err(TopicOpError::Registry)?;
         tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
         Ok(topic)
     }
 
     /// Deletes a topic and its logs.
     pub fn delete_topic(&self, name: &str) -> Result<Topic, TopicOpError> {
-        let mut topics = self.topics();
-        let topic = topics
+        let _changing = self.topic_changes();
+        let topic = self
+            .topics()
             .remove(name)
             .map_err(TopicOpError::Registry)?
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
@@ -198,8 +214,9 @@ impl Broker {
         validate_only: bool,
         now_ms: i64,
     ) -> Result<Topic, TopicOpError> {
-        let mut topics = self.topics();
-        let mut topic = topics
+        let _changing = self.topic_changes();
+        let mut topic = self
+            .topics()
             .get(name)
             .cloned()
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
@@ -228,7 +245,9 @@ impl Broker {
                 })?;
         }
         topic.partitions = count;
-        topics.put(topic.clone()).map_err(TopicOpError::Registry)?;
+        self.topics()
+            .put(topic.clone())
+            .map_err(TopicOpError::Registry)?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(topic)
     }
@@ -244,6 +263,7 @@ impl Broker {
         validate_only: bool,
         edit: impl FnOnce(&mut BTreeMap<String, String>),
     ) -> Result<Topic, TopicOpError> {
+        let _changing = self.topic_changes();
         let mut topics = self.topics();
         let mut topic = topics
             .get(name)

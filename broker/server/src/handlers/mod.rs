@@ -112,15 +112,15 @@ pub async fn dispatch(
         ),
         ApiKey::CreateTopics => respond(
             request,
-            &create_topics::handle(broker, body(request)?, version, now),
+            &disk_work(|| Ok(create_topics::handle(broker, body(request)?, version, now)))?,
         ),
         ApiKey::DeleteTopics => respond(
             request,
-            &delete_topics::handle(broker, body(request)?, version),
+            &disk_work(|| Ok(delete_topics::handle(broker, body(request)?, version)))?,
         ),
         ApiKey::CreatePartitions => respond(
             request,
-            &create_partitions::handle(broker, body(request)?, now),
+            &disk_work(|| Ok(create_partitions::handle(broker, body(request)?, now)))?,
         ),
         ApiKey::DescribeConfigs => respond(
             request,
@@ -137,7 +137,7 @@ pub async fn dispatch(
         ),
         ApiKey::FindCoordinator => respond(
             request,
-            &find_coordinator::handle(broker, body(request)?, version),
+            &disk_work(|| Ok(find_coordinator::handle(broker, body(request)?, version)))?,
         ),
         ApiKey::JoinGroup => {
             let client_id = request
@@ -182,6 +182,14 @@ pub async fn dispatch(
         ),
         api => Err(HandlerError::NotImplemented { api }),
     }
+}
+
+/// Runs a handler that may create or delete partition logs (fsyncs, file
+/// creation: the first FindCoordinator creates `__consumer_offsets`'s 50
+/// partitions) off the async workers' turn, so other connections keep
+/// being served meanwhile.
+fn disk_work<T>(handler: impl FnOnce() -> Result<T, HandlerError>) -> Result<T, HandlerError> {
+    tokio::task::block_in_place(handler)
 }
 
 fn body<T: Decodable>(request: &Request) -> Result<T, HandlerError> {
