@@ -42,32 +42,39 @@
 //! Units: MB = 10^6 bytes, GB = 10^9 bytes. Broker, load generator and
 //! kernel share the machine's cores, so on a small machine the load
 //! generator's CPU is part of what limits the figures; both are printed.
+//!
+//! Code: what this bench shares with group_bench (the broker process, CPU
+//! meters, Kafka frames) is `support/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[allow(dead_code)] // each bench uses a part of the support
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail, ensure};
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
-use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
+use anyhow::{Context, Result, ensure};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::fetch_response::FetchResponse;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
 use kafka_protocol::messages::produce_response::ProduceResponse;
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use runnel_log::BatchHeader;
 use runnel_log::{BatchBuilder, batch::HEADER_SIZE};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
+
+use support::cpu::{Cost, Meter};
+use support::env_positive;
+use support::process::BrokerProcess;
+use support::wire::{Connection, connect, create_topic, read_response, request_frame};
 
 const DEFAULT_BYTES: u64 = 2 << 30;
 const SMOKE_TEST_BYTES: u64 = 16 << 20;
@@ -78,28 +85,18 @@ const RECORD_BYTES: usize = 1024;
 const RECORDS_PER_BATCH: usize = 15;
 const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 12;
-const CREATE_TOPICS_VERSION: i16 = 7;
 const FETCH_MAX_BYTES: i32 = 50 << 20;
 const FETCH_PARTITION_MAX_BYTES: i32 = 8 << 20;
 const LOOPBACK_WRITE_BYTES: usize = 1 << 20;
 const TOPIC: &str = "bench";
+const BENCH: &str = "broker_bench";
+const CLIENT_ID: &str = "broker-bench";
 /// Where the correlation id sits in a request frame: after the size prefix
 /// (4 bytes), api key (2) and api version (2).
 const CORRELATION_ID_AT: usize = 8;
-/// Anything larger is a stream out of step, not a response.
-const MAX_RESPONSE_BYTES: usize = 256 << 20;
-/// Long enough for the broker to fsync what it holds at shutdown.
-const EXIT_DEADLINE: Duration = Duration::from_secs(120);
-const READY_DEADLINE: Duration = Duration::from_secs(30);
-/// `sysconf(_SC_CLK_TCK)`, the unit of /proc/<pid>/stat's CPU times. Linux
-/// fixes it at 100 for user space; hardcoded to avoid a libc dependency.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 fn main() {
-    if let Err(err) = run() {
-        eprintln!("broker_bench: {err:#}");
-        std::process::exit(1);
-    }
+    support::exit_on_error(BENCH, run());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -111,16 +108,7 @@ struct Settings {
 
 fn run() -> Result<()> {
     let settings = settings()?;
-    let parent = std::env::var_os("RUNNEL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
-    let dir = tempfile::Builder::new()
-        .prefix("runnel-broker-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
+    let dir = support::temp_dir("runnel-broker-bench-")?;
 
     let batch = one_batch();
     let batches = settings.target_bytes.div_ceil(batch.len() as u64);
@@ -144,12 +132,8 @@ fn run() -> Result<()> {
     let loopback = loopback_tcp(total_bytes)?;
 
     let log_dir = dir.path().join("data");
-    let mut broker = BrokerProcess::start(&log_dir)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the load generator's runtime")?;
+    let mut broker = BrokerProcess::start(BENCH, &log_dir, &[])?;
+    let runtime = support::load_generator_runtime()?;
     let phases = runtime.block_on(produce_and_fetch(
         &broker,
         settings,
@@ -186,19 +170,19 @@ fn run() -> Result<()> {
     );
     println!(
         "produce  1KiB records, 16KiB batches, acks=1: {:7.1} MB/s, {:5.0}k records/s, broker {:.2} CPU s/GB in, load generator {:.2} CPU s/GB, machine {:.0}% busy",
-        mb_per_s(total_bytes, produce.wall),
-        total_records as f64 / produce.wall.as_secs_f64() / 1e3,
-        produce.broker_cpu_seconds / gb,
-        produce.client_cpu_seconds / gb,
-        100.0 * produce.machine_busy,
+        mb_per_s(total_bytes, produce.cost.wall),
+        total_records as f64 / produce.cost.wall.as_secs_f64() / 1e3,
+        produce.cost.broker_cpu_seconds / gb,
+        produce.cost.client_cpu_seconds / gb,
+        100.0 * produce.cost.machine_busy,
     );
     println!(
         "fetch    v12, 8MiB per partition, 50MiB max:  {:7.1} MB/s, {:5.0}k records/s, broker {:.2} CPU s/GB out, load generator {:.2} CPU s/GB, machine {:.0}% busy ({} responses)",
-        mb_per_s(total_bytes, fetch.wall),
-        total_records as f64 / fetch.wall.as_secs_f64() / 1e3,
-        fetch.broker_cpu_seconds / gb,
-        fetch.client_cpu_seconds / gb,
-        100.0 * fetch.machine_busy,
+        mb_per_s(total_bytes, fetch.cost.wall),
+        total_records as f64 / fetch.cost.wall.as_secs_f64() / 1e3,
+        fetch.cost.broker_cpu_seconds / gb,
+        fetch.cost.client_cpu_seconds / gb,
+        100.0 * fetch.cost.machine_busy,
         fetch.responses,
     );
     println!(
@@ -213,8 +197,8 @@ fn run() -> Result<()> {
     );
     println!(
         "produce is {:.0}% of the disk write limit; fetch is {:.0}% of loopback TCP; broker stopped (SIGTERM, flush included) in {:.2} s",
-        100.0 * disk.as_secs_f64() / produce.wall.as_secs_f64(),
-        100.0 * loopback.as_secs_f64() / fetch.wall.as_secs_f64(),
+        100.0 * disk.as_secs_f64() / produce.cost.wall.as_secs_f64(),
+        100.0 * loopback.as_secs_f64() / fetch.cost.wall.as_secs_f64(),
         shutdown.as_secs_f64()
     );
     Ok(())
@@ -230,25 +214,14 @@ fn settings() -> Result<Settings> {
         Some(value) => parse_size(&value).with_context(|| {
             format!("size {value:?} is not a byte count such as 512M, 2G or 1048576")
         })?,
-        None if args.iter().any(|a| a == "--bench") => DEFAULT_BYTES,
+        None if support::full_size() => DEFAULT_BYTES,
         None => SMOKE_TEST_BYTES,
     };
     Ok(Settings {
         target_bytes,
-        partitions: env_number("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS)?,
-        in_flight: env_number("RUNNEL_BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT)?,
+        partitions: env_positive("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS)?,
+        in_flight: env_positive("RUNNEL_BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT)?,
     })
-}
-
-fn env_number<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> Result<T> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .parse::<T>()
-            .ok()
-            .filter(|n| *n > T::default())
-            .with_context(|| format!("{name}={value:?} is not a positive number")),
-    }
 }
 
 fn parse_size(value: &str) -> Option<u64> {
@@ -281,153 +254,12 @@ fn one_batch() -> Vec<u8> {
     builder.build()
 }
 
-/// The `runnel serve` child process, killed if dropped while running.
-#[derive(Debug)]
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-    exited: bool,
-}
-
-impl BrokerProcess {
-    fn start(log_dir: &Path) -> Result<Self> {
-        let binary = std::env::var_os("RUNNEL_BENCH_BINARY")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_runnel").into());
-        let mut command = Command::new(&binary);
-        command
-            .arg("serve")
-            .arg("--log-dirs")
-            .arg(log_dir)
-            .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
-            .args(["--override", "metrics.listen=127.0.0.1:0"]);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("RUNNEL_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", Path::new(&binary).display()))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        // Keeps reading after the ready line so the broker never blocks on
-        // a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("runnel: listening on ") {
-                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
-                    let _ = ready_tx.send(addr);
-                }
-            }
-        });
-        let mut broker = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            exited: false,
-        };
-        let addr = ready
-            .recv_timeout(READY_DEADLINE)
-            .context("no `runnel: listening on` line from the broker")?;
-        broker.addr = addr
-            .parse()
-            .with_context(|| format!("listener address {addr:?}"))?;
-        eprintln!(
-            "broker_bench: runnel serve (pid {}) listening on {}",
-            broker.pid(),
-            broker.addr
-        );
-        Ok(broker)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
-    fn stop(&mut self) -> Result<Duration> {
-        let started = Instant::now();
-        signal(self.pid(), "-TERM")?;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                self.exited = true;
-                ensure!(status.success(), "the broker exited with {status}");
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > EXIT_DEADLINE {
-                bail!("the broker did not exit within {EXIT_DEADLINE:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn signal(pid: u32, signal: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(signal)
-        .arg(pid.to_string())
-        .status()
-        .context("cannot run kill")?;
-    ensure!(status.success(), "kill {signal} {pid} failed: {status}");
-    Ok(())
-}
-
 /// What one timed phase moved and cost.
 #[derive(Debug, Clone, Copy)]
 struct Phase {
     bytes: u64,
     responses: u64,
-    wall: Duration,
-    broker_cpu_seconds: f64,
-    client_cpu_seconds: f64,
-    /// Share of the whole machine's CPU time that was not idle.
-    machine_busy: f64,
-}
-
-#[derive(Debug)]
-struct Meter {
-    wall: Instant,
-    broker_cpu_seconds: f64,
-    client_cpu_seconds: f64,
-    machine: MachineTicks,
-    broker_pid: u32,
-}
-
-impl Meter {
-    fn start(broker_pid: u32) -> Result<Self> {
-        Ok(Self {
-            wall: Instant::now(),
-            broker_cpu_seconds: cpu_seconds(&broker_pid.to_string())?,
-            client_cpu_seconds: cpu_seconds("self")?,
-            machine: MachineTicks::read()?,
-            broker_pid,
-        })
-    }
-
-    fn stop(self, bytes: u64, responses: u64) -> Result<Phase> {
-        Ok(Phase {
-            bytes,
-            responses,
-            wall: self.wall.elapsed(),
-            broker_cpu_seconds: cpu_seconds(&self.broker_pid.to_string())?
-                - self.broker_cpu_seconds,
-            client_cpu_seconds: cpu_seconds("self")? - self.client_cpu_seconds,
-            machine_busy: MachineTicks::read()?.busy_since(self.machine),
-        })
-    }
+    cost: Cost,
 }
 
 async fn produce_and_fetch(
@@ -436,7 +268,8 @@ async fn produce_and_fetch(
     batch: Bytes,
     batches: u64,
 ) -> Result<(Phase, Phase)> {
-    create_topic(broker.addr, settings.partitions).await?;
+    let mut admin = Connection::open(broker.addr, CLIENT_ID).await?;
+    create_topic(&mut admin, TOPIC, settings.partitions).await?;
 
     let partitions = settings.partitions as u64;
     let meter = Meter::start(broker.pid())?;
@@ -460,7 +293,11 @@ async fn produce_and_fetch(
         produced += done.bytes;
         responses += done.responses;
     }
-    let produce = meter.stop(produced, responses)?;
+    let produce = Phase {
+        bytes: produced,
+        responses,
+        cost: meter.stop()?,
+    };
 
     let meter = Meter::start(broker.pid())?;
     let mut tasks = tokio::task::JoinSet::new();
@@ -473,36 +310,12 @@ async fn produce_and_fetch(
         fetched += bytes;
         responses += count;
     }
-    let fetch = meter.stop(fetched, responses)?;
+    let fetch = Phase {
+        bytes: fetched,
+        responses,
+        cost: meter.stop()?,
+    };
     Ok((produce, fetch))
-}
-
-async fn create_topic(addr: SocketAddr, partitions: i32) -> Result<()> {
-    let mut stream = connect(addr).await?;
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(topic_name())
-                .with_num_partitions(partitions)
-                .with_replication_factor(1),
-        ])
-        .with_timeout_ms(30_000);
-    let frame = request_frame(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, 0, &request)?;
-    stream.write_all(&frame).await?;
-    let (mut reader, _writer) = stream.into_split();
-    let mut buf = BytesMut::new();
-    let response: CreateTopicsResponse =
-        read_response(&mut reader, &mut buf, CREATE_TOPICS_VERSION, 0).await?;
-    for topic in &response.topics {
-        ensure!(
-            topic.error_code == 0,
-            "cannot create topic {}: error {} {:?}",
-            topic.name.0,
-            topic.error_code,
-            topic.error_message
-        );
-    }
-    Ok(())
 }
 
 #[derive(Debug)]
@@ -537,7 +350,7 @@ async fn produce_partition(
                         .with_records(Some(batch)),
                 ]),
         ]);
-    let mut frame = request_frame(ApiKey::Produce, PRODUCE_VERSION, 0, &request)?;
+    let mut frame = request_frame(CLIENT_ID, PRODUCE_VERSION, 0, &request)?;
     let (mut reader, mut writer) = connect(addr).await?.into_split();
     let window = Arc::new(Semaphore::new(in_flight));
     let sender = tokio::spawn({
@@ -592,6 +405,7 @@ async fn produce_partition(
 /// batches read and the number of responses.
 async fn fetch_partition(addr: SocketAddr, partition: i32, end_offset: i64) -> Result<(u64, u64)> {
     let (mut reader, mut writer) = connect(addr).await?.into_split();
+    // Room for a whole response from the start: one allocation, reused.
     let mut buf = BytesMut::with_capacity(FETCH_PARTITION_MAX_BYTES as usize + (1 << 20));
     let (mut offset, mut bytes, mut responses) = (0i64, 0u64, 0u64);
     while offset < end_offset {
@@ -610,7 +424,7 @@ async fn fetch_partition(addr: SocketAddr, partition: i32, end_offset: i64) -> R
                     ]),
             ]);
         let correlation_id = responses as i32;
-        let frame = request_frame(ApiKey::Fetch, FETCH_VERSION, correlation_id, &request)?;
+        let frame = request_frame(CLIENT_ID, FETCH_VERSION, correlation_id, &request)?;
         writer.write_all(&frame).await?;
         let response: FetchResponse =
             read_response(&mut reader, &mut buf, FETCH_VERSION, correlation_id).await?;
@@ -661,73 +475,6 @@ fn whole_batches(records: &[u8], mut next_offset: i64) -> Result<(u64, i64)> {
 
 fn topic_name() -> TopicName {
     TopicName(StrBytes::from_static_str(TOPIC))
-}
-
-async fn connect(addr: SocketAddr) -> Result<TcpStream> {
-    let stream = TcpStream::connect(addr)
-        .await
-        .with_context(|| format!("cannot connect to the broker at {addr}"))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// A whole request frame: size prefix, header, body.
-fn request_frame<R: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> Result<Vec<u8>> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("broker-bench")));
-    let mut frame = vec![0u8; 4];
-    header.encode(&mut frame, R::header_version(version))?;
-    body.encode(&mut frame, version)?;
-    let size = i32::try_from(frame.len() - 4).context("request too large")?;
-    frame[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(frame)
-}
-
-/// Reads one response frame into `buf` (reused: once the previous response
-/// is dropped its allocation is reclaimed) and decodes it without copying
-/// record bytes.
-async fn read_response<R: Decodable + HeaderVersion>(
-    reader: &mut OwnedReadHalf,
-    buf: &mut BytesMut,
-    version: i16,
-    correlation_id: i32,
-) -> Result<R> {
-    fill(reader, buf, 4).await?;
-    let size = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-    ensure!(
-        size <= MAX_RESPONSE_BYTES,
-        "response size prefix {size} is out of range"
-    );
-    fill(reader, buf, 4 + size).await?;
-    let mut frame = buf.split_to(4 + size).freeze();
-    frame.advance(4);
-    let header = ResponseHeader::decode(&mut frame, R::header_version(version))?;
-    ensure!(
-        header.correlation_id == correlation_id,
-        "response to correlation id {}, expected {correlation_id}",
-        header.correlation_id
-    );
-    R::decode(&mut frame, version)
-}
-
-async fn fill(reader: &mut OwnedReadHalf, buf: &mut BytesMut, len: usize) -> Result<()> {
-    if buf.len() < len {
-        buf.reserve(len - buf.len());
-    }
-    while buf.len() < len {
-        if reader.read_buf(buf).await? == 0 {
-            bail!("the broker closed the connection");
-        }
-    }
-    Ok(())
 }
 
 /// Writes `batches` copies of `batch` with one `write` call each, then
@@ -785,65 +532,6 @@ fn loopback_tcp(total_bytes: u64) -> Result<Duration> {
 
 fn mb_per_s(bytes: u64, wall: Duration) -> f64 {
     bytes as f64 / 1e6 / wall.as_secs_f64()
-}
-
-/// User plus system CPU time of a process (all its threads), from
-/// /proc/<pid>/stat; `pid` may be `self`.
-fn cpu_seconds(pid: &str) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime 14 and stime 15 (1-based).
-    let after_comm = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("{path} has no command name"))?;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = |field: usize| -> Result<f64> {
-        let value = fields
-            .get(field - 3)
-            .with_context(|| format!("{path} is too short"))?;
-        Ok(value.parse::<u64>()? as f64)
-    };
-    Ok((ticks(14)? + ticks(15)?) / CLOCK_TICKS_PER_SECOND)
-}
-
-/// All CPUs' ticks from the first line of /proc/stat.
-#[derive(Debug, Clone, Copy)]
-struct MachineTicks {
-    total: u64,
-    idle: u64,
-}
-
-impl MachineTicks {
-    fn read() -> Result<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
-        // cpu user nice system idle iowait irq softirq steal guest guest_nice;
-        // guest time is already counted in user, so it is left out.
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix("cpu "))
-            .context("/proc/stat does not start with the cpu line")?
-            .split_whitespace()
-            .take(8)
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        ensure!(ticks.len() == 8, "/proc/stat's cpu line is too short");
-        Ok(Self {
-            total: ticks.iter().sum(),
-            idle: ticks[3] + ticks[4],
-        })
-    }
-
-    fn busy_since(self, before: Self) -> f64 {
-        let total = self.total.saturating_sub(before.total);
-        let idle = self.idle.saturating_sub(before.idle);
-        if total == 0 {
-            return 0.0;
-        }
-        total.saturating_sub(idle) as f64 / total as f64
-    }
 }
 
 fn now_ms() -> i64 {

@@ -55,48 +55,37 @@
 //! 3000, the Kafka consumer's `heartbeat.interval.ms`),
 //! `RUNNEL_BENCH_BINARY` another `runnel` binary than the one Cargo built,
 //! `RUNNEL_BENCH_DIR` the parent of the temporary directory.
+//!
+//! Code: one member's side is `group/member.rs`; what this bench shares
+//! with broker_bench (the broker process, CPU meters, Kafka frames) is
+//! `support/`.
 
-use std::io::{BufRead, BufReader};
+#[allow(dead_code)] // each bench uses a part of the support
+#[path = "support/mod.rs"]
+mod support;
+
+#[path = "group/member.rs"]
+mod member;
+
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::{
-    ConsumerProtocolAssignment, TopicPartition as AssignedPartitions,
-};
-use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
-use kafka_protocol::messages::create_topics_response::CreateTopicsResponse;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
-use kafka_protocol::messages::describe_groups_response::DescribeGroupsResponse;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
-use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
-use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
-use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
-use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
-use kafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
-use kafka_protocol::messages::leave_group_response::LeaveGroupResponse;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
-use kafka_protocol::messages::offset_commit_response::OffsetCommitResponse;
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequest, OffsetFetchRequestGroup, OffsetFetchRequestTopics,
 };
-use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponse;
-use kafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
-use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
-use kafka_protocol::messages::{ApiKey, GroupId, RequestHeader, ResponseHeader, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::messages::{GroupId, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+use member::{MemberReport, MemberSpec, find_coordinator};
+use support::cpu::{Cost, Meter};
+use support::process::BrokerProcess;
+use support::wire::{Connection, create_topic};
+use support::{env_ms, env_positive};
 
 const DEFAULT_GROUPS: usize = 50;
 const DEFAULT_MEMBERS: usize = 4;
@@ -111,44 +100,22 @@ const DEFAULT_HEARTBEAT_MS: u64 = 3000;
 const SESSION_TIMEOUT_MS: i32 = 30_000;
 const REBALANCE_TIMEOUT_MS: i32 = 60_000;
 
-const FIND_COORDINATOR_VERSION: i16 = 3;
-const JOIN_GROUP_VERSION: i16 = 7;
-const SYNC_GROUP_VERSION: i16 = 5;
-const HEARTBEAT_VERSION: i16 = 4;
-const OFFSET_COMMIT_VERSION: i16 = 8;
 const OFFSET_FETCH_VERSION: i16 = 8;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
-const LEAVE_GROUP_VERSION: i16 = 5;
-const CREATE_TOPICS_VERSION: i16 = 7;
-/// ConsumerProtocolSubscription and ConsumerProtocolAssignment version.
-const CONSUMER_PROTOCOL_VERSION: i16 = 0;
 
 const NONE: i16 = 0;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
-/// FindCoordinator's key type for a consumer group.
-const GROUP_KEY_TYPE: i8 = 0;
 
 const TOPIC: &str = "group-bench";
 const PROTOCOL_TYPE: &str = "consumer";
 const ASSIGNOR: &str = "range";
+const BENCH: &str = "group_bench";
 const CLIENT_ID: &str = "group-bench";
-/// Anything larger is a stream out of step, not a response.
-const MAX_RESPONSE_BYTES: usize = 64 << 20;
 /// The longest wait for the next member to reach a milestone before the run
 /// is declared stuck; more than the rebalance timeout.
 const STALL_DEADLINE: Duration = Duration::from_secs(120);
-const EXIT_DEADLINE: Duration = Duration::from_secs(120);
-const READY_DEADLINE: Duration = Duration::from_secs(30);
-/// `sysconf(_SC_CLK_TCK)`, the unit of /proc/<pid>/stat's CPU times. Linux
-/// fixes it at 100 for user space; hardcoded to avoid a libc dependency.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 fn main() {
-    if let Err(err) = run() {
-        eprintln!("group_bench: {err:#}");
-        std::process::exit(1);
-    }
+    support::exit_on_error(BENCH, run());
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -163,26 +130,13 @@ struct Settings {
 
 fn run() -> Result<()> {
     let settings = settings()?;
-    let parent = std::env::var_os("RUNNEL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
-    let dir = tempfile::Builder::new()
-        .prefix("runnel-group-bench-")
-        .tempdir_in(&parent)
-        .with_context(|| {
-            format!(
-                "cannot create a temporary directory in {}",
-                parent.display()
-            )
-        })?;
+    let dir = support::temp_dir("runnel-group-bench-")?;
     let overrides = [format!(
         "group.initial.rebalance.delay.ms={}",
         settings.initial_delay_ms
     )];
-    let mut broker = BrokerProcess::start(&dir.path().join("data"), &overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the load generator's runtime")?;
+    let mut broker = BrokerProcess::start(BENCH, &dir.path().join("data"), &overrides)?;
+    let runtime = support::load_generator_runtime()?;
     let outcome = runtime.block_on(run_groups(broker.addr, broker.pid(), settings));
     // The members' tasks are gone before the broker is asked to stop.
     drop(runtime);
@@ -194,18 +148,17 @@ fn run() -> Result<()> {
 }
 
 fn settings() -> Result<Settings> {
-    let bench = std::env::args().skip(1).any(|a| a == "--bench");
-    let (groups, members, commits) = if bench {
+    let (groups, members, commits) = if support::full_size() {
         (DEFAULT_GROUPS, DEFAULT_MEMBERS, DEFAULT_COMMITS)
     } else {
         (SMOKE_TEST_GROUPS, SMOKE_TEST_MEMBERS, SMOKE_TEST_COMMITS)
     };
-    let members = env_count("RUNNEL_BENCH_MEMBERS", members)?;
+    let members = env_positive("RUNNEL_BENCH_MEMBERS", members)?;
     let settings = Settings {
-        groups: env_count("RUNNEL_BENCH_GROUPS", groups)?,
+        groups: env_positive("RUNNEL_BENCH_GROUPS", groups)?,
         members,
-        commits: env_count("RUNNEL_BENCH_COMMITS", commits)?,
-        partitions: env_count("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS.max(members))?,
+        commits: env_positive("RUNNEL_BENCH_COMMITS", commits)?,
+        partitions: env_positive("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS.max(members))?,
         initial_delay_ms: env_ms("RUNNEL_BENCH_INITIAL_DELAY_MS", DEFAULT_INITIAL_DELAY_MS)?,
         heartbeat: Duration::from_millis(env_ms(
             "RUNNEL_BENCH_HEARTBEAT_MS",
@@ -231,30 +184,12 @@ fn settings() -> Result<Settings> {
     Ok(settings)
 }
 
-/// A positive count from the environment, or `default`.
-fn env_count(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("{name}={value:?} is not a positive number")),
-    }
-}
-
-/// Milliseconds from the environment (0 allowed), or `default`.
-fn env_ms(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .parse::<u64>()
-            .with_context(|| format!("{name}={value:?} is not a number of milliseconds")),
-    }
-}
-
 fn group_name(group: usize) -> String {
     format!("group-bench-{group:04}")
+}
+
+fn group_id(group: usize) -> GroupId {
+    GroupId(StrBytes::from(group_name(group)))
 }
 
 /// The offset a member commits for `partition` of `group` in its
@@ -310,30 +245,6 @@ enum Milestone {
     Committed,
 }
 
-#[derive(Debug, Clone)]
-struct MemberSpec {
-    group: usize,
-    index: usize,
-    addr: SocketAddr,
-    settings: Settings,
-}
-
-/// What one member measured.
-#[derive(Debug, Default)]
-struct MemberReport {
-    commit_latencies: Vec<Duration>,
-    partition_offsets: u64,
-    heartbeats: u64,
-}
-
-/// A joined member's place in its group.
-#[derive(Debug, Clone)]
-struct Membership {
-    member_id: StrBytes,
-    generation_id: i32,
-    partitions: Vec<i32>,
-}
-
 /// The figures of one run.
 #[derive(Debug)]
 struct Outcome {
@@ -342,7 +253,6 @@ struct Outcome {
     joins: JoinFigures,
     join: Cost,
     commit: Cost,
-    commit_wall: Duration,
     commit_latencies: Vec<Duration>,
     partition_offsets: u64,
     heartbeats: u64,
@@ -396,10 +306,10 @@ impl JoinFigures {
 }
 
 async fn run_groups(addr: SocketAddr, broker_pid: u32, settings: Settings) -> Result<Outcome> {
-    let mut admin = Connection::open(addr).await?;
-    create_topic(&mut admin, settings.partitions).await?;
+    let mut admin = Connection::open(addr, CLIENT_ID).await?;
+    create_topic(&mut admin, TOPIC, i32::try_from(settings.partitions)?).await?;
     let started = Instant::now();
-    find_coordinator(&mut admin, &GroupId(StrBytes::from(group_name(0))), addr).await?;
+    find_coordinator(&mut admin, &group_id(0), addr).await?;
     let offsets_topic_created = started.elapsed();
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Connect);
@@ -416,7 +326,7 @@ async fn run_groups(addr: SocketAddr, broker_pid: u32, settings: Settings) -> Re
                 addr,
                 settings,
             };
-            tasks.spawn(member(
+            tasks.spawn(member::run(
                 spec,
                 Arc::clone(&progress_tx),
                 phase_rx.clone(),
@@ -443,10 +353,8 @@ async fn run_groups(addr: SocketAddr, broker_pid: u32, settings: Settings) -> Re
     let joins = JoinFigures::gather(&progress, released)?;
 
     let commit_meter = Meter::start(broker_pid)?;
-    let commits_released = Instant::now();
     phase_tx.send_replace(Phase::Commit);
     waiter.all_reached(Milestone::Committed).await?;
-    let commit_wall = commits_released.elapsed();
     let commit = commit_meter.stop()?;
 
     describe_groups(&mut admin, settings).await?;
@@ -469,7 +377,6 @@ async fn run_groups(addr: SocketAddr, broker_pid: u32, settings: Settings) -> Re
         joins,
         join,
         commit,
-        commit_wall,
         commit_latencies,
         partition_offsets,
         heartbeats,
@@ -516,425 +423,11 @@ impl Waiter<'_> {
     }
 }
 
-async fn member(
-    spec: MemberSpec,
-    progress: Arc<watch::Sender<GroupProgress>>,
-    mut phase: watch::Receiver<Phase>,
-    milestones: mpsc::UnboundedSender<Milestone>,
-) -> Result<MemberReport> {
-    let group = group_name(spec.group);
-    let mut member = Member {
-        connection: Connection::open(spec.addr).await?,
-        group_id: GroupId(StrBytes::from(group.clone())),
-        spec,
-        membership: None,
-        last_heartbeat: Instant::now(),
-        report: MemberReport::default(),
-    };
-    let _ = milestones.send(Milestone::Connected);
-    member.wait_for(&mut phase, Phase::Join).await?;
-    let membership = member
-        .join(&progress)
-        .await
-        .with_context(|| format!("member {} of {group} joining", member.spec.index))?;
-    member.membership = Some(membership.clone());
-    let _ = milestones.send(Milestone::Stable);
-    member.wait_for(&mut phase, Phase::Commit).await?;
-    member
-        .commit(&membership)
-        .await
-        .with_context(|| format!("member {} of {group} committing", member.spec.index))?;
-    let _ = milestones.send(Milestone::Committed);
-    member.wait_for(&mut phase, Phase::Leave).await?;
-    member
-        .leave(&membership)
-        .await
-        .with_context(|| format!("member {} of {group} leaving", member.spec.index))?;
-    Ok(member.report)
-}
-
-#[derive(Debug)]
-struct Member {
-    connection: Connection,
-    group_id: GroupId,
-    spec: MemberSpec,
-    membership: Option<Membership>,
-    last_heartbeat: Instant,
-    report: MemberReport,
-}
-
-impl Member {
-    /// Waits for the main task to reach `until`, heartbeating meanwhile once
-    /// in a group.
-    async fn wait_for(&mut self, phase: &mut watch::Receiver<Phase>, until: Phase) -> Result<()> {
-        loop {
-            let due = self.last_heartbeat + self.spec.settings.heartbeat;
-            tokio::select! {
-                reached = async { phase.wait_for(|p| *p >= until).await.map(|_| ()) } => {
-                    reached.context("the main task is gone")?;
-                    return Ok(());
-                }
-                () = tokio::time::sleep_until(due.into()), if self.membership.is_some() => {
-                    let error = self.heartbeat().await?;
-                    ensure!(error == NONE, "heartbeat while waiting for {until:?}: error {error}");
-                }
-            }
-        }
-    }
-
-    /// Joins until the whole group is stable in one generation.
-    async fn join(&mut self, progress: &watch::Sender<GroupProgress>) -> Result<Membership> {
-        find_coordinator(&mut self.connection, &self.group_id, self.spec.addr).await?;
-        let mut member_id = StrBytes::default();
-        loop {
-            progress.send_modify(|p| {
-                p.first_join.get_or_insert_with(Instant::now);
-                p.joins += 1;
-            });
-            let joined = self.join_group(&member_id).await?;
-            match joined.error_code {
-                NONE => {}
-                MEMBER_ID_REQUIRED if member_id.is_empty() => {
-                    member_id = joined.member_id;
-                    continue;
-                }
-                _ => bail!("JoinGroup failed: {joined:?}"),
-            }
-            ensure!(
-                joined.member_id == member_id,
-                "JoinGroup answered for member {:?}, sent {member_id:?}",
-                joined.member_id
-            );
-            let generation_id = joined.generation_id;
-            let assignments = if joined.leader == member_id {
-                range_assignment(&joined.members, self.spec.settings.partitions)?
-            } else {
-                Vec::new()
-            };
-            let synced = self
-                .sync_group(&member_id, generation_id, assignments)
-                .await?;
-            match synced.error_code {
-                NONE => {}
-                REBALANCE_IN_PROGRESS => {
-                    progress.send_modify(|p| p.rejoins_after_sync += 1);
-                    continue;
-                }
-                _ => bail!("SyncGroup in generation {generation_id} failed: {synced:?}"),
-            }
-            let partitions = own_partitions(&synced.assignment)?;
-            ensure!(
-                !partitions.is_empty(),
-                "SyncGroup in generation {generation_id} assigned nothing: {synced:?}"
-            );
-            let index = self.spec.index;
-            progress.send_modify(|p| {
-                p.synced[index] = Some(generation_id);
-                if p.stable.is_none() && p.synced.iter().all(|g| *g == Some(generation_id)) {
-                    p.stable = Some((generation_id, Instant::now()));
-                }
-            });
-            self.last_heartbeat = Instant::now();
-            if self
-                .await_group(progress, &member_id, generation_id)
-                .await?
-            {
-                return Ok(Membership {
-                    member_id,
-                    generation_id,
-                    partitions,
-                });
-            }
-        }
-    }
-
-    /// After a successful SyncGroup: true once the whole group has synced
-    /// in `generation_id`, false when a heartbeat says to rejoin.
-    async fn await_group(
-        &mut self,
-        progress: &watch::Sender<GroupProgress>,
-        member_id: &StrBytes,
-        generation_id: i32,
-    ) -> Result<bool> {
-        let mut stable = progress.subscribe();
-        loop {
-            let due = self.last_heartbeat + self.spec.settings.heartbeat;
-            tokio::select! {
-                done = async {
-                    stable
-                        .wait_for(|p| p.stable.is_some_and(|(g, _)| g == generation_id))
-                        .await
-                        .map(|_| ())
-                } => {
-                    done.context("the group's progress is gone")?;
-                    return Ok(true);
-                }
-                () = tokio::time::sleep_until(due.into()) => {
-                    let error = self.heartbeat_as(member_id, generation_id).await?;
-                    match error {
-                        NONE => {}
-                        REBALANCE_IN_PROGRESS => {
-                            progress.send_modify(|p| p.rejoins_after_heartbeat += 1);
-                            return Ok(false);
-                        }
-                        _ => bail!("Heartbeat in generation {generation_id} failed: error {error}"),
-                    }
-                }
-            }
-        }
-    }
-
-    async fn join_group(&mut self, member_id: &StrBytes) -> Result<JoinGroupResponse> {
-        let request = JoinGroupRequest::default()
-            .with_group_id(self.group_id.clone())
-            .with_session_timeout_ms(SESSION_TIMEOUT_MS)
-            .with_rebalance_timeout_ms(REBALANCE_TIMEOUT_MS)
-            .with_member_id(member_id.clone())
-            .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
-            .with_protocols(vec![
-                JoinGroupRequestProtocol::default()
-                    .with_name(StrBytes::from_static_str(ASSIGNOR))
-                    .with_metadata(subscription()?),
-            ]);
-        self.connection
-            .call(ApiKey::JoinGroup, JOIN_GROUP_VERSION, &request)
-            .await
-    }
-
-    async fn sync_group(
-        &mut self,
-        member_id: &StrBytes,
-        generation_id: i32,
-        assignments: Vec<SyncGroupRequestAssignment>,
-    ) -> Result<SyncGroupResponse> {
-        let request = SyncGroupRequest::default()
-            .with_group_id(self.group_id.clone())
-            .with_generation_id(generation_id)
-            .with_member_id(member_id.clone())
-            .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
-            .with_protocol_name(Some(StrBytes::from_static_str(ASSIGNOR)))
-            .with_assignments(assignments);
-        self.connection
-            .call(ApiKey::SyncGroup, SYNC_GROUP_VERSION, &request)
-            .await
-    }
-
-    async fn heartbeat(&mut self) -> Result<i16> {
-        let Some(membership) = self.membership.clone() else {
-            bail!("a heartbeat outside the group");
-        };
-        self.heartbeat_as(&membership.member_id, membership.generation_id)
-            .await
-    }
-
-    async fn heartbeat_as(&mut self, member_id: &StrBytes, generation_id: i32) -> Result<i16> {
-        let request = HeartbeatRequest::default()
-            .with_group_id(self.group_id.clone())
-            .with_generation_id(generation_id)
-            .with_member_id(member_id.clone());
-        let response: HeartbeatResponse = self
-            .connection
-            .call(ApiKey::Heartbeat, HEARTBEAT_VERSION, &request)
-            .await?;
-        self.last_heartbeat = Instant::now();
-        self.report.heartbeats += 1;
-        Ok(response.error_code)
-    }
-
-    /// Commits the member's partitions `commits` times, one request at a
-    /// time, heartbeating whenever a heartbeat is due.
-    async fn commit(&mut self, membership: &Membership) -> Result<()> {
-        let commits = self.spec.settings.commits;
-        self.report.commit_latencies.reserve(commits);
-        for commit in 0..commits {
-            if self.last_heartbeat.elapsed() >= self.spec.settings.heartbeat {
-                let error = self.heartbeat().await?;
-                ensure!(
-                    error == NONE,
-                    "heartbeat after {commit} commits: error {error}"
-                );
-            }
-            let partitions = membership
-                .partitions
-                .iter()
-                .map(|&partition| {
-                    OffsetCommitRequestPartition::default()
-                        .with_partition_index(partition)
-                        .with_committed_offset(offset_for(self.spec.group, partition, commit))
-                        .with_committed_metadata(Some(StrBytes::default()))
-                })
-                .collect();
-            let request = OffsetCommitRequest::default()
-                .with_group_id(self.group_id.clone())
-                .with_generation_id_or_member_epoch(membership.generation_id)
-                .with_member_id(membership.member_id.clone())
-                .with_topics(vec![
-                    OffsetCommitRequestTopic::default()
-                        .with_name(topic_name())
-                        .with_partitions(partitions),
-                ]);
-            let sent = Instant::now();
-            let response: OffsetCommitResponse = self
-                .connection
-                .call(ApiKey::OffsetCommit, OFFSET_COMMIT_VERSION, &request)
-                .await?;
-            self.report.commit_latencies.push(sent.elapsed());
-            let answered: Vec<_> = response
-                .topics
-                .iter()
-                .flat_map(|t| t.partitions.iter().map(move |p| (&t.name, p)))
-                .collect();
-            ensure!(
-                answered.len() == membership.partitions.len()
-                    && answered
-                        .iter()
-                        .all(|(name, p)| name.0.as_str() == TOPIC && p.error_code == NONE),
-                "OffsetCommit {commit} of partitions {:?} failed: {response:?}",
-                membership.partitions
-            );
-            self.report.partition_offsets += answered.len() as u64;
-        }
-        Ok(())
-    }
-
-    async fn leave(&mut self, membership: &Membership) -> Result<()> {
-        let request = LeaveGroupRequest::default()
-            .with_group_id(self.group_id.clone())
-            .with_members(vec![
-                MemberIdentity::default()
-                    .with_member_id(membership.member_id.clone())
-                    .with_reason(Some(StrBytes::from_static_str("group_bench done"))),
-            ]);
-        let response: LeaveGroupResponse = self
-            .connection
-            .call(ApiKey::LeaveGroup, LEAVE_GROUP_VERSION, &request)
-            .await?;
-        ensure!(
-            response.error_code == NONE && response.members.iter().all(|m| m.error_code == NONE),
-            "LeaveGroup failed: {response:?}"
-        );
-        self.membership = None;
-        Ok(())
-    }
-}
-
-/// The JoinGroup metadata of a consumer subscribed to the topic: the
-/// ConsumerProtocol version, then the subscription.
-fn subscription() -> Result<Bytes> {
-    let subscription =
-        ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_static_str(TOPIC)]);
-    let mut buf = BytesMut::new();
-    buf.put_i16(CONSUMER_PROTOCOL_VERSION);
-    subscription.encode(&mut buf, CONSUMER_PROTOCOL_VERSION)?;
-    Ok(buf.freeze())
-}
-
-/// The leader's range assignment: members sorted by id, each a contiguous
-/// run of partitions, the first ones one more when they do not divide.
-fn range_assignment(
-    members: &[JoinGroupResponseMember],
-    partitions: usize,
-) -> Result<Vec<SyncGroupRequestAssignment>> {
-    ensure!(
-        !members.is_empty(),
-        "the leader's JoinGroup lists no member"
-    );
-    let mut ids: Vec<&StrBytes> = members.iter().map(|m| &m.member_id).collect();
-    ids.sort();
-    let (each, extra) = (partitions / ids.len(), partitions % ids.len());
-    let mut next = 0;
-    ids.into_iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let count = each + usize::from(i < extra);
-            let owned: Vec<i32> = (next..next + count).map(|p| p as i32).collect();
-            next += count;
-            let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
-                AssignedPartitions::default()
-                    .with_topic(topic_name())
-                    .with_partitions(owned),
-            ]);
-            let mut buf = BytesMut::new();
-            buf.put_i16(CONSUMER_PROTOCOL_VERSION);
-            assignment.encode(&mut buf, CONSUMER_PROTOCOL_VERSION)?;
-            Ok(SyncGroupRequestAssignment::default()
-                .with_member_id(id.clone())
-                .with_assignment(buf.freeze()))
-        })
-        .collect()
-}
-
-/// The partitions of the topic in a SyncGroup assignment.
-fn own_partitions(assignment: &Bytes) -> Result<Vec<i32>> {
-    let mut buf = assignment.clone();
-    ensure!(
-        buf.remaining() >= 2,
-        "assignment of {} bytes has no version",
-        assignment.len()
-    );
-    let version = buf.get_i16();
-    let decoded = ConsumerProtocolAssignment::decode(&mut buf, version)
-        .with_context(|| format!("assignment {assignment:?}"))?;
-    let mut partitions = Vec::new();
-    for owned in decoded.assigned_partitions {
-        ensure!(
-            owned.topic.0.as_str() == TOPIC,
-            "assigned a partition of topic {:?}",
-            owned.topic.0
-        );
-        partitions.extend(owned.partitions);
-    }
-    Ok(partitions)
-}
-
-/// FindCoordinator for a group: this broker must answer itself.
-async fn find_coordinator(
-    connection: &mut Connection,
-    group_id: &GroupId,
-    addr: SocketAddr,
-) -> Result<()> {
-    let request = FindCoordinatorRequest::default()
-        .with_key(group_id.0.clone())
-        .with_key_type(GROUP_KEY_TYPE);
-    let response: FindCoordinatorResponse = connection
-        .call(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSION, &request)
-        .await?;
-    ensure!(
-        response.error_code == NONE && response.port == i32::from(addr.port()),
-        "FindCoordinator for {:?} does not name this broker ({addr}): {response:?}",
-        group_id.0
-    );
-    Ok(())
-}
-
-async fn create_topic(connection: &mut Connection, partitions: usize) -> Result<()> {
-    let request = CreateTopicsRequest::default()
-        .with_topics(vec![
-            CreatableTopic::default()
-                .with_name(topic_name())
-                .with_num_partitions(i32::try_from(partitions)?)
-                .with_replication_factor(1),
-        ])
-        .with_timeout_ms(30_000);
-    let response: CreateTopicsResponse = connection
-        .call(ApiKey::CreateTopics, CREATE_TOPICS_VERSION, &request)
-        .await?;
-    ensure!(
-        response.topics.len() == 1 && response.topics.iter().all(|t| t.error_code == NONE),
-        "cannot create topic {TOPIC}: {response:?}"
-    );
-    Ok(())
-}
-
 /// Checks that every group is Stable with all its members.
 async fn describe_groups(connection: &mut Connection, settings: Settings) -> Result<()> {
-    let groups: Vec<GroupId> = (0..settings.groups)
-        .map(|g| GroupId(StrBytes::from(group_name(g))))
-        .collect();
+    let groups: Vec<GroupId> = (0..settings.groups).map(group_id).collect();
     let request = DescribeGroupsRequest::default().with_groups(groups.clone());
-    let response: DescribeGroupsResponse = connection
-        .call(ApiKey::DescribeGroups, DESCRIBE_GROUPS_VERSION, &request)
-        .await?;
+    let response = connection.call(DESCRIBE_GROUPS_VERSION, &request).await?;
     ensure!(
         response.groups.len() == groups.len(),
         "DescribeGroups answered for {} of {} groups",
@@ -970,7 +463,7 @@ async fn verify_offsets(connection: &mut Connection, settings: Settings) -> Resu
     let groups = (0..settings.groups)
         .map(|g| {
             OffsetFetchRequestGroup::default()
-                .with_group_id(GroupId(StrBytes::from(group_name(g))))
+                .with_group_id(group_id(g))
                 .with_topics(Some(vec![
                     OffsetFetchRequestTopics::default()
                         .with_name(topic_name())
@@ -979,9 +472,7 @@ async fn verify_offsets(connection: &mut Connection, settings: Settings) -> Resu
         })
         .collect();
     let request = OffsetFetchRequest::default().with_groups(groups);
-    let response: OffsetFetchResponse = connection
-        .call(ApiKey::OffsetFetch, OFFSET_FETCH_VERSION, &request)
-        .await?;
+    let response = connection.call(OFFSET_FETCH_VERSION, &request).await?;
     ensure!(
         response.groups.len() == settings.groups,
         "OffsetFetch answered for {} of {} groups",
@@ -1036,120 +527,14 @@ fn topic_name() -> TopicName {
     TopicName(StrBytes::from_static_str(TOPIC))
 }
 
-/// One client connection, one request in flight at a time.
-#[derive(Debug)]
-struct Connection {
-    stream: TcpStream,
-    buf: BytesMut,
-    next_correlation_id: i32,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr) -> Result<Self> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .with_context(|| format!("cannot connect to the broker at {addr}"))?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream,
-            buf: BytesMut::with_capacity(4096),
-            next_correlation_id: 0,
-        })
-    }
-
-    /// Sends a request and reads its response.
-    async fn call<Req, Resp>(
-        &mut self,
-        api_key: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Result<Resp>
-    where
-        Req: Encodable + HeaderVersion,
-        Resp: Decodable + HeaderVersion,
-    {
-        let correlation_id = self.next_correlation_id;
-        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
-        let frame = request_frame(api_key, version, correlation_id, request)
-            .with_context(|| format!("encoding {api_key:?} v{version}"))?;
-        self.stream
-            .write_all(&frame)
-            .await
-            .with_context(|| format!("sending {api_key:?} v{version}"))?;
-        self.read_response(version, correlation_id)
-            .await
-            .with_context(|| format!("reading the {api_key:?} v{version} response"))
-    }
-
-    async fn read_response<R: Decodable + HeaderVersion>(
-        &mut self,
-        version: i16,
-        correlation_id: i32,
-    ) -> Result<R> {
-        self.fill(4).await?;
-        let size =
-            u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-        ensure!(
-            size <= MAX_RESPONSE_BYTES,
-            "response size prefix {size} is out of range"
-        );
-        self.fill(4 + size).await?;
-        let mut frame = self.buf.split_to(4 + size).freeze();
-        frame.advance(4);
-        let header = ResponseHeader::decode(&mut frame, R::header_version(version))?;
-        ensure!(
-            header.correlation_id == correlation_id,
-            "response to correlation id {}, expected {correlation_id}",
-            header.correlation_id
-        );
-        R::decode(&mut frame, version)
-    }
-
-    async fn fill(&mut self, len: usize) -> Result<()> {
-        if self.buf.len() < len {
-            self.buf.reserve(len - self.buf.len());
-        }
-        while self.buf.len() < len {
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
-                bail!("the broker closed the connection");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A whole request frame: size prefix, header, body.
-fn request_frame<R: Encodable + HeaderVersion>(
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    body: &R,
-) -> Result<Vec<u8>> {
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-    let mut frame = vec![0u8; 4];
-    header.encode(&mut frame, R::header_version(version))?;
-    body.encode(&mut frame, version)?;
-    let size = i32::try_from(frame.len() - 4).context("request too large")?;
-    frame[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(frame)
-}
-
 fn report(settings: Settings, outcome: &Outcome, shutdown: Duration) {
     let members = settings.groups * settings.members;
     let commits = outcome.commit_latencies.len();
-    let commit_seconds = outcome.commit_wall.as_secs_f64();
-    let mut time_to_stable = outcome.joins.time_to_stable.clone();
-    time_to_stable.sort_unstable();
-    let mut latencies = outcome.commit_latencies.clone();
-    latencies.sort_unstable();
-    let mut first_joins = outcome.joins.first_join_after_release.clone();
-    first_joins.sort_unstable();
-    let mut generations = outcome.joins.generations.clone();
-    generations.sort_unstable();
+    let commit_seconds = outcome.commit.wall.as_secs_f64();
+    let time_to_stable = sorted(&outcome.joins.time_to_stable);
+    let latencies = sorted(&outcome.commit_latencies);
+    let first_joins = sorted(&outcome.joins.first_join_after_release);
+    let generations = sorted(&outcome.joins.generations);
     let ms = |d: Option<&Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
 
     println!();
@@ -1231,211 +616,14 @@ fn report(settings: Settings, outcome: &Outcome, shutdown: Duration) {
     );
 }
 
+fn sorted<T: Ord + Clone>(values: &[T]) -> Vec<T> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    sorted
+}
+
 /// The nearest-rank percentile of sorted values.
 fn percentile<T>(sorted: &[T], q: f64) -> Option<&T> {
     let rank = (q * sorted.len() as f64).ceil() as usize;
     sorted.get(rank.clamp(1, sorted.len().max(1)) - 1)
-}
-
-/// The `runnel serve` child process, killed if dropped while running.
-#[derive(Debug)]
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-    exited: bool,
-}
-
-impl BrokerProcess {
-    fn start(log_dir: &Path, overrides: &[String]) -> Result<Self> {
-        let binary = std::env::var_os("RUNNEL_BENCH_BINARY")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_runnel").into());
-        let mut command = Command::new(&binary);
-        command
-            .arg("serve")
-            .arg("--log-dirs")
-            .arg(log_dir)
-            .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
-            .args(["--override", "metrics.listen=127.0.0.1:0"]);
-        for value in overrides {
-            command.arg("--override").arg(value);
-        }
-        for (key, _) in std::env::vars() {
-            if key.starts_with("RUNNEL_") {
-                command.env_remove(key);
-            }
-        }
-        let mut child = command
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", Path::new(&binary).display()))?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        // Keeps reading after the ready line so the broker never blocks on
-        // a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("runnel: listening on ") {
-                    let addr = rest.split(' ').next().unwrap_or_default().to_string();
-                    let _ = ready_tx.send(addr);
-                }
-            }
-        });
-        let mut broker = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            exited: false,
-        };
-        let addr = ready
-            .recv_timeout(READY_DEADLINE)
-            .context("no `runnel: listening on` line from the broker")?;
-        broker.addr = addr
-            .parse()
-            .with_context(|| format!("listener address {addr:?}"))?;
-        eprintln!(
-            "group_bench: runnel serve (pid {}) listening on {}",
-            broker.pid(),
-            broker.addr
-        );
-        Ok(broker)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits for a clean exit; returns how long it took.
-    fn stop(&mut self) -> Result<Duration> {
-        let started = Instant::now();
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .context("cannot run kill")?;
-        ensure!(
-            status.success(),
-            "kill -TERM {} failed: {status}",
-            self.pid()
-        );
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                self.exited = true;
-                ensure!(status.success(), "the broker exited with {status}");
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > EXIT_DEADLINE {
-                bail!("the broker did not exit within {EXIT_DEADLINE:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        if !self.exited {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// The CPU readings at the start of a phase.
-#[derive(Debug)]
-struct Meter {
-    broker_pid: u32,
-    broker_cpu_seconds: f64,
-    client_cpu_seconds: f64,
-    machine: MachineTicks,
-}
-
-/// CPU time spent and machine load over one phase.
-#[derive(Debug, Clone, Copy)]
-struct Cost {
-    broker_cpu_seconds: f64,
-    client_cpu_seconds: f64,
-    /// Share of the whole machine's CPU time that was not idle.
-    machine_busy: f64,
-}
-
-impl Meter {
-    fn start(broker_pid: u32) -> Result<Self> {
-        Ok(Self {
-            broker_pid,
-            broker_cpu_seconds: cpu_seconds(&broker_pid.to_string())?,
-            client_cpu_seconds: cpu_seconds("self")?,
-            machine: MachineTicks::read()?,
-        })
-    }
-
-    fn stop(self) -> Result<Cost> {
-        Ok(Cost {
-            broker_cpu_seconds: cpu_seconds(&self.broker_pid.to_string())?
-                - self.broker_cpu_seconds,
-            client_cpu_seconds: cpu_seconds("self")? - self.client_cpu_seconds,
-            machine_busy: MachineTicks::read()?.busy_since(self.machine),
-        })
-    }
-}
-
-/// User plus system CPU time of a process (all its threads), from
-/// /proc/<pid>/stat; `pid` may be `self`.
-fn cpu_seconds(pid: &str) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime 14 and stime 15 (1-based).
-    let after_comm = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("{path} has no command name"))?;
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    let ticks = |field: usize| -> Result<f64> {
-        let value = fields
-            .get(field - 3)
-            .with_context(|| format!("{path} is too short"))?;
-        Ok(value.parse::<u64>()? as f64)
-    };
-    Ok((ticks(14)? + ticks(15)?) / CLOCK_TICKS_PER_SECOND)
-}
-
-/// All CPUs' ticks from the first line of /proc/stat.
-#[derive(Debug, Clone, Copy)]
-struct MachineTicks {
-    total: u64,
-    idle: u64,
-}
-
-impl MachineTicks {
-    fn read() -> Result<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
-        // cpu user nice system idle iowait irq softirq steal guest guest_nice;
-        // guest time is already counted in user, so it is left out.
-        let ticks: Vec<u64> = stat
-            .lines()
-            .next()
-            .and_then(|line| line.strip_prefix("cpu "))
-            .context("/proc/stat does not start with the cpu line")?
-            .split_whitespace()
-            .take(8)
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        ensure!(ticks.len() == 8, "/proc/stat's cpu line is too short");
-        Ok(Self {
-            total: ticks.iter().sum(),
-            idle: ticks[3] + ticks[4],
-        })
-    }
-
-    fn busy_since(self, before: Self) -> f64 {
-        let total = self.total.saturating_sub(before.total);
-        let idle = self.idle.saturating_sub(before.idle);
-        if total == 0 {
-            return 0.0;
-        }
-        total.saturating_sub(idle) as f64 / total as f64
-    }
 }
