@@ -1,9 +1,10 @@
-//! Builds uncompressed RecordBatch v2 bytes. Used by tests, benchmarks and
-//! tools that need a batch without a Kafka client; it is not on the broker's
-//! append path, which stores the bytes producers send.
+//! Builds uncompressed RecordBatch v2 bytes, records encoded in place as
+//! they come. Used by the client's producer, tests, benchmarks and tools;
+//! it is not on the broker's append path, which stores the bytes producers
+//! send.
 
 use crate::batch::{HEADER_SIZE, HeaderBytes, LOG_OVERHEAD, MAGIC_V2};
-use crate::records::put_varlong;
+use crate::records::{put_varlong, varlong_size};
 
 /// Collects records and encodes them as one batch with base offset 0 unless
 /// told otherwise. Producer id, epoch and base sequence are -1 (no
@@ -40,17 +41,26 @@ impl BatchBuilder {
         self
     }
 
+    /// Appends one record, encoded in place (no allocation beyond the
+    /// batch buffer's growth).
     pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) {
-        let mut body =
-            Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
-        body.push(0); // attributes
-        put_varlong(&mut body, timestamp - self.first_timestamp);
-        put_varlong(&mut body, self.count as i64);
-        put_bytes(&mut body, key);
-        put_bytes(&mut body, value);
-        put_varlong(&mut body, 0); // headers
-        put_varlong(&mut self.records, body.len() as i64);
-        self.records.extend_from_slice(&body);
+        let timestamp_delta = timestamp - self.first_timestamp;
+        let offset_delta = i64::from(self.count);
+        let body_len = 1 // attributes
+            + varlong_size(timestamp_delta)
+            + varlong_size(offset_delta)
+            + bytes_size(key)
+            + bytes_size(value)
+            + 1; // no headers
+        let out = &mut self.records;
+        out.reserve(varlong_size(body_len as i64) + body_len);
+        put_varlong(out, body_len as i64);
+        out.push(0); // attributes
+        put_varlong(out, timestamp_delta);
+        put_varlong(out, offset_delta);
+        put_bytes(out, key);
+        put_bytes(out, value);
+        put_varlong(out, 0); // headers
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
@@ -87,6 +97,14 @@ impl BatchBuilder {
         out.extend_from_slice(&header.0);
         out.extend_from_slice(&self.records);
         out
+    }
+}
+
+/// Bytes [`put_bytes`] writes.
+fn bytes_size(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => 1,
+        Some(bytes) => varlong_size(bytes.len() as i64) + bytes.len(),
     }
 }
 

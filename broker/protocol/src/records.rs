@@ -257,6 +257,13 @@ impl VarReader<'_> {
 }
 
 /// Appends `value` as a zigzag varlong.
+/// Bytes [`put_varlong`] writes for `value`.
+pub fn varlong_size(value: i64) -> usize {
+    let v = ((value << 1) ^ (value >> 63)) as u64;
+    // One byte per 7 bits, at least one.
+    (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
+}
+
 pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
@@ -264,6 +271,33 @@ pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+#[cfg(test)]
+mod varlong_tests {
+    use super::*;
+
+    #[test]
+    fn varlong_size_matches_what_is_written() {
+        for value in [
+            0,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i64::MAX,
+            i64::MIN,
+            1 << 35,
+        ] {
+            let mut out = Vec::new();
+            put_varlong(&mut out, value);
+            assert_eq!(varlong_size(value), out.len(), "{value}");
+        }
+    }
 }
 
 #[cfg(test)]
