@@ -1,4 +1,21 @@
-//! `runnel-client`: a pure-Rust producer, consumer and admin client with
-//! Kafka's settings.
+//! `runnel-client`: a pure-Rust Kafka client with Kafka's settings, on
+//! tokio and the `kafka-protocol` crate.
 //!
-//! Empty until the client issue lands.
+//! - [`producer`]: batching per partition (`batch.size`, `linger.ms`),
+//!   `acks`, Kafka's default partitioner; each send is a future of where the
+//!   record landed.
+//! - [`partitioner`]: murmur2 as Java's `Utils.murmur2`, so a key lands
+//!   where the Java client puts it, and the sticky partitioner.
+//! - [`cluster`] and [`connection`]: metadata and pipelined broker
+//!   connections.
+//!
+//! The consumer and the admin client are still to come.
+
+pub mod cluster;
+pub mod connection;
+pub mod error;
+pub mod partitioner;
+pub mod producer;
+
+pub use error::{ClientError, Result};
+pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -1,0 +1,189 @@
+//! runnel-client's producer against the real broker: batching by
+//! `linger.ms` and `batch.size` (counted in the broker's Produce request
+//! metric), `acks`, Kafka's key partitioning, and its errors.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::io::{Read, Write};
+
+use runnel_client::partitioner::partition_for_key;
+use runnel_client::{ClientError, Producer, ProducerConfig, ProducerRecord};
+
+use common::Broker;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("runtime")
+}
+
+fn started() -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=3"]);
+    broker.wait_ready();
+    (dir, broker)
+}
+
+/// Produce requests the broker has handled, from its metrics.
+fn produce_requests(metrics: &str) -> u64 {
+    let mut stream = std::net::TcpStream::connect(metrics).expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: runnel\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read metrics");
+    text.lines()
+        .find(|l| l.starts_with("runnel_requests_total{api=\"Produce\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn config(broker: &Broker, settings: &[(&str, &str)]) -> ProducerConfig {
+    settings
+        .iter()
+        .try_fold(ProducerConfig::new(&broker.bootstrap), |c, (k, v)| {
+            c.set(k, v)
+        })
+        .expect("valid settings")
+}
+
+#[test]
+fn linger_gathers_records_into_one_request_and_offsets_follow() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        let producer = Producer::new(config(&broker, &[("linger.ms", "200")]))
+            .await
+            .expect("producer");
+        // Metadata (and the topic) first, so only the records' request counts.
+        producer
+            .send(ProducerRecord::new("lingering", b"first").partition(0))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+        let before = produce_requests(&broker.metrics);
+        let mut deliveries = Vec::new();
+        for i in 0..20 {
+            let value = format!("value {i}");
+            let record = ProducerRecord::new("lingering", value.as_bytes()).partition(1);
+            deliveries.push(producer.send(record).await.expect("send"));
+        }
+        let mut offsets = Vec::new();
+        for delivery in deliveries {
+            let landed = delivery.await.expect("delivered");
+            assert_eq!(landed.partition, 1);
+            offsets.push(landed.offset);
+        }
+        assert_eq!(offsets, (0..20).collect::<Vec<i64>>());
+        assert_eq!(produce_requests(&broker.metrics) - before, 1);
+        producer.close().await;
+    });
+}
+
+#[test]
+fn a_full_batch_goes_without_waiting_for_linger() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        // Each 100-byte record fills a batch of batch.size 100 on its own;
+        // linger is an hour, so only a full batch can be sent.
+        let settings = [("linger.ms", "3600000"), ("batch.size", "100")];
+        let producer = Producer::new(config(&broker, &settings))
+            .await
+            .expect("producer");
+        let value = [7u8; 100];
+        for expected in 0..5 {
+            let record = ProducerRecord::new("full", &value).partition(0);
+            let delivery = producer.send(record).await.expect("send");
+            // Only a sent-when-full batch can be answered within the deadline.
+            let landed = tokio::time::timeout(common::DEADLINE, delivery)
+                .await
+                .expect("the full batch was not sent before linger.ms")
+                .expect("delivered");
+            assert_eq!(landed.offset, expected);
+        }
+        // close() flushes: nothing is left to wait for linger either.
+        producer.close().await;
+    });
+}
+
+#[test]
+fn keys_land_on_the_java_clients_partition_and_acks_0_reports_no_offset() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        let producer = Producer::new(config(&broker, &[("acks", "0"), ("linger.ms", "0")]))
+            .await
+            .expect("producer");
+        let mut deliveries = Vec::new();
+        for i in 0..30 {
+            let key = format!("key-{i}");
+            let record = ProducerRecord::new("keyed", b"v").key(key.as_bytes());
+            let delivery = producer.send(record).await.expect("send");
+            deliveries.push((key, delivery));
+        }
+        for (key, delivery) in deliveries {
+            let landed = delivery.await.expect("delivered");
+            assert_eq!(
+                landed.partition,
+                partition_for_key(key.as_bytes(), 3),
+                "{key}"
+            );
+            assert_eq!(landed.offset, -1, "acks=0 learns no offset");
+        }
+        producer.close().await;
+
+        // acks=1: the same keys, now with offsets, on the same partitions.
+        let producer = Producer::new(config(&broker, &[("acks", "1")]))
+            .await
+            .expect("producer");
+        let landed = producer
+            .send(ProducerRecord::new("keyed", b"v").key(b"key-0"))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+        assert_eq!(landed.partition, partition_for_key(b"key-0", 3));
+        assert!(landed.offset >= 1, "after the acks=0 records: {landed:?}");
+        producer.close().await;
+    });
+}
+
+#[test]
+fn bad_records_are_refused_with_what_was_wrong() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        let producer = Producer::new(config(&broker, &[("max.request.size", "1000")]))
+            .await
+            .expect("producer");
+        let err = producer
+            .send(ProducerRecord::new("refused", b"v").partition(7))
+            .await
+            .expect_err("no partition 7");
+        assert!(
+            matches!(
+                err,
+                ClientError::UnknownPartition {
+                    partition: 7,
+                    partitions: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = producer
+            .send(ProducerRecord::new("refused", &[0u8; 2000]))
+            .await
+            .expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            "the record of 2000 bytes is larger than max.request.size (1000)"
+        );
+        producer.close().await;
+    });
+    let err = runtime()
+        .block_on(Producer::new(ProducerConfig::new("127.0.0.1:1")))
+        .expect_err("nothing listens on port 1");
+    assert_eq!(
+        err.to_string(),
+        "no broker of 127.0.0.1:1 answered Metadata"
+    );
+}

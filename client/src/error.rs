@@ -1,0 +1,92 @@
+//! The client's errors: one enum for the whole crate, each variant saying
+//! what failed and with which value.
+
+use std::net::SocketAddr;
+
+/// What a client call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid setting {key}={value:?}: {reason}")]
+    Config {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot connect to {address}")]
+    Connect {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the connection to {peer} failed")]
+    Io {
+        peer: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the connection to {peer} closed")]
+    Closed { peer: SocketAddr },
+    #[error("cannot encode a {api} v{version} request")]
+    Encode { api: &'static str, version: i16 },
+    #[error("cannot decode a {api} v{version} response from {peer}")]
+    Decode {
+        api: &'static str,
+        version: i16,
+        peer: SocketAddr,
+    },
+    #[error("response frame of {size} bytes from {peer} is out of range")]
+    FrameSize { size: i64, peer: SocketAddr },
+    #[error("response to correlation id {got} from {peer}, expected {expected}")]
+    OutOfStep {
+        got: i32,
+        expected: i32,
+        peer: SocketAddr,
+    },
+    #[error("no broker of {bootstrap} answered Metadata")]
+    NoBroker { bootstrap: String },
+    #[error("broker {node_id} is not in the cluster metadata")]
+    UnknownNode { node_id: i32 },
+    #[error("{api} for {topic}-{partition} failed with Kafka error {code} ({name})")]
+    Kafka {
+        api: &'static str,
+        topic: String,
+        partition: i32,
+        code: i16,
+        name: String,
+    },
+    #[error("topic {topic} does not exist")]
+    UnknownTopic { topic: String },
+    #[error("partition {partition} of {topic} does not exist (it has {partitions})")]
+    UnknownPartition {
+        topic: String,
+        partition: i32,
+        partitions: i32,
+    },
+    #[error("the record of {size} bytes is larger than max.request.size ({max})")]
+    RecordTooLarge { size: usize, max: usize },
+    #[error("cannot send to {topic}-{partition}: {reason}")]
+    Send {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
+    #[error("the producer is closed")]
+    ProducerClosed,
+}
+
+impl ClientError {
+    /// A Kafka error code as a named error of `api` on a partition.
+    pub fn kafka(api: &'static str, topic: &str, partition: i32, code: i16) -> Self {
+        let name = kafka_protocol::error::ResponseError::try_from_code(code)
+            .map_or_else(|| format!("code {code}"), |e| format!("{e:?}"));
+        ClientError::Kafka {
+            api,
+            topic: topic.to_string(),
+            partition,
+            code,
+            name,
+        }
+    }
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;

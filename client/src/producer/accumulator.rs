@@ -1,0 +1,219 @@
+//! Records waiting to be sent, batched per partition as Kafka's
+//! `RecordAccumulator`: a partition's open batch takes records until the
+//! next one would pass `batch.size`, then it is sealed; sealed batches and
+//! open ones older than `linger.ms` are drained by the sender. Records are
+//! encoded into the batch as they arrive (no per-record allocation but the
+//! delivery channel the caller awaits).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use runnel_protocol::BatchBuilder;
+use tokio::sync::oneshot;
+
+use crate::error::Result;
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub partition: i32,
+    /// -1 with `acks=0`, when the broker does not say.
+    pub offset: i64,
+}
+
+pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata>>;
+
+/// A batch for one partition and the callers waiting for its records.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub topic: String,
+    pub partition: i32,
+    pub builder: BatchBuilder,
+    pub deliveries: Vec<Delivery>,
+    pub created: Instant,
+}
+
+/// A record as the accumulator takes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Accumulator {
+    /// Open batches by topic, then partition (looked up by `&str`).
+    open: HashMap<String, HashMap<i32, Batch>>,
+    sealed: VecDeque<Batch>,
+}
+
+/// What an append did, for the caller's partitioner and wake-ups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    /// A batch of this partition was sealed (full): the sticky partitioner
+    /// moves on, and the sender has work.
+    pub sealed: bool,
+}
+
+impl Accumulator {
+    /// Adds a record to its partition's open batch, sealing that batch first
+    /// when the record would not fit in `batch_size`.
+    pub fn append(
+        &mut self,
+        (topic, partition): (&str, i32),
+        record: Record<'_>,
+        delivery: Delivery,
+        batch_size: usize,
+        now: Instant,
+    ) -> Appended {
+        let record_bytes =
+            24 + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+        let mut sealed = false;
+        if self
+            .open
+            .get(topic)
+            .and_then(|p| p.get(&partition))
+            .is_some_and(|b| {
+                !b.builder.is_empty() && b.builder.size_bytes() + record_bytes > batch_size
+            })
+        {
+            self.seal(topic, partition);
+            sealed = true;
+        }
+        if !self.open.contains_key(topic) {
+            self.open.insert(topic.to_string(), HashMap::new());
+        }
+        let Some(partitions) = self.open.get_mut(topic) else {
+            return Appended { sealed };
+        };
+        let batch = partitions.entry(partition).or_insert_with(|| Batch {
+            topic: topic.to_string(),
+            partition,
+            builder: BatchBuilder::new(record.timestamp),
+            deliveries: Vec::new(),
+            created: now,
+        });
+        batch
+            .builder
+            .push(record.key, record.value, record.timestamp);
+        batch.deliveries.push(delivery);
+        if batch.builder.size_bytes() >= batch_size {
+            self.seal(topic, partition);
+            sealed = true;
+        }
+        Appended { sealed }
+    }
+
+    fn seal(&mut self, topic: &str, partition: i32) {
+        if let Some(batch) = self.open.get_mut(topic).and_then(|p| p.remove(&partition)) {
+            self.sealed.push_back(batch);
+        }
+    }
+
+    /// Seals every open batch (flush).
+    pub fn seal_all(&mut self) {
+        for partitions in self.open.values_mut() {
+            self.sealed
+                .extend(partitions.drain().map(|(_, batch)| batch));
+        }
+    }
+
+    /// Seals the open batches that waited `linger`, and takes every sealed
+    /// batch, oldest first; at most one per partition, so a partition's
+    /// batches go out in order, one request at a time. Returns them and
+    /// the time the next open batch's linger runs out.
+    pub fn drain(&mut self, linger: Duration, now: Instant) -> (Vec<Batch>, Option<Instant>) {
+        for partitions in self.open.values_mut() {
+            let expired: Vec<i32> = partitions
+                .iter()
+                .filter(|(_, b)| now >= b.created + linger)
+                .map(|(p, _)| *p)
+                .collect();
+            for partition in expired {
+                if let Some(batch) = partitions.remove(&partition) {
+                    self.sealed.push_back(batch);
+                }
+            }
+        }
+        let mut taken: Vec<Batch> = Vec::new();
+        let mut kept = VecDeque::new();
+        while let Some(batch) = self.sealed.pop_front() {
+            if taken
+                .iter()
+                .any(|b| b.topic == batch.topic && b.partition == batch.partition)
+            {
+                kept.push_back(batch);
+            } else {
+                taken.push(batch);
+            }
+        }
+        self.sealed = kept;
+        let next = self
+            .open
+            .values()
+            .flat_map(HashMap::values)
+            .map(|b| b.created + linger)
+            .min();
+        (taken, next)
+    }
+
+    /// Whether any record waits here.
+    pub fn is_empty(&self) -> bool {
+        self.open.values().all(HashMap::is_empty) && self.sealed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(acc: &mut Accumulator, partition: i32, value: &[u8], now: Instant) -> bool {
+        let (tx, _rx) = oneshot::channel();
+        let record = Record {
+            key: None,
+            value: Some(value),
+            timestamp: 0,
+        };
+        acc.append(("t", partition), record, tx, 200, now).sealed
+    }
+
+    #[test]
+    fn a_batch_is_sealed_when_the_next_record_would_pass_batch_size() {
+        let mut acc = Accumulator::default();
+        let now = Instant::now();
+        assert!(!append(&mut acc, 0, &[0; 50], now));
+        assert!(!append(&mut acc, 0, &[0; 50], now));
+        // 61 header + 2 x ~53 bytes: a third 50-byte record would pass 200.
+        assert!(append(&mut acc, 0, &[0; 50], now));
+        let (batches, next) = acc.drain(Duration::from_millis(5), now);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].builder.len(), 2);
+        assert_eq!(next, Some(now + Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn linger_seals_open_batches_and_drain_takes_one_per_partition() {
+        let mut acc = Accumulator::default();
+        let now = Instant::now();
+        append(&mut acc, 0, b"a", now);
+        append(&mut acc, 1, b"b", now);
+        let linger = Duration::from_millis(5);
+        assert!(acc.drain(linger, now).0.is_empty());
+        let (batches, next) = acc.drain(linger, now + linger);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(next, None);
+        assert!(acc.is_empty());
+
+        append(&mut acc, 0, b"c", now);
+        acc.seal_all();
+        append(&mut acc, 0, b"d", now);
+        acc.seal_all();
+        assert_eq!(
+            acc.drain(linger, now).0.len(),
+            1,
+            "one batch of p0 at a time"
+        );
+        assert_eq!(acc.drain(linger, now).0.len(), 1);
+    }
+}

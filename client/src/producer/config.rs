@@ -1,0 +1,128 @@
+//! The producer's settings, by Kafka's names and with Kafka's defaults.
+
+use std::time::Duration;
+
+use crate::error::{ClientError, Result};
+
+/// Producer settings; build with [`ProducerConfig::new`] and
+/// [`ProducerConfig::set`], which take Kafka's keys and values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    /// `bootstrap.servers`: comma-separated `host:port`.
+    pub bootstrap_servers: String,
+    /// `client.id`.
+    pub client_id: String,
+    /// `acks`: 0, 1 or -1 (`all`, the default since Kafka 3.0).
+    pub acks: i16,
+    /// `batch.size`: bytes per partition batch before it is sent (16384).
+    pub batch_size: usize,
+    /// `linger.ms`: how long a batch waits for more records (5 ms, Kafka
+    /// 4.0's default).
+    pub linger: Duration,
+    /// `request.timeout.ms` (30000): how long the broker may take.
+    pub request_timeout: Duration,
+    /// `max.request.size` (1048576): the largest record batch accepted.
+    pub max_request_size: usize,
+    /// `max.in.flight.requests.per.connection` (5).
+    pub max_in_flight: usize,
+}
+
+impl ProducerConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            client_id: "runnel-producer".into(),
+            acks: -1,
+            batch_size: 16_384,
+            linger: Duration::from_millis(5),
+            request_timeout: Duration::from_secs(30),
+            max_request_size: 1_048_576,
+            max_in_flight: 5,
+        }
+    }
+
+    /// Sets one setting by Kafka's key; an unknown key or a bad value is an
+    /// error naming both.
+    pub fn set(mut self, key: &str, value: &str) -> Result<Self> {
+        let invalid = |reason: &str| ClientError::Config {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let number = |min: u64| -> Result<u64> {
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not a non-negative integer"))?;
+            if n < min {
+                return Err(invalid(&format!("must be at least {min}")));
+            }
+            Ok(n)
+        };
+        match key {
+            "bootstrap.servers" => self.bootstrap_servers = value.to_string(),
+            "client.id" => self.client_id = value.to_string(),
+            "acks" => {
+                self.acks = match value.trim() {
+                    "all" | "-1" => -1,
+                    "1" => 1,
+                    "0" => 0,
+                    _ => return Err(invalid("must be all, -1, 0 or 1")),
+                }
+            }
+            "batch.size" => self.batch_size = number(0)? as usize,
+            "linger.ms" => self.linger = Duration::from_millis(number(0)?),
+            "request.timeout.ms" => self.request_timeout = Duration::from_millis(number(1)?),
+            "max.request.size" => self.max_request_size = number(1)? as usize,
+            "max.in.flight.requests.per.connection" => self.max_in_flight = number(1)? as usize,
+            _ => return Err(invalid("unknown or not yet supported producer setting")),
+        }
+        Ok(self)
+    }
+
+    /// `request.timeout.ms` as the Produce request's `timeout_ms`.
+    pub(crate) fn timeout_ms(&self) -> i32 {
+        i32::try_from(self.request_timeout.as_millis()).unwrap_or(i32::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_and_defaults() {
+        let c = ProducerConfig::new("b:9092");
+        assert_eq!((c.acks, c.batch_size, c.max_in_flight), (-1, 16_384, 5));
+        assert_eq!(c.linger, Duration::from_millis(5));
+        let c = c
+            .set("acks", "1")
+            .and_then(|c| c.set("linger.ms", "20"))
+            .and_then(|c| c.set("batch.size", "1000"))
+            .expect("valid");
+        assert_eq!((c.acks, c.batch_size), (1, 1000));
+        assert_eq!(c.linger, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn bad_values_and_keys_name_themselves() {
+        let err = ProducerConfig::new("b:9092")
+            .set("acks", "2")
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting acks=\"2\": must be all, -1, 0 or 1"
+        );
+        let err = ProducerConfig::new("b:9092")
+            .set("linger.ms", "-1")
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting linger.ms=\"-1\": not a non-negative integer"
+        );
+        let err = ProducerConfig::new("b:9092")
+            .set("lingr.ms", "1")
+            .expect_err("unknown");
+        assert!(err.to_string().contains("unknown"), "{err}");
+    }
+}

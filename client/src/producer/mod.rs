@@ -1,0 +1,220 @@
+//! The producer: `send` picks the partition (explicit, the key's murmur2 as
+//! Kafka's default partitioner, or sticky for keyless records), appends the
+//! record to its partition's batch and returns a future of where it landed;
+//! a sender task ships batches when they fill `batch.size` or have waited
+//! `linger.ms`, one Produce request per broker with a batch per partition.
+//!
+//! Not yet here (see the client issue): `buffer.memory` / `max.block.ms`,
+//! retries, compression, idempotence.
+
+mod accumulator;
+mod config;
+mod sender;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, oneshot};
+
+pub use accumulator::RecordMetadata;
+pub use config::ProducerConfig;
+
+use crate::cluster::Cluster;
+use crate::error::{ClientError, Result};
+use crate::partitioner::{StickyPartitioner, partition_for_key};
+use accumulator::{Accumulator, Record};
+
+/// One record to send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProducerRecord<'a> {
+    pub topic: &'a str,
+    /// Chosen by the partitioner when `None`.
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// Milliseconds since the epoch; now when `None`.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> ProducerRecord<'a> {
+    pub fn new(topic: &'a str, value: &'a [u8]) -> Self {
+        Self {
+            topic,
+            value: Some(value),
+            ..Self::default()
+        }
+    }
+
+    pub fn key(mut self, key: &'a [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// Resolves to where the record landed, or why it did not.
+#[derive(Debug)]
+pub struct Delivery(oneshot::Receiver<Result<RecordMetadata>>);
+
+impl std::future::Future for Delivery {
+    type Output = Result<RecordMetadata>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ClientError::ProducerClosed)))
+    }
+}
+
+/// State shared by the producer handle and its sender task.
+#[derive(Debug)]
+struct Shared {
+    cluster: Arc<Cluster>,
+    config: ProducerConfig,
+    accumulator: Mutex<Accumulator>,
+    sticky: Mutex<StickyPartitioner>,
+    /// Records sent but not yet answered.
+    pending: AtomicUsize,
+    /// The sender has work (a batch sealed, a flush, a close).
+    work: Notify,
+    /// `pending` reached zero.
+    idle: Notify,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    fn accumulator(&self) -> MutexGuard<'_, Accumulator> {
+        self.accumulator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn delivered(&self, records: usize) {
+        if self.pending.fetch_sub(records, Ordering::AcqRel) == records {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+/// A Kafka producer.
+#[derive(Debug)]
+pub struct Producer {
+    shared: Arc<Shared>,
+    sender: tokio::task::JoinHandle<()>,
+}
+
+impl Producer {
+    /// Connects to the cluster and starts the sender task.
+    pub async fn new(config: ProducerConfig) -> Result<Self> {
+        let cluster = Cluster::connect(&config.bootstrap_servers, &config.client_id).await?;
+        let shared = Arc::new(Shared {
+            cluster,
+            config,
+            accumulator: Mutex::new(Accumulator::default()),
+            sticky: Mutex::new(StickyPartitioner::default()),
+            pending: AtomicUsize::new(0),
+            work: Notify::new(),
+            idle: Notify::new(),
+            closed: Default::default(),
+        });
+        let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
+        Ok(Self { shared, sender })
+    }
+
+    /// Queues `record`; the returned future resolves once the broker has
+    /// answered for it (at once with offset -1 under `acks=0`).
+    pub async fn send(&self, record: ProducerRecord<'_>) -> Result<Delivery> {
+        let shared = &self.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::ProducerClosed);
+        }
+        let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+        if size > shared.config.max_request_size {
+            return Err(ClientError::RecordTooLarge {
+                size,
+                max: shared.config.max_request_size,
+            });
+        }
+        let topic = shared.cluster.topic_or_fetch(record.topic, true).await?;
+        let partitions = topic.partitions();
+        let partition = match (record.partition, record.key) {
+            (Some(p), _) if (0..partitions).contains(&p) => p,
+            (Some(p), _) => {
+                return Err(ClientError::UnknownPartition {
+                    topic: record.topic.to_string(),
+                    partition: p,
+                    partitions,
+                });
+            }
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => shared
+                .sticky
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .partition(record.topic, partitions),
+        };
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let (tx, rx) = oneshot::channel();
+        shared.pending.fetch_add(1, Ordering::AcqRel);
+        let appended = shared.accumulator().append(
+            (record.topic, partition),
+            Record {
+                key: record.key,
+                value: record.value,
+                timestamp,
+            },
+            tx,
+            shared.config.batch_size,
+            Instant::now(),
+        );
+        if appended.sealed && record.key.is_none() && record.partition.is_none() {
+            shared
+                .sticky
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .batch_completed(record.topic, partitions);
+        }
+        // A sealed batch is ready; an open one sets a linger deadline the
+        // sender may not know of yet.
+        shared.work.notify_one();
+        Ok(Delivery(rx))
+    }
+
+    /// Sends every queued record now and waits until each is answered.
+    pub async fn flush(&self) {
+        let shared = &self.shared;
+        loop {
+            let idle = shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if shared.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            shared.accumulator().seal_all();
+            shared.work.notify_one();
+            idle.await;
+        }
+    }
+
+    /// Flushes, then stops the sender task.
+    pub async fn close(self) {
+        self.flush().await;
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.work.notify_one();
+        let _ = self.sender.await;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
