@@ -70,6 +70,17 @@ pub enum ClientError {
         partition: i32,
         reason: String,
     },
+    #[error(
+        "no room in buffer.memory ({buffer_memory} bytes) within max.block.ms ({max_block_ms} ms)"
+    )]
+    BufferFull {
+        buffer_memory: usize,
+        max_block_ms: u64,
+    },
+    #[error("the record needs {size} bytes, more than buffer.memory ({buffer_memory})")]
+    BufferTooSmall { size: usize, buffer_memory: usize },
+    #[error("no metadata for topic {topic} within max.block.ms ({max_block_ms} ms)")]
+    MetadataTimeout { topic: String, max_block_ms: u64 },
     #[error("the producer is closed")]
     ProducerClosed,
 }

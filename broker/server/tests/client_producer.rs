@@ -187,3 +187,104 @@ fn bad_records_are_refused_with_what_was_wrong() {
         "no broker of 127.0.0.1:1 answered Metadata"
     );
 }
+
+#[test]
+fn a_full_buffer_memory_blocks_then_fails_after_max_block_ms() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        // Nothing is sent before a flush (an hour of linger, batches never
+        // fill), so 1000 bytes of buffer hold 8 records of 100 bytes.
+        let settings = [
+            ("buffer.memory", "1000"),
+            ("max.block.ms", "300"),
+            ("linger.ms", "3600000"),
+            ("batch.size", "1000000"),
+        ];
+        let producer = Producer::new(config(&broker, &settings))
+            .await
+            .expect("producer");
+        let value = [1u8; 100];
+        let mut deliveries = Vec::new();
+        for _ in 0..8 {
+            let record = ProducerRecord::new("bounded", &value).partition(0);
+            deliveries.push(producer.send(record).await.expect("room for it"));
+        }
+        let err = producer
+            .send(ProducerRecord::new("bounded", &value).partition(0))
+            .await
+            .expect_err("the buffer is full");
+        assert_eq!(
+            err.to_string(),
+            "no room in buffer.memory (1000 bytes) within max.block.ms (300 ms)"
+        );
+        // Sending what waits frees the room again.
+        producer.flush().await;
+        for delivery in deliveries {
+            delivery.await.expect("delivered");
+        }
+        let delivery = producer
+            .send(ProducerRecord::new("bounded", &value).partition(0))
+            .await
+            .expect("room again");
+        producer.flush().await;
+        assert_eq!(delivery.await.expect("delivered").offset, 8);
+        let err = producer
+            .send(ProducerRecord::new("bounded", &[0u8; 990]))
+            .await
+            .expect_err("larger than the whole buffer");
+        assert!(matches!(err, ClientError::BufferTooSmall { .. }), "{err}");
+        producer.close().await;
+    });
+}
+
+#[test]
+fn retries_carry_records_across_a_broker_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listeners = format!("listeners=PLAINTEXT://127.0.0.1:{port}");
+    let settings: [&str; 2] = ["num.partitions=1", &listeners];
+    let mut broker = Broker::serve_with(dir.path(), &settings);
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    let rt = runtime();
+    let producer = rt.block_on(async {
+        let config = ProducerConfig::new(&bootstrap)
+            .set("retry.backoff.ms", "50")
+            .and_then(|c| c.set("linger.ms", "0"))
+            .expect("valid");
+        let producer = Producer::new(config).await.expect("producer");
+        let first = producer
+            .send(ProducerRecord::new("restarted", b"before"))
+            .await
+            .expect("send")
+            .await
+            .expect("delivered");
+        assert_eq!(first.offset, 0);
+        producer
+    });
+    broker.kill();
+    // Sent while no broker listens: they wait (metadata, then retries).
+    let sends = rt.spawn(async move {
+        let mut offsets = Vec::new();
+        for i in 0..10 {
+            let value = format!("during {i}");
+            let delivery = producer
+                .send(ProducerRecord::new("restarted", value.as_bytes()))
+                .await
+                .expect("send waits for the broker");
+            offsets.push(delivery.await.expect("delivered after the restart").offset);
+        }
+        producer.close().await;
+        offsets
+    });
+    let mut broker = Broker::serve_with(dir.path(), &settings);
+    broker.wait_ready();
+    let offsets = rt
+        .block_on(async { tokio::time::timeout(common::DEADLINE, sends).await })
+        .expect("the records were not delivered after the restart")
+        .expect("sender task");
+    assert_eq!(offsets, (1..=10).collect::<Vec<i64>>());
+}

@@ -23,6 +23,12 @@ pub struct RecordMetadata {
 
 pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata>>;
 
+/// Bytes a record counts against `buffer.memory`: its key and value and
+/// a record's overhead.
+pub(crate) fn buffered_bytes(key: Option<&[u8]>, value: Option<&[u8]>) -> usize {
+    24 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)
+}
+
 /// A batch for one partition and the callers waiting for its records.
 #[derive(Debug)]
 pub(crate) struct Batch {
@@ -31,6 +37,10 @@ pub(crate) struct Batch {
     pub builder: BatchBuilder,
     pub deliveries: Vec<Delivery>,
     pub created: Instant,
+    /// Times this batch was sent and answered with a retriable error.
+    pub attempts: u32,
+    /// Record bytes counted against `buffer.memory`.
+    pub buffered: usize,
 }
 
 /// A record as the accumulator takes it.
@@ -67,8 +77,7 @@ impl Accumulator {
         batch_size: usize,
         now: Instant,
     ) -> Appended {
-        let record_bytes =
-            24 + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+        let record_bytes = buffered_bytes(record.key, record.value);
         let mut sealed = false;
         if self
             .open
@@ -93,11 +102,14 @@ impl Accumulator {
             builder: BatchBuilder::new(record.timestamp),
             deliveries: Vec::new(),
             created: now,
+            attempts: 0,
+            buffered: 0,
         });
         batch
             .builder
             .push(record.key, record.value, record.timestamp);
         batch.deliveries.push(delivery);
+        batch.buffered += record_bytes;
         if batch.builder.size_bytes() >= batch_size {
             self.seal(topic, partition);
             sealed = true;
@@ -109,6 +121,12 @@ impl Accumulator {
         if let Some(batch) = self.open.get_mut(topic).and_then(|p| p.remove(&partition)) {
             self.sealed.push_back(batch);
         }
+    }
+
+    /// Puts a batch back to be sent again, ahead of newer batches of its
+    /// partition.
+    pub fn retry(&mut self, batch: Batch) {
+        self.sealed.push_front(batch);
     }
 
     /// Seals every open batch (flush).

@@ -25,6 +25,18 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `max.in.flight.requests.per.connection` (5).
     pub max_in_flight: usize,
+    /// `buffer.memory` (32 MiB): record bytes waiting to be sent, at most.
+    pub buffer_memory: usize,
+    /// `max.block.ms` (60000): how long `send` waits for buffer room (or
+    /// metadata) before it fails.
+    pub max_block: Duration,
+    /// `retries` (2147483647): resends of a batch after a retriable error.
+    pub retries: u32,
+    /// `retry.backoff.ms` (100): the wait before a resend.
+    pub retry_backoff: Duration,
+    /// `delivery.timeout.ms` (120000): from `send` to the final answer,
+    /// resends included.
+    pub delivery_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -38,6 +50,11 @@ impl ProducerConfig {
             request_timeout: Duration::from_secs(30),
             max_request_size: 1_048_576,
             max_in_flight: 5,
+            buffer_memory: 32 << 20,
+            max_block: Duration::from_secs(60),
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            delivery_timeout: Duration::from_secs(120),
         }
     }
 
@@ -75,6 +92,13 @@ impl ProducerConfig {
             "request.timeout.ms" => self.request_timeout = Duration::from_millis(number(1)?),
             "max.request.size" => self.max_request_size = number(1)? as usize,
             "max.in.flight.requests.per.connection" => self.max_in_flight = number(1)? as usize,
+            "buffer.memory" => self.buffer_memory = number(1)? as usize,
+            "max.block.ms" => self.max_block = Duration::from_millis(number(0)?),
+            "retries" => {
+                self.retries = u32::try_from(number(0)?.min(i32::MAX as u64)).unwrap_or(u32::MAX)
+            }
+            "retry.backoff.ms" => self.retry_backoff = Duration::from_millis(number(0)?),
+            "delivery.timeout.ms" => self.delivery_timeout = Duration::from_millis(number(1)?),
             _ => return Err(invalid("unknown or not yet supported producer setting")),
         }
         Ok(self)

@@ -4,8 +4,12 @@
 //! a sender task ships batches when they fill `batch.size` or have waited
 //! `linger.ms`, one Produce request per broker with a batch per partition.
 //!
-//! Not yet here (see the client issue): `buffer.memory` / `max.block.ms`,
-//! retries, compression, idempotence.
+//! `buffer.memory` bounds the record bytes waiting: `send` waits up to
+//! `max.block.ms` for room, then fails. A batch answered with a retriable
+//! error (or lost with its connection) is sent again after
+//! `retry.backoff.ms`, up to `retries` times within `delivery.timeout.ms`.
+//!
+//! Not yet here (see the client issue): compression, idempotence.
 
 mod accumulator;
 mod config;
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, Semaphore, oneshot};
 
 pub use accumulator::RecordMetadata;
 pub use config::ProducerConfig;
@@ -23,7 +27,7 @@ pub use config::ProducerConfig;
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
 use crate::partitioner::{StickyPartitioner, partition_for_key};
-use accumulator::{Accumulator, Record};
+use accumulator::{Accumulator, Record, buffered_bytes};
 
 /// One record to send.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +87,8 @@ struct Shared {
     sticky: Mutex<StickyPartitioner>,
     /// Records sent but not yet answered.
     pending: AtomicUsize,
+    /// Free bytes of `buffer.memory`, as permits.
+    memory: Semaphore,
     /// The sender has work (a batch sealed, a flush, a close).
     work: Notify,
     /// `pending` reached zero.
@@ -97,7 +103,9 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn delivered(&self, records: usize) {
+    /// `records` of `bytes` buffered bytes were answered.
+    fn delivered(&self, records: usize, bytes: usize) {
+        self.memory.add_permits(bytes);
         if self.pending.fetch_sub(records, Ordering::AcqRel) == records {
             self.idle.notify_waiters();
         }
@@ -115,7 +123,9 @@ impl Producer {
     /// Connects to the cluster and starts the sender task.
     pub async fn new(config: ProducerConfig) -> Result<Self> {
         let cluster = Cluster::connect(&config.bootstrap_servers, &config.client_id).await?;
+        let memory = Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS));
         let shared = Arc::new(Shared {
+            memory,
             cluster,
             config,
             accumulator: Mutex::new(Accumulator::default()),
@@ -143,7 +153,36 @@ impl Producer {
                 max: shared.config.max_request_size,
             });
         }
-        let topic = shared.cluster.topic_or_fetch(record.topic, true).await?;
+        let max_block = shared.config.max_block;
+        let started = Instant::now();
+        let topic = tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
+            .await
+            .map_err(|_| ClientError::MetadataTimeout {
+                topic: record.topic.to_string(),
+                max_block_ms: max_block.as_millis() as u64,
+            })??;
+        // Room in buffer.memory, waiting up to what is left of max.block.ms.
+        let bytes = buffered_bytes(record.key, record.value);
+        let buffer_memory = shared.config.buffer_memory;
+        let too_large = || ClientError::BufferTooSmall {
+            size: bytes,
+            buffer_memory,
+        };
+        let permits = u32::try_from(bytes).map_err(|_| too_large())?;
+        if bytes > buffer_memory {
+            return Err(too_large());
+        }
+        let left = max_block.saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
+            Ok(Ok(permit)) => permit.forget(),
+            Ok(Err(_)) => return Err(ClientError::ProducerClosed),
+            Err(_) => {
+                return Err(ClientError::BufferFull {
+                    buffer_memory,
+                    max_block_ms: max_block.as_millis() as u64,
+                });
+            }
+        }
         let partitions = topic.partitions();
         let partition = match (record.partition, record.key) {
             (Some(p), _) if (0..partitions).contains(&p) => p,
@@ -186,6 +225,23 @@ impl Producer {
         // sender may not know of yet.
         shared.work.notify_one();
         Ok(Delivery(rx))
+    }
+
+    /// The topic's metadata, asking again every `retry.backoff.ms` while no
+    /// broker answers or the topic is not there yet (the caller bounds the
+    /// wait by `max.block.ms`).
+    async fn wait_for_topic(&self, topic: &str) -> Result<Arc<crate::cluster::TopicInfo>> {
+        loop {
+            match self.shared.cluster.topic_or_fetch(topic, true).await {
+                Ok(info) => return Ok(info),
+                // The broker refused the topic (e.g. an invalid name).
+                Err(err @ ClientError::Kafka { .. }) => return Err(err),
+                Err(err) => {
+                    tracing::debug!(topic, error = %err, "waiting for topic metadata");
+                    tokio::time::sleep(self.shared.config.retry_backoff).await;
+                }
+            }
+        }
     }
 
     /// Sends every queued record now and waits until each is answered.

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
@@ -24,6 +25,7 @@ use crate::error::ClientError;
 const PRODUCE_VERSION: i16 = 9;
 /// Errors after which the partition's leader must be looked up again.
 const STALE_METADATA: &[i16] = &[3, 5, 6];
+const LEADER_NOT_AVAILABLE: &str = "no leader known (LEADER_NOT_AVAILABLE)";
 
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut in_flight: HashMap<i32, Arc<Semaphore>> = HashMap::new();
@@ -67,7 +69,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
 
 /// Groups batches by the broker leading their partition; a batch whose
 /// leader cannot be learned fails.
-async fn by_leader(shared: &Shared, batches: Vec<Batch>) -> HashMap<i32, Vec<Batch>> {
+async fn by_leader(shared: &Arc<Shared>, batches: Vec<Batch>) -> HashMap<i32, Vec<Batch>> {
     let mut grouped: HashMap<i32, Vec<Batch>> = HashMap::new();
     for batch in batches {
         let mut leader = leader_of(shared, &batch);
@@ -77,13 +79,9 @@ async fn by_leader(shared: &Shared, batches: Vec<Batch>) -> HashMap<i32, Vec<Bat
         }
         match leader {
             Some(node_id) => grouped.entry(node_id).or_default().push(batch),
-            None => {
-                // LEADER_NOT_AVAILABLE: no broker leads the partition.
-                let (topic, partition) = (batch.topic.clone(), batch.partition);
-                fail(shared, batch, || {
-                    ClientError::kafka("Produce", &topic, partition, 5)
-                });
-            }
+            // LEADER_NOT_AVAILABLE: no broker leads the partition (or none
+            // answers): retriable.
+            None => retry_or_fail(shared, batch, LEADER_NOT_AVAILABLE.to_string()),
         }
     }
     grouped
@@ -96,7 +94,7 @@ fn leader_of(shared: &Shared, batch: &Batch) -> Option<i32> {
 }
 
 /// One Produce request with `batches` (one per partition) to `node_id`.
-async fn send(shared: &Shared, node_id: i32, batches: Vec<Batch>) {
+async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for batch in &batches {
         let data = PartitionProduceData::default()
@@ -117,11 +115,11 @@ async fn send(shared: &Shared, node_id: i32, batches: Vec<Batch>) {
         .with_topic_data(topics);
     let connection = match shared.cluster.connection(node_id).await {
         Ok(connection) => connection,
-        Err(err) => return fail_all(shared, batches, &err),
+        Err(err) => return retry_all(shared, batches, &err),
     };
     if shared.config.acks == 0 {
         if let Err(err) = connection.send_only(PRODUCE_VERSION, &request).await {
-            return fail_all(shared, batches, &err);
+            return retry_all(shared, batches, &err);
         }
         for batch in batches {
             complete(shared, batch, -1);
@@ -130,7 +128,9 @@ async fn send(shared: &Shared, node_id: i32, batches: Vec<Batch>) {
     }
     let response = match connection.call(PRODUCE_VERSION, &request).await {
         Ok(response) => response,
-        Err(err) => return fail_all(shared, batches, &err),
+        // The connection failed: the request may or may not have been
+        // written; as Kafka without idempotence, send it again.
+        Err(err) => return retry_all(shared, batches, &err),
     };
     for batch in batches {
         let answer = response
@@ -146,10 +146,17 @@ async fn send(shared: &Shared, node_id: i32, batches: Vec<Batch>) {
                 if STALE_METADATA.contains(&code) {
                     shared.cluster.invalidate(&batch.topic);
                 }
+                let retriable =
+                    ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable());
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
-                fail(shared, batch, || {
-                    ClientError::kafka("Produce", &topic, partition, code)
-                });
+                let error = ClientError::kafka("Produce", &topic, partition, code);
+                if retriable {
+                    retry_or_fail(shared, batch, error.to_string());
+                } else {
+                    fail(shared, batch, || {
+                        ClientError::kafka("Produce", &topic, partition, code)
+                    });
+                }
             }
             None => {
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
@@ -163,7 +170,7 @@ async fn send(shared: &Shared, node_id: i32, batches: Vec<Batch>) {
 
 /// Answers each record of `batch` with its offset.
 fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
-    let count = batch.deliveries.len();
+    let (count, bytes) = (batch.deliveries.len(), batch.buffered);
     for (i, delivery) in batch.deliveries.into_iter().enumerate() {
         let offset = if base_offset < 0 {
             -1
@@ -175,26 +182,51 @@ fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
             offset,
         }));
     }
-    shared.delivered(count);
+    shared.delivered(count, bytes);
 }
 
 fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError) {
-    let count = batch.deliveries.len();
+    let (count, bytes) = (batch.deliveries.len(), batch.buffered);
     for delivery in batch.deliveries {
         let _ = delivery.send(Err(error()));
     }
-    shared.delivered(count);
+    shared.delivered(count, bytes);
 }
 
-fn fail_all(shared: &Shared, batches: Vec<Batch>, error: &ClientError) {
+fn retry_all(shared: &Arc<Shared>, batches: Vec<Batch>, error: &ClientError) {
     tracing::debug!(error = %error, "produce request failed");
     for batch in batches {
-        let (topic, partition) = (batch.topic.clone(), batch.partition);
-        let message = error.to_string();
-        fail(shared, batch, || ClientError::Send {
-            topic: topic.clone(),
-            partition,
-            reason: message.clone(),
-        });
+        shared.cluster.invalidate(&batch.topic);
+        retry_or_fail(shared, batch, error.to_string());
     }
+}
+
+/// Sends `batch` again after `retry.backoff.ms` when `retries` and
+/// `delivery.timeout.ms` allow, else fails its records with `reason`.
+fn retry_or_fail(shared: &Arc<Shared>, mut batch: Batch, reason: String) {
+    let config = &shared.config;
+    let in_time = batch.created.elapsed() + config.retry_backoff < config.delivery_timeout;
+    if batch.attempts < config.retries && in_time {
+        batch.attempts += 1;
+        tracing::debug!(
+            topic = batch.topic,
+            partition = batch.partition,
+            attempt = batch.attempts,
+            reason,
+            "retrying a batch"
+        );
+        let shared = Arc::clone(shared);
+        tokio::spawn(async move {
+            tokio::time::sleep(shared.config.retry_backoff).await;
+            shared.accumulator().retry(batch);
+            shared.work.notify_one();
+        });
+        return;
+    }
+    let (topic, partition, attempts) = (batch.topic.clone(), batch.partition, batch.attempts);
+    fail(shared, batch, || ClientError::Send {
+        topic: topic.clone(),
+        partition,
+        reason: format!("{reason} (after {attempts} retries)"),
+    });
 }
