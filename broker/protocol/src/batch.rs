@@ -94,6 +94,29 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The codec's id in attribute bits 0-2.
+    pub fn attribute_bits(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Gzip => 1,
+            Self::Snappy => 2,
+            Self::Lz4 => 3,
+            Self::Zstd => 4,
+        }
+    }
+
+    /// From `compression.type`'s values: none, gzip, snappy, lz4, zstd.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(Self::None),
+            "gzip" => Some(Self::Gzip),
+            "snappy" => Some(Self::Snappy),
+            "lz4" => Some(Self::Lz4),
+            "zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+
     fn from_attributes(attributes: i16) -> Result<Self, BatchError> {
         match attributes & COMPRESSION_MASK {
             0 => Ok(Self::None),

@@ -154,7 +154,16 @@ fn decompress(header: &BatchHeader, body: &[u8]) -> Result<Bytes, RecordsError> 
 }
 
 fn compress(header: &BatchHeader, records: &[u8]) -> Result<Vec<u8>, RecordsError> {
-    let codec = header.compression()?;
+    compress_records(header.compression()?, records, header.base_offset)
+}
+
+/// `records` (an uncompressed records section) compressed with `codec`;
+/// `base_offset` names the batch in an error.
+pub fn compress_records(
+    codec: Compression,
+    records: &[u8],
+    base_offset: i64,
+) -> Result<Vec<u8>, RecordsError> {
     let mut out = BytesMut::new();
     let put_records = |buf: &mut BytesMut| {
         buf.extend_from_slice(records);
@@ -168,7 +177,7 @@ fn compress(header: &BatchHeader, records: &[u8]) -> Result<Vec<u8>, RecordsErro
         Compression::Zstd => Zstd::compress(&mut out, put_records),
     };
     result.map_err(|source| RecordsError::Compress {
-        base_offset: header.base_offset,
+        base_offset,
         codec,
         source: source.into(),
     })?;

@@ -288,3 +288,61 @@ fn retries_carry_records_across_a_broker_restart() {
         .expect("sender task");
     assert_eq!(offsets, (1..=10).collect::<Vec<i64>>());
 }
+
+/// kcat (Debian's `kafkacat`), as the test script installs it.
+fn kcat() -> std::process::Command {
+    let name = if std::process::Command::new("kcat")
+        .arg("-V")
+        .output()
+        .is_ok()
+    {
+        "kcat"
+    } else {
+        "kafkacat"
+    };
+    std::process::Command::new(name)
+}
+
+#[test]
+fn every_compression_type_is_read_back_by_librdkafka() {
+    let (_dir, broker) = started();
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("compressed-{codec}");
+        runtime().block_on(async {
+            let producer = Producer::new(config(&broker, &[("compression.type", codec)]))
+                .await
+                .expect("producer");
+            let mut deliveries = Vec::new();
+            for i in 0..100 {
+                let value = format!("{codec} record {i} {}", "x".repeat(i));
+                let record = ProducerRecord::new(&topic, value.as_bytes()).partition(0);
+                deliveries.push(producer.send(record).await.expect("send"));
+            }
+            for (i, delivery) in deliveries.into_iter().enumerate() {
+                assert_eq!(delivery.await.expect("delivered").offset, i as i64);
+            }
+            producer.close().await;
+        });
+        let output = kcat()
+            .args([
+                "-b",
+                &broker.bootstrap,
+                "-C",
+                "-t",
+                &topic,
+                "-o",
+                "beginning",
+                "-e",
+            ])
+            .args(["-f", "%s\\n"])
+            .output()
+            .expect("run kcat");
+        assert!(output.status.success(), "kcat: {output:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        let values: Vec<&str> = text.lines().collect();
+        assert_eq!(values.len(), 100, "{codec}: {text}");
+        for (i, value) in values.iter().enumerate() {
+            assert_eq!(*value, format!("{codec} record {i} {}", "x".repeat(i)));
+        }
+    }
+}

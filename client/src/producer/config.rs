@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use runnel_protocol::batch::Compression;
+
 use crate::error::{ClientError, Result};
 
 /// Producer settings; build with [`ProducerConfig::new`] and
@@ -37,6 +39,8 @@ pub struct ProducerConfig {
     /// `delivery.timeout.ms` (120000): from `send` to the final answer,
     /// resends included.
     pub delivery_timeout: Duration,
+    /// `compression.type` (none): none, gzip, snappy, lz4 or zstd.
+    pub compression: Compression,
 }
 
 impl ProducerConfig {
@@ -55,6 +59,7 @@ impl ProducerConfig {
             retries: i32::MAX as u32,
             retry_backoff: Duration::from_millis(100),
             delivery_timeout: Duration::from_secs(120),
+            compression: Compression::None,
         }
     }
 
@@ -99,6 +104,10 @@ impl ProducerConfig {
             }
             "retry.backoff.ms" => self.retry_backoff = Duration::from_millis(number(0)?),
             "delivery.timeout.ms" => self.delivery_timeout = Duration::from_millis(number(1)?),
+            "compression.type" => {
+                self.compression = Compression::from_name(value.trim())
+                    .ok_or_else(|| invalid("must be none, gzip, snappy, lz4 or zstd"))?
+            }
             _ => return Err(invalid("unknown or not yet supported producer setting")),
         }
         Ok(self)
@@ -148,5 +157,12 @@ mod tests {
             .set("lingr.ms", "1")
             .expect_err("unknown");
         assert!(err.to_string().contains("unknown"), "{err}");
+        let err = ProducerConfig::new("b:9092")
+            .set("compression.type", "brotli")
+            .expect_err("invalid");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting compression.type=\"brotli\": must be none, gzip, snappy, lz4 or zstd"
+        );
     }
 }

@@ -9,7 +9,9 @@
 //! error (or lost with its connection) is sent again after
 //! `retry.backoff.ms`, up to `retries` times within `delivery.timeout.ms`.
 //!
-//! Not yet here (see the client issue): compression, idempotence.
+//! `compression.type` compresses each batch (gzip, snappy, lz4, zstd).
+//!
+//! Not yet here (see the client issue): idempotence and transactions.
 
 mod accumulator;
 mod config;

@@ -96,10 +96,26 @@ fn leader_of(shared: &Shared, batch: &Batch) -> Option<i32> {
 /// One Produce request with `batches` (one per partition) to `node_id`.
 async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
     let mut topics: Vec<TopicProduceData> = Vec::new();
-    for batch in &batches {
+    let mut encoded = Vec::with_capacity(batches.len());
+    for batch in batches {
+        match batch.builder.build_compressed(shared.config.compression) {
+            Ok(bytes) => encoded.push((batch, bytes)),
+            Err(err) => {
+                let reason = err.to_string();
+                let (topic, partition) = (batch.topic.clone(), batch.partition);
+                fail(shared, batch, || ClientError::Send {
+                    topic: topic.clone(),
+                    partition,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+    let mut batches = Vec::with_capacity(encoded.len());
+    for (batch, bytes) in encoded {
         let data = PartitionProduceData::default()
             .with_index(batch.partition)
-            .with_records(Some(Bytes::from(batch.builder.build())));
+            .with_records(Some(Bytes::from(bytes)));
         match topics.iter_mut().find(|t| t.name.0.as_str() == batch.topic) {
             Some(topic) => topic.partition_data.push(data),
             None => topics.push(
@@ -108,6 +124,10 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
                     .with_partition_data(vec![data]),
             ),
         }
+        batches.push(batch);
+    }
+    if batches.is_empty() {
+        return;
     }
     let request = ProduceRequest::default()
         .with_acks(shared.config.acks)
