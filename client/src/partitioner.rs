@@ -114,6 +114,32 @@ mod tests {
         }
     }
 
+    /// Partitions for 1, 3, 6, 12 and 50 partitions, computed with
+    /// kafka-python 3.0's `kafka.partitioner.default.murmur2` (a port of
+    /// Java's `Utils.murmur2`) as `(murmur2(key) & 0x7fffffff) % n`; the
+    /// broker tests also check keys against librdkafka's Java-compatible
+    /// `murmur2_random` partitioner on a live topic.
+    #[test]
+    fn partitions_match_the_java_algorithm() {
+        let table: [(&[u8], [i32; 5]); 11] = [
+            (b"key-0", [0, 1, 1, 1, 41]),
+            (b"key-1", [0, 0, 0, 0, 40]),
+            (b"key-2", [0, 2, 2, 2, 2]),
+            (b"order-42", [0, 0, 0, 0, 24]),
+            (b"user-1002", [0, 2, 5, 5, 47]),
+            ("ключ".as_bytes(), [0, 2, 2, 8, 24]),
+            (b"a", [0, 1, 4, 4, 24]),
+            (b"ab", [0, 2, 2, 2, 34]),
+            (b"abc", [0, 0, 3, 3, 7]),
+            (b"abcd", [0, 2, 2, 8, 0]),
+            (b"abcde", [0, 1, 1, 1, 41]),
+        ];
+        for (key, expected) in table {
+            let got = [1, 3, 6, 12, 50].map(|n| partition_for_key(key, n));
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(key));
+        }
+    }
+
     #[test]
     fn to_positive_clears_the_sign_bit() {
         assert_eq!(to_positive(i32::MIN), 0);

@@ -346,3 +346,44 @@ fn every_compression_type_is_read_back_by_librdkafka() {
         }
     }
 }
+
+#[test]
+fn keys_land_where_librdkafka_and_the_java_algorithm_put_them() {
+    let (_dir, broker) = started();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let output = std::process::Command::new("python3")
+        .arg(script.join("partitions.py"))
+        .args([broker.bootstrap.as_str(), "java-keys", "7"])
+        .current_dir(&script)
+        .output()
+        .expect("run partitions.py");
+    assert!(output.status.success(), "partitions.py: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let expected: Vec<(Vec<u8>, i32)> = text
+        .lines()
+        .map(|line| {
+            let (hex, partition) = line.split_once(' ').expect("hex partition");
+            let key = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+                .collect();
+            (key, partition.parse().expect("partition"))
+        })
+        .collect();
+    assert_eq!(expected.len(), 120);
+    runtime().block_on(async {
+        let producer = Producer::new(config(&broker, &[])).await.expect("producer");
+        for (key, partition) in &expected {
+            assert_eq!(partition_for_key(key, 7), *partition, "{key:?}");
+            let record = ProducerRecord::new("java-keys", b"ours").key(key);
+            let landed = producer
+                .send(record)
+                .await
+                .expect("send")
+                .await
+                .expect("delivered");
+            assert_eq!(landed.partition, *partition, "{key:?}");
+        }
+        producer.close().await;
+    });
+}
