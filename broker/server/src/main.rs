@@ -11,6 +11,7 @@
 //! - [`connection`]: one client connection; [`handlers`]: one per API key.
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
+//! - [`tools`]: client subcommands on runnel-client (`runnel produce`).
 
 mod broker;
 mod committed;
@@ -23,6 +24,7 @@ mod http;
 mod meta;
 mod metrics;
 mod serve;
+mod tools;
 mod topics;
 
 use std::process::ExitCode;
@@ -43,6 +45,8 @@ enum Command {
     /// Runs a broker: opens (and if needed recovers) the partition logs in
     /// the log dirs, then serves until SIGTERM or Ctrl-C.
     Serve(serve::ServeArgs),
+    /// Sends each line of stdin as a record (as kafka-console-producer).
+    Produce(tools::produce::ProduceArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Produce(args) => tools::produce::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

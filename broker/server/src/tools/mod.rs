@@ -1,0 +1,26 @@
+//! Client tools run as `runnel` subcommands, with the flags of Kafka's
+//! console tools so that users' habits carry over.
+//!
+//! - [`produce`]: `runnel produce`, stdin lines as records.
+
+pub mod produce;
+
+use anyhow::{Context, Result, bail};
+
+/// Splits a `NAME=VALUE` flag value.
+pub fn name_value(flag: &str, pair: &str) -> Result<(String, String)> {
+    match pair.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_string(), value.to_string()))
+        }
+        _ => bail!("{flag} {pair:?}: expected NAME=VALUE"),
+    }
+}
+
+/// A tokio runtime for one tool run.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}

@@ -1,0 +1,117 @@
+//! The client subcommands of the `runnel` binary against a real broker,
+//! read back with kcat.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use common::Broker;
+
+fn runnel(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn runnel");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("runnel")
+}
+
+fn kcat() -> Command {
+    let name = if Command::new("kcat").arg("-V").output().is_ok() {
+        "kcat"
+    } else {
+        "kafkacat"
+    };
+    Command::new(name)
+}
+
+#[test]
+fn produce_sends_each_line_with_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    let lines: String = (0..50)
+        .map(|i| format!("user{}:event {i}\n", i % 5))
+        .collect();
+    let output = runnel(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "events",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--producer-property",
+            "linger.ms=10",
+        ],
+        &lines,
+    );
+    assert!(output.status.success(), "{output:?}");
+    let read = kcat()
+        .args([
+            "-b",
+            &broker.bootstrap,
+            "-C",
+            "-t",
+            "events",
+            "-o",
+            "beginning",
+            "-e",
+        ])
+        .args(["-f", "%k:%s\\n"])
+        .output()
+        .expect("kcat");
+    assert!(read.status.success(), "{read:?}");
+    assert_eq!(String::from_utf8_lossy(&read.stdout), lines);
+}
+
+#[test]
+fn produce_says_what_is_wrong_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    let cases: [(&[&str], &str, &str); 3] = [
+        (
+            &["--producer-property", "acks=2"],
+            "a\n",
+            "invalid setting acks=\"2\": must be all, -1, 0 or 1",
+        ),
+        (
+            &["--property", "parse.key=true"],
+            "no-tab-here\n",
+            "line 1 has no key separator \"\\t\": \"no-tab-here\"",
+        ),
+        (
+            &["--producer-property", "max.request.size=10"],
+            "far more than ten bytes\n",
+            "cannot send line 1",
+        ),
+    ];
+    for (extra, stdin, expected) in cases {
+        let mut args = vec![
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "t",
+        ];
+        args.extend_from_slice(extra);
+        let output = runnel(&args, stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{extra:?} succeeded");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
