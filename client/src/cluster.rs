@@ -205,6 +205,11 @@ impl Cluster {
         Ok(kept.clone())
     }
 
+    /// A known broker's node id, for requests any broker answers.
+    pub fn any_node(&self) -> Option<i32> {
+        self.state().brokers.keys().min().copied()
+    }
+
     /// Forgets what is known of `topic`, so the next use asks again (after a
     /// NOT_LEADER_OR_FOLLOWER and friends).
     pub fn invalidate(&self, topic: &str) {

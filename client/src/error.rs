@@ -81,6 +81,14 @@ pub enum ClientError {
     BufferTooSmall { size: usize, buffer_memory: usize },
     #[error("no metadata for topic {topic} within max.block.ms ({max_block_ms} ms)")]
     MetadataTimeout { topic: String, max_block_ms: u64 },
+    #[error("{topic}-{partition} has no committed offset and auto.offset.reset is none")]
+    NoOffset { topic: String, partition: i32 },
+    #[error("a fetched batch of {topic}-{partition} is unreadable: {reason}")]
+    Corrupt {
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     #[error("the producer is closed")]
     ProducerClosed,
 }

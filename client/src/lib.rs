@@ -9,13 +9,18 @@
 //! - [`cluster`] and [`connection`]: metadata and pipelined broker
 //!   connections.
 //!
-//! The consumer and the admin client are still to come.
+//! - [`consumer`]: assigned partitions, committed offsets or
+//!   `auto.offset.reset` to start, fetches that do not copy record bytes.
+//!
+//! Consumer groups (`subscribe`) and the admin client are still to come.
 
 pub mod cluster;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
 
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -1,0 +1,90 @@
+//! The consumer's settings, by Kafka's names and with Kafka's defaults.
+
+use std::time::Duration;
+
+use crate::error::{ClientError, Result};
+
+/// Where a partition without a committed offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail instead.
+    None,
+}
+
+/// Consumer settings; build with [`ConsumerConfig::new`] and
+/// [`ConsumerConfig::set`], which take Kafka's keys and values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `client.id`.
+    pub client_id: String,
+    /// `group.id`: committed offsets are read and written for this group.
+    pub group_id: Option<String>,
+    /// `auto.offset.reset` (latest).
+    pub auto_offset_reset: OffsetReset,
+    /// `fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `fetch.max.wait.ms` (500).
+    pub fetch_max_wait: Duration,
+    /// `fetch.max.bytes` (52428800).
+    pub fetch_max_bytes: i32,
+    /// `max.partition.fetch.bytes` (1048576).
+    pub max_partition_fetch_bytes: i32,
+}
+
+impl ConsumerConfig {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            client_id: "runnel-consumer".into(),
+            group_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+        }
+    }
+
+    /// Sets one setting by Kafka's key; an unknown key or a bad value is an
+    /// error naming both.
+    pub fn set(mut self, key: &str, value: &str) -> Result<Self> {
+        let invalid = |reason: &str| ClientError::Config {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let number = |min: i64| -> Result<i32> {
+            let n: i32 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("not an integer"))?;
+            if i64::from(n) < min {
+                return Err(invalid(&format!("must be at least {min}")));
+            }
+            Ok(n)
+        };
+        match key {
+            "bootstrap.servers" => self.bootstrap_servers = value.to_string(),
+            "client.id" => self.client_id = value.to_string(),
+            "group.id" => self.group_id = Some(value.to_string()).filter(|g| !g.is_empty()),
+            "auto.offset.reset" => {
+                self.auto_offset_reset = match value.trim() {
+                    "earliest" => OffsetReset::Earliest,
+                    "latest" => OffsetReset::Latest,
+                    "none" => OffsetReset::None,
+                    _ => return Err(invalid("must be earliest, latest or none")),
+                }
+            }
+            "fetch.min.bytes" => self.fetch_min_bytes = number(0)?,
+            "fetch.max.wait.ms" => self.fetch_max_wait = Duration::from_millis(number(0)? as u64),
+            "fetch.max.bytes" => self.fetch_max_bytes = number(1)?,
+            "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = number(1)?,
+            _ => return Err(invalid("unknown or not yet supported consumer setting")),
+        }
+        Ok(self)
+    }
+}

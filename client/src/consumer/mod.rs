@@ -1,0 +1,444 @@
+//! The consumer, for partitions it is given (`assign`, the "queue" way):
+//! each partition starts at the group's committed offset when `group.id` is
+//! set and one exists, else where `auto.offset.reset` says; `poll` fetches
+//! from each partition's leader and returns records in offset order per
+//! partition, key and value sharing the fetched buffer (no copy per
+//! record of uncompressed data); `commit` stores the positions for the group.
+//!
+//! Group membership (`subscribe`, rebalancing, heartbeats) is still to come.
+
+mod config;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestTopic};
+use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use runnel_protocol::batch::Batches;
+use runnel_protocol::records::BatchRecords;
+
+pub use config::{ConsumerConfig, OffsetReset};
+
+use crate::cluster::Cluster;
+use crate::connection::Connection;
+use crate::error::{ClientError, Result};
+
+const FETCH_VERSION: i16 = 12;
+const LIST_OFFSETS_VERSION: i16 = 7;
+const FIND_COORDINATOR_VERSION: i16 = 3;
+const OFFSET_FETCH_VERSION: i16 = 7;
+const OFFSET_COMMIT_VERSION: i16 = 8;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+/// One record as the consumer returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    /// Milliseconds since the epoch (CreateTime or LogAppendTime).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// A Kafka consumer of assigned partitions.
+#[derive(Debug)]
+pub struct Consumer {
+    cluster: Arc<Cluster>,
+    config: ConsumerConfig,
+    /// Next offset to read of each assigned partition; `None` until known.
+    positions: BTreeMap<(Arc<str>, i32), Option<i64>>,
+}
+
+impl Consumer {
+    pub async fn new(config: ConsumerConfig) -> Result<Self> {
+        let cluster = Cluster::connect(&config.bootstrap_servers, &config.client_id).await?;
+        Ok(Self {
+            cluster,
+            config,
+            positions: BTreeMap::new(),
+        })
+    }
+
+    /// Reads exactly these partitions from now on (replacing the previous
+    /// assignment); their positions are found at the next `poll`.
+    pub async fn assign(&mut self, partitions: &[(&str, i32)]) -> Result<()> {
+        let mut positions = BTreeMap::new();
+        for &(topic, partition) in partitions {
+            let info = self.cluster.topic_or_fetch(topic, false).await?;
+            if !(0..info.partitions()).contains(&partition) {
+                return Err(ClientError::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    partitions: info.partitions(),
+                });
+            }
+            let key = (Arc::<str>::from(topic), partition);
+            let kept = self.positions.get(&key).copied().flatten();
+            positions.insert(key, kept);
+        }
+        self.positions = positions;
+        Ok(())
+    }
+
+    /// Every partition of `topic`, as its metadata says now.
+    pub async fn partitions_of(&self, topic: &str) -> Result<Vec<i32>> {
+        let info = self.cluster.topic_or_fetch(topic, false).await?;
+        Ok((0..info.partitions()).collect())
+    }
+
+    /// The next `poll` reads `partition` from `offset`.
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(position) = self
+            .positions
+            .iter_mut()
+            .find(|((t, p), _)| &**t == topic && *p == partition)
+            .map(|(_, position)| position)
+        {
+            *position = Some(offset);
+        }
+    }
+
+    /// The next offset `poll` reads from `partition`, once known.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions
+            .iter()
+            .find(|((t, p), _)| &**t == topic && *p == partition)
+            .and_then(|(_, position)| *position)
+    }
+
+    /// Fetches what is there (waiting up to `fetch.max.wait.ms` on each
+    /// leader for `fetch.min.bytes`, and up to `timeout` in all).
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        match tokio::time::timeout(timeout, self.fetch_once()).await {
+            Ok(result) => result,
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn fetch_once(&mut self) -> Result<Vec<ConsumerRecord>> {
+        self.resolve_positions().await?;
+        let mut by_leader: BTreeMap<i32, Vec<(Arc<str>, i32, i64)>> = BTreeMap::new();
+        for ((topic, partition), position) in &self.positions {
+            let Some(offset) = *position else { continue };
+            let info = self.cluster.topic_or_fetch(topic, false).await?;
+            let leader = info.leaders.get(*partition as usize).copied().unwrap_or(-1);
+            by_leader
+                .entry(leader)
+                .or_default()
+                .push((Arc::clone(topic), *partition, offset));
+        }
+        let mut records = Vec::new();
+        for (leader, partitions) in by_leader {
+            if leader < 0 {
+                for (topic, _, _) in &partitions {
+                    self.cluster.invalidate(topic);
+                }
+                continue;
+            }
+            let connection = self.cluster.connection(leader).await?;
+            self.fetch_from(&connection, &partitions, &mut records)
+                .await?;
+        }
+        Ok(records)
+    }
+
+    /// One Fetch to a leader; records appended to `out`, positions advanced.
+    async fn fetch_from(
+        &mut self,
+        connection: &Connection,
+        partitions: &[(Arc<str>, i32, i64)],
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Result<()> {
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for (topic, partition, offset) in partitions {
+            let fetch = FetchPartition::default()
+                .with_partition(*partition)
+                .with_fetch_offset(*offset)
+                .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
+            match topics.iter_mut().find(|t| t.topic.0.as_str() == &**topic) {
+                Some(t) => t.partitions.push(fetch),
+                None => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![fetch]),
+                ),
+            }
+        }
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(self.config.fetch_max_wait.as_millis() as i32)
+            .with_min_bytes(self.config.fetch_min_bytes)
+            .with_max_bytes(self.config.fetch_max_bytes)
+            .with_session_epoch(-1)
+            .with_topics(topics);
+        let response = connection.call(FETCH_VERSION, &request).await?;
+        for topic_response in response.responses {
+            let name = topic_response.topic.0.to_string();
+            let Some((topic, _, _)) = partitions.iter().find(|(t, _, _)| **t == *name) else {
+                continue;
+            };
+            for p in topic_response.partitions {
+                let key = (Arc::clone(topic), p.partition_index);
+                let Some(Some(position)) = self.positions.get(&key).copied() else {
+                    continue;
+                };
+                match p.error_code {
+                    0 => {}
+                    OFFSET_OUT_OF_RANGE => {
+                        // Start again where auto.offset.reset says.
+                        self.positions.insert(key, None);
+                        continue;
+                    }
+                    code => {
+                        self.cluster.invalidate(topic);
+                        tracing::debug!(
+                            topic = &**topic,
+                            partition = p.partition_index,
+                            code,
+                            "fetch error"
+                        );
+                        continue;
+                    }
+                }
+                let Some(bytes) = p.records else { continue };
+                let next = read_records(topic, p.partition_index, &bytes, position, out)?;
+                self.positions.insert(key, Some(next));
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the start of partitions with no position: the committed offset,
+    /// else `auto.offset.reset`.
+    async fn resolve_positions(&mut self) -> Result<()> {
+        let unknown: Vec<(Arc<str>, i32)> = self
+            .positions
+            .iter()
+            .filter(|(_, position)| position.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        for (topic, partition) in unknown {
+            let committed = match &self.config.group_id {
+                Some(_) => self.committed(&topic, partition).await?,
+                None => None,
+            };
+            let start = match (committed, self.config.auto_offset_reset) {
+                (Some(offset), _) => offset,
+                (None, OffsetReset::Earliest) => {
+                    self.list_offset(&topic, partition, EARLIEST).await?
+                }
+                (None, OffsetReset::Latest) => self.list_offset(&topic, partition, LATEST).await?,
+                (None, OffsetReset::None) => {
+                    return Err(ClientError::NoOffset {
+                        topic: topic.to_string(),
+                        partition,
+                    });
+                }
+            };
+            self.positions.insert((topic, partition), Some(start));
+        }
+        Ok(())
+    }
+
+    /// The offset ListOffsets gives for `timestamp` (-2 earliest, -1 latest).
+    async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+        let info = self.cluster.topic_or_fetch(topic, false).await?;
+        let leader = info.leaders.get(partition as usize).copied().unwrap_or(-1);
+        let connection = self.cluster.connection(leader).await?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+        let response = connection.call(LIST_OFFSETS_VERSION, &request).await?;
+        let answer = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.partition_index == partition);
+        match answer {
+            Some(p) if p.error_code == 0 => Ok(p.offset),
+            Some(p) => Err(ClientError::kafka(
+                "ListOffsets",
+                topic,
+                partition,
+                p.error_code,
+            )),
+            None => Err(ClientError::kafka("ListOffsets", topic, partition, -1)),
+        }
+    }
+
+    /// The connection to the group's coordinator.
+    async fn coordinator(&self, group: &str) -> Result<Connection> {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0);
+        // Any broker answers FindCoordinator: ask a known one.
+        let info = self.cluster.any_node().ok_or(ClientError::NoBroker {
+            bootstrap: self.config.bootstrap_servers.clone(),
+        })?;
+        let connection = self.cluster.connection(info).await?;
+        let response = connection.call(FIND_COORDINATOR_VERSION, &request).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::kafka(
+                "FindCoordinator",
+                group,
+                -1,
+                response.error_code,
+            ));
+        }
+        self.cluster.connection(response.node_id.0).await
+    }
+
+    /// The group's committed offset of a partition (`group.id` must be set).
+    pub async fn committed(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
+        let group = self.group()?;
+        let connection = self.coordinator(group).await?;
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_indexes(vec![partition]),
+            ]));
+        let response = connection.call(OFFSET_FETCH_VERSION, &request).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::kafka(
+                "OffsetFetch",
+                topic,
+                partition,
+                response.error_code,
+            ));
+        }
+        let answer = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.partition_index == partition);
+        match answer {
+            Some(p) if p.error_code != 0 => Err(ClientError::kafka(
+                "OffsetFetch",
+                topic,
+                partition,
+                p.error_code,
+            )),
+            Some(p) if p.committed_offset >= 0 => Ok(Some(p.committed_offset)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Commits the current positions for the group, outside any generation
+    /// (Kafka's "simple" commit of an `assign` consumer).
+    pub async fn commit(&self) -> Result<()> {
+        let group = self.group()?;
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for ((topic, partition), position) in &self.positions {
+            let Some(offset) = *position else { continue };
+            let p = OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(offset);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == &**topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let connection = self.coordinator(group).await?;
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(topics);
+        let response = connection.call(OFFSET_COMMIT_VERSION, &request).await?;
+        for t in &response.topics {
+            if let Some(p) = t.partitions.iter().find(|p| p.error_code != 0) {
+                return Err(ClientError::kafka(
+                    "OffsetCommit",
+                    t.name.0.as_str(),
+                    p.partition_index,
+                    p.error_code,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn group(&self) -> Result<&str> {
+        self.config.group_id.as_deref().ok_or(ClientError::Config {
+            key: "group.id".into(),
+            value: String::new(),
+            reason: "committed offsets need a group".into(),
+        })
+    }
+}
+
+/// Appends the records at or after `position` from a fetched records
+/// section; returns the next position. Stops at a partial last batch.
+fn read_records(
+    topic: &Arc<str>,
+    partition: i32,
+    bytes: &Bytes,
+    position: i64,
+    out: &mut Vec<ConsumerRecord>,
+) -> Result<i64> {
+    let mut next = position;
+    for batch in Batches::new(bytes) {
+        // A fetch may end inside a batch: the next fetch starts there.
+        let Ok((header, batch)) = batch else { break };
+        if header.next_offset() <= position {
+            continue;
+        }
+        if !header.is_control() {
+            let records = BatchRecords::decode(batch).map_err(|err| ClientError::Corrupt {
+                topic: topic.to_string(),
+                partition,
+                reason: err.to_string(),
+            })?;
+            for record in &records.records {
+                let offset = records.offset(record);
+                if offset < position {
+                    continue;
+                }
+                out.push(ConsumerRecord {
+                    topic: Arc::clone(topic),
+                    partition,
+                    offset,
+                    timestamp: records.timestamp(record),
+                    key: record.key.clone().map(|r| records.data.slice(r)),
+                    value: record.value.clone().map(|r| records.data.slice(r)),
+                });
+            }
+        }
+        next = header.next_offset();
+    }
+    Ok(next)
+}
