@@ -11,7 +11,8 @@
 //! - [`connection`]: one client connection; [`handlers`]: one per API key.
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
-//! - [`tools`]: client subcommands on runnel-client (`runnel produce`).
+//! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
+//!   `runnel consume`).
 
 mod broker;
 mod committed;
@@ -47,6 +48,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Sends each line of stdin as a record (as kafka-console-producer).
     Produce(tools::produce::ProduceArgs),
+    /// Prints each record of a topic on its own line (as
+    /// kafka-console-consumer).
+    Consume(tools::consume::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => tools::produce::run(args),
+        Command::Consume(args) => tools::consume::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

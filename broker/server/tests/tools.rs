@@ -115,3 +115,58 @@ fn produce_says_what_is_wrong_and_fails() {
         assert!(stderr.contains(expected), "{extra:?}: {stderr}");
     }
 }
+
+#[test]
+fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=1"]);
+    broker.wait_ready();
+    let lines: String = (0..20).map(|i| format!("k{i}:v{i}\n")).collect();
+    let produced = runnel(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "printed",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+        ],
+        &lines,
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    let consume = |extra: &[&str]| {
+        let mut args = vec![
+            "consume",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "printed",
+            "--group",
+            "printers",
+            "--from-beginning",
+        ];
+        args.extend_from_slice(extra);
+        let output = runnel(&args, "");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let first = consume(&[
+        "--max-messages",
+        "12",
+        "--property",
+        "print.key=true",
+        "--property",
+        "key.separator=:",
+    ]);
+    let expected: String = (0..12).map(|i| format!("k{i}:v{i}\n")).collect();
+    assert_eq!(first, expected);
+    // The group committed what was printed: the rest, then nothing new.
+    let rest = consume(&["--max-messages", "8"]);
+    let expected: String = (12..20).map(|i| format!("v{i}\n")).collect();
+    assert_eq!(rest, expected);
+    let nothing = consume(&["--timeout-ms", "1000"]);
+    assert_eq!(nothing, "");
+}

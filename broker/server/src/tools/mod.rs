@@ -2,7 +2,9 @@
 //! console tools so that users' habits carry over.
 //!
 //! - [`produce`]: `runnel produce`, stdin lines as records.
+//! - [`consume`]: `runnel consume`, records as stdout lines.
 
+pub mod consume;
 pub mod produce;
 
 use anyhow::{Context, Result, bail};
