@@ -51,6 +51,9 @@ enum Command {
     /// Prints each record of a topic on its own line (as
     /// kafka-console-consumer).
     Consume(tools::consume::ConsumeArgs),
+    /// Measures produce or consume throughput (as Kafka's perf-test tools)
+    #[command(subcommand)]
+    Perf(tools::perf::PerfCommand),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => tools::produce::run(args),
         Command::Consume(args) => tools::consume::run(args),
+        Command::Perf(command) => tools::perf::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -170,3 +170,47 @@ fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
     let nothing = consume(&["--timeout-ms", "1000"]);
     assert_eq!(nothing, "");
 }
+
+#[test]
+fn perf_produce_and_consume_report_what_they_did() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=2"]);
+    broker.wait_ready();
+    let produced = runnel(
+        &[
+            "perf",
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "perf",
+            "--num-records",
+            "5000",
+            "--record-size",
+            "100",
+            "--producer-property",
+            "acks=1",
+        ],
+        "",
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    let report = String::from_utf8_lossy(&produced.stdout);
+    assert!(report.starts_with("5000 records sent, "), "{report}");
+    assert!(report.contains("ms 99.9th."), "{report}");
+    let consumed = runnel(
+        &[
+            "perf",
+            "consume",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "perf",
+            "--num-records",
+            "5000",
+        ],
+        "",
+    );
+    assert!(consumed.status.success(), "{consumed:?}");
+    let report = String::from_utf8_lossy(&consumed.stdout);
+    assert!(report.starts_with("5000 records read in "), "{report}");
+}

@@ -3,8 +3,10 @@
 //!
 //! - [`produce`]: `runnel produce`, stdin lines as records.
 //! - [`consume`]: `runnel consume`, records as stdout lines.
+//! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
 
 pub mod consume;
+pub mod perf;
 pub mod produce;
 
 use anyhow::{Context, Result, bail};
