@@ -14,7 +14,9 @@ pub struct BatchBuilder {
     base_offset: i64,
     first_timestamp: i64,
     max_timestamp: i64,
-    records: Vec<u8>,
+    /// The batch as it will be sent: `HEADER_SIZE` bytes kept for the
+    /// header, then the records section.
+    buf: Vec<u8>,
     count: i32,
 }
 
@@ -26,7 +28,7 @@ impl BatchBuilder {
             base_offset: 0,
             first_timestamp,
             max_timestamp: first_timestamp,
-            records: Vec::new(),
+            buf: vec![0; HEADER_SIZE],
             count: 0,
         }
     }
@@ -52,7 +54,7 @@ impl BatchBuilder {
             + bytes_size(key)
             + bytes_size(value)
             + 1; // no headers
-        let out = &mut self.records;
+        let out = &mut self.buf;
         out.reserve(varlong_size(body_len as i64) + body_len);
         put_varlong(out, body_len as i64);
         out.push(0); // attributes
@@ -75,16 +77,23 @@ impl BatchBuilder {
 
     /// Size the batch will have once built.
     pub fn size_bytes(&self) -> usize {
-        HEADER_SIZE + self.records.len()
+        self.buf.len()
+    }
+
+    fn records(&self) -> &[u8] {
+        &self.buf[HEADER_SIZE..]
+    }
+
+    /// The uncompressed batch, built in place: no copy of the records.
+    pub fn into_batch(mut self) -> Vec<u8> {
+        let mut header = self.header(Compression::None);
+        header.set_rewritten(self.records(), self.count, self.max_timestamp);
+        self.buf[..HEADER_SIZE].copy_from_slice(&header.0);
+        self.buf
     }
 
     pub fn build(&self) -> Vec<u8> {
-        let mut header = self.header(Compression::None);
-        header.set_rewritten(&self.records, self.count, self.max_timestamp);
-        let mut out = Vec::with_capacity(self.size_bytes());
-        out.extend_from_slice(&header.0);
-        out.extend_from_slice(&self.records);
-        out
+        self.clone().into_batch()
     }
 
     /// The batch with its records section compressed by `codec`
@@ -93,7 +102,20 @@ impl BatchBuilder {
         if codec == Compression::None {
             return Ok(self.build());
         }
-        let body = compress_records(codec, &self.records, self.base_offset)?;
+        self.compressed(codec)
+    }
+
+    /// As [`build_compressed`](Self::build_compressed), consuming the
+    /// builder: uncompressed, the batch is built in place.
+    pub fn into_compressed(self, codec: Compression) -> Result<Vec<u8>, RecordsError> {
+        if codec == Compression::None {
+            return Ok(self.into_batch());
+        }
+        self.compressed(codec)
+    }
+
+    fn compressed(&self, codec: Compression) -> Result<Vec<u8>, RecordsError> {
+        let body = compress_records(codec, self.records(), self.base_offset)?;
         let mut header = self.header(codec);
         header.set_rewritten(&body, self.count, self.max_timestamp);
         let mut out = Vec::with_capacity(HEADER_SIZE + body.len());

@@ -8,7 +8,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use runnel_protocol::BatchBuilder;
+use runnel_protocol::batch::Compression;
+use runnel_protocol::records::RecordsError;
 use tokio::sync::oneshot;
 
 use crate::error::Result;
@@ -41,6 +44,22 @@ pub(crate) struct Batch {
     pub attempts: u32,
     /// Record bytes counted against `buffer.memory`.
     pub buffered: usize,
+    /// The batch's bytes once encoded (kept for a resend).
+    pub encoded: Option<Bytes>,
+}
+
+impl Batch {
+    /// The batch as sent: built in place (or compressed) the first time,
+    /// the same bytes on a resend.
+    pub fn encode(&mut self, codec: Compression) -> Result<Bytes, RecordsError> {
+        if let Some(bytes) = &self.encoded {
+            return Ok(bytes.clone());
+        }
+        let builder = std::mem::replace(&mut self.builder, BatchBuilder::new(0));
+        let bytes = Bytes::from(builder.into_compressed(codec)?);
+        self.encoded = Some(bytes.clone());
+        Ok(bytes)
+    }
 }
 
 /// A record as the accumulator takes it.
@@ -64,6 +83,8 @@ pub(crate) struct Appended {
     /// A batch of this partition was sealed (full): the sticky partitioner
     /// moves on, and the sender has work.
     pub sealed: bool,
+    /// The record opened a batch: the sender has a new linger deadline.
+    pub opened: bool,
 }
 
 impl Accumulator {
@@ -94,8 +115,12 @@ impl Accumulator {
             self.open.insert(topic.to_string(), HashMap::new());
         }
         let Some(partitions) = self.open.get_mut(topic) else {
-            return Appended { sealed };
+            return Appended {
+                sealed,
+                opened: false,
+            };
         };
+        let opened = !partitions.contains_key(&partition);
         let batch = partitions.entry(partition).or_insert_with(|| Batch {
             topic: topic.to_string(),
             partition,
@@ -104,6 +129,7 @@ impl Accumulator {
             created: now,
             attempts: 0,
             buffered: 0,
+            encoded: None,
         });
         batch
             .builder
@@ -114,7 +140,7 @@ impl Accumulator {
             self.seal(topic, partition);
             sealed = true;
         }
-        Appended { sealed }
+        Appended { sealed, opened }
     }
 
     fn seal(&mut self, topic: &str, partition: i32) {

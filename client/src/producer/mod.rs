@@ -223,9 +223,11 @@ impl Producer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .batch_completed(record.topic, partitions);
         }
-        // A sealed batch is ready; an open one sets a linger deadline the
-        // sender may not know of yet.
-        shared.work.notify_one();
+        // A sealed batch is ready, or a new one sets a linger deadline the
+        // sender does not know of yet; otherwise it has nothing new to do.
+        if appended.sealed || appended.opened {
+            shared.work.notify_one();
+        }
         Ok(Delivery(rx))
     }
 

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::produce_request::{
@@ -97,8 +96,8 @@ fn leader_of(shared: &Shared, batch: &Batch) -> Option<i32> {
 async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     let mut encoded = Vec::with_capacity(batches.len());
-    for batch in batches {
-        match batch.builder.build_compressed(shared.config.compression) {
+    for mut batch in batches {
+        match batch.encode(shared.config.compression) {
             Ok(bytes) => encoded.push((batch, bytes)),
             Err(err) => {
                 let reason = err.to_string();
@@ -115,7 +114,7 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
     for (batch, bytes) in encoded {
         let data = PartitionProduceData::default()
             .with_index(batch.partition)
-            .with_records(Some(Bytes::from(bytes)));
+            .with_records(Some(bytes));
         match topics.iter_mut().find(|t| t.name.0.as_str() == batch.topic) {
             Some(topic) => topic.partition_data.push(data),
             None => topics.push(
