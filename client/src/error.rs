@@ -89,6 +89,11 @@ pub enum ClientError {
         partition: i32,
         reason: String,
     },
+    #[error("{error}: {message}")]
+    Refused {
+        error: Box<ClientError>,
+        message: String,
+    },
     #[error("the producer is closed")]
     ProducerClosed,
 }

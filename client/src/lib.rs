@@ -12,8 +12,11 @@
 //! - [`consumer`]: assigned partitions, committed offsets or
 //!   `auto.offset.reset` to start, fetches that do not copy record bytes.
 //!
-//! Consumer groups (`subscribe`) and the admin client are still to come.
+//! - [`admin`]: topics (create, delete, grow, list) and their configs.
+//!
+//! Consumer groups (`subscribe`) and group administration are still to come.
 
+pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
@@ -21,6 +24,7 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 
+pub use admin::{Admin, ConfigEntry, TopicDescription};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

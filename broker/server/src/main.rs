@@ -12,7 +12,7 @@
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 //! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
-//!   `runnel consume`).
+//!   `runnel consume`, `runnel perf`, `runnel topics`).
 
 mod broker;
 mod committed;
@@ -54,6 +54,8 @@ enum Command {
     /// Measures produce or consume throughput (as Kafka's perf-test tools)
     #[command(subcommand)]
     Perf(tools::perf::PerfCommand),
+    /// Creates, deletes, describes, lists and alters topics (as kafka-topics)
+    Topics(tools::topics::TopicsArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => tools::produce::run(args),
         Command::Consume(args) => tools::consume::run(args),
         Command::Perf(command) => tools::perf::run(command),
+        Command::Topics(args) => tools::topics::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -214,3 +214,76 @@ fn perf_produce_and_consume_report_what_they_did() {
     let report = String::from_utf8_lossy(&consumed.stdout);
     assert!(report.starts_with("5000 records read in "), "{report}");
 }
+
+#[test]
+fn topics_creates_describes_grows_lists_and_deletes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    let topics = |args: &[&str]| {
+        let mut all = vec!["topics", "--bootstrap-server", &broker.bootstrap];
+        all.extend_from_slice(args);
+        runnel(&all, "")
+    };
+    let ok = |output: Output| {
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let created = ok(topics(&[
+        "--create",
+        "--topic",
+        "orders",
+        "--partitions",
+        "3",
+        "--config",
+        "retention.ms=60000",
+    ]));
+    assert_eq!(created, "Created topic orders.\n");
+    let described = ok(topics(&["--describe", "--topic", "orders"]));
+    assert!(
+        described.starts_with(
+            "Topic: orders\tPartitionCount: 3\tReplicationFactor: 1\tConfigs: retention.ms=60000\n"
+        ),
+        "{described}"
+    );
+    assert!(
+        described.contains("\tTopic: orders\tPartition: 2\tLeader: 1\t"),
+        "{described}"
+    );
+    ok(topics(&[
+        "--alter",
+        "--topic",
+        "orders",
+        "--partitions",
+        "5",
+        "--config",
+        "cleanup.policy=compact",
+    ]));
+    let described = ok(topics(&["--describe", "--topic", "orders"]));
+    assert!(described.contains("PartitionCount: 5"), "{described}");
+    assert!(described.contains("cleanup.policy=compact"), "{described}");
+    ok(topics(&["--create", "--topic", "audit"]));
+    assert_eq!(ok(topics(&["--list"])), "audit\norders\n");
+
+    let shrink = topics(&["--alter", "--topic", "orders", "--partitions", "2"]);
+    assert!(!shrink.status.success());
+    let stderr = String::from_utf8_lossy(&shrink.stderr);
+    assert!(
+        stderr.contains("cannot grow topic orders to 2 partitions"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("INVALID_PARTITIONS") || stderr.contains("InvalidPartitions"),
+        "{stderr}"
+    );
+    let again = topics(&["--create", "--topic", "orders"]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("TopicAlreadyExists"),
+        "{again:?}"
+    );
+
+    ok(topics(&["--delete", "--topic", "audit"]));
+    assert_eq!(ok(topics(&["--list"])), "orders\n");
+    let missing = topics(&["--describe", "--topic", "audit"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("topic audit does not exist"));
+}

@@ -4,10 +4,12 @@
 //! - [`produce`]: `runnel produce`, stdin lines as records.
 //! - [`consume`]: `runnel consume`, records as stdout lines.
 //! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
+//! - [`topics`]: `runnel topics`, kafka-topics' actions.
 
 pub mod consume;
 pub mod perf;
 pub mod produce;
+pub mod topics;
 
 use anyhow::{Context, Result, bail};
 
