@@ -174,3 +174,63 @@ fn committed_offsets_are_where_the_next_consumer_of_the_group_starts() {
         assert!(matches!(err, ClientError::UnknownPartition { .. }), "{err}");
     });
 }
+
+#[test]
+fn offsets_for_times_and_pause_resume() {
+    let (_dir, broker) = started();
+    runtime().block_on(async {
+        let producer = Producer::new(ProducerConfig::new(&broker.bootstrap))
+            .await
+            .expect("producer");
+        let base = 1_700_000_000_000i64;
+        for partition in 0..2 {
+            for i in 0..10i64 {
+                let mut record = ProducerRecord::new("timed", b"v").partition(partition);
+                record.timestamp = Some(base + i * 1000);
+                producer
+                    .send(record)
+                    .await
+                    .expect("send")
+                    .await
+                    .expect("delivered");
+            }
+        }
+        producer.close().await;
+
+        let config = consumer_config(&broker.bootstrap, &[("auto.offset.reset", "earliest")]);
+        let mut consumer = Consumer::new(config).await.expect("consumer");
+        let found = consumer
+            .offsets_for_times(&[("timed", 0), ("timed", 1)], base + 3_500)
+            .await
+            .expect("offsets for times");
+        assert_eq!(found, [Some(4), Some(4)]);
+        let past = consumer
+            .offsets_for_times(&[("timed", 0)], base + 60_000)
+            .await
+            .expect("offsets for times");
+        assert_eq!(past, [None]);
+
+        consumer
+            .assign(&[("timed", 0), ("timed", 1)])
+            .await
+            .expect("assign");
+        consumer.pause(&[("timed", 1)]);
+        let records = consume(&mut consumer, 10).await;
+        assert!(
+            records.iter().all(|r| r.partition == 0),
+            "paused partition read"
+        );
+        assert!(
+            consumer
+                .poll(Duration::from_millis(300))
+                .await
+                .expect("poll")
+                .is_empty()
+        );
+        consumer.resume(&[("timed", 1)]);
+        let records = consume(&mut consumer, 10).await;
+        assert_eq!(records.len(), 10);
+        assert!(records.iter().all(|r| r.partition == 1));
+        assert_eq!(records[3].timestamp, base + 3_000);
+    });
+}

@@ -62,6 +62,8 @@ pub struct Consumer {
     config: ConsumerConfig,
     /// Next offset to read of each assigned partition; `None` until known.
     positions: BTreeMap<(Arc<str>, i32), Option<i64>>,
+    /// Assigned partitions `poll` skips until resumed.
+    paused: std::collections::BTreeSet<(Arc<str>, i32)>,
 }
 
 impl Consumer {
@@ -71,6 +73,7 @@ impl Consumer {
             cluster,
             config,
             positions: BTreeMap::new(),
+            paused: Default::default(),
         })
     }
 
@@ -91,8 +94,47 @@ impl Consumer {
             let kept = self.positions.get(&key).copied().flatten();
             positions.insert(key, kept);
         }
+        self.paused.retain(|key| positions.contains_key(key));
         self.positions = positions;
         Ok(())
+    }
+
+    /// `poll` skips these partitions (keeping their positions) until
+    /// [`resume`](Self::resume).
+    pub fn pause(&mut self, partitions: &[(&str, i32)]) {
+        for &(topic, partition) in partitions {
+            if let Some((key, _)) = self
+                .positions
+                .iter()
+                .find(|((t, p), _)| &**t == topic && *p == partition)
+            {
+                self.paused.insert(key.clone());
+            }
+        }
+    }
+
+    pub fn resume(&mut self, partitions: &[(&str, i32)]) {
+        self.paused.retain(|(t, p)| {
+            !partitions
+                .iter()
+                .any(|&(topic, partition)| &**t == topic && *p == partition)
+        });
+    }
+
+    /// For each partition, the first offset whose timestamp is at or after
+    /// `timestamp_ms` (`None` when there is none), as Kafka's
+    /// `offsetsForTimes`.
+    pub async fn offsets_for_times(
+        &self,
+        partitions: &[(&str, i32)],
+        timestamp_ms: i64,
+    ) -> Result<Vec<Option<i64>>> {
+        let mut offsets = Vec::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            let offset = self.list_offset(topic, partition, timestamp_ms).await?;
+            offsets.push((offset >= 0).then_some(offset));
+        }
+        Ok(offsets)
     }
 
     /// Every partition of `topic`, as its metadata says now.
@@ -135,6 +177,9 @@ impl Consumer {
         let mut by_leader: BTreeMap<i32, Vec<(Arc<str>, i32, i64)>> = BTreeMap::new();
         for ((topic, partition), position) in &self.positions {
             let Some(offset) = *position else { continue };
+            if self.paused.contains(&(Arc::clone(topic), *partition)) {
+                continue;
+            }
             let info = self.cluster.topic_or_fetch(topic, false).await?;
             let leader = info.leaders.get(*partition as usize).copied().unwrap_or(-1);
             by_leader
