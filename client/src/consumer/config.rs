@@ -33,6 +33,21 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: i32,
     /// `max.partition.fetch.bytes` (1048576).
     pub max_partition_fetch_bytes: i32,
+    /// `enable.auto.commit` (true): with a group, positions are committed
+    /// every `auto.commit.interval.ms`, before a rebalance and at close.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (5000).
+    pub auto_commit_interval: Duration,
+    /// `session.timeout.ms` (45000).
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (3000).
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (300000): a member that does not poll for
+    /// this long leaves its group.
+    pub max_poll_interval: Duration,
+    /// `partition.assignment.strategy`: assignor names in preference order
+    /// (range, roundrobin).
+    pub assignors: Vec<String>,
 }
 
 impl ConsumerConfig {
@@ -46,6 +61,12 @@ impl ConsumerConfig {
             fetch_max_wait: Duration::from_millis(500),
             fetch_max_bytes: 52_428_800,
             max_partition_fetch_bytes: 1_048_576,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            assignors: vec!["range".into(), "roundrobin".into()],
         }
     }
 
@@ -83,6 +104,34 @@ impl ConsumerConfig {
             "fetch.max.wait.ms" => self.fetch_max_wait = Duration::from_millis(number(0)? as u64),
             "fetch.max.bytes" => self.fetch_max_bytes = number(1)?,
             "max.partition.fetch.bytes" => self.max_partition_fetch_bytes = number(1)?,
+            "enable.auto.commit" => {
+                self.enable_auto_commit = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("must be true or false")),
+                }
+            }
+            "auto.commit.interval.ms" => {
+                self.auto_commit_interval = Duration::from_millis(number(0)? as u64)
+            }
+            "session.timeout.ms" => self.session_timeout = Duration::from_millis(number(1)? as u64),
+            "heartbeat.interval.ms" => {
+                self.heartbeat_interval = Duration::from_millis(number(1)? as u64)
+            }
+            "max.poll.interval.ms" => {
+                self.max_poll_interval = Duration::from_millis(number(1)? as u64)
+            }
+            "partition.assignment.strategy" => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(|n| n.trim().to_ascii_lowercase())
+                    .filter(|n| !n.is_empty())
+                    .collect();
+                if names.is_empty() || names.iter().any(|n| n != "range" && n != "roundrobin") {
+                    return Err(invalid("supported assignors are range and roundrobin"));
+                }
+                self.assignors = names;
+            }
             _ => return Err(invalid("unknown or not yet supported consumer setting")),
         }
         Ok(self)

@@ -5,9 +5,12 @@
 //! partition, key and value sharing the fetched buffer (no copy per
 //! record of uncompressed data); `commit` stores the positions for the group.
 //!
-//! Group membership (`subscribe`, rebalancing, heartbeats) is still to come.
+//! `subscribe` joins `group.id` (Kafka's classic, eager protocol; range and
+//! roundrobin assignors, heartbeats, `max.poll.interval.ms`, auto commit).
 
+mod assignor;
 mod config;
+mod membership;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -64,6 +67,12 @@ pub struct Consumer {
     positions: BTreeMap<(Arc<str>, i32), Option<i64>>,
     /// Assigned partitions `poll` skips until resumed.
     paused: std::collections::BTreeSet<(Arc<str>, i32)>,
+    /// Topics of `subscribe`: the group assigns the partitions.
+    subscription: Option<Vec<String>>,
+    membership: Option<membership::Membership>,
+    /// Kept across rejoins, as Kafka's consumers do.
+    member_id: String,
+    last_auto_commit: std::time::Instant,
 }
 
 impl Consumer {
@@ -74,6 +83,10 @@ impl Consumer {
             config,
             positions: BTreeMap::new(),
             paused: Default::default(),
+            subscription: None,
+            membership: None,
+            member_id: String::new(),
+            last_auto_commit: std::time::Instant::now(),
         })
     }
 
@@ -163,12 +176,107 @@ impl Consumer {
             .and_then(|(_, position)| *position)
     }
 
+    /// Joins `group.id` subscribed to `topics`; the group's assignor gives
+    /// this member its partitions at the next `poll` (and at each
+    /// rebalance).
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        self.group()?;
+        self.subscription = Some(topics.iter().map(|t| t.to_string()).collect());
+        if let Some(membership) = &self.membership {
+            membership
+                .rejoin
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// The partitions this consumer reads now.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.positions
+            .keys()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect()
+    }
+
     /// Fetches what is there (waiting up to `fetch.max.wait.ms` on each
-    /// leader for `fetch.min.bytes`, and up to `timeout` in all).
+    /// leader for `fetch.min.bytes`, and up to `timeout` in all). A
+    /// subscribed consumer first joins its group or rejoins when asked;
+    /// with `enable.auto.commit` the positions are committed every
+    /// `auto.commit.interval.ms`.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        if let Some(membership) = &self.membership {
+            membership.polled();
+        }
+        self.maybe_auto_commit().await;
+        if self.subscription.is_some() {
+            let must_join = self
+                .membership
+                .as_ref()
+                .is_none_or(|m| m.rejoin.load(std::sync::atomic::Ordering::Acquire));
+            if must_join {
+                self.rejoin().await?;
+            }
+        }
         match tokio::time::timeout(timeout, self.fetch_once()).await {
             Ok(result) => result,
             Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn maybe_auto_commit(&mut self) {
+        if !self.config.enable_auto_commit || self.config.group_id.is_none() {
+            return;
+        }
+        if self.last_auto_commit.elapsed() < self.config.auto_commit_interval {
+            return;
+        }
+        self.last_auto_commit = std::time::Instant::now();
+        if let Err(err) = self.commit().await {
+            tracing::warn!(error = %err, "auto commit failed");
+        }
+    }
+
+    /// Commits what was read (auto commit), then joins the group again and
+    /// takes the partitions it assigns, starting at their committed offsets.
+    async fn rejoin(&mut self) -> Result<()> {
+        let group = self.group()?.to_string();
+        if self.membership.is_some()
+            && self.config.enable_auto_commit
+            && let Err(err) = self.commit().await
+        {
+            tracing::debug!(error = %err, "commit before rejoining failed");
+        }
+        self.membership = None;
+        let topics = self.subscription.clone().unwrap_or_default();
+        let coordinator = self.coordinator(&group).await?;
+        let (membership, partitions) = membership::join(
+            &self.cluster,
+            &self.config,
+            coordinator,
+            &group,
+            &topics,
+            &mut self.member_id,
+        )
+        .await?;
+        membership.polled();
+        self.membership = Some(membership);
+        // Eager protocol: every partition starts again from its committed
+        // offset, where the previous owner left it.
+        self.positions = partitions
+            .into_iter()
+            .map(|(t, p)| ((Arc::<str>::from(t.as_str()), p), None))
+            .collect();
+        self.paused.clear();
+        Ok(())
+    }
+
+    /// Commits (with `enable.auto.commit`) and leaves the group.
+    pub async fn close(mut self) {
+        if self.config.enable_auto_commit && self.config.group_id.is_some() {
+            let _ = self.commit().await;
+        }
+        if let (Some(membership), Some(group)) = (self.membership.take(), &self.config.group_id) {
+            membership.leave(group).await;
         }
     }
 
@@ -396,8 +504,9 @@ impl Consumer {
         }
     }
 
-    /// Commits the current positions for the group, outside any generation
-    /// (Kafka's "simple" commit of an `assign` consumer).
+    /// Commits the current positions for the group: in the member's
+    /// generation when subscribed, else outside any (Kafka's "simple"
+    /// commit of an `assign` consumer).
     pub async fn commit(&self) -> Result<()> {
         let group = self.group()?;
         let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
@@ -418,10 +527,14 @@ impl Consumer {
         if topics.is_empty() {
             return Ok(());
         }
-        let connection = self.coordinator(group).await?;
+        let (connection, generation, member_id) = match &self.membership {
+            Some(m) => (m.coordinator.clone(), m.generation, m.member_id.clone()),
+            None => (self.coordinator(group).await?, -1, String::new()),
+        };
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_generation_id_or_member_epoch(-1)
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(member_id))
             .with_topics(topics);
         let response = connection.call(OFFSET_COMMIT_VERSION, &request).await?;
         for t in &response.topics {
