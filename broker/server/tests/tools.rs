@@ -119,7 +119,8 @@ fn produce_says_what_is_wrong_and_fails() {
 #[test]
 fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=1"]);
+    let overrides = ["num.partitions=1", "group.initial.rebalance.delay.ms=0"];
+    let mut broker = Broker::serve_with(dir.path(), &overrides);
     broker.wait_ready();
     let lines: String = (0..20).map(|i| format!("k{i}:v{i}\n")).collect();
     let produced = runnel(

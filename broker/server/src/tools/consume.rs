@@ -3,9 +3,8 @@
 //! the earliest offset when there is no committed one, `--max-messages N`
 //! stops after N records, `--timeout-ms` when none came for that long, and
 //! `--property print.key=true` prints `key<separator>value`. With `--group
-//! G` it starts at G's committed offsets and commits as it goes (a commit
-//! outside group membership: every `runnel consume` of G reads every
-//! partition until runnel-client joins groups).
+//! G` it joins the group (its partitions are the ones the group assigns),
+//! starts at G's committed offsets and commits what it printed.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -110,7 +109,10 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
         config = config.set("auto.offset.reset", "earliest")?;
     }
     if let Some(group) = &args.group {
-        config = config.set("group.id", group)?;
+        // Commits follow what was printed, not a timer.
+        config = config
+            .set("group.id", group)?
+            .set("enable.auto.commit", "false")?;
     }
     for property in &args.consumer_property {
         let (name, value) = name_value("--consumer-property", property)?;
@@ -128,11 +130,16 @@ async fn consume(config: ConsumerConfig, args: &ConsumeArgs, output: &Output) ->
         .partitions_of(&args.topic)
         .await
         .with_context(|| format!("cannot read topic {}", args.topic))?;
-    let assigned: Vec<(&str, i32)> = partitions
-        .iter()
-        .map(|&p| (args.topic.as_str(), p))
-        .collect();
-    consumer.assign(&assigned).await?;
+    if grouped {
+        // A member of the group: it gets the partitions the group assigns.
+        consumer.subscribe(&[args.topic.as_str()])?;
+    } else {
+        let assigned: Vec<(&str, i32)> = partitions
+            .iter()
+            .map(|&p| (args.topic.as_str(), p))
+            .collect();
+        consumer.assign(&assigned).await?;
+    }
     let stdout = std::io::stdout();
     let mut printed = 0u64;
     let mut last_record = Instant::now();
@@ -180,6 +187,7 @@ async fn consume(config: ConsumerConfig, args: &ConsumeArgs, output: &Output) ->
     if grouped {
         consumer.commit().await.context("cannot commit offsets")?;
     }
+    consumer.close().await;
     eprintln!("Processed a total of {printed} messages");
     Ok(())
 }
