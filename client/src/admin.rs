@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsRequest, CreatePartitionsTopic,
 };
@@ -16,10 +15,18 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
 };
+use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
 };
+use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
 use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::Cluster;
@@ -32,6 +39,11 @@ const CREATE_PARTITIONS_VERSION: i16 = 2;
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const METADATA_VERSION: i16 = 12;
+const FIND_COORDINATOR_VERSION: i16 = 3;
+const LIST_GROUPS_VERSION: i16 = 4;
+const DESCRIBE_GROUPS_VERSION: i16 = 5;
+const OFFSET_FETCH_VERSION: i16 = 7;
+const LIST_OFFSETS_VERSION: i16 = 7;
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const TOPIC_RESOURCE: i8 = 2;
 /// IncrementalAlterConfigs' SET.
@@ -54,6 +66,33 @@ pub struct ConfigEntry {
     pub value: Option<String>,
     /// Set on the topic (not the broker's default).
     pub is_override: bool,
+}
+
+/// A group as ListGroups lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub state: String,
+    pub protocol_type: String,
+}
+
+/// A member as DescribeGroups describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    pub host: String,
+    /// Its partitions, from a ConsumerProtocol assignment.
+    pub assignment: Vec<(String, i32)>,
+}
+
+/// A group, its members and committed offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    pub group_id: String,
+    pub state: String,
+    pub protocol: String,
+    pub members: Vec<GroupMember>,
 }
 
 /// A Kafka admin client.
@@ -79,6 +118,144 @@ impl Admin {
             .any_node()
             .ok_or(ClientError::UnknownNode { node_id: -1 })?;
         self.cluster.connection(node).await
+    }
+
+    /// The connection to `group`'s coordinator.
+    async fn coordinator(&self, group: &str) -> Result<Connection> {
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0);
+        let response = self
+            .any_broker()
+            .await?
+            .call(FIND_COORDINATOR_VERSION, &request)
+            .await?;
+        check(
+            "FindCoordinator",
+            group,
+            response.error_code,
+            response.error_message.as_deref(),
+        )?;
+        self.cluster.connection(response.node_id.0).await
+    }
+
+    /// Every group the brokers know, by id.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let response = self
+            .any_broker()
+            .await?
+            .call(LIST_GROUPS_VERSION, &ListGroupsRequest::default())
+            .await?;
+        check("ListGroups", "", response.error_code, None)?;
+        let mut groups: Vec<GroupListing> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id.0.to_string(),
+                state: g.group_state.to_string(),
+                protocol_type: g.protocol_type.to_string(),
+            })
+            .collect();
+        groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(groups)
+    }
+
+    /// The group's state and members with their assignments.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        let request = DescribeGroupsRequest::default()
+            .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+        let response = self
+            .coordinator(group)
+            .await?
+            .call(DESCRIBE_GROUPS_VERSION, &request)
+            .await?;
+        let described = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::kafka("DescribeGroups", group, -1, -1))?;
+        check(
+            "DescribeGroups",
+            group,
+            described.error_code,
+            described.error_message.as_deref(),
+        )?;
+        Ok(GroupDescription {
+            group_id: group.to_string(),
+            state: described.group_state.to_string(),
+            protocol: described.protocol_data.to_string(),
+            members: described
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id.to_string(),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: crate::consumer::decode_assignment(&m.member_assignment)
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The group's committed offsets: (topic, partition, offset), sorted.
+    pub async fn group_offsets(&self, group: &str) -> Result<Vec<(String, i32, i64)>> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(None);
+        let response = self
+            .coordinator(group)
+            .await?
+            .call(OFFSET_FETCH_VERSION, &request)
+            .await?;
+        check("OffsetFetch", group, response.error_code, None)?;
+        let mut offsets: Vec<(String, i32, i64)> = response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|p| p.error_code == 0 && p.committed_offset >= 0)
+                    .map(|p| (t.name.0.to_string(), p.partition_index, p.committed_offset))
+            })
+            .collect();
+        offsets.sort();
+        Ok(offsets)
+    }
+
+    /// The log end offset of each partition (ListOffsets latest).
+    pub async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<Vec<i64>> {
+        let mut ends = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            let info = self.cluster.topic_or_fetch(topic, false).await?;
+            let leader = info.leaders.get(*partition as usize).copied().unwrap_or(-1);
+            let request = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(*partition)
+                                .with_timestamp(-1),
+                        ]),
+                ]);
+            let response = self
+                .cluster
+                .connection(leader)
+                .await?
+                .call(LIST_OFFSETS_VERSION, &request)
+                .await?;
+            let p = response
+                .topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index == *partition)
+                .ok_or_else(|| ClientError::kafka("ListOffsets", topic, *partition, -1))?;
+            check("ListOffsets", topic, p.error_code, None)?;
+            ends.push(p.offset);
+        }
+        Ok(ends)
     }
 
     /// Creates `name` with `partitions` (-1: the broker's default),

@@ -12,7 +12,8 @@
 //! - [`consumer`]: assigned partitions, committed offsets or
 //!   `auto.offset.reset` to start, fetches that do not copy record bytes.
 //!
-//! - [`admin`]: topics (create, delete, grow, list) and their configs.
+//! - [`admin`]: topics (create, delete, grow, list) and their configs;
+//!   groups (list, describe, committed offsets) and log end offsets.
 //!
 //! Consumer groups (`subscribe`) and group administration are still to come.
 
@@ -24,7 +25,9 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 
-pub use admin::{Admin, ConfigEntry, TopicDescription};
+pub use admin::{
+    Admin, ConfigEntry, GroupDescription, GroupListing, GroupMember, TopicDescription,
+};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

@@ -12,7 +12,7 @@
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 //! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
-//!   `runnel consume`, `runnel perf`, `runnel topics`).
+//!   `runnel consume`, `runnel perf`, `runnel topics`, `runnel groups`).
 
 mod broker;
 mod committed;
@@ -56,6 +56,9 @@ enum Command {
     Perf(tools::perf::PerfCommand),
     /// Creates, deletes, describes, lists and alters topics (as kafka-topics)
     Topics(tools::topics::TopicsArgs),
+    /// Lists groups and describes their offsets, lag and members (as
+    /// kafka-consumer-groups)
+    Groups(tools::groups::GroupsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => tools::consume::run(args),
         Command::Perf(command) => tools::perf::run(command),
         Command::Topics(args) => tools::topics::run(args),
+        Command::Groups(args) => tools::groups::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -164,6 +164,31 @@ fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
     ]);
     let expected: String = (0..12).map(|i| format!("k{i}:v{i}\n")).collect();
     assert_eq!(first, expected);
+    // kafka-consumer-groups' view: 12 committed of 20, lag 8, no members.
+    let groups = |args: &[&str]| {
+        let mut all = vec!["groups", "--bootstrap-server", &broker.bootstrap];
+        all.extend_from_slice(args);
+        let output = runnel(&all, "");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(groups(&["--list"]), "printers\n");
+    let described = groups(&["--describe", "--group", "printers"]);
+    assert!(
+        described.starts_with("Consumer group 'printers' is Empty with 0 member(s)."),
+        "{described}"
+    );
+    let row: Vec<&str> = described
+        .lines()
+        .find(|l| l.starts_with("printers "))
+        .expect("a partition row")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row[..6],
+        ["printers", "printed", "0", "12", "20", "8"],
+        "{described}"
+    );
     // The group committed what was printed: the rest, then nothing new.
     let rest = consume(&["--max-messages", "8"]);
     let expected: String = (12..20).map(|i| format!("v{i}\n")).collect();

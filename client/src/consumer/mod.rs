@@ -9,6 +9,7 @@
 //! roundrobin assignors, heartbeats, `max.poll.interval.ms`, auto commit).
 
 mod assignor;
+pub(crate) use assignor::decode_assignment;
 mod config;
 mod membership;
 

@@ -5,8 +5,10 @@
 //! - [`consume`]: `runnel consume`, records as stdout lines.
 //! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
 //! - [`topics`]: `runnel topics`, kafka-topics' actions.
+//! - [`groups`]: `runnel groups`, kafka-consumer-groups' list and describe.
 
 pub mod consume;
+pub mod groups;
 pub mod perf;
 pub mod produce;
 pub mod topics;
