@@ -25,6 +25,9 @@ use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
 use kafka_protocol::messages::metadata_request::MetadataRequest;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -44,6 +47,7 @@ const LIST_GROUPS_VERSION: i16 = 4;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const LIST_OFFSETS_VERSION: i16 = 7;
+const OFFSET_COMMIT_VERSION: i16 = 8;
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const TOPIC_RESOURCE: i8 = 2;
 /// IncrementalAlterConfigs' SET.
@@ -225,6 +229,54 @@ impl Admin {
 
     /// The log end offset of each partition (ListOffsets latest).
     pub async fn end_offsets(&self, partitions: &[(String, i32)]) -> Result<Vec<i64>> {
+        self.offsets_at(partitions, -1).await
+    }
+
+    /// Commits offsets for `group` outside any generation (the group must
+    /// have no members, as Kafka's offset reset requires).
+    pub async fn commit_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<()> {
+        let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
+        for (topic, partition, offset) in offsets {
+            let p = OffsetCommitRequestPartition::default()
+                .with_partition_index(*partition)
+                .with_committed_offset(*offset);
+            match topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+                Some(t) => t.partitions.push(p),
+                None => topics.push(
+                    OffsetCommitRequestTopic::default()
+                        .with_name(topic_name(topic))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(topics);
+        let response = self
+            .coordinator(group)
+            .await?
+            .call(OFFSET_COMMIT_VERSION, &request)
+            .await?;
+        for t in &response.topics {
+            for p in &t.partitions {
+                check("OffsetCommit", t.name.0.as_str(), p.error_code, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// ListOffsets for each partition at `timestamp` (-2 earliest, -1
+    /// latest, else the first offset at or after it; -1 when none).
+    pub async fn offsets_at(
+        &self,
+        partitions: &[(String, i32)],
+        timestamp: i64,
+    ) -> Result<Vec<i64>> {
         let mut ends = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             let info = self.cluster.topic_or_fetch(topic, false).await?;
@@ -237,7 +289,7 @@ impl Admin {
                         .with_partitions(vec![
                             ListOffsetsPartition::default()
                                 .with_partition_index(*partition)
-                                .with_timestamp(-1),
+                                .with_timestamp(timestamp),
                         ]),
                 ]);
             let response = self

@@ -195,6 +195,35 @@ fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
     assert_eq!(rest, expected);
     let nothing = consume(&["--timeout-ms", "1000"]);
     assert_eq!(nothing, "");
+
+    // Reset: a dry run changes nothing; --execute moves the group back.
+    let reset = |extra: &[&str]| {
+        let mut args = vec![
+            "--reset-offsets",
+            "--group",
+            "printers",
+            "--topic",
+            "printed",
+        ];
+        args.extend_from_slice(extra);
+        groups(&args)
+    };
+    let plan = reset(&["--to-offset", "15"]);
+    assert!(
+        plan.contains("printers             printed                      0             15"),
+        "{plan}"
+    );
+    assert_eq!(
+        consume(&["--timeout-ms", "1000"]),
+        "",
+        "the dry run moved nothing"
+    );
+    reset(&["--to-offset", "15", "--execute"]);
+    let from_15: String = (15..20).map(|i| format!("v{i}\n")).collect();
+    assert_eq!(consume(&["--max-messages", "5"]), from_15);
+    reset(&["--to-earliest", "--execute"]);
+    let all: String = (0..20).map(|i| format!("v{i}\n")).collect();
+    assert_eq!(consume(&["--max-messages", "20"]), all);
 }
 
 #[test]

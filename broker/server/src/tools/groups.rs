@@ -1,6 +1,8 @@
-//! `runnel groups`: kafka-consumer-groups' `--list` and `--describe`: for
-//! each partition the group committed, its current offset, the log end
-//! offset, the lag between them and the member that owns it.
+//! `runnel groups`: kafka-consumer-groups' `--list`, `--describe` (for each
+//! partition the group committed: its current offset, the log end offset,
+//! the lag between them and the member that owns it) and `--reset-offsets`
+//! (to the earliest, the latest, a time or an offset; a dry run unless
+//! `--execute`).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,8 @@ use clap::Args;
 use runnel_client::Admin;
 
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("action").required(true).args(["list", "describe"])))]
+#[command(group(clap::ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets"])))]
+#[command(group(clap::ArgGroup::new("to").args(["to_earliest", "to_latest", "to_datetime", "to_offset"])))]
 pub struct GroupsArgs {
     #[arg(long, value_name = "HOST:PORT")]
     bootstrap_server: String,
@@ -21,6 +24,23 @@ pub struct GroupsArgs {
     describe: bool,
     #[arg(long)]
     group: Option<String>,
+    /// Move --group's offsets on --topic (the group must have no members)
+    #[arg(long, requires_all = ["group", "topic", "to"])]
+    reset_offsets: bool,
+    #[arg(long)]
+    topic: Option<String>,
+    #[arg(long)]
+    to_earliest: bool,
+    #[arg(long)]
+    to_latest: bool,
+    /// YYYY-MM-DDTHH:mm:SS.sss, UTC
+    #[arg(long, value_name = "DATETIME")]
+    to_datetime: Option<String>,
+    #[arg(long, value_name = "OFFSET")]
+    to_offset: Option<i64>,
+    /// Commit the new offsets (without it, only print the plan)
+    #[arg(long)]
+    execute: bool,
 }
 
 pub fn run(args: GroupsArgs) -> Result<()> {
@@ -37,7 +57,10 @@ async fn groups(args: GroupsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let group = args.group.as_deref().context("--describe needs --group")?;
+    let group = args.group.as_deref().context("this action needs --group")?;
+    if args.reset_offsets {
+        return reset_offsets(&admin, group, &args).await;
+    }
     let described = admin
         .describe_group(group)
         .await
@@ -78,4 +101,116 @@ async fn groups(args: GroupsArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Kafka's `--reset-offsets`: prints the new offsets, commits them with
+/// `--execute`.
+async fn reset_offsets(admin: &Admin, group: &str, args: &GroupsArgs) -> Result<()> {
+    let topic = args
+        .topic
+        .as_deref()
+        .context("--reset-offsets needs --topic")?;
+    let count = admin
+        .list_topics()
+        .await?
+        .into_iter()
+        .find(|t| t.name == topic)
+        .with_context(|| format!("topic {topic} does not exist"))?
+        .partitions
+        .len() as i32;
+    let partitions: Vec<(String, i32)> = (0..count).map(|p| (topic.to_string(), p)).collect();
+    let targets: Vec<i64> = if let Some(offset) = args.to_offset {
+        vec![offset; partitions.len()]
+    } else {
+        let timestamp = if args.to_earliest {
+            -2
+        } else if args.to_latest {
+            -1
+        } else {
+            let text = args.to_datetime.as_deref().unwrap_or_default();
+            parse_datetime(text).with_context(|| {
+                format!("--to-datetime {text:?}: expected YYYY-MM-DDTHH:mm:SS.sss")
+            })?
+        };
+        let found = admin.offsets_at(&partitions, timestamp).await?;
+        if timestamp >= 0 {
+            // No record at or after the time: the end of the partition.
+            let ends = admin.end_offsets(&partitions).await?;
+            found
+                .into_iter()
+                .zip(ends)
+                .map(|(offset, end)| if offset < 0 { end } else { offset })
+                .collect()
+        } else {
+            found
+        }
+    };
+    println!(
+        "{:<20} {:<20} {:>9} {:>14}",
+        "GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"
+    );
+    let mut offsets = Vec::new();
+    for ((topic, partition), offset) in partitions.iter().zip(targets) {
+        println!("{group:<20} {topic:<20} {partition:>9} {offset:>14}");
+        offsets.push((topic.clone(), *partition, offset));
+    }
+    if args.execute {
+        admin
+            .commit_group_offsets(group, &offsets)
+            .await
+            .with_context(|| format!("cannot reset the offsets of group {group} (is it empty?)"))?;
+    } else {
+        eprintln!("(a dry run: add --execute to commit these offsets)");
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:mm:SS[.sss]` as milliseconds since the epoch, in UTC.
+fn parse_datetime(text: &str) -> Option<i64> {
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, millis) = match time.split_once('.') {
+        Some((hms, ms)) => (hms, ms.parse::<i64>().ok()?),
+        None => (time, 0),
+    };
+    let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
+    let (hour, minute, second) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_datetime;
+
+    #[test]
+    fn datetimes_are_read_as_utc() {
+        assert_eq!(parse_datetime("1970-01-01T00:00:00.000"), Some(0));
+        assert_eq!(
+            parse_datetime("2023-11-14T22:13:20.000"),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_datetime("2026-01-01T00:00:00"),
+            Some(1_767_225_600_000)
+        );
+        assert_eq!(parse_datetime("2026-13-01T00:00:00"), None);
+        assert_eq!(parse_datetime("yesterday"), None);
+    }
 }
