@@ -160,3 +160,99 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
         "2 partitions x 10 each: {by_member:?}"
     );
 }
+
+type Assignments = Arc<Mutex<Vec<Vec<(String, i32)>>>>;
+
+/// A member polling in its own task (a join blocks until every member has
+/// joined), publishing its assignment in `slot` until `stop`.
+fn spawn_member(
+    bootstrap: String,
+    slot: usize,
+    assignments: Assignments,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let config = ConsumerConfig::new(&bootstrap)
+            .set("group.id", "stickies")
+            .and_then(|c| c.set("partition.assignment.strategy", "sticky"))
+            .and_then(|c| c.set("heartbeat.interval.ms", "100"))
+            .and_then(|c| c.set("session.timeout.ms", "6000"))
+            .and_then(|c| c.set("fetch.max.wait.ms", "50"))
+            .expect("valid");
+        let mut consumer = Consumer::new(config).await.expect("consumer");
+        consumer.subscribe(&["sticky"]).expect("subscribe");
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            consumer
+                .poll(Duration::from_millis(50))
+                .await
+                .expect("poll");
+            assignments.lock().expect("assignments")[slot] = consumer.assignment();
+        }
+        consumer.close().await;
+    })
+}
+
+/// Waits until the members' assignment sizes are `sizes`.
+async fn settle(assignments: &Assignments, sizes: &[usize]) -> Vec<Vec<(String, i32)>> {
+    let deadline = tokio::time::Instant::now() + common::DEADLINE;
+    loop {
+        let now = assignments.lock().expect("assignments").clone();
+        if now.iter().map(Vec::len).collect::<Vec<_>>() == sizes {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "assignments {now:?}, expected sizes {sizes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn the_sticky_assignor_keeps_partitions_with_their_owners() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let admin = runnel_client::Admin::new(&bootstrap, "test")
+            .await
+            .expect("admin");
+        admin
+            .create_topic("sticky", 6, 1, &[])
+            .await
+            .expect("create");
+        let assignments: Assignments = Arc::new(Mutex::new(vec![Vec::new(); 3]));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut members = Vec::new();
+        for slot in 0..2 {
+            members.push(spawn_member(
+                bootstrap.clone(),
+                slot,
+                Arc::clone(&assignments),
+                Arc::clone(&stop),
+            ));
+        }
+        let before = settle(&assignments, &[3, 3, 0]).await;
+        members.push(spawn_member(
+            bootstrap.clone(),
+            2,
+            Arc::clone(&assignments),
+            Arc::clone(&stop),
+        ));
+        let after = settle(&assignments, &[2, 2, 2]).await;
+        for slot in 0..2 {
+            assert!(
+                after[slot].iter().all(|tp| before[slot].contains(tp)),
+                "member {slot} got {:?}, owned {:?}",
+                after[slot],
+                before[slot]
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        for member in members {
+            member.await.expect("member");
+        }
+    });
+}

@@ -11,11 +11,14 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::messages::consumer_protocol_assignment::{
     ConsumerProtocolAssignment, TopicPartition,
 };
-use kafka_protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
+use kafka_protocol::messages::consumer_protocol_subscription::{
+    ConsumerProtocolSubscription, TopicPartition as SubscriptionTopicPartition,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-/// The subscription version we send (the oldest, read by every client).
-const SUBSCRIPTION_VERSION: i16 = 0;
+/// The subscription version we send: v1 carries the partitions a member
+/// owns, which the sticky assignor keeps where they are.
+const SUBSCRIPTION_VERSION: i16 = 1;
 const ASSIGNMENT_VERSION: i16 = 0;
 /// The newest versions kafka-protocol decodes.
 const MAX_SUBSCRIPTION_VERSION: i16 = 3;
@@ -24,32 +27,62 @@ const MAX_ASSIGNMENT_VERSION: i16 = 3;
 /// Assignors by the names Kafka's clients use.
 pub const RANGE: &str = "range";
 pub const ROUNDROBIN: &str = "roundrobin";
+pub const STICKY: &str = "sticky";
+
+/// A member's subscription: its topics and the partitions it owns now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub topics: Vec<String>,
+    pub owned: Vec<(String, i32)>,
+}
 
 /// Our subscription metadata for JoinGroup.
-pub fn encode_subscription(topics: &[String]) -> Bytes {
-    let subscription = ConsumerProtocolSubscription::default().with_topics(
-        topics
-            .iter()
-            .map(|t| StrBytes::from_string(t.clone()))
-            .collect(),
-    );
+pub fn encode_subscription(topics: &[String], owned: &[(String, i32)]) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in owned {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        )
+        .with_owned_partitions(
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    SubscriptionTopicPartition::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect(),
+        );
     let mut buf = BytesMut::new();
     buf.put_i16(SUBSCRIPTION_VERSION);
-    // Encoding a plain list of names cannot fail at version 0.
+    // Names and partition lists cannot fail to encode at version 1.
     let _ = subscription.encode(&mut buf, SUBSCRIPTION_VERSION);
     buf.freeze()
 }
 
-/// A member's subscribed topics from its metadata (any version); `None`
-/// when unreadable.
-pub fn decode_subscription(metadata: &[u8]) -> Option<Vec<String>> {
+/// A member's subscription from its metadata (any version); `None` when
+/// unreadable.
+pub fn decode_subscription(metadata: &[u8]) -> Option<Subscription> {
     let mut buf = Bytes::copy_from_slice(metadata);
     if buf.remaining() < 2 {
         return None;
     }
     let version = buf.get_i16().clamp(0, MAX_SUBSCRIPTION_VERSION);
     let subscription = ConsumerProtocolSubscription::decode(&mut buf, version).ok()?;
-    Some(subscription.topics.iter().map(|t| t.to_string()).collect())
+    Some(Subscription {
+        topics: subscription.topics.iter().map(|t| t.to_string()).collect(),
+        owned: subscription
+            .owned_partitions
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
+            .collect(),
+    })
 }
 
 pub fn encode_assignment(partitions: &[(String, i32)]) -> Bytes {
@@ -98,7 +131,7 @@ pub fn decode_assignment(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
 /// assignor `protocol`. Every member gets an entry.
 pub fn assign(
     protocol: &str,
-    members: &BTreeMap<String, Vec<String>>,
+    members: &BTreeMap<String, Subscription>,
     partitions: &BTreeMap<String, i32>,
 ) -> BTreeMap<String, Vec<(String, i32)>> {
     let mut out: BTreeMap<String, Vec<(String, i32)>> =
@@ -106,10 +139,13 @@ pub fn assign(
     let subscribers = |topic: &str| -> Vec<&String> {
         members
             .iter()
-            .filter(|(_, topics)| topics.iter().any(|t| t == topic))
+            .filter(|(_, s)| s.topics.iter().any(|t| t == topic))
             .map(|(m, _)| m)
             .collect()
     };
+    if protocol == STICKY {
+        return sticky(members, partitions);
+    }
     if protocol == ROUNDROBIN {
         // All partitions of all topics in order, dealt round the members,
         // skipping members not subscribed to the topic.
@@ -154,19 +190,130 @@ pub fn assign(
     out
 }
 
+/// An eager sticky assignment, as Kafka's StickyAssignor aims: as
+/// balanced as the subscriptions allow (member counts differ by at most
+/// one when every member subscribes to the same topics), and every
+/// partition stays with its owner when that keeps the balance.
+fn sticky(
+    members: &BTreeMap<String, Subscription>,
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<(String, i32)>> {
+    let mut out: BTreeMap<String, Vec<(String, i32)>> =
+        members.keys().map(|m| (m.clone(), Vec::new())).collect();
+    let all: Vec<(String, i32)> = partitions
+        .iter()
+        .flat_map(|(t, &n)| (0..n).map(move |p| (t.clone(), p)))
+        .filter(|(t, _)| members.values().any(|s| s.topics.contains(t)))
+        .collect();
+    if members.is_empty() {
+        return out;
+    }
+    let total = all.len();
+    let count = members.len();
+    // The first `total % count` members (in id order) may hold one more.
+    let quota: BTreeMap<&String, usize> = members
+        .keys()
+        .enumerate()
+        .map(|(i, m)| (m, total / count + usize::from(i < total % count)))
+        .collect();
+    let mut taken: BTreeSet<(String, i32)> = BTreeSet::new();
+    // Keep what each member owns, up to its quota.
+    for (member, subscription) in members {
+        for tp in &subscription.owned {
+            let exists = partitions
+                .get(&tp.0)
+                .is_some_and(|&n| (0..n).contains(&tp.1));
+            let held = out.get(member).map_or(0, Vec::len);
+            if exists
+                && subscription.topics.contains(&tp.0)
+                && held < quota[member]
+                && taken.insert(tp.clone())
+                && let Some(owned) = out.get_mut(member)
+            {
+                owned.push(tp.clone());
+            }
+        }
+    }
+    // The rest go, in order, to the subscribed member holding fewest.
+    for tp in all {
+        if taken.contains(&tp) {
+            continue;
+        }
+        let target = members
+            .iter()
+            .filter(|(_, s)| s.topics.contains(&tp.0))
+            .map(|(m, _)| m)
+            .min_by_key(|m| {
+                let held = out.get(*m).map_or(0, Vec::len);
+                (held >= quota[m], held)
+            });
+        if let Some(member) = target
+            && let Some(owned) = out.get_mut(member)
+        {
+            owned.push(tp.clone());
+            taken.insert(tp);
+        }
+    }
+    for owned in out.values_mut() {
+        owned.sort();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn members(list: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    fn members(list: &[(&str, &[&str])]) -> BTreeMap<String, Subscription> {
         list.iter()
             .map(|(m, topics)| {
+                let topics = topics.iter().map(|t| t.to_string()).collect();
                 (
                     m.to_string(),
-                    topics.iter().map(|t| t.to_string()).collect(),
+                    Subscription {
+                        topics,
+                        owned: Vec::new(),
+                    },
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn sticky_keeps_owners_and_balances() {
+        let partitions = BTreeMap::from([("t".to_string(), 6)]);
+        let mut group = members(&[("a", &["t"]), ("b", &["t"])]);
+        let first = assign(STICKY, &group, &partitions);
+        assert_eq!((first["a"].len(), first["b"].len()), (3, 3));
+        // A third member joins: each old member keeps 2 of its 3.
+        for (m, owned) in &first {
+            if let Some(s) = group.get_mut(m) {
+                s.owned = owned.clone();
+            }
+        }
+        group.insert(
+            "c".into(),
+            Subscription {
+                topics: vec!["t".into()],
+                owned: vec![],
+            },
+        );
+        let second = assign(STICKY, &group, &partitions);
+        for m in ["a", "b", "c"] {
+            assert_eq!(second[m].len(), 2, "{second:?}");
+        }
+        for m in ["a", "b"] {
+            assert!(
+                second[m].iter().all(|tp| first[m].contains(tp)),
+                "{m} moved: {second:?}"
+            );
+        }
+        let mut all: Vec<_> = second.values().flatten().cloned().collect();
+        all.sort();
+        assert_eq!(
+            all,
+            (0..6).map(|p| ("t".to_string(), p)).collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -206,10 +353,13 @@ mod tests {
 
     #[test]
     fn subscriptions_and_assignments_round_trip() {
-        let metadata = encode_subscription(&["a".into(), "b".into()]);
+        let metadata = encode_subscription(&["a".into(), "b".into()], &[("a".into(), 3)]);
         assert_eq!(
             decode_subscription(&metadata),
-            Some(vec!["a".into(), "b".into()])
+            Some(Subscription {
+                topics: vec!["a".into(), "b".into()],
+                owned: vec![("a".into(), 3)],
+            })
         );
         let assignment = encode_assignment(&[("t".into(), 2), ("t".into(), 0), ("u".into(), 1)]);
         assert_eq!(

@@ -46,7 +46,7 @@ pub struct ConsumerConfig {
     /// this long leaves its group.
     pub max_poll_interval: Duration,
     /// `partition.assignment.strategy`: assignor names in preference order
-    /// (range, roundrobin).
+    /// (range, roundrobin; sticky on request).
     pub assignors: Vec<String>,
 }
 
@@ -127,8 +127,14 @@ impl ConsumerConfig {
                     .map(|n| n.trim().to_ascii_lowercase())
                     .filter(|n| !n.is_empty())
                     .collect();
-                if names.is_empty() || names.iter().any(|n| n != "range" && n != "roundrobin") {
-                    return Err(invalid("supported assignors are range and roundrobin"));
+                if names.is_empty()
+                    || names
+                        .iter()
+                        .any(|n| !["range", "roundrobin", "sticky"].contains(&n.as_str()))
+                {
+                    return Err(invalid(
+                        "supported assignors are range, roundrobin and sticky",
+                    ));
                 }
                 self.assignors = names;
             }

@@ -83,9 +83,10 @@ pub(super) async fn join(
     coordinator: Connection,
     group: &str,
     topics: &[String],
+    owned: &[(String, i32)],
     member_id: &mut String,
 ) -> Result<(Membership, Vec<(String, i32)>)> {
-    let metadata = assignor::encode_subscription(topics);
+    let metadata = assignor::encode_subscription(topics, owned);
     for _ in 0..JOIN_ATTEMPTS {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
@@ -196,11 +197,11 @@ async fn leader_assignments(
     protocol: &str,
     members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
 ) -> Result<Vec<SyncGroupRequestAssignment>> {
-    let mut subscriptions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut subscriptions: BTreeMap<String, assignor::Subscription> = BTreeMap::new();
     let mut counts: BTreeMap<String, i32> = BTreeMap::new();
     for member in members {
-        let topics = assignor::decode_subscription(&member.metadata).unwrap_or_default();
-        for topic in &topics {
+        let subscription = assignor::decode_subscription(&member.metadata).unwrap_or_default();
+        for topic in &subscription.topics {
             if !counts.contains_key(topic) {
                 cluster.refresh(&[topic.as_str()], false).await?;
                 if let Some(info) = cluster.topic(topic) {
@@ -208,7 +209,7 @@ async fn leader_assignments(
                 }
             }
         }
-        subscriptions.insert(member.member_id.to_string(), topics);
+        subscriptions.insert(member.member_id.to_string(), subscription);
     }
     let assigned = assignor::assign(protocol, &subscriptions, &counts);
     Ok(assigned

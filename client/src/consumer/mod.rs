@@ -249,6 +249,7 @@ impl Consumer {
         }
         self.membership = None;
         let topics = self.subscription.clone().unwrap_or_default();
+        let owned = self.assignment();
         let coordinator = self.coordinator(&group).await?;
         let (membership, partitions) = membership::join(
             &self.cluster,
@@ -256,6 +257,7 @@ impl Consumer {
             coordinator,
             &group,
             &topics,
+            &owned,
             &mut self.member_id,
         )
         .await?;
