@@ -142,7 +142,10 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
         }
         producer.close().await;
         for member in members {
-            member.await.expect("member");
+            tokio::time::timeout(common::DEADLINE, member)
+                .await
+                .expect("a member did not finish within the deadline")
+                .expect("member");
         }
     });
     drop(worker);
@@ -252,7 +255,10 @@ fn the_sticky_assignor_keeps_partitions_with_their_owners() {
         }
         stop.store(true, std::sync::atomic::Ordering::Release);
         for member in members {
-            member.await.expect("member");
+            tokio::time::timeout(common::DEADLINE, member)
+                .await
+                .expect("a member did not finish within the deadline")
+                .expect("member");
         }
     });
 }
