@@ -79,13 +79,19 @@ pub struct BatchRecords {
 impl BatchRecords {
     /// Decompresses (when needed) and splits the records of a whole, valid batch.
     pub fn decode(batch: &[u8]) -> Result<Self, RecordsError> {
-        let header = BatchHeader::parse(batch)?;
-        let body = &batch[HEADER_SIZE..header.size_bytes()];
+        Self::decode_shared(Bytes::copy_from_slice(batch))
+    }
+
+    /// As [`decode`](Self::decode), keeping an uncompressed batch's records
+    /// in `batch` itself: keys and values are slices of it, not copies.
+    pub fn decode_shared(batch: Bytes) -> Result<Self, RecordsError> {
+        let header = BatchHeader::parse(&batch)?;
+        let body = batch.slice(HEADER_SIZE..header.size_bytes());
         let data = decompress(&header, body)?;
         let records = split_records(&header, &data)?;
         Ok(Self {
             header,
-            header_bytes: HeaderBytes::copy_from(batch),
+            header_bytes: HeaderBytes::copy_from(&batch),
             data,
             records,
         })
@@ -135,9 +141,9 @@ impl BatchRecords {
     }
 }
 
-fn decompress(header: &BatchHeader, body: &[u8]) -> Result<Bytes, RecordsError> {
+fn decompress(header: &BatchHeader, body: Bytes) -> Result<Bytes, RecordsError> {
     let codec = header.compression()?;
-    let mut input = Bytes::copy_from_slice(body);
+    let mut input = body;
     let take_all = |buf: &mut Bytes| Ok(std::mem::take(buf));
     let result = match codec {
         Compression::None => return Ok(input),

@@ -579,11 +579,14 @@ fn read_records(
             continue;
         }
         if !header.is_control() {
-            let records = BatchRecords::decode(batch).map_err(|err| ClientError::Corrupt {
-                topic: topic.to_string(),
-                partition,
-                reason: err.to_string(),
-            })?;
+            // A slice of the fetched buffer: records are not copied.
+            let shared = bytes.slice_ref(batch);
+            let records =
+                BatchRecords::decode_shared(shared).map_err(|err| ClientError::Corrupt {
+                    topic: topic.to_string(),
+                    partition,
+                    reason: err.to_string(),
+                })?;
             for record in &records.records {
                 let offset = records.offset(record);
                 if offset < position {
