@@ -5,8 +5,6 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
-use std::io::{Read, Write};
-
 use runnel_client::partitioner::partition_for_key;
 use runnel_client::{ClientError, Producer, ProducerConfig, ProducerRecord};
 
@@ -25,13 +23,8 @@ fn started() -> (tempfile::TempDir, Broker) {
 
 /// Produce requests the broker has handled, from its metrics.
 fn produce_requests(metrics: &str) -> u64 {
-    let mut stream = std::net::TcpStream::connect(metrics).expect("connect to metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: runnel\r\nConnection: close\r\n\r\n")
-        .expect("send");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read metrics");
-    text.lines()
+    common::scrape_metrics(metrics)
+        .lines()
         .find(|l| l.starts_with("runnel_requests_total{api=\"Produce\"}"))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
@@ -289,20 +282,6 @@ fn retries_carry_records_across_a_broker_restart() {
     assert_eq!(offsets, (1..=10).collect::<Vec<i64>>());
 }
 
-/// kcat (Debian's `kafkacat`), as the test script installs it.
-fn kcat() -> std::process::Command {
-    let name = if std::process::Command::new("kcat")
-        .arg("-V")
-        .output()
-        .is_ok()
-    {
-        "kcat"
-    } else {
-        "kafkacat"
-    };
-    std::process::Command::new(name)
-}
-
 #[test]
 fn every_compression_type_is_read_back_by_librdkafka() {
     let (_dir, broker) = started();
@@ -323,7 +302,7 @@ fn every_compression_type_is_read_back_by_librdkafka() {
             }
             producer.close().await;
         });
-        let output = kcat()
+        let output = common::kcat()
             .args([
                 "-b",
                 &broker.bootstrap,

@@ -4,7 +4,6 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -293,16 +292,6 @@ fn produce(client: &mut Client, topic: &str, count: usize) {
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
 }
 
-fn scrape(metrics: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(metrics).expect("connect to metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: runnel\r\nConnection: close\r\n\r\n")
-        .expect("send");
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read metrics");
-    text
-}
-
 #[test]
 fn lag_members_and_group_state_are_exported_under_kafka_exporter_names() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -314,7 +303,7 @@ fn lag_members_and_group_state_are_exported_under_kafka_exporter_names() {
     commit(&mut client, GROUP, (&member, generation), "lagging", 4, -1);
     commit(&mut client, "offsets-only", ("", -1), "lagging", 9, -1);
 
-    let text = scrape(&broker.metrics);
+    let text = common::scrape_metrics(&broker.metrics);
     for line in [
         "kafka_consumergroup_current_offset{consumergroup=\"kept\",topic=\"lagging\",partition=\"0\"} 4",
         "kafka_consumergroup_lag{consumergroup=\"kept\",topic=\"lagging\",partition=\"0\"} 6",

@@ -34,15 +34,6 @@ fn python(script: &str, args: &[&str]) -> Output {
         .current_dir(clients_dir()))
 }
 
-fn kcat() -> Command {
-    let name = if Command::new("kcat").arg("-V").output().is_ok() {
-        "kcat"
-    } else {
-        "kafkacat"
-    };
-    Command::new(name)
-}
-
 fn started() -> (tempfile::TempDir, Broker) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve(dir.path());
@@ -63,7 +54,7 @@ fn started_for_groups() -> (tempfile::TempDir, Broker) {
 fn kcat_lists_metadata_produces_and_consumes() {
     let (_dir, broker) = started();
     let lines: Vec<String> = (0..50).map(|i| format!("k{}:value {i}", i % 5)).collect();
-    let mut produce = kcat()
+    let mut produce = common::kcat()
         .args(["-b", &broker.bootstrap, "-P", "-t", "kcat-topic", "-K", ":"])
         .stdin(std::process::Stdio::piped())
         .spawn()
@@ -78,7 +69,7 @@ fn kcat_lists_metadata_produces_and_consumes() {
     let status = produce.wait().expect("kcat -P");
     assert!(status.success(), "kcat -P: {status}");
 
-    let metadata = run(kcat().args(["-b", &broker.bootstrap, "-L", "-t", "kcat-topic"]));
+    let metadata = run(common::kcat().args(["-b", &broker.bootstrap, "-L", "-t", "kcat-topic"]));
     let metadata = String::from_utf8_lossy(&metadata.stdout);
     assert!(
         metadata.contains("topic \"kcat-topic\" with 1 partitions"),
@@ -86,7 +77,7 @@ fn kcat_lists_metadata_produces_and_consumes() {
     );
     assert!(metadata.contains("leader 1"), "{metadata}");
 
-    let consumed = run(kcat().args([
+    let consumed = run(common::kcat().args([
         "-b",
         &broker.bootstrap,
         "-C",

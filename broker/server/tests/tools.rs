@@ -26,15 +26,6 @@ fn runnel(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("runnel")
 }
 
-fn kcat() -> Command {
-    let name = if Command::new("kcat").arg("-V").output().is_ok() {
-        "kcat"
-    } else {
-        "kafkacat"
-    };
-    Command::new(name)
-}
-
 #[test]
 fn produce_sends_each_line_with_its_key() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -60,7 +51,7 @@ fn produce_sends_each_line_with_its_key() {
         &lines,
     );
     assert!(output.status.success(), "{output:?}");
-    let read = kcat()
+    let read = common::kcat()
         .args([
             "-b",
             &broker.bootstrap,

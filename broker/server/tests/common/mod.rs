@@ -176,3 +176,25 @@ fn signal(pid: u32, signal: &str) {
         .expect("run kill");
     assert!(status.success(), "kill {signal} {pid} failed: {status}");
 }
+
+/// kcat, or `kafkacat` as Debian names it (scripts/test.sh installs it).
+pub fn kcat() -> Command {
+    let name = if Command::new("kcat").arg("-V").output().is_ok() {
+        "kcat"
+    } else {
+        "kafkacat"
+    };
+    Command::new(name)
+}
+
+/// The text of the broker's `/metrics` page at `metrics` (`host:port`).
+pub fn scrape_metrics(metrics: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(metrics).expect("connect to metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: runnel\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read metrics");
+    text
+}
