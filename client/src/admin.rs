@@ -21,15 +21,12 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
 };
 use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
 use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
-use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
+use kafka_protocol::messages::{GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::cluster::Cluster;
@@ -46,7 +43,6 @@ const FIND_COORDINATOR_VERSION: i16 = 3;
 const LIST_GROUPS_VERSION: i16 = 4;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
 const OFFSET_FETCH_VERSION: i16 = 7;
-const LIST_OFFSETS_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
 /// Kafka's `ConfigResource.Type.TOPIC`.
 const TOPIC_RESOURCE: i8 = 2;
@@ -277,37 +273,15 @@ impl Admin {
         partitions: &[(String, i32)],
         timestamp: i64,
     ) -> Result<Vec<i64>> {
-        let mut ends = Vec::with_capacity(partitions.len());
+        let mut offsets = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
-            let info = self.cluster.topic_or_fetch(topic, false).await?;
-            let leader = info.leaders.get(*partition as usize).copied().unwrap_or(-1);
-            let request = ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![
-                    ListOffsetsTopic::default()
-                        .with_name(topic_name(topic))
-                        .with_partitions(vec![
-                            ListOffsetsPartition::default()
-                                .with_partition_index(*partition)
-                                .with_timestamp(timestamp),
-                        ]),
-                ]);
-            let response = self
-                .cluster
-                .connection(leader)
-                .await?
-                .call(LIST_OFFSETS_VERSION, &request)
-                .await?;
-            let p = response
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .find(|p| p.partition_index == *partition)
-                .ok_or_else(|| ClientError::kafka("ListOffsets", topic, *partition, -1))?;
-            check("ListOffsets", topic, p.error_code, None)?;
-            ends.push(p.offset);
+            offsets.push(
+                self.cluster
+                    .list_offset(topic, *partition, timestamp)
+                    .await?,
+            );
         }
-        Ok(ends)
+        Ok(offsets)
     }
 
     /// Creates `name` with `partitions` (-1: the broker's default),

@@ -6,14 +6,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
+};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
+use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
 const METADATA_VERSION: i16 = 12;
+const LIST_OFFSETS_VERSION: i16 = 7;
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE: a topic
 /// being created answers with these until it is ready.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -208,6 +212,42 @@ impl Cluster {
     /// A known broker's node id, for requests any broker answers.
     pub fn any_node(&self) -> Option<i32> {
         self.state().brokers.keys().min().copied()
+    }
+
+    /// The offset ListOffsets gives for a partition at `timestamp` (-2
+    /// earliest, -1 latest, else the first at or after it; -1 when none),
+    /// asked of its leader.
+    pub async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+        let info = self.topic_or_fetch(topic, false).await?;
+        let leader = info.leaders.get(partition as usize).copied().unwrap_or(-1);
+        let connection = self.connection(leader).await?;
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]);
+        let response = connection.call(LIST_OFFSETS_VERSION, &request).await?;
+        let answer = response
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.partition_index == partition);
+        match answer {
+            Some(p) if p.error_code == 0 => Ok(p.offset),
+            Some(p) => Err(ClientError::kafka(
+                "ListOffsets",
+                topic,
+                partition,
+                p.error_code,
+            )),
+            None => Err(ClientError::kafka("ListOffsets", topic, partition, -1)),
+        }
     }
 
     /// Forgets what is known of `topic`, so the next use asks again (after a

@@ -159,23 +159,7 @@ fn encode<R: Request>(
 
 /// Kafka's name of an API key, for errors.
 pub(crate) fn api_name(key: i16) -> &'static str {
-    ApiKey::try_from(key).map_or("unknown API", |api| match api {
-        ApiKey::Produce => "Produce",
-        ApiKey::Fetch => "Fetch",
-        ApiKey::ListOffsets => "ListOffsets",
-        ApiKey::Metadata => "Metadata",
-        ApiKey::OffsetCommit => "OffsetCommit",
-        ApiKey::OffsetFetch => "OffsetFetch",
-        ApiKey::FindCoordinator => "FindCoordinator",
-        ApiKey::JoinGroup => "JoinGroup",
-        ApiKey::Heartbeat => "Heartbeat",
-        ApiKey::LeaveGroup => "LeaveGroup",
-        ApiKey::SyncGroup => "SyncGroup",
-        ApiKey::ApiVersions => "ApiVersions",
-        ApiKey::CreateTopics => "CreateTopics",
-        ApiKey::DeleteTopics => "DeleteTopics",
-        _ => "request",
-    })
+    ApiKey::try_from(key).map_or("unknown API", runnel_protocol::versions::name)
 }
 
 /// The connection's task: writes queued frames, reads responses in order

@@ -20,9 +20,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
-use kafka_protocol::messages::list_offsets_request::{
-    ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
-};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -39,7 +36,6 @@ use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
 const FETCH_VERSION: i16 = 12;
-const LIST_OFFSETS_VERSION: i16 = 7;
 const FIND_COORDINATOR_VERSION: i16 = 3;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
@@ -416,36 +412,7 @@ impl Consumer {
 
     /// The offset ListOffsets gives for `timestamp` (-2 earliest, -1 latest).
     async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
-        let info = self.cluster.topic_or_fetch(topic, false).await?;
-        let leader = info.leaders.get(partition as usize).copied().unwrap_or(-1);
-        let connection = self.cluster.connection(leader).await?;
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_partitions(vec![
-                        ListOffsetsPartition::default()
-                            .with_partition_index(partition)
-                            .with_timestamp(timestamp),
-                    ]),
-            ]);
-        let response = connection.call(LIST_OFFSETS_VERSION, &request).await?;
-        let answer = response
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == partition);
-        match answer {
-            Some(p) if p.error_code == 0 => Ok(p.offset),
-            Some(p) => Err(ClientError::kafka(
-                "ListOffsets",
-                topic,
-                partition,
-                p.error_code,
-            )),
-            None => Err(ClientError::kafka("ListOffsets", topic, partition, -1)),
-        }
+        self.cluster.list_offset(topic, partition, timestamp).await
     }
 
     /// The connection to the group's coordinator.
