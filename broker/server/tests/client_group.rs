@@ -1,6 +1,8 @@
-//! runnel-client consumers in a group with a librdkafka consumer: the
-//! group's range assignor splits the partitions between all three, and
-//! every message is consumed exactly once across them.
+//! runnel-client consumers in groups: with a librdkafka consumer (range
+//! and cooperative-sticky split the partitions between all three, and every
+//! message is consumed exactly once across them), and among themselves
+//! (the sticky assignors keep partitions with their owners; the listener
+//! hears eager and cooperative rebalances as Java's does).
 
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
@@ -11,12 +13,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use runnel_client::{Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord};
+use runnel_client::{
+    Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, RebalanceListener,
+};
 
 use common::Broker;
-
-const TOPIC: &str = "mixed";
-const GROUP: &str = "mixed-group";
 
 /// The librdkafka member's process, killed however the test ends.
 struct KillOnDrop(std::process::Child);
@@ -39,7 +40,18 @@ fn record(seen: &Seen, who: &'static str, partition: i32, offset: i64) {
 }
 
 #[test]
-fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
+fn two_of_ours_and_librdkafka_share_a_range_group_and_consume_each_message_once() {
+    mixed_group("range", "mixed-range");
+}
+
+#[test]
+fn two_of_ours_and_librdkafka_share_a_cooperative_sticky_group() {
+    mixed_group("cooperative-sticky", "mixed-cooperative");
+}
+
+/// One librdkafka consumer and two of ours with `strategy` split a
+/// 6-partition topic 2/2/2, and each of 60 messages is consumed once.
+fn mixed_group(strategy: &'static str, topic: &'static str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
     broker.wait_ready();
@@ -49,7 +61,7 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
         let admin = runnel_client::Admin::new(&bootstrap, "test")
             .await
             .expect("admin");
-        admin.create_topic(TOPIC, 6, 1, &[]).await.expect("create");
+        admin.create_topic(topic, 6, 1, &[]).await.expect("create");
     });
 
     let seen: Seen = Arc::default();
@@ -57,7 +69,7 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
     let mut worker = KillOnDrop(
         Command::new("python3")
             .arg(clients.join("group_worker.py"))
-            .args([bootstrap.as_str(), GROUP, TOPIC])
+            .args([bootstrap.as_str(), topic, topic, strategy])
             .current_dir(&clients)
             .stdout(Stdio::piped())
             .spawn()
@@ -87,7 +99,8 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
         let mut members = Vec::new();
         for (index, name) in ["ours-1", "ours-2"].into_iter().enumerate() {
             let config = ConsumerConfig::new(&bootstrap)
-                .set("group.id", GROUP)
+                .set("group.id", topic)
+                .and_then(|c| c.set("partition.assignment.strategy", strategy))
                 .and_then(|c| c.set("enable.auto.commit", "false"))
                 .and_then(|c| c.set("auto.offset.reset", "earliest"))
                 .and_then(|c| c.set("heartbeat.interval.ms", "300"))
@@ -97,7 +110,7 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
             let (seen, assigned) = (Arc::clone(&seen), Arc::clone(&assigned));
             members.push(tokio::spawn(async move {
                 let mut consumer = Consumer::new(config).await.expect("consumer");
-                consumer.subscribe(&[TOPIC]).expect("subscribe");
+                consumer.subscribe(&[topic]).expect("subscribe");
                 let deadline = tokio::time::Instant::now() + common::DEADLINE;
                 while tokio::time::Instant::now() < deadline {
                     let records = consumer
@@ -123,7 +136,8 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
         while *assigned.lock().expect("assigned") != [2, 2] {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "the group never split 2/2/2"
+                "the group never split 2/2/2: ours hold {:?}",
+                assigned.lock().expect("assigned")
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -132,7 +146,7 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
             .expect("producer");
         for i in 0..60 {
             let value = format!("m{i}");
-            let record = ProducerRecord::new(TOPIC, value.as_bytes()).partition(i % 6);
+            let record = ProducerRecord::new(topic, value.as_bytes()).partition(i % 6);
             producer
                 .send(record)
                 .await
@@ -164,55 +178,131 @@ fn two_of_ours_and_librdkafka_share_a_group_and_consume_each_message_once() {
     );
 }
 
-type Assignments = Arc<Mutex<Vec<Vec<(String, i32)>>>>;
+type Partitions = Vec<(String, i32)>;
+type Assignments = Arc<Mutex<Vec<Partitions>>>;
 
-/// A member polling in its own task (a join blocks until every member has
-/// joined), publishing its assignment in `slot` until `stop`.
-fn spawn_member(
-    bootstrap: String,
-    slot: usize,
-    assignments: Assignments,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let config = ConsumerConfig::new(&bootstrap)
-            .set("group.id", "stickies")
-            .and_then(|c| c.set("partition.assignment.strategy", "sticky"))
-            .and_then(|c| c.set("heartbeat.interval.ms", "100"))
-            .and_then(|c| c.set("session.timeout.ms", "6000"))
-            .and_then(|c| c.set("fetch.max.wait.ms", "50"))
-            .expect("valid");
-        let mut consumer = Consumer::new(config).await.expect("consumer");
-        consumer.subscribe(&["sticky"]).expect("subscribe");
-        while !stop.load(std::sync::atomic::Ordering::Acquire) {
-            consumer
-                .poll(Duration::from_millis(50))
-                .await
-                .expect("poll");
-            assignments.lock().expect("assignments")[slot] = consumer.assignment();
-        }
-        consumer.close().await;
-    })
+/// What each member's rebalance listener was told, in order.
+type Events = Arc<Mutex<Vec<Vec<Event>>>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    Revoked(Vec<(String, i32)>),
+    Assigned(Vec<(String, i32)>),
+    Lost(Vec<(String, i32)>),
 }
 
-/// Waits until the members' assignment sizes are `sizes`.
-async fn settle(assignments: &Assignments, sizes: &[usize]) -> Vec<Vec<(String, i32)>> {
-    let deadline = tokio::time::Instant::now() + common::DEADLINE;
-    loop {
-        let now = assignments.lock().expect("assignments").clone();
-        if now.iter().map(Vec::len).collect::<Vec<_>>() == sizes {
-            return now;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "assignments {now:?}, expected sizes {sizes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+struct Recorder {
+    slot: usize,
+    events: Events,
+}
+
+impl Recorder {
+    fn push(&self, event: Event) {
+        self.events.lock().expect("events")[self.slot].push(event);
     }
 }
 
-#[test]
-fn the_sticky_assignor_keeps_partitions_with_their_owners() {
+impl RebalanceListener for Recorder {
+    fn on_partitions_revoked(&mut self, partitions: &[(String, i32)]) {
+        self.push(Event::Revoked(partitions.to_vec()));
+    }
+    fn on_partitions_assigned(&mut self, partitions: &[(String, i32)]) {
+        self.push(Event::Assigned(partitions.to_vec()));
+    }
+    fn on_partitions_lost(&mut self, partitions: &[(String, i32)]) {
+        self.push(Event::Lost(partitions.to_vec()));
+    }
+}
+
+/// One test's group of our members, each polling in its own task (a join
+/// blocks until every member has joined), publishing its assignment and
+/// its listener's events in its slot until `stop`.
+#[derive(Clone)]
+struct Members {
+    bootstrap: String,
+    strategy: &'static str,
+    assignments: Assignments,
+    events: Events,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Members {
+    fn new(bootstrap: &str, strategy: &'static str, slots: usize) -> Self {
+        Self {
+            bootstrap: bootstrap.to_string(),
+            strategy,
+            assignments: Arc::new(Mutex::new(vec![Vec::new(); slots])),
+            events: Arc::new(Mutex::new(vec![Vec::new(); slots])),
+            stop: Arc::default(),
+        }
+    }
+
+    fn spawn(&self, slot: usize) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let config = ConsumerConfig::new(&this.bootstrap)
+                .set("group.id", this.strategy)
+                .and_then(|c| c.set("partition.assignment.strategy", this.strategy))
+                .and_then(|c| c.set("heartbeat.interval.ms", "100"))
+                .and_then(|c| c.set("session.timeout.ms", "6000"))
+                .and_then(|c| c.set("fetch.max.wait.ms", "50"))
+                .expect("valid");
+            let mut consumer = Consumer::new(config).await.expect("consumer");
+            let recorder = Recorder {
+                slot,
+                events: Arc::clone(&this.events),
+            };
+            consumer
+                .subscribe_with(&[this.strategy], Box::new(recorder))
+                .expect("subscribe");
+            while !this.stop.load(std::sync::atomic::Ordering::Acquire) {
+                consumer
+                    .poll(Duration::from_millis(50))
+                    .await
+                    .expect("poll");
+                this.assignments.lock().expect("assignments")[slot] = consumer.assignment();
+            }
+            consumer.close().await;
+        })
+    }
+
+    /// Waits until the members' assignment sizes are `sizes`.
+    async fn settle(&self, sizes: &[usize]) -> Vec<Vec<(String, i32)>> {
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        loop {
+            let now = self.assignments.lock().expect("assignments").clone();
+            if now.iter().map(Vec::len).collect::<Vec<_>>() == sizes {
+                return now;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "assignments {now:?}, expected sizes {sizes:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn clear_events(&self) {
+        for events in self.events.lock().expect("events").iter_mut() {
+            events.clear();
+        }
+    }
+
+    async fn stop(&self, members: Vec<tokio::task::JoinHandle<()>>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        for member in members {
+            tokio::time::timeout(common::DEADLINE, member)
+                .await
+                .expect("a member did not finish within the deadline")
+                .expect("member");
+        }
+    }
+}
+
+/// Two members split a 6-partition topic 3/3, then a third joins; returns
+/// the assignments before and after it settled at 2/2/2, with the events
+/// the events each member's listener heard meanwhile.
+fn third_member_joins(strategy: &'static str) -> (Vec<Vec<Event>>, [Vec<Partitions>; 2]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
     broker.wait_ready();
@@ -223,42 +313,83 @@ fn the_sticky_assignor_keeps_partitions_with_their_owners() {
             .await
             .expect("admin");
         admin
-            .create_topic("sticky", 6, 1, &[])
+            .create_topic(strategy, 6, 1, &[])
             .await
             .expect("create");
-        let assignments: Assignments = Arc::new(Mutex::new(vec![Vec::new(); 3]));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut members = Vec::new();
-        for slot in 0..2 {
-            members.push(spawn_member(
-                bootstrap.clone(),
-                slot,
-                Arc::clone(&assignments),
-                Arc::clone(&stop),
-            ));
-        }
-        let before = settle(&assignments, &[3, 3, 0]).await;
-        members.push(spawn_member(
-            bootstrap.clone(),
-            2,
-            Arc::clone(&assignments),
-            Arc::clone(&stop),
-        ));
-        let after = settle(&assignments, &[2, 2, 2]).await;
+        let group = Members::new(&bootstrap, strategy, 3);
+        let mut members = vec![group.spawn(0), group.spawn(1)];
+        let before = group.settle(&[3, 3, 0]).await;
+        group.clear_events();
+        members.push(group.spawn(2));
+        let after = group.settle(&[2, 2, 2]).await;
+        // What the listeners heard of the rebalance (closing revokes all).
+        let events = group.events.lock().expect("events").clone();
+        group.stop(members).await;
         for slot in 0..2 {
             assert!(
                 after[slot].iter().all(|tp| before[slot].contains(tp)),
-                "member {slot} got {:?}, owned {:?}",
+                "{strategy}: member {slot} got {:?}, owned {:?}",
                 after[slot],
                 before[slot]
             );
         }
-        stop.store(true, std::sync::atomic::Ordering::Release);
-        for member in members {
-            tokio::time::timeout(common::DEADLINE, member)
-                .await
-                .expect("a member did not finish within the deadline")
-                .expect("member");
-        }
-    });
+        (events, [before, after])
+    })
+}
+
+#[test]
+fn the_sticky_assignor_keeps_partitions_with_their_owners() {
+    let (events, [before, after]) = third_member_joins("sticky");
+    // Eager: everything is revoked, then the new share assigned.
+    for slot in 0..2 {
+        assert_eq!(
+            events[slot].get(..2),
+            Some(
+                &[
+                    Event::Revoked(before[slot].clone()),
+                    Event::Assigned(after[slot].clone())
+                ][..]
+            ),
+            "member {slot}"
+        );
+    }
+}
+
+#[test]
+fn cooperative_sticky_revokes_only_the_partitions_that_move() {
+    let (events, [before, after]) = third_member_joins("cooperative-sticky");
+    for slot in 0..2 {
+        let moved: Vec<(String, i32)> = before[slot]
+            .iter()
+            .filter(|tp| !after[slot].contains(tp))
+            .cloned()
+            .collect();
+        assert_eq!(moved.len(), 1, "member {slot}: {before:?} -> {after:?}");
+        let events = &events[slot];
+        assert!(
+            events.contains(&Event::Revoked(moved.clone())),
+            "member {slot} revokes just {moved:?}: {events:?}"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Revoked(p) if p.len() > 1)
+                    || matches!(e, Event::Lost(_))),
+            "member {slot} gave up more than it had to: {events:?}"
+        );
+    }
+    // The newcomer is told of its two partitions as they come.
+    let added: Vec<(String, i32)> = events[2]
+        .iter()
+        .cloned()
+        .flat_map(|e| match e {
+            Event::Assigned(p) => p,
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut want = after[2].clone();
+    want.sort();
+    let mut got = added;
+    got.sort();
+    assert_eq!(got, want);
 }

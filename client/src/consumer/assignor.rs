@@ -16,9 +16,12 @@ use kafka_protocol::messages::consumer_protocol_subscription::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-/// The subscription version we send: v1 carries the partitions a member
-/// owns, which the sticky assignor keeps where they are.
-const SUBSCRIPTION_VERSION: i16 = 1;
+/// The subscription version we send, as Java's consumer 3.5+ and
+/// librdkafka 2.3+: v1 added the partitions a member owns (which the sticky
+/// assignors keep where they are), v2 the generation they were owned in
+/// (the newest claim wins when two members claim one partition), v3 the
+/// rack (we send none).
+const SUBSCRIPTION_VERSION: i16 = 3;
 const ASSIGNMENT_VERSION: i16 = 0;
 /// The newest versions kafka-protocol decodes.
 const MAX_SUBSCRIPTION_VERSION: i16 = 3;
@@ -28,16 +31,29 @@ const MAX_ASSIGNMENT_VERSION: i16 = 3;
 pub const RANGE: &str = "range";
 pub const ROUNDROBIN: &str = "roundrobin";
 pub const STICKY: &str = "sticky";
+pub const COOPERATIVE_STICKY: &str = "cooperative-sticky";
 
-/// A member's subscription: its topics and the partitions it owns now.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A member's subscription: its topics, the partitions it owns now and the
+/// generation it got them in (-1 when it does not say).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     pub topics: Vec<String>,
     pub owned: Vec<(String, i32)>,
+    pub generation: i32,
+}
+
+impl Default for Subscription {
+    fn default() -> Self {
+        Self {
+            topics: Vec::new(),
+            owned: Vec::new(),
+            generation: -1,
+        }
+    }
 }
 
 /// Our subscription metadata for JoinGroup.
-pub fn encode_subscription(topics: &[String], owned: &[(String, i32)]) -> Bytes {
+pub fn encode_subscription(topics: &[String], owned: &[(String, i32)], generation: i32) -> Bytes {
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in owned {
         by_topic.entry(topic).or_default().push(*partition);
@@ -58,10 +74,12 @@ pub fn encode_subscription(topics: &[String], owned: &[(String, i32)]) -> Bytes 
                         .with_partitions(partitions)
                 })
                 .collect(),
-        );
+        )
+        .with_generation_id(generation)
+        .with_rack_id(None);
     let mut buf = BytesMut::new();
     buf.put_i16(SUBSCRIPTION_VERSION);
-    // Names and partition lists cannot fail to encode at version 1.
+    // Names and partition lists cannot fail to encode.
     let _ = subscription.encode(&mut buf, SUBSCRIPTION_VERSION);
     buf.freeze()
 }
@@ -82,6 +100,11 @@ pub fn decode_subscription(metadata: &[u8]) -> Option<Subscription> {
             .iter()
             .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.0.to_string(), p)))
             .collect(),
+        generation: if version >= 2 {
+            subscription.generation_id
+        } else {
+            -1
+        },
     })
 }
 
@@ -146,6 +169,9 @@ pub fn assign(
     if protocol == STICKY {
         return sticky(members, partitions);
     }
+    if protocol == COOPERATIVE_STICKY {
+        return cooperative(members, partitions);
+    }
     if protocol == ROUNDROBIN {
         // All partitions of all topics in order, dealt round the members,
         // skipping members not subscribed to the topic.
@@ -208,30 +234,29 @@ fn sticky(
     if members.is_empty() {
         return out;
     }
+    let owners = current_owners(members, partitions);
     let total = all.len();
     let count = members.len();
-    // The first `total % count` members (in id order) may hold one more.
-    let quota: BTreeMap<&String, usize> = members
-        .keys()
+    // `total % count` members may hold one more: those owning most now, so
+    // fewer partitions move.
+    let mut by_owned: Vec<&String> = members.keys().collect();
+    by_owned.sort_by_key(|m| {
+        std::cmp::Reverse(owners.values().filter(|o| o.as_str() == m.as_str()).count())
+    });
+    let quota: BTreeMap<&String, usize> = by_owned
+        .into_iter()
         .enumerate()
         .map(|(i, m)| (m, total / count + usize::from(i < total % count)))
         .collect();
     let mut taken: BTreeSet<(String, i32)> = BTreeSet::new();
     // Keep what each member owns, up to its quota.
-    for (member, subscription) in members {
-        for tp in &subscription.owned {
-            let exists = partitions
-                .get(&tp.0)
-                .is_some_and(|&n| (0..n).contains(&tp.1));
-            let held = out.get(member).map_or(0, Vec::len);
-            if exists
-                && subscription.topics.contains(&tp.0)
-                && held < quota[member]
-                && taken.insert(tp.clone())
-                && let Some(owned) = out.get_mut(member)
-            {
-                owned.push(tp.clone());
-            }
+    for (tp, member) in &owners {
+        let held = out.get(*member).map_or(0, Vec::len);
+        if held < quota[*member]
+            && taken.insert((*tp).clone())
+            && let Some(owned) = out.get_mut(*member)
+        {
+            owned.push((*tp).clone());
         }
     }
     // The rest go, in order, to the subscribed member holding fewest.
@@ -260,6 +285,55 @@ fn sticky(
     out
 }
 
+/// KIP-429's cooperative-sticky: the sticky assignment, except that a
+/// partition moving from a member that still owns it is given to nobody
+/// this round; its owner revokes it and rejoins, and the next round hands
+/// it over.
+fn cooperative(
+    members: &BTreeMap<String, Subscription>,
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<(String, i32)>> {
+    let mut target = sticky(members, partitions);
+    let owners = current_owners(members, partitions);
+    for (member, assigned) in &mut target {
+        assigned.retain(|tp| owners.get(tp).is_none_or(|o| *o == member));
+    }
+    target
+}
+
+/// Who owns each partition now, by the members' claims: claims on
+/// partitions that do not exist or topics the member no longer subscribes
+/// to do not count, nor do claims from a generation older than the newest
+/// any member reports (that member missed a rebalance); of two claims in
+/// one generation the first member (in id order) keeps the partition.
+fn current_owners<'a>(
+    members: &'a BTreeMap<String, Subscription>,
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<&'a (String, i32), &'a String> {
+    let newest = members.values().map(|s| s.generation).max().unwrap_or(-1);
+    let mut owners: BTreeMap<&(String, i32), (&String, i32)> = BTreeMap::new();
+    for (member, subscription) in members {
+        if subscription.generation >= 0 && subscription.generation < newest {
+            continue;
+        }
+        for tp in &subscription.owned {
+            let exists = partitions
+                .get(&tp.0)
+                .is_some_and(|&n| (0..n).contains(&tp.1));
+            if !exists || !subscription.topics.contains(&tp.0) {
+                continue;
+            }
+            match owners.get(tp) {
+                Some((_, generation)) if *generation >= subscription.generation => {}
+                _ => {
+                    owners.insert(tp, (member, subscription.generation));
+                }
+            }
+        }
+    }
+    owners.into_iter().map(|(tp, (m, _))| (tp, m)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +346,7 @@ mod tests {
                     m.to_string(),
                     Subscription {
                         topics,
-                        owned: Vec::new(),
+                        ..Default::default()
                     },
                 )
             })
@@ -295,7 +369,7 @@ mod tests {
             "c".into(),
             Subscription {
                 topics: vec!["t".into()],
-                owned: vec![],
+                ..Default::default()
             },
         );
         let second = assign(STICKY, &group, &partitions);
@@ -314,6 +388,28 @@ mod tests {
             all,
             (0..6).map(|p| ("t".to_string(), p)).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn cooperative_withholds_partitions_still_owned_elsewhere() {
+        let partitions = BTreeMap::from([("t".to_string(), 4)]);
+        let mut group = members(&[("a", &["t"]), ("b", &["t"])]);
+        if let Some(a) = group.get_mut("a") {
+            a.owned = (0..4).map(|p| ("t".to_string(), p)).collect();
+        }
+        let first = assign(COOPERATIVE_STICKY, &group, &partitions);
+        assert_eq!(first["a"].len(), 2, "a keeps its share: {first:?}");
+        assert!(
+            first["b"].is_empty(),
+            "nothing moves while a owns it: {first:?}"
+        );
+        // a revoked the other two: the next round gives them to b.
+        if let Some(a) = group.get_mut("a") {
+            a.owned = first["a"].clone();
+        }
+        let second = assign(COOPERATIVE_STICKY, &group, &partitions);
+        assert_eq!(second["a"], first["a"]);
+        assert_eq!(second["b"].len(), 2);
     }
 
     #[test]
@@ -353,12 +449,13 @@ mod tests {
 
     #[test]
     fn subscriptions_and_assignments_round_trip() {
-        let metadata = encode_subscription(&["a".into(), "b".into()], &[("a".into(), 3)]);
+        let metadata = encode_subscription(&["a".into(), "b".into()], &[("a".into(), 3)], 7);
         assert_eq!(
             decode_subscription(&metadata),
             Some(Subscription {
                 topics: vec!["a".into(), "b".into()],
                 owned: vec![("a".into(), 3)],
+                generation: 7,
             })
         );
         let assignment = encode_assignment(&[("t".into(), 2), ("t".into(), 0), ("u".into(), 1)]);
@@ -368,5 +465,46 @@ mod tests {
         );
         assert_eq!(decode_assignment(&[]), Some(vec![]));
         assert_eq!(decode_subscription(&[0]), None);
+    }
+
+    #[test]
+    fn subscription_v3_bytes_as_java_writes_them() {
+        let metadata = encode_subscription(&["a".into()], &[("a".into(), 3)], 7);
+        let want: &[u8] = &[
+            0, 3, // version
+            0, 0, 0, 1, 0, 1, b'a', // topics
+            0xff, 0xff, 0xff, 0xff, // user data: null
+            0, 0, 0, 1, 0, 1, b'a', 0, 0, 0, 1, 0, 0, 0, 3, // owned partitions
+            0, 0, 0, 7, // generation
+            0xff, 0xff, // rack: null
+        ];
+        assert_eq!(&metadata[..], want);
+        // A v1 subscription (no generation) reads as generation -1.
+        let mut v1 = vec![0, 1];
+        v1.extend_from_slice(&want[2..want.len() - 6]);
+        assert_eq!(
+            decode_subscription(&v1).map(|s| (s.owned, s.generation)),
+            Some((vec![("a".to_string(), 3)], -1))
+        );
+    }
+
+    #[test]
+    fn claims_from_an_older_generation_do_not_count() {
+        let partitions = BTreeMap::from([("t".to_string(), 2)]);
+        let mut group = members(&[("a", &["t"]), ("b", &["t"])]);
+        // a missed a rebalance and still claims both; b got 0 and 1 since.
+        if let Some(a) = group.get_mut("a") {
+            a.owned = vec![("t".into(), 0), ("t".into(), 1)];
+            a.generation = 4;
+        }
+        if let Some(b) = group.get_mut("b") {
+            b.owned = vec![("t".into(), 0), ("t".into(), 1)];
+            b.generation = 5;
+        }
+        let out = assign(COOPERATIVE_STICKY, &group, &partitions);
+        // b, the newest owner, keeps one and gives up the other; a gets
+        // nothing until b has revoked it.
+        assert_eq!(out["b"].len(), 1, "{out:?}");
+        assert!(out["a"].is_empty(), "{out:?}");
     }
 }

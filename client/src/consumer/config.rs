@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::error::{ClientError, Result};
 
+/// The assignors `partition.assignment.strategy` may name.
+const ASSIGNORS: [&str; 4] = ["range", "roundrobin", "sticky", "cooperative-sticky"];
+
 /// Where a partition without a committed offset starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetReset {
@@ -46,11 +49,17 @@ pub struct ConsumerConfig {
     /// this long leaves its group.
     pub max_poll_interval: Duration,
     /// `partition.assignment.strategy`: assignor names in preference order
-    /// (range, roundrobin; sticky on request).
+    /// (range, roundrobin; sticky and cooperative-sticky on request).
     pub assignors: Vec<String>,
 }
 
 impl ConsumerConfig {
+    /// Whether the group rebalances incrementally: as in Java, only when
+    /// every assignor named supports it (cooperative-sticky alone).
+    pub fn cooperative(&self) -> bool {
+        !self.assignors.is_empty() && self.assignors.iter().all(|a| a == "cooperative-sticky")
+    }
+
     pub fn new(bootstrap_servers: &str) -> Self {
         Self {
             bootstrap_servers: bootstrap_servers.to_string(),
@@ -127,13 +136,9 @@ impl ConsumerConfig {
                     .map(|n| n.trim().to_ascii_lowercase())
                     .filter(|n| !n.is_empty())
                     .collect();
-                if names.is_empty()
-                    || names
-                        .iter()
-                        .any(|n| !["range", "roundrobin", "sticky"].contains(&n.as_str()))
-                {
+                if names.is_empty() || names.iter().any(|n| !ASSIGNORS.contains(&n.as_str())) {
                     return Err(invalid(
-                        "supported assignors are range, roundrobin and sticky",
+                        "supported assignors are range, roundrobin, sticky and cooperative-sticky",
                     ));
                 }
                 self.assignors = names;

@@ -33,6 +33,7 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const FENCED_INSTANCE_ID: i16 = 82;
 /// Joins retried (rebalances racing ours) before giving up.
 const JOIN_ATTEMPTS: usize = 20;
 
@@ -44,6 +45,12 @@ pub(super) struct Membership {
     pub generation: i32,
     /// Set by the heartbeat task when the member must join again.
     pub rejoin: Arc<AtomicBool>,
+    /// Set with `rejoin` when the member's partitions are no longer its
+    /// own (fenced, or it left after missing `max.poll.interval.ms`): they
+    /// are lost rather than revoked, and not committed.
+    pub lost: Arc<AtomicBool>,
+    /// Notified with `rejoin`, so a poll with nothing to fetch wakes.
+    pub wake: Arc<tokio::sync::Notify>,
     /// Milliseconds since `epoch` at the last poll, for max.poll.interval.ms.
     pub last_poll: Arc<AtomicU64>,
     pub epoch: Instant,
@@ -75,18 +82,27 @@ impl Membership {
     }
 }
 
-/// Joins `group` subscribed to `topics`; returns the membership and this
-/// member's partitions. `member_id` is kept across joins.
+/// What a member joins with: its group, its subscription, and the
+/// partitions it owns with the generation it got them in.
+#[derive(Debug)]
+pub(super) struct Joining<'a> {
+    pub group: &'a str,
+    pub topics: &'a [String],
+    pub owned: &'a [(String, i32)],
+    pub generation: i32,
+}
+
+/// Joins the group; returns the membership and this member's partitions.
+/// `member_id` is kept across joins.
 pub(super) async fn join(
     cluster: &Cluster,
     config: &ConsumerConfig,
     coordinator: Connection,
-    group: &str,
-    topics: &[String],
-    owned: &[(String, i32)],
+    joining: Joining<'_>,
     member_id: &mut String,
 ) -> Result<(Membership, Vec<(String, i32)>)> {
-    let metadata = assignor::encode_subscription(topics, owned);
+    let group = joining.group;
+    let metadata = assignor::encode_subscription(joining.topics, joining.owned, joining.generation);
     for _ in 0..JOIN_ATTEMPTS {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
@@ -157,6 +173,8 @@ pub(super) async fn join(
             }
         })?;
         let rejoin = Arc::new(AtomicBool::new(false));
+        let lost = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
         let last_poll = Arc::new(AtomicU64::new(0));
         let epoch = Instant::now();
         let heartbeat = tokio::spawn(heartbeat(
@@ -168,6 +186,8 @@ pub(super) async fn join(
                 interval: config.heartbeat_interval,
                 max_poll_interval: config.max_poll_interval,
                 rejoin: Arc::clone(&rejoin),
+                lost: Arc::clone(&lost),
+                wake: Arc::clone(&wake),
                 last_poll: Arc::clone(&last_poll),
                 epoch,
             },
@@ -177,6 +197,8 @@ pub(super) async fn join(
             member_id: member_id.clone(),
             generation: joined.generation_id,
             rejoin,
+            lost,
+            wake,
             last_poll,
             epoch,
             heartbeat,
@@ -230,8 +252,20 @@ struct HeartbeatState {
     interval: Duration,
     max_poll_interval: Duration,
     rejoin: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
     last_poll: Arc<AtomicU64>,
     epoch: Instant,
+}
+
+impl HeartbeatState {
+    fn ask_rejoin(&self, lost: bool) {
+        if lost {
+            self.lost.store(true, Ordering::Release);
+        }
+        self.rejoin.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
 }
 
 /// Heartbeats until a rebalance, fencing or a missed poll deadline asks
@@ -256,7 +290,7 @@ async fn heartbeat(coordinator: Connection, state: HeartbeatState) {
                         .with_member_id(StrBytes::from_string(state.member_id.clone())),
                 ]);
             let _ = coordinator.call(LEAVE_GROUP_VERSION, &leave).await;
-            state.rejoin.store(true, Ordering::Release);
+            state.ask_rejoin(true);
             return;
         }
         match coordinator.call(HEARTBEAT_VERSION, &request).await {
@@ -267,12 +301,15 @@ async fn heartbeat(coordinator: Connection, state: HeartbeatState) {
                     code = response.error_code,
                     "heartbeat asks to rejoin"
                 );
-                state.rejoin.store(true, Ordering::Release);
+                state.ask_rejoin(matches!(
+                    response.error_code,
+                    ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID
+                ));
                 return;
             }
             Err(err) => {
                 tracing::debug!(group = state.group, error = %err, "heartbeat failed");
-                state.rejoin.store(true, Ordering::Release);
+                state.ask_rejoin(false);
                 return;
             }
         }

@@ -5,13 +5,18 @@
 //! partition, key and value sharing the fetched buffer (no copy per
 //! record of uncompressed data); `commit` stores the positions for the group.
 //!
-//! `subscribe` joins `group.id` (Kafka's classic, eager protocol; range and
-//! roundrobin assignors, heartbeats, `max.poll.interval.ms`, auto commit).
+//! `subscribe` joins `group.id` with Kafka's classic group protocol: the
+//! range, roundrobin and sticky assignors rebalance eagerly (every member
+//! gives up everything, then takes its new share), `cooperative-sticky`
+//! incrementally (KIP-429: only partitions that move are given up, and the
+//! rest are read on through the rebalance). Heartbeats,
+//! `max.poll.interval.ms`, auto commit and rebalance callbacks as Java's.
 
 mod assignor;
 pub(crate) use assignor::decode_assignment;
 mod config;
 mod membership;
+mod rebalance;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +35,7 @@ use runnel_protocol::batch::Batches;
 use runnel_protocol::records::BatchRecords;
 
 pub use config::{ConsumerConfig, OffsetReset};
+pub use rebalance::RebalanceListener;
 
 use crate::cluster::Cluster;
 use crate::connection::Connection;
@@ -69,6 +75,10 @@ pub struct Consumer {
     membership: Option<membership::Membership>,
     /// Kept across rejoins, as Kafka's consumers do.
     member_id: String,
+    /// The generation this member's partitions were assigned in (-1 when
+    /// it has none), sent with them when it joins again.
+    generation: i32,
+    listener: rebalance::Listener,
     last_auto_commit: std::time::Instant,
 }
 
@@ -83,6 +93,8 @@ impl Consumer {
             subscription: None,
             membership: None,
             member_id: String::new(),
+            generation: -1,
+            listener: Default::default(),
             last_auto_commit: std::time::Instant::now(),
         })
     }
@@ -187,6 +199,18 @@ impl Consumer {
         Ok(())
     }
 
+    /// [`subscribe`](Self::subscribe), telling `listener` of each
+    /// rebalance.
+    pub fn subscribe_with(
+        &mut self,
+        topics: &[&str],
+        listener: Box<dyn RebalanceListener>,
+    ) -> Result<()> {
+        self.subscribe(topics)?;
+        self.listener = rebalance::Listener::new(listener);
+        Ok(())
+    }
+
     /// The partitions this consumer reads now.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions
@@ -233,17 +257,34 @@ impl Consumer {
         }
     }
 
-    /// Commits what was read (auto commit), then joins the group again and
-    /// takes the partitions it assigns, starting at their committed offsets.
+    /// Joins the group again and takes the partitions it assigns. Unless
+    /// the member lost them, what it read is committed first (auto
+    /// commit). Eager: every partition is revoked before the join and new
+    /// ones start at their committed offsets. Cooperative: partitions kept
+    /// go on from their positions, and when some had to be given up the
+    /// member joins once more so the group can hand them over.
     async fn rejoin(&mut self) -> Result<()> {
         let group = self.group()?.to_string();
+        let lost = self
+            .membership
+            .as_ref()
+            .is_some_and(|m| m.lost.load(std::sync::atomic::Ordering::Acquire));
         if self.membership.is_some()
+            && !lost
             && self.config.enable_auto_commit
             && let Err(err) = self.commit().await
         {
             tracing::debug!(error = %err, "commit before rejoining failed");
         }
         self.membership = None;
+        let cooperative = self.config.cooperative();
+        if lost {
+            self.listener.lost(&self.assignment());
+            self.positions.clear();
+            self.generation = -1;
+        } else if !cooperative {
+            self.listener.revoked(&self.assignment());
+        }
         let topics = self.subscription.clone().unwrap_or_default();
         let owned = self.assignment();
         let coordinator = self.coordinator(&group).await?;
@@ -251,21 +292,53 @@ impl Consumer {
             &self.cluster,
             &self.config,
             coordinator,
-            &group,
-            &topics,
-            &owned,
+            membership::Joining {
+                group: &group,
+                topics: &topics,
+                owned: &owned,
+                generation: self.generation,
+            },
             &mut self.member_id,
         )
         .await?;
         membership.polled();
-        self.membership = Some(membership);
-        // Eager protocol: every partition starts again from its committed
-        // offset, where the previous owner left it.
+        self.generation = membership.generation;
+        let previous = std::mem::take(&mut self.positions);
         self.positions = partitions
-            .into_iter()
-            .map(|(t, p)| ((Arc::<str>::from(t.as_str()), p), None))
+            .iter()
+            .map(|(t, p)| {
+                let key = (Arc::<str>::from(t.as_str()), *p);
+                let kept = if cooperative {
+                    previous.get(&key).copied().flatten()
+                } else {
+                    None
+                };
+                (key, kept)
+            })
             .collect();
-        self.paused.clear();
+        self.paused.retain(|key| self.positions.contains_key(key));
+        if cooperative {
+            let revoked: Vec<(String, i32)> = owned
+                .iter()
+                .filter(|tp| !partitions.contains(tp))
+                .cloned()
+                .collect();
+            let added: Vec<(String, i32)> = partitions
+                .iter()
+                .filter(|tp| !owned.contains(tp))
+                .cloned()
+                .collect();
+            self.listener.revoked(&revoked);
+            self.listener.assigned(&added);
+            if !revoked.is_empty() {
+                membership
+                    .rejoin
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+        } else {
+            self.listener.assigned(&partitions);
+        }
+        self.membership = Some(membership);
         Ok(())
     }
 
@@ -275,6 +348,7 @@ impl Consumer {
             let _ = self.commit().await;
         }
         if let (Some(membership), Some(group)) = (self.membership.take(), &self.config.group_id) {
+            self.listener.revoked(&self.assignment());
             membership.leave(group).await;
         }
     }
@@ -293,6 +367,15 @@ impl Consumer {
                 .entry(leader)
                 .or_default()
                 .push((Arc::clone(topic), *partition, offset));
+        }
+        if by_leader.is_empty() {
+            // Nothing to read (no partitions, or all paused): wait out the
+            // poll's timeout, or until the group needs this member.
+            match &self.membership {
+                Some(membership) => membership.wake.notified().await,
+                None => std::future::pending().await,
+            }
+            return Ok(Vec::new());
         }
         let mut records = Vec::new();
         for (leader, partitions) in by_leader {

@@ -10,8 +10,10 @@ from confluent_kafka import TopicPartition
 from common import consumer
 
 servers, group, topic = sys.argv[1], sys.argv[2], sys.argv[3]
-c = consumer(servers, **{"group.id": group, "session.timeout.ms": 6000,
-                         "heartbeat.interval.ms": 500})
+settings = {"group.id": group, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+if len(sys.argv) > 4:
+    settings["partition.assignment.strategy"] = sys.argv[4]
+c = consumer(servers, **settings)
 c.subscribe([topic])
 while True:
     msg = c.poll(0.2)

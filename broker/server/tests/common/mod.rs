@@ -60,7 +60,12 @@ impl Broker {
             }
         }
         let mut child = command
-            .env("RUST_LOG", "info")
+            // RUNNEL_TEST_LOG=debug (or any RUST_LOG filter) to see more
+            // of what the broker did in a failing test.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUNNEL_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,6 +169,13 @@ impl Drop for Broker {
     fn drop(&mut self) {
         if !self.exited && self.exit.try_recv().is_err() {
             signal(self.pid, "-KILL");
+        }
+        // A failing test shows what the broker logged.
+        if std::thread::panicking()
+            && let Some(stderr) = self.stderr.take()
+            && let Ok(text) = stderr.join()
+        {
+            eprintln!("--- runnel's stderr ---\n{text}--- end of runnel's stderr ---");
         }
     }
 }
