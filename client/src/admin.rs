@@ -33,6 +33,8 @@ use crate::cluster::Cluster;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
+/// Offsets the admin client reads count every record, as Kafka's do.
+const READ_UNCOMMITTED: i8 = 0;
 const CREATE_TOPICS_VERSION: i16 = 5;
 const DELETE_TOPICS_VERSION: i16 = 4;
 const CREATE_PARTITIONS_VERSION: i16 = 2;
@@ -277,7 +279,7 @@ impl Admin {
         for (topic, partition) in partitions {
             offsets.push(
                 self.cluster
-                    .list_offset(topic, *partition, timestamp)
+                    .list_offset(topic, *partition, timestamp, READ_UNCOMMITTED)
                     .await?,
             );
         }

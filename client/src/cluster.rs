@@ -216,13 +216,21 @@ impl Cluster {
 
     /// The offset ListOffsets gives for a partition at `timestamp` (-2
     /// earliest, -1 latest, else the first at or after it; -1 when none),
-    /// asked of its leader.
-    pub async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
+    /// asked of its leader. `isolation_level` 1 (read_committed) makes
+    /// "latest" the last stable offset.
+    pub async fn list_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<i64> {
         let info = self.topic_or_fetch(topic, false).await?;
         let leader = info.leaders.get(partition as usize).copied().unwrap_or(-1);
         let connection = self.connection(leader).await?;
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation_level)
             .with_topics(vec![
                 ListOffsetsTopic::default()
                     .with_name(TopicName(StrBytes::from_string(topic.to_string())))

@@ -78,21 +78,20 @@ impl Connection {
 
     /// Sends `request` at `version` and waits for its response.
     pub async fn call<R: Request>(&self, version: i16, request: &R) -> Result<R::Response> {
-        let rx = self.submit(version, request, true).await?;
-        let mut body = match rx {
-            Some(rx) => rx
-                .await
-                .map_err(|_| ClientError::Closed { peer: self.peer })??,
-            None => Bytes::new(),
-        };
-        let decode_error = || ClientError::Decode {
-            api: api_name(R::KEY),
+        self.send::<R>(version, request).await?.response().await
+    }
+
+    /// Queues `request` at `version` for the socket and returns at once;
+    /// the response comes by [`Pending::response`]. Requests sent one
+    /// after another on a connection are answered in that order.
+    pub async fn send<R: Request>(&self, version: i16, request: &R) -> Result<Pending<R>> {
+        let reply = self.submit(version, request, true).await?;
+        Ok(Pending {
+            reply,
             version,
             peer: self.peer,
-        };
-        ResponseHeader::decode(&mut body, R::Response::header_version(version))
-            .map_err(|_| decode_error())?;
-        R::Response::decode(&mut body, version).map_err(|_| decode_error())
+            request: std::marker::PhantomData,
+        })
     }
 
     /// Sends `request` without waiting for a response (Produce with acks=0).
@@ -128,6 +127,34 @@ impl Connection {
             .await
             .map_err(|_| ClientError::Closed { peer: self.peer })?;
         Ok(rx)
+    }
+}
+
+/// A request on its way: [`response`](Self::response) waits for its answer.
+#[derive(Debug)]
+pub struct Pending<R> {
+    reply: Option<oneshot::Receiver<Result<Bytes>>>,
+    version: i16,
+    peer: SocketAddr,
+    request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R: Request> Pending<R> {
+    pub async fn response(self) -> Result<R::Response> {
+        let mut body = match self.reply {
+            Some(rx) => rx
+                .await
+                .map_err(|_| ClientError::Closed { peer: self.peer })??,
+            None => Bytes::new(),
+        };
+        let decode_error = || ClientError::Decode {
+            api: api_name(R::KEY),
+            version: self.version,
+            peer: self.peer,
+        };
+        ResponseHeader::decode(&mut body, R::Response::header_version(self.version))
+            .map_err(|_| decode_error())?;
+        R::Response::decode(&mut body, self.version).map_err(|_| decode_error())
     }
 }
 

@@ -28,6 +28,8 @@ pub mod producer;
 pub use admin::{
     Admin, ConfigEntry, GroupDescription, GroupListing, GroupMember, TopicDescription,
 };
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener};
+pub use consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, RebalanceListener,
+};
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

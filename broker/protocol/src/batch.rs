@@ -52,8 +52,8 @@ const RECORDS_COUNT: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_MASK: i16 = 0x08;
-const TRANSACTIONAL_MASK: i16 = 0x10;
-const CONTROL_MASK: i16 = 0x20;
+pub(crate) const TRANSACTIONAL_MASK: i16 = 0x10;
+pub(crate) const CONTROL_MASK: i16 = 0x20;
 
 /// Why a batch was refused. Each variant names the check and the value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

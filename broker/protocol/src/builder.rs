@@ -3,15 +3,24 @@
 //! it is not on the broker's append path, which stores the bytes producers
 //! send.
 
-use crate::batch::{Compression, HEADER_SIZE, HeaderBytes, MAGIC_V2};
+use crate::batch::{
+    CONTROL_MASK, Compression, HEADER_SIZE, HeaderBytes, MAGIC_V2, TRANSACTIONAL_MASK,
+};
+use crate::control::ControlType;
 use crate::records::{RecordsError, compress_records, put_varlong, varlong_size};
 
 /// Collects records and encodes them as one batch with base offset 0 unless
 /// told otherwise. Producer id, epoch and base sequence are -1 (no
-/// idempotence), as a plain producer sends.
+/// idempotence), as a plain producer sends, unless set with
+/// [`producer`](Self::producer).
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     base_offset: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    /// Transactional and control bits of the attributes.
+    flags: i16,
     first_timestamp: i64,
     max_timestamp: i64,
     /// The batch as it will be sent: `HEADER_SIZE` bytes kept for the
@@ -26,6 +35,10 @@ impl BatchBuilder {
     pub fn new(first_timestamp: i64) -> Self {
         Self {
             base_offset: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            flags: 0,
             first_timestamp,
             max_timestamp: first_timestamp,
             buf: vec![0; HEADER_SIZE],
@@ -36,6 +49,43 @@ impl BatchBuilder {
     pub fn base_offset(mut self, base_offset: i64) -> Self {
         self.base_offset = base_offset;
         self
+    }
+
+    /// An idempotent producer's batch: its producer id and epoch, and the
+    /// sequence number of the first record.
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of a transaction.
+    pub fn transactional(mut self) -> Self {
+        self.flags |= TRANSACTIONAL_MASK;
+        self
+    }
+
+    /// A transaction marker: a transactional control batch of one record
+    /// saying whether the producer's transaction committed or aborted, as
+    /// the transaction coordinator has the partition leaders write it.
+    pub fn marker(
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: ControlType,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Self {
+        let mut builder = Self::new(timestamp)
+            .producer(producer_id, producer_epoch, -1)
+            .transactional();
+        builder.flags |= CONTROL_MASK;
+        builder.push(
+            Some(&kind.key()),
+            Some(&ControlType::value(coordinator_epoch)),
+            timestamp,
+        );
+        builder
     }
 
     pub fn record(mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) -> Self {
@@ -132,12 +182,12 @@ impl BatchBuilder {
         header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
         header[16] = MAGIC_V2 as u8;
         // attributes: the codec, CreateTime
-        header[21..23].copy_from_slice(&codec.attribute_bits().to_be_bytes());
+        header[21..23].copy_from_slice(&(codec.attribute_bits() | self.flags).to_be_bytes());
         header[23..27].copy_from_slice(&(self.count - 1).max(0).to_be_bytes());
         header[27..35].copy_from_slice(&self.first_timestamp.to_be_bytes());
-        header[43..51].copy_from_slice(&(-1i64).to_be_bytes());
-        header[51..53].copy_from_slice(&(-1i16).to_be_bytes());
-        header[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        header[43..51].copy_from_slice(&self.producer_id.to_be_bytes());
+        header[51..53].copy_from_slice(&self.producer_epoch.to_be_bytes());
+        header[53..57].copy_from_slice(&self.base_sequence.to_be_bytes());
         HeaderBytes(header)
     }
 }

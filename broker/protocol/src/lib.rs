@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod builder;
+pub mod control;
 pub mod fetch_writer;
 pub mod frame;
 pub mod records;

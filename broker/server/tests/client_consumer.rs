@@ -1,5 +1,6 @@
 //! runnel-client's consumer against the real broker: assigned partitions,
-//! `auto.offset.reset`, committed offsets, `seek`, compressed batches.
+//! `auto.offset.reset`, committed offsets (sync and async), `seek`,
+//! compressed batches.
 
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
@@ -145,6 +146,20 @@ fn committed_offsets_are_where_the_next_consumer_of_the_group_starts() {
             consumer.committed("resume", 0).await.expect("committed"),
             Some(4)
         );
+        // Asynchronous commits go out in order and are answered in order:
+        // the newer one stays, whichever answer is awaited first.
+        consumer.seek("resume", 0, 7);
+        let older = consumer.commit_async().await.expect("sent");
+        consumer.seek("resume", 0, 8);
+        let newer = consumer.commit_async().await.expect("sent");
+        newer.await.expect("newer commit");
+        older.await.expect("older commit");
+        assert_eq!(
+            consumer.committed("resume", 0).await.expect("committed"),
+            Some(8)
+        );
+        consumer.seek("resume", 0, 4);
+        consumer.commit().await.expect("commit");
 
         let mut next = Consumer::new(consumer_config(&broker.bootstrap, &settings))
             .await

@@ -16,6 +16,25 @@ pub enum OffsetReset {
     None,
 }
 
+/// Which records a consumer reads (`isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationLevel {
+    /// Everything written, including open and aborted transactions.
+    ReadUncommitted,
+    /// Only up to the last stable offset, without aborted transactions.
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The value Fetch and ListOffsets carry.
+    pub fn wire(self) -> i8 {
+        match self {
+            Self::ReadUncommitted => 0,
+            Self::ReadCommitted => 1,
+        }
+    }
+}
+
 /// Consumer settings; build with [`ConsumerConfig::new`] and
 /// [`ConsumerConfig::set`], which take Kafka's keys and values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +67,8 @@ pub struct ConsumerConfig {
     /// `max.poll.interval.ms` (300000): a member that does not poll for
     /// this long leaves its group.
     pub max_poll_interval: Duration,
+    /// `isolation.level` (read_uncommitted).
+    pub isolation_level: IsolationLevel,
     /// `partition.assignment.strategy`: assignor names in preference order
     /// (range, roundrobin; sticky and cooperative-sticky on request).
     pub assignors: Vec<String>,
@@ -75,6 +96,7 @@ impl ConsumerConfig {
             session_timeout: Duration::from_secs(45),
             heartbeat_interval: Duration::from_secs(3),
             max_poll_interval: Duration::from_secs(300),
+            isolation_level: IsolationLevel::ReadUncommitted,
             assignors: vec!["range".into(), "roundrobin".into()],
         }
     }
@@ -130,6 +152,13 @@ impl ConsumerConfig {
             "max.poll.interval.ms" => {
                 self.max_poll_interval = Duration::from_millis(number(1)? as u64)
             }
+            "isolation.level" => {
+                self.isolation_level = match value.trim() {
+                    "read_uncommitted" => IsolationLevel::ReadUncommitted,
+                    "read_committed" => IsolationLevel::ReadCommitted,
+                    _ => return Err(invalid("must be read_uncommitted or read_committed")),
+                }
+            }
             "partition.assignment.strategy" => {
                 let names: Vec<String> = value
                     .split(',')
@@ -146,5 +175,32 @@ impl ConsumerConfig {
             _ => return Err(invalid("unknown or not yet supported consumer setting")),
         }
         Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_names_set_the_group_and_isolation_settings() {
+        let config = ConsumerConfig::new("localhost:9092")
+            .set("isolation.level", "read_committed")
+            .and_then(|c| c.set("partition.assignment.strategy", "cooperative-sticky"))
+            .expect("valid");
+        assert_eq!(config.isolation_level, IsolationLevel::ReadCommitted);
+        assert!(config.cooperative());
+        // Java rebalances eagerly unless every assignor is cooperative.
+        let mixed = config
+            .set("partition.assignment.strategy", "range,cooperative-sticky")
+            .expect("valid");
+        assert!(!mixed.cooperative());
+        let err = mixed
+            .set("isolation.level", "committed")
+            .expect_err("not a level");
+        assert!(
+            err.to_string().contains("isolation.level") && err.to_string().contains("committed"),
+            "{err}"
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! rest are read on through the rebalance). Heartbeats,
 //! `max.poll.interval.ms`, auto commit and rebalance callbacks as Java's.
 
+mod aborted;
 mod assignor;
 pub(crate) use assignor::decode_assignment;
 mod config;
@@ -32,9 +33,10 @@ use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetF
 use kafka_protocol::messages::{BrokerId, GroupId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::Batches;
+use runnel_protocol::control::ControlType;
 use runnel_protocol::records::BatchRecords;
 
-pub use config::{ConsumerConfig, OffsetReset};
+pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 pub use rebalance::RebalanceListener;
 
 use crate::cluster::Cluster;
@@ -252,8 +254,17 @@ impl Consumer {
             return;
         }
         self.last_auto_commit = std::time::Instant::now();
-        if let Err(err) = self.commit().await {
-            tracing::warn!(error = %err, "auto commit failed");
+        // Asynchronous, as Java's auto commit: poll does not wait for the
+        // answer.
+        match self.commit_async().await {
+            Ok(answer) => {
+                tokio::spawn(async move {
+                    if let Err(err) = answer.await {
+                        tracing::warn!(error = %err, "auto commit failed");
+                    }
+                });
+            }
+            Err(err) => tracing::warn!(error = %err, "auto commit failed"),
         }
     }
 
@@ -419,6 +430,7 @@ impl Consumer {
             .with_max_wait_ms(self.config.fetch_max_wait.as_millis() as i32)
             .with_min_bytes(self.config.fetch_min_bytes)
             .with_max_bytes(self.config.fetch_max_bytes)
+            .with_isolation_level(self.config.isolation_level.wire())
             .with_session_epoch(-1)
             .with_topics(topics);
         let response = connection.call(FETCH_VERSION, &request).await?;
@@ -451,7 +463,20 @@ impl Consumer {
                     }
                 }
                 let Some(bytes) = p.records else { continue };
-                let next = read_records(topic, p.partition_index, &bytes, position, out)?;
+                let mut aborted = match self.config.isolation_level {
+                    IsolationLevel::ReadCommitted => Some(aborted::AbortedFilter::new(
+                        p.aborted_transactions.as_deref().unwrap_or_default(),
+                    )),
+                    IsolationLevel::ReadUncommitted => None,
+                };
+                let next = read_records(
+                    topic,
+                    p.partition_index,
+                    &bytes,
+                    position,
+                    aborted.as_mut(),
+                    out,
+                )?;
                 self.positions.insert(key, Some(next));
             }
         }
@@ -495,7 +520,14 @@ impl Consumer {
 
     /// The offset ListOffsets gives for `timestamp` (-2 earliest, -1 latest).
     async fn list_offset(&self, topic: &str, partition: i32, timestamp: i64) -> Result<i64> {
-        self.cluster.list_offset(topic, partition, timestamp).await
+        self.cluster
+            .list_offset(
+                topic,
+                partition,
+                timestamp,
+                self.config.isolation_level.wire(),
+            )
+            .await
     }
 
     /// The connection to the group's coordinator.
@@ -561,6 +593,17 @@ impl Consumer {
     /// generation when subscribed, else outside any (Kafka's "simple"
     /// commit of an `assign` consumer).
     pub async fn commit(&self) -> Result<()> {
+        self.commit_async().await?.await
+    }
+
+    /// Sends the commit of the current positions and returns once it is
+    /// on its way; the future it gives resolves to the coordinator's
+    /// answer and may be awaited later or dropped (Java's `commitAsync`).
+    /// Commits are answered in the order they were sent, so an older one
+    /// never lands after a newer one.
+    pub async fn commit_async(
+        &self,
+    ) -> Result<impl std::future::Future<Output = Result<()>> + Send + 'static> {
         let group = self.group()?;
         let mut topics: Vec<OffsetCommitRequestTopic> = Vec::new();
         for ((topic, partition), position) in &self.positions {
@@ -577,30 +620,37 @@ impl Consumer {
                 ),
             }
         }
-        if topics.is_empty() {
-            return Ok(());
-        }
-        let (connection, generation, member_id) = match &self.membership {
-            Some(m) => (m.coordinator.clone(), m.generation, m.member_id.clone()),
-            None => (self.coordinator(group).await?, -1, String::new()),
+        let pending = if topics.is_empty() {
+            None
+        } else {
+            let (connection, generation, member_id) = match &self.membership {
+                Some(m) => (m.coordinator.clone(), m.generation, m.member_id.clone()),
+                None => (self.coordinator(group).await?, -1, String::new()),
+            };
+            let request = OffsetCommitRequest::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(StrBytes::from_string(member_id))
+                .with_topics(topics);
+            Some(connection.send(OFFSET_COMMIT_VERSION, &request).await?)
         };
-        let request = OffsetCommitRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_generation_id_or_member_epoch(generation)
-            .with_member_id(StrBytes::from_string(member_id))
-            .with_topics(topics);
-        let response = connection.call(OFFSET_COMMIT_VERSION, &request).await?;
-        for t in &response.topics {
-            if let Some(p) = t.partitions.iter().find(|p| p.error_code != 0) {
-                return Err(ClientError::kafka(
-                    "OffsetCommit",
-                    t.name.0.as_str(),
-                    p.partition_index,
-                    p.error_code,
-                ));
+        Ok(async move {
+            let Some(pending) = pending else {
+                return Ok(());
+            };
+            let response = pending.response().await?;
+            for t in &response.topics {
+                if let Some(p) = t.partitions.iter().find(|p| p.error_code != 0) {
+                    return Err(ClientError::kafka(
+                        "OffsetCommit",
+                        t.name.0.as_str(),
+                        p.partition_index,
+                        p.error_code,
+                    ));
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn group(&self) -> Result<&str> {
@@ -613,14 +663,21 @@ impl Consumer {
 }
 
 /// Appends the records at or after `position` from a fetched records
-/// section; returns the next position. Stops at a partial last batch.
+/// section, leaving out what `aborted` filters (read_committed); returns
+/// the next position. Stops at a partial last batch.
 fn read_records(
     topic: &Arc<str>,
     partition: i32,
     bytes: &Bytes,
     position: i64,
+    mut aborted: Option<&mut aborted::AbortedFilter>,
     out: &mut Vec<ConsumerRecord>,
 ) -> Result<i64> {
+    let corrupt = |err: runnel_protocol::records::RecordsError| ClientError::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        reason: err.to_string(),
+    };
     let mut next = position;
     for batch in Batches::new(bytes) {
         // A fetch may end inside a batch: the next fetch starts there.
@@ -628,31 +685,41 @@ fn read_records(
         if header.next_offset() <= position {
             continue;
         }
-        if !header.is_control() {
-            // A slice of the fetched buffer: records are not copied.
-            let shared = bytes.slice_ref(batch);
-            let records =
-                BatchRecords::decode_shared(shared).map_err(|err| ClientError::Corrupt {
-                    topic: topic.to_string(),
-                    partition,
-                    reason: err.to_string(),
-                })?;
-            for record in &records.records {
-                let offset = records.offset(record);
-                if offset < position {
-                    continue;
-                }
-                out.push(ConsumerRecord {
-                    topic: Arc::clone(topic),
-                    partition,
-                    offset,
-                    timestamp: records.timestamp(record),
-                    key: record.key.clone().map(|r| records.data.slice(r)),
-                    value: record.value.clone().map(|r| records.data.slice(r)),
-                });
-            }
-        }
         next = header.next_offset();
+        // A slice of the fetched buffer: records are not copied.
+        let shared = bytes.slice_ref(batch);
+        if let Some(filter) = aborted.as_deref_mut() {
+            let marker = if header.is_control() {
+                let records = BatchRecords::decode_shared(shared.clone()).map_err(corrupt)?;
+                records
+                    .records
+                    .first()
+                    .and_then(|r| r.key.clone())
+                    .and_then(|k| ControlType::parse(&records.data[k]))
+            } else {
+                None
+            };
+            if filter.skips(&header, marker) {
+                continue;
+            }
+        } else if header.is_control() {
+            continue;
+        }
+        let records = BatchRecords::decode_shared(shared).map_err(corrupt)?;
+        for record in &records.records {
+            let offset = records.offset(record);
+            if offset < position {
+                continue;
+            }
+            out.push(ConsumerRecord {
+                topic: Arc::clone(topic),
+                partition,
+                offset,
+                timestamp: records.timestamp(record),
+                key: record.key.clone().map(|r| records.data.slice(r)),
+                value: record.value.clone().map(|r| records.data.slice(r)),
+            });
+        }
     }
     Ok(next)
 }

@@ -5,6 +5,8 @@
 //! `--property print.key=true` prints `key<separator>value`. With `--group
 //! G` it joins the group (its partitions are the ones the group assigns),
 //! starts at G's committed offsets and commits what it printed.
+//! `--isolation-level read_committed` leaves out open and aborted
+//! transactions.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -40,6 +42,10 @@ pub struct ConsumeArgs {
     /// Output: print.key=true|false, key.separator=SEP, print.offset=true|false
     #[arg(long, value_name = "NAME=VALUE")]
     property: Vec<String>,
+    /// read_uncommitted (the default) or read_committed: leave out open and
+    /// aborted transactions
+    #[arg(long, value_name = "LEVEL")]
+    isolation_level: Option<String>,
     /// A consumer setting by Kafka's name, e.g. fetch.max.wait.ms=100
     #[arg(long, value_name = "NAME=VALUE")]
     consumer_property: Vec<String>,
@@ -113,6 +119,9 @@ pub fn run(args: ConsumeArgs) -> Result<()> {
         config = config
             .set("group.id", group)?
             .set("enable.auto.commit", "false")?;
+    }
+    if let Some(level) = &args.isolation_level {
+        config = config.set("isolation.level", level)?;
     }
     for property in &args.consumer_property {
         let (name, value) = name_value("--consumer-property", property)?;
