@@ -99,11 +99,17 @@ impl StickyPartitioner {
         }
     }
 
-    /// The sticky partition's batch is complete: the next keyless record
-    /// goes to another of the `partitions`, chosen at random, never the
-    /// previous one when there is more than one.
-    pub fn batch_completed(&mut self, topic: &str, partitions: i32) {
+    /// A batch of `sealed` is complete: when `sealed` is the sticky
+    /// partition, the next keyless record goes to another of the
+    /// `partitions`, chosen at random, never the previous one when there is
+    /// more than one. Another partition's batch changes nothing (as Java's
+    /// `onNewBatch`: a sender racing one that already moved on does not
+    /// move the sticky partition twice).
+    pub fn batch_completed(&mut self, topic: &str, sealed: i32, partitions: i32) {
         let previous = self.current.get(topic).copied();
+        if previous.is_some_and(|p| p != sealed) {
+            return;
+        }
         let next = pick_partition(previous, partitions);
         self.set(topic, next);
     }
@@ -213,7 +219,7 @@ mod tests {
         let mut seen = [false; 3];
         let mut before = sticky.partition("t", 3);
         for _ in 0..1000 {
-            sticky.batch_completed("t", 3);
+            sticky.batch_completed("t", before, 3);
             let after = sticky.partition("t", 3);
             assert_ne!(after, before);
             assert!((0..3).contains(&after));
@@ -227,7 +233,7 @@ mod tests {
     fn one_partition_is_always_partition_zero() {
         let mut sticky = StickyPartitioner::new();
         assert_eq!(sticky.partition("one", 1), 0);
-        sticky.batch_completed("one", 1);
+        sticky.batch_completed("one", 0, 1);
         assert_eq!(sticky.partition("one", 1), 0);
         sticky.batch_completed_among("one", 1, &[0]);
         assert_eq!(sticky.partition("one", 1), 0);
@@ -238,11 +244,23 @@ mod tests {
         let mut sticky = StickyPartitioner::new();
         let a = sticky.partition("a", 50);
         let b = sticky.partition("b", 50);
+        let mut b_now = b;
         for _ in 0..20 {
-            sticky.batch_completed("b", 50);
+            sticky.batch_completed("b", b_now, 50);
             assert_eq!(sticky.partition("a", 50), a);
+            b_now = sticky.partition("b", 50);
         }
         assert!((0..50).contains(&b));
+    }
+
+    #[test]
+    fn another_partitions_batch_leaves_the_sticky_partition() {
+        let mut sticky = StickyPartitioner::new();
+        let now = sticky.partition("t", 8);
+        sticky.batch_completed("t", (now + 1) % 8, 8);
+        assert_eq!(sticky.partition("t", 8), now);
+        sticky.batch_completed("t", now, 8);
+        assert_ne!(sticky.partition("t", 8), now);
     }
 
     #[test]
@@ -288,7 +306,7 @@ mod tests {
     fn nonsense_partition_counts_do_not_panic_in_the_sticky_partitioner() {
         let mut sticky = StickyPartitioner::new();
         assert_eq!(sticky.partition("t", 0), 0);
-        sticky.batch_completed("t", -3);
+        sticky.batch_completed("t", 0, -3);
         assert_eq!(sticky.partition("t", -3), 0);
     }
 }

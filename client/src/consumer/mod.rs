@@ -388,7 +388,9 @@ impl Consumer {
             }
             return Ok(Vec::new());
         }
-        let mut records = Vec::new();
+        // One Fetch to each leader, all in flight at once: a poll waits for
+        // the slowest leader rather than for the sum of them.
+        let mut in_flight = Vec::with_capacity(by_leader.len());
         for (leader, partitions) in by_leader {
             if leader < 0 {
                 for (topic, _, _) in &partitions {
@@ -397,19 +399,19 @@ impl Consumer {
                 continue;
             }
             let connection = self.cluster.connection(leader).await?;
-            self.fetch_from(&connection, &partitions, &mut records)
-                .await?;
+            let request = self.fetch_request(&partitions);
+            in_flight.push((connection.send(FETCH_VERSION, &request).await?, partitions));
+        }
+        let mut records = Vec::new();
+        for (pending, partitions) in in_flight {
+            let response = pending.response().await?;
+            self.take_fetched(response, &partitions, &mut records)?;
         }
         Ok(records)
     }
 
-    /// One Fetch to a leader; records appended to `out`, positions advanced.
-    async fn fetch_from(
-        &mut self,
-        connection: &Connection,
-        partitions: &[(Arc<str>, i32, i64)],
-        out: &mut Vec<ConsumerRecord>,
-    ) -> Result<()> {
+    /// The Fetch for these partitions of one leader.
+    fn fetch_request(&self, partitions: &[(Arc<str>, i32, i64)]) -> FetchRequest {
         let mut topics: Vec<FetchTopic> = Vec::new();
         for (topic, partition, offset) in partitions {
             let fetch = FetchPartition::default()
@@ -425,15 +427,24 @@ impl Consumer {
                 ),
             }
         }
-        let request = FetchRequest::default()
+        FetchRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(self.config.fetch_max_wait.as_millis() as i32)
             .with_min_bytes(self.config.fetch_min_bytes)
             .with_max_bytes(self.config.fetch_max_bytes)
             .with_isolation_level(self.config.isolation_level.wire())
             .with_session_epoch(-1)
-            .with_topics(topics);
-        let response = connection.call(FETCH_VERSION, &request).await?;
+            .with_topics(topics)
+    }
+
+    /// A leader's Fetch answer: records appended to `out`, positions
+    /// advanced.
+    fn take_fetched(
+        &mut self,
+        response: kafka_protocol::messages::FetchResponse,
+        partitions: &[(Arc<str>, i32, i64)],
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Result<()> {
         for topic_response in response.responses {
             let name = topic_response.topic.0.to_string();
             let Some((topic, _, _)) = partitions.iter().find(|(t, _, _)| **t == *name) else {

@@ -221,7 +221,7 @@ impl Producer {
                 .sticky
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .batch_completed(record.topic, partitions);
+                .batch_completed(record.topic, partition, partitions);
         }
         // A sealed batch is ready, or a new one sets a linger deadline the
         // sender does not know of yet; otherwise it has nothing new to do.
