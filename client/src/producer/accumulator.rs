@@ -2,19 +2,19 @@
 //! `RecordAccumulator`: a partition's open batch takes records until the
 //! next one would pass `batch.size`, then it is sealed; sealed batches and
 //! open ones older than `linger.ms` are drained by the sender. Records are
-//! encoded into the batch as they arrive (no per-record allocation but the
-//! delivery channel the caller awaits).
+//! encoded into the batch as they arrive, and each record's delivery
+//! report is its batch's shared outcome: nothing is allocated per record.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::delivery::{BatchOutcome, Delivery};
+use crate::error::{ClientError, Result};
 use bytes::Bytes;
 use runnel_protocol::BatchBuilder;
 use runnel_protocol::batch::Compression;
 use runnel_protocol::records::RecordsError;
-use tokio::sync::oneshot;
-
-use crate::error::Result;
 
 /// Where a record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,8 +23,6 @@ pub struct RecordMetadata {
     /// -1 with `acks=0`, when the broker does not say.
     pub offset: i64,
 }
-
-pub(crate) type Delivery = oneshot::Sender<Result<RecordMetadata>>;
 
 /// Bytes a record counts against `buffer.memory`: its key and value and
 /// a record's overhead.
@@ -38,7 +36,10 @@ pub(crate) struct Batch {
     pub topic: String,
     pub partition: i32,
     pub builder: BatchBuilder,
-    pub deliveries: Vec<Delivery>,
+    /// Records in the batch.
+    pub records: usize,
+    /// What its records' deliveries resolve to.
+    pub outcome: Arc<BatchOutcome>,
     pub created: Instant,
     /// Times this batch was sent and answered with a retriable error.
     pub attempts: u32,
@@ -46,6 +47,16 @@ pub(crate) struct Batch {
     pub buffered: usize,
     /// The batch's bytes once encoded (kept for a resend).
     pub encoded: Option<Bytes>,
+}
+
+impl Drop for Batch {
+    /// A batch dropped unanswered (the producer went away) fails its
+    /// records rather than leaving them waiting.
+    fn drop(&mut self) {
+        if !self.outcome.is_finished() {
+            self.outcome.failed(|| ClientError::ProducerClosed);
+        }
+    }
 }
 
 impl Batch {
@@ -89,15 +100,15 @@ pub(crate) struct Appended {
 
 impl Accumulator {
     /// Adds a record to its partition's open batch, sealing that batch first
-    /// when the record would not fit in `batch_size`.
+    /// when the record would not fit in `batch_size`; returns what happened
+    /// and the record's delivery report. The clock is read only when a
+    /// batch opens.
     pub fn append(
         &mut self,
         (topic, partition): (&str, i32),
         record: Record<'_>,
-        delivery: Delivery,
         batch_size: usize,
-        now: Instant,
-    ) -> Appended {
+    ) -> (Appended, Delivery) {
         let record_bytes = buffered_bytes(record.key, record.value);
         let mut sealed = false;
         if self
@@ -115,18 +126,23 @@ impl Accumulator {
             self.open.insert(topic.to_string(), HashMap::new());
         }
         let Some(partitions) = self.open.get_mut(topic) else {
-            return Appended {
+            // Not reached: the topic's map was just made.
+            let outcome = BatchOutcome::new(partition);
+            outcome.failed(|| ClientError::ProducerClosed);
+            let appended = Appended {
                 sealed,
                 opened: false,
             };
+            return (appended, Delivery::new(outcome, 0));
         };
         let opened = !partitions.contains_key(&partition);
         let batch = partitions.entry(partition).or_insert_with(|| Batch {
             topic: topic.to_string(),
             partition,
             builder: BatchBuilder::new(record.timestamp),
-            deliveries: Vec::new(),
-            created: now,
+            records: 0,
+            outcome: BatchOutcome::new(partition),
+            created: Instant::now(),
             attempts: 0,
             buffered: 0,
             encoded: None,
@@ -134,13 +150,14 @@ impl Accumulator {
         batch
             .builder
             .push(record.key, record.value, record.timestamp);
-        batch.deliveries.push(delivery);
+        let delivery = Delivery::new(Arc::clone(&batch.outcome), batch.records as u32);
+        batch.records += 1;
         batch.buffered += record_bytes;
         if batch.builder.size_bytes() >= batch_size {
             self.seal(topic, partition);
             sealed = true;
         }
-        Appended { sealed, opened }
+        (Appended { sealed, opened }, delivery)
     }
 
     fn seal(&mut self, topic: &str, partition: i32) {
@@ -212,36 +229,40 @@ impl Accumulator {
 mod tests {
     use super::*;
 
-    fn append(acc: &mut Accumulator, partition: i32, value: &[u8], now: Instant) -> bool {
-        let (tx, _rx) = oneshot::channel();
+    fn append(acc: &mut Accumulator, partition: i32, value: &[u8]) -> bool {
         let record = Record {
             key: None,
             value: Some(value),
             timestamp: 0,
         };
-        acc.append(("t", partition), record, tx, 200, now).sealed
+        acc.append(("t", partition), record, 200).0.sealed
     }
 
     #[test]
     fn a_batch_is_sealed_when_the_next_record_would_pass_batch_size() {
         let mut acc = Accumulator::default();
-        let now = Instant::now();
-        assert!(!append(&mut acc, 0, &[0; 50], now));
-        assert!(!append(&mut acc, 0, &[0; 50], now));
+        let before = Instant::now();
+        assert!(!append(&mut acc, 0, &[0; 50]));
+        assert!(!append(&mut acc, 0, &[0; 50]));
         // 61 header + 2 x ~53 bytes: a third 50-byte record would pass 200.
-        assert!(append(&mut acc, 0, &[0; 50], now));
-        let (batches, next) = acc.drain(Duration::from_millis(5), now);
+        assert!(append(&mut acc, 0, &[0; 50]));
+        let now = Instant::now();
+        let linger = Duration::from_millis(5);
+        let (batches, next) = acc.drain(linger, now);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].builder.len(), 2);
-        assert_eq!(next, Some(now + Duration::from_millis(5)));
+        assert_eq!(batches[0].records, 2);
+        // The open batch's linger runs from when it opened.
+        let next = next.expect("an open batch");
+        assert!(next >= before + linger && next <= now + linger);
     }
 
     #[test]
     fn linger_seals_open_batches_and_drain_takes_one_per_partition() {
         let mut acc = Accumulator::default();
+        append(&mut acc, 0, b"a");
+        append(&mut acc, 1, b"b");
         let now = Instant::now();
-        append(&mut acc, 0, b"a", now);
-        append(&mut acc, 1, b"b", now);
         let linger = Duration::from_millis(5);
         assert!(acc.drain(linger, now).0.is_empty());
         let (batches, next) = acc.drain(linger, now + linger);
@@ -249,9 +270,9 @@ mod tests {
         assert_eq!(next, None);
         assert!(acc.is_empty());
 
-        append(&mut acc, 0, b"c", now);
+        append(&mut acc, 0, b"c");
         acc.seal_all();
-        append(&mut acc, 0, b"d", now);
+        append(&mut acc, 0, b"d");
         acc.seal_all();
         assert_eq!(
             acc.drain(linger, now).0.len(),

@@ -15,16 +15,18 @@
 
 mod accumulator;
 mod config;
+mod delivery;
 mod sender;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
 pub use accumulator::RecordMetadata;
 pub use config::ProducerConfig;
+pub use delivery::Delivery;
 
 use crate::cluster::Cluster;
 use crate::error::{ClientError, Result};
@@ -60,23 +62,6 @@ impl<'a> ProducerRecord<'a> {
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
         self
-    }
-}
-
-/// Resolves to where the record landed, or why it did not.
-#[derive(Debug)]
-pub struct Delivery(oneshot::Receiver<Result<RecordMetadata>>);
-
-impl std::future::Future for Delivery {
-    type Output = Result<RecordMetadata>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|r| r.unwrap_or(Err(ClientError::ProducerClosed)))
     }
 }
 
@@ -157,12 +142,17 @@ impl Producer {
         }
         let max_block = shared.config.max_block;
         let started = Instant::now();
-        let topic = tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
-            .await
-            .map_err(|_| ClientError::MetadataTimeout {
-                topic: record.topic.to_string(),
-                max_block_ms: max_block.as_millis() as u64,
-            })??;
+        // Known topics and free buffer memory are the common case: neither
+        // sets a timer.
+        let topic = match shared.cluster.topic(record.topic) {
+            Some(topic) => topic,
+            None => tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
+                .await
+                .map_err(|_| ClientError::MetadataTimeout {
+                    topic: record.topic.to_string(),
+                    max_block_ms: max_block.as_millis() as u64,
+                })??,
+        };
         // Room in buffer.memory, waiting up to what is left of max.block.ms.
         let bytes = buffered_bytes(record.key, record.value);
         let buffer_memory = shared.config.buffer_memory;
@@ -174,15 +164,21 @@ impl Producer {
         if bytes > buffer_memory {
             return Err(too_large());
         }
-        let left = max_block.saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
-            Ok(Ok(permit)) => permit.forget(),
-            Ok(Err(_)) => return Err(ClientError::ProducerClosed),
-            Err(_) => {
-                return Err(ClientError::BufferFull {
-                    buffer_memory,
-                    max_block_ms: max_block.as_millis() as u64,
-                });
+        match shared.memory.try_acquire_many(permits) {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::Closed) => return Err(ClientError::ProducerClosed),
+            Err(TryAcquireError::NoPermits) => {
+                let left = max_block.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    Ok(Err(_)) => return Err(ClientError::ProducerClosed),
+                    Err(_) => {
+                        return Err(ClientError::BufferFull {
+                            buffer_memory,
+                            max_block_ms: max_block.as_millis() as u64,
+                        });
+                    }
+                }
             }
         }
         let partitions = topic.partitions();
@@ -203,18 +199,15 @@ impl Producer {
                 .partition(record.topic, partitions),
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let (tx, rx) = oneshot::channel();
         shared.pending.fetch_add(1, Ordering::AcqRel);
-        let appended = shared.accumulator().append(
+        let (appended, delivery) = shared.accumulator().append(
             (record.topic, partition),
             Record {
                 key: record.key,
                 value: record.value,
                 timestamp,
             },
-            tx,
             shared.config.batch_size,
-            Instant::now(),
         );
         if appended.sealed && record.key.is_none() && record.partition.is_none() {
             shared
@@ -228,7 +221,7 @@ impl Producer {
         if appended.sealed || appended.opened {
             shared.work.notify_one();
         }
-        Ok(Delivery(rx))
+        Ok(delivery)
     }
 
     /// The topic's metadata, asking again every `retry.backoff.ms` while no

@@ -18,7 +18,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Semaphore;
 
 use super::Shared;
-use super::accumulator::{Batch, RecordMetadata};
+use super::accumulator::Batch;
 use crate::error::ClientError;
 
 const PRODUCE_VERSION: i16 = 9;
@@ -102,7 +102,7 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
             Err(err) => {
                 let reason = err.to_string();
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
-                fail(shared, batch, || ClientError::Send {
+                fail(shared, batch, move || ClientError::Send {
                     topic: topic.clone(),
                     partition,
                     reason: reason.clone(),
@@ -172,14 +172,14 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
                 if retriable {
                     retry_or_fail(shared, batch, error.to_string());
                 } else {
-                    fail(shared, batch, || {
+                    fail(shared, batch, move || {
                         ClientError::kafka("Produce", &topic, partition, code)
                     });
                 }
             }
             None => {
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
-                fail(shared, batch, || {
+                fail(shared, batch, move || {
                     ClientError::kafka("Produce", &topic, partition, -1)
                 });
             }
@@ -189,27 +189,13 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
 
 /// Answers each record of `batch` with its offset.
 fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
-    let (count, bytes) = (batch.deliveries.len(), batch.buffered);
-    for (i, delivery) in batch.deliveries.into_iter().enumerate() {
-        let offset = if base_offset < 0 {
-            -1
-        } else {
-            base_offset + i as i64
-        };
-        let _ = delivery.send(Ok(RecordMetadata {
-            partition: batch.partition,
-            offset,
-        }));
-    }
-    shared.delivered(count, bytes);
+    batch.outcome.delivered(base_offset);
+    shared.delivered(batch.records, batch.buffered);
 }
 
-fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError) {
-    let (count, bytes) = (batch.deliveries.len(), batch.buffered);
-    for delivery in batch.deliveries {
-        let _ = delivery.send(Err(error()));
-    }
-    shared.delivered(count, bytes);
+fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + Sync + 'static) {
+    batch.outcome.failed(error);
+    shared.delivered(batch.records, batch.buffered);
 }
 
 fn retry_all(shared: &Arc<Shared>, batches: Vec<Batch>, error: &ClientError) {
@@ -243,9 +229,10 @@ fn retry_or_fail(shared: &Arc<Shared>, mut batch: Batch, reason: String) {
         return;
     }
     let (topic, partition, attempts) = (batch.topic.clone(), batch.partition, batch.attempts);
-    fail(shared, batch, || ClientError::Send {
+    let reason = format!("{reason} (after {attempts} retries)");
+    fail(shared, batch, move || ClientError::Send {
         topic: topic.clone(),
         partition,
-        reason: format!("{reason} (after {attempts} retries)"),
+        reason: reason.clone(),
     });
 }

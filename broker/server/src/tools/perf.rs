@@ -17,6 +17,9 @@ use super::name_value;
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Deliveries awaited at once by the checker before `send` waits.
 const IN_FLIGHT: usize = 100_000;
+/// Deliveries handed to the checker together when not paced (one hand-off,
+/// and at most one wake-up, per chunk rather than per record).
+const CHUNK: usize = 256;
 
 #[derive(Debug, Subcommand)]
 pub enum PerfCommand {
@@ -78,7 +81,10 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
         .context("cannot start the producer")?;
     let value = vec![b'x'; args.record_size];
     let (pending, mut answered) =
-        tokio::sync::mpsc::channel::<(Instant, runnel_client::Delivery)>(IN_FLIGHT);
+        tokio::sync::mpsc::channel::<Vec<(Instant, runnel_client::Delivery)>>(IN_FLIGHT / CHUNK);
+    // Paced runs hand each delivery over at once, so its latency is not
+    // counted from a chunk's hand-off.
+    let chunk = if args.throughput > 0 { 1 } else { CHUNK };
     let total = args.num_records;
     let record_size = args.record_size;
     let checker = tokio::spawn(async move {
@@ -86,17 +92,20 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
         let mut failed = 0u64;
         let started = Instant::now();
         let mut window = Window::new(started);
-        while let Some((sent_at, delivery)) = answered.recv().await {
-            if delivery.await.is_err() {
-                failed += 1;
+        while let Some(deliveries) = answered.recv().await {
+            for (sent_at, delivery) in deliveries {
+                if delivery.await.is_err() {
+                    failed += 1;
+                }
+                let latency = sent_at.elapsed();
+                latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
+                window.record(latency, record_size);
             }
-            let latency = sent_at.elapsed();
-            latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
-            window.record(latency, record_size);
         }
         (latencies_us, failed, started.elapsed())
     });
     let started = Instant::now();
+    let mut batch = Vec::with_capacity(chunk);
     for i in 0..total {
         if args.throughput > 0 {
             // Paced: record i goes no earlier than i / throughput seconds in.
@@ -108,7 +117,13 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
             .send(ProducerRecord::new(&args.topic, &value))
             .await
             .with_context(|| format!("cannot send record {i}"))?;
-        if pending.send((sent_at, delivery)).await.is_err() {
+        batch.push((sent_at, delivery));
+        if (batch.len() >= chunk || i + 1 == total)
+            && pending
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(chunk)))
+                .await
+                .is_err()
+        {
             bail!("the delivery checker stopped");
         }
     }
