@@ -99,6 +99,22 @@ pub enum LogError {
     },
     #[error("append holds no record batch")]
     EmptyAppend,
+    #[error("batch {index} of the append: {source}")]
+    Sequence {
+        index: usize,
+        #[source]
+        source: crate::producer_state::SequenceError,
+    },
+    #[error(
+        "an append with an idempotent producer's batch must hold that one batch only, not {batches}"
+    )]
+    ProducerBatchNotAlone { batches: usize },
+    #[error("cannot write producer state snapshot in {dir}")]
+    WriteSnapshot {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("offset {offset} is outside the log's range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
         offset: i64,

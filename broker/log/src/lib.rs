@@ -12,6 +12,7 @@
 //! - [`log`]: a partition's segments: offsets, roll, flush, truncation.
 //! - `retention`: removing whole segments by time, size and log start.
 //! - `load`: opening a log and recovering it after an unclean stop.
+//! - [`producer_state`]: idempotent producers' sequences and `.snapshot`s.
 //! - [`cleaner`]: compaction for `cleanup.policy=compact`.
 //! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
 //! - [`checkpoint`], [`topic_partition`], [`region`], [`config`], [`error`].
@@ -25,6 +26,7 @@ mod load;
 pub mod log;
 pub mod manager;
 pub mod offset_index;
+pub mod producer_state;
 pub mod region;
 mod retention;
 mod scan;

@@ -126,6 +126,7 @@ impl PartitionLog {
         if log.log_start_offset > log.log_end_offset {
             log.log_start_offset = log.log_end_offset;
         }
+        log.load_producer_state(now_ms)?;
         if recover_from.is_some() {
             // What recovery kept is now the log: make it durable so the next
             // unclean start does not scan it again.

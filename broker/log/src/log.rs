@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::{HEADER_SIZE, HeaderBytes, validate_for_append};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{LogError, Result};
+use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{PreparedBatch, Segment};
 
@@ -31,6 +32,9 @@ pub struct AppendInfo {
     pub size_bytes: u64,
     /// Whether the append was fsynced before returning (`flush.messages`).
     pub flushed: bool,
+    /// The batch was an idempotent producer's retry of one already in the
+    /// log: nothing was written, and the offsets are the first write's.
+    pub duplicate: bool,
 }
 
 /// What a read found.
@@ -54,6 +58,7 @@ pub struct PartitionLog {
     first_unflushed_ms: Option<i64>,
     dir_dirty: bool,
     pub(crate) pending_deletes: Vec<crate::retention::PendingDelete>,
+    pub(crate) producers: ProducerStates,
 }
 
 impl PartitionLog {
@@ -80,6 +85,7 @@ impl PartitionLog {
             first_unflushed_ms: None,
             dir_dirty: false,
             pending_deletes: Vec::new(),
+            producers: ProducerStates::default(),
         })
     }
 
@@ -113,6 +119,17 @@ impl PartitionLog {
         self.segments.values().map(Segment::size).sum()
     }
 
+    /// The idempotent producers' state.
+    pub fn producers(&self) -> &ProducerStates {
+        &self.producers
+    }
+
+    /// Forgets producers idle for `max_idle_ms` (`producer.id.expiration.ms`);
+    /// returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        self.producers.expire(now_ms, max_idle_ms)
+    }
+
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.segments.values()
     }
@@ -133,7 +150,9 @@ impl PartitionLog {
 
     /// Validates every batch in `batches` (one or more RecordBatch v2, as a
     /// produce request carries them), assigns offsets from the log end offset
-    /// and writes them. Nothing is written when any batch is invalid.
+    /// and writes them. Nothing is written when any batch is invalid, out of
+    /// its producer's sequence, or a retry of a batch already written (then
+    /// the answer is that batch's offsets, with `duplicate` set).
     pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         if batches.is_empty() {
             return Err(LogError::EmptyAppend);
@@ -144,6 +163,7 @@ impl PartitionLog {
         let mut rest = batches;
         let mut max_timestamp = i64::MIN;
         let mut records_count = 0u64;
+        let mut headers = Vec::new();
         while !rest.is_empty() {
             let index = prepared.len();
             let header = validate_for_append(rest)
@@ -181,6 +201,7 @@ impl PartitionLog {
             let last_offset = next_offset + header.last_offset_delta as i64;
             max_timestamp = max_timestamp.max(batch_max_timestamp);
             records_count += header.records_count as u64;
+            headers.push((header, next_offset));
             prepared.push(PreparedBatch {
                 header: patched,
                 records,
@@ -189,12 +210,38 @@ impl PartitionLog {
             });
             next_offset = last_offset + 1;
         }
+        if headers.len() > 1 && headers.iter().any(|(h, _)| h.producer_id >= 0) {
+            return Err(LogError::ProducerBatchNotAlone {
+                batches: headers.len(),
+            });
+        }
+        if let [(header, _)] = headers.as_slice() {
+            let check = self
+                .producers
+                .check(header)
+                .map_err(|source| LogError::Sequence { index: 0, source })?;
+            if let SequenceCheck::Duplicate(first_write) = check {
+                return Ok(AppendInfo {
+                    first_offset: first_write.first_offset,
+                    last_offset: first_write.last_offset,
+                    max_timestamp: first_write.max_timestamp,
+                    log_append_time_ms: log_append_time.then_some(now_ms),
+                    records_count: 0,
+                    size_bytes: 0,
+                    flushed: false,
+                    duplicate: true,
+                });
+            }
+        }
         let first_offset = self.log_end_offset;
         let last_offset = next_offset - 1;
         let size_bytes: u64 = prepared.iter().map(PreparedBatch::size_bytes).sum();
         self.maybe_roll(size_bytes, max_timestamp, last_offset, now_ms)?;
         self.active_segment_mut().append(&prepared)?;
         self.log_end_offset = next_offset;
+        for (header, offset) in &headers {
+            self.producers.update(header, *offset, now_ms);
+        }
         self.unflushed_messages += records_count;
         self.first_unflushed_ms.get_or_insert(now_ms);
         let flushed = self.unflushed_messages >= self.config.flush_messages;
@@ -209,6 +256,7 @@ impl PartitionLog {
             records_count,
             size_bytes,
             flushed,
+            duplicate: false,
         })
     }
 
@@ -262,7 +310,18 @@ impl PartitionLog {
         let segment = Segment::create(&self.dir, self.log_end_offset, &self.config, now_ms)?;
         self.segments.insert(self.log_end_offset, segment);
         self.dir_dirty = true;
-        Ok(())
+        // The producers' state as of the new segment's start, as Kafka takes
+        // it at roll: an unclean stop reads only what came after.
+        self.snapshot_producers()
+    }
+
+    /// Writes the producers' state at the log end offset.
+    pub(crate) fn snapshot_producers(&self) -> Result<()> {
+        crate::producer_state::write_snapshot(&self.dir, self.log_end_offset, &self.producers)
+            .map_err(|source| LogError::WriteSnapshot {
+                dir: self.dir.clone(),
+                source,
+            })
     }
 
     /// Reads from the batch holding `offset`: up to `max_bytes` (at least one
@@ -410,7 +469,7 @@ impl PartitionLog {
         active.make_active(&config)?;
         self.log_end_offset = self.active_segment().read_next_offset()?;
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
-        Ok(())
+        self.load_producer_state(now_ms)
     }
 
     /// Deletes every segment and starts empty at `offset`.
@@ -425,6 +484,65 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.log_end_offset = offset;
         self.recovery_point = offset;
+        self.load_producer_state(now_ms)
+    }
+
+    /// Sets the producers' state from the newest snapshot at or below the
+    /// log end offset and the batches after it (all of the log when there
+    /// is none). Snapshots past the log end describe data that is gone and
+    /// are removed.
+    pub(crate) fn load_producer_state(&mut self, now_ms: i64) -> Result<()> {
+        let snapshot_error = |source| LogError::WriteSnapshot {
+            dir: self.dir.clone(),
+            source,
+        };
+        let snapshots = crate::producer_state::list_snapshots(&self.dir).map_err(snapshot_error)?;
+        for path in snapshots.range(self.log_end_offset + 1..).map(|(_, p)| p) {
+            std::fs::remove_file(path).map_err(snapshot_error)?;
+        }
+        self.producers = ProducerStates::default();
+        let mut from = self.log_start_offset;
+        if let Some((&offset, path)) = snapshots.range(..=self.log_end_offset).next_back() {
+            let loaded = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| ProducerStates::decode_snapshot(&bytes, now_ms));
+            match loaded {
+                Ok(states) => {
+                    self.producers = states;
+                    from = offset;
+                }
+                Err(reason) => tracing::warn!(
+                    path = %path.display(),
+                    reason,
+                    "unreadable producer state snapshot: reading the whole log instead"
+                ),
+            }
+        }
+        if from < self.log_end_offset {
+            self.scan_producers_from(from, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Replays the producer ids of every batch from `from` on.
+    fn scan_producers_from(&mut self, from: i64, now_ms: i64) -> Result<()> {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(from, |(base, _)| *base);
+        let producers = &mut self.producers;
+        let mut scanned = 0u64;
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            segment.scan(0, |header, _, _| {
+                if header.next_offset() > from && header.producer_id >= 0 {
+                    producers.update(header, header.base_offset, now_ms);
+                }
+                scanned += 1;
+                true
+            })?;
+        }
+        tracing::debug!(dir = %self.dir.display(), from, batches = scanned, producers = producers.len(), "producer state rebuilt from the log");
         Ok(())
     }
 
@@ -446,6 +564,7 @@ impl PartitionLog {
     /// its indexes, as Kafka does on a clean shutdown.
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
+        self.snapshot_producers()?;
         self.active_segment_mut().make_inactive()?;
         self.active_segment().flush()?;
         let now = i64::MAX;

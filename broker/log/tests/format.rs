@@ -102,8 +102,9 @@ fn concat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
 }
 
-/// Every file in `dir` is `<20 digits>.log|.index|.timeindex`; returns the
-/// sorted names.
+/// Every file in `dir` is `<20 digits>.log|.index|.timeindex|.snapshot`;
+/// returns the sorted names of the segment files (producer state snapshots
+/// left out).
 fn segment_file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
@@ -117,10 +118,11 @@ fn segment_file_names(dir: &Path) -> Vec<String> {
             "{name} is not named by a 20-digit base offset"
         );
         assert!(
-            [".log", ".index", ".timeindex"].contains(&suffix),
+            [".log", ".index", ".timeindex", ".snapshot"].contains(&suffix),
             "unexpected file {name}"
         );
     }
+    names.retain(|n| !n.ends_with(".snapshot"));
     names
 }
 

@@ -28,6 +28,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -152,7 +153,9 @@ mod tests {
         assert!(supports(ApiKey::Fetch, 13));
         assert!(!supports(ApiKey::Fetch, 3));
         assert!(!supports(ApiKey::Fetch, 14));
-        assert!(!supports(ApiKey::InitProducerId, 0));
+        assert!(supports(ApiKey::InitProducerId, 4));
+        assert!(!supports(ApiKey::InitProducerId, 5));
+        assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
         assert_eq!(range(ApiKey::Metadata), Some((0, 12)));
     }
 
@@ -210,10 +213,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 148,         // size
+            0, 0, 0, 154,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 23,          // api_keys: 23 entries of key, min, max
+            0, 0, 0, 24,          // api_keys: 24 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -230,6 +233,7 @@ mod tests {
             0, 18, 0, 0,  0, 3,   // ApiVersions
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics
+            0, 22, 0, 0,  0, 4,   // InitProducerId
             0, 32, 0, 1,  0, 4,   // DescribeConfigs
             0, 33, 0, 0,  0, 2,   // AlterConfigs
             0, 37, 0, 0,  0, 3,   // CreatePartitions

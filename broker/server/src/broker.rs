@@ -56,6 +56,8 @@ pub struct Broker {
     pub(crate) group_store: Mutex<()>,
     /// Bumped after every append; fetches waiting for `min.bytes` watch it.
     appended: watch::Sender<u64>,
+    /// InitProducerId's ids.
+    pub producer_ids: crate::producer_ids::ProducerIds,
 }
 
 impl Broker {
@@ -77,6 +79,12 @@ impl Broker {
                 ),
             }
         }
+        let producer_ids = crate::producer_ids::ProducerIds::new(
+            logs.log_dirs()
+                .next()
+                .unwrap_or(std::path::Path::new("."))
+                .join(crate::producer_ids::FILE_NAME),
+        );
         let group_config = runnel_coordinator::GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -92,6 +100,7 @@ impl Broker {
             groups: Arc::new(crate::groups::Groups::new(group_config)),
             group_store: Mutex::new(()),
             appended: watch::channel(0).0,
+            producer_ids,
         }
     }
 

@@ -24,6 +24,7 @@ mod handlers;
 mod http;
 mod meta;
 mod metrics;
+mod producer_ids;
 mod serve;
 mod tools;
 mod topics;

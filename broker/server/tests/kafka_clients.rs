@@ -115,6 +115,12 @@ fn messages_round_trip_with_every_codec_and_acks() {
 }
 
 #[test]
+fn librdkafkas_idempotent_producer_writes_each_message_once() {
+    let (_dir, broker) = started();
+    python("idempotent.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
     let (_dir, broker) = started();
     python("times.py", &[&broker.bootstrap]);

@@ -482,6 +482,30 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
                 client.call(api, version, &delete("sweep-no-such-group"));
             assert_eq!(response.error_code, 69);
         }
+        ApiKey::InitProducerId => {
+            let mut request = InitProducerIdRequest::default();
+            request.transactional_id = None;
+            request.transaction_timeout_ms = 60_000;
+            if version >= 3 {
+                request.producer_id = ProducerId(-1);
+                request.producer_epoch = -1;
+            }
+            let first: InitProducerIdResponse = client.call(api, version, &request);
+            let second: InitProducerIdResponse = client.call(api, version, &request);
+            assert_eq!((first.error_code, second.error_code), (0, 0));
+            assert!(
+                first.producer_id.0 >= 0 && first.producer_epoch == 0,
+                "{first:?}"
+            );
+            assert!(
+                second.producer_id.0 > first.producer_id.0,
+                "ids are not reused"
+            );
+            // Transactional ids wait for the transaction coordinator.
+            request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("t")));
+            let refused: InitProducerIdResponse = client.call(api, version, &request);
+            assert_eq!(refused.error_code, 15, "COORDINATOR_NOT_AVAILABLE");
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

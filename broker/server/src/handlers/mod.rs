@@ -15,6 +15,7 @@ mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -173,6 +174,11 @@ pub async fn dispatch(
         ApiKey::OffsetCommit => {
             respond(request, &offset_commit::handle(broker, body(request)?, now))
         }
+        ApiKey::InitProducerId => respond(
+            request,
+            // A new block of ids is written and fsynced once per 1,000.
+            &disk_work(|| Ok(init_producer_id::handle(broker, body(request)?)))?,
+        ),
         ApiKey::OffsetDelete => {
             respond(request, &offset_delete::handle(broker, body(request)?, now))
         }

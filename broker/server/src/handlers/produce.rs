@@ -1,6 +1,9 @@
 //! Produce: each partition's batches are validated and appended as they
 //! came (only their headers are read); `acks=0` gets no response, and on
-//! one broker `acks=-1` is done when the append is.
+//! one broker `acks=-1` is done when the append is. An idempotent
+//! producer's retry of a batch already written is answered with that
+//! batch's offsets; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
+//! old epoch INVALID_PRODUCER_EPOCH.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
@@ -10,6 +13,7 @@ use kafka_protocol::messages::produce_response::{
 use runnel_log::LogError;
 use runnel_log::batch::BatchError;
 use runnel_log::manager::lock;
+use runnel_log::producer_state::SequenceError;
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -58,9 +62,18 @@ pub fn handle(
                     if version >= 5 {
                         out.log_start_offset = log_start_offset;
                     }
-                    broker
-                        .metrics
-                        .record_produce(&name, info.size_bytes, info.records_count);
+                    if info.duplicate {
+                        tracing::debug!(
+                            topic = name,
+                            partition = partition.index,
+                            base_offset = info.first_offset,
+                            "an idempotent producer's retry: answered with the first write's offsets"
+                        );
+                    } else {
+                        broker
+                            .metrics
+                            .record_produce(&name, info.size_bytes, info.records_count);
+                    }
                 }
                 Err((error, message)) => {
                     tracing::debug!(
@@ -128,7 +141,13 @@ fn error_code(err: &LogError) -> ResponseError {
             | BatchError::UnknownCompression { .. } => ResponseError::InvalidRecord,
         },
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        LogError::EmptyAppend => ResponseError::InvalidRecord,
+        LogError::EmptyAppend | LogError::ProducerBatchNotAlone { .. } => {
+            ResponseError::InvalidRecord
+        }
+        LogError::Sequence { source, .. } => match source {
+            SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+            SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        },
         _ => ResponseError::KafkaStorageError,
     }
 }
