@@ -37,6 +37,9 @@ echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --features runnel-broker/fault-injection -- -D warnings
 echo "test.sh: cargo test"
-cargo test --workspace
+# fault-injection: the test-only switches of broker/server/src/fault.rs
+# (tests/idempotence.rs drops Produce responses with them).
+cargo test --workspace --features runnel-broker/fault-injection
 echo "test.sh: all checks passed"

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::batch::BatchHeader;
+use crate::batch::{BatchHeader, increment_sequence};
 
 /// Batches remembered per producer for duplicate detection (Kafka's
 /// `max.in.flight.requests.per.connection` limit for idempotence).
@@ -79,16 +79,6 @@ pub enum SequenceCheck {
     Append,
     /// A retry of a batch already in the log: answer with its offsets.
     Duplicate(BatchMetadata),
-}
-
-/// The sequence number `delta` after `sequence`, wrapping past `i32::MAX`
-/// to 0 as Kafka's `incrementSequence`.
-pub fn increment_sequence(sequence: i32, delta: i32) -> i32 {
-    if sequence > i32::MAX - delta {
-        delta - (i32::MAX - sequence) - 1
-    } else {
-        sequence + delta
-    }
 }
 
 fn in_sequence(last: i32, next: i32) -> bool {

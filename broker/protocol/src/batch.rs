@@ -129,6 +129,16 @@ impl Compression {
     }
 }
 
+/// The sequence number `delta` after `sequence`, wrapping past `i32::MAX`
+/// to 0, as Kafka's `DefaultRecordBatch.incrementSequence`.
+pub fn increment_sequence(sequence: i32, delta: i32) -> i32 {
+    if sequence > i32::MAX - delta {
+        delta - (i32::MAX - sequence) - 1
+    } else {
+        sequence + delta
+    }
+}
+
 /// The parsed fixed header of one RecordBatch v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {

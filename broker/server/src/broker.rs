@@ -58,6 +58,8 @@ pub struct Broker {
     appended: watch::Sender<u64>,
     /// InitProducerId's ids.
     pub producer_ids: crate::producer_ids::ProducerIds,
+    #[cfg(feature = "fault-injection")]
+    pub faults: crate::fault::Faults,
 }
 
 impl Broker {
@@ -101,6 +103,8 @@ impl Broker {
             group_store: Mutex::new(()),
             appended: watch::channel(0).0,
             producer_ids,
+            #[cfg(feature = "fault-injection")]
+            faults: crate::fault::Faults::from_env(),
         }
     }
 

@@ -76,6 +76,12 @@ pub async fn serve(
         broker
             .metrics
             .record_request(api_name(api), started.elapsed(), error);
+        #[cfg(feature = "fault-injection")]
+        if api == kafka_protocol::messages::ApiKey::Produce && broker.faults.drop_produce_response()
+        {
+            tracing::warn!(%peer, "fault injection: closing the connection after the append, before the response");
+            return;
+        }
         let sent = match reply {
             Ok(Reply::Frame(bytes)) => stream.write_all(&bytes).await,
             Ok(Reply::Fetch(chunks)) => send_chunks(&mut stream, &chunks).await,

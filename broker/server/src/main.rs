@@ -18,6 +18,8 @@ mod broker;
 mod committed;
 mod config;
 mod connection;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod group_metrics;
 mod groups;
 mod handlers;

@@ -47,6 +47,9 @@ pub(crate) struct Batch {
     pub buffered: usize,
     /// The batch's bytes once encoded (kept for a resend).
     pub encoded: Option<Bytes>,
+    /// An idempotent producer's id, epoch and the batch's first sequence
+    /// number, given when the batch is first drained and kept for resends.
+    pub sequence: Option<(i64, i16, i32)>,
 }
 
 impl Drop for Batch {
@@ -66,7 +69,10 @@ impl Batch {
         if let Some(bytes) = &self.encoded {
             return Ok(bytes.clone());
         }
-        let builder = std::mem::replace(&mut self.builder, BatchBuilder::new(0));
+        let mut builder = std::mem::replace(&mut self.builder, BatchBuilder::new(0));
+        if let Some((producer_id, epoch, first_sequence)) = self.sequence {
+            builder = builder.producer(producer_id, epoch, first_sequence);
+        }
         let bytes = Bytes::from(builder.into_compressed(codec)?);
         self.encoded = Some(bytes.clone());
         Ok(bytes)
@@ -86,6 +92,24 @@ pub(crate) struct Accumulator {
     /// Open batches by topic, then partition (looked up by `&str`).
     open: HashMap<String, HashMap<i32, Batch>>,
     sealed: VecDeque<Batch>,
+    /// Set for an idempotent producer.
+    idempotence: Option<Idempotence>,
+}
+
+/// An idempotent producer's side of the accumulator: its id and epoch
+/// (`None` until InitProducerId answered, and after a reset), the next
+/// sequence number of each partition, and the first sequences of each
+/// partition's batches sent but not answered for good. Up to
+/// `max.in.flight.requests.per.connection` (at most 5, the batches a broker
+/// remembers per producer) are in flight; a retried batch goes back into
+/// the queue ahead of its partition's later batches, and a later batch
+/// refused as out of order while an earlier one is unresolved is retried
+/// too, as Java's producer does.
+#[derive(Debug, Default)]
+struct Idempotence {
+    producer: Option<(i64, i16)>,
+    next_sequence: HashMap<(String, i32), i32>,
+    unresolved: HashMap<(String, i32), std::collections::BTreeSet<i32>>,
 }
 
 /// What an append did, for the caller's partitioner and wake-ups.
@@ -99,6 +123,73 @@ pub(crate) struct Appended {
 }
 
 impl Accumulator {
+    /// An accumulator for an idempotent producer: batches are drained only
+    /// once the producer id is set.
+    pub fn idempotent() -> Self {
+        Self {
+            idempotence: Some(Idempotence::default()),
+            ..Self::default()
+        }
+    }
+
+    /// An idempotent producer without a producer id (at start, or after a
+    /// batch failed for good) needs one before anything more is sent.
+    pub fn needs_producer_id(&self) -> bool {
+        self.idempotence
+            .as_ref()
+            .is_some_and(|i| i.producer.is_none())
+    }
+
+    /// The producer id and epoch to send with from now on; sequences start
+    /// again at 0 (a new id has no history on the brokers).
+    pub fn set_producer_id(&mut self, producer_id: i64, epoch: i16) {
+        if let Some(idempotence) = &mut self.idempotence {
+            idempotence.producer = Some((producer_id, epoch));
+            idempotence.next_sequence.clear();
+        }
+    }
+
+    /// A batch failed for good: its sequence numbers may or may not have
+    /// been written, so its producer id's sequence cannot go on; a new
+    /// producer id is needed (as Java's producer bumps its epoch) unless
+    /// the batch was sent under an older one.
+    pub fn failed_for_good(&mut self, batch: &Batch) {
+        self.resolved(batch);
+        if let (Some(idempotence), Some((producer_id, _, _))) =
+            (&mut self.idempotence, batch.sequence)
+            && idempotence.producer.is_some_and(|(p, _)| p == producer_id)
+        {
+            idempotence.producer = None;
+        }
+    }
+
+    /// The batch was answered for good (written or failed).
+    pub fn resolved(&mut self, batch: &Batch) {
+        if let (Some(idempotence), Some((_, _, sequence))) = (&mut self.idempotence, batch.sequence)
+            && let Some(pending) = idempotence
+                .unresolved
+                .get_mut(&(batch.topic.clone(), batch.partition))
+        {
+            pending.remove(&sequence);
+        }
+    }
+
+    /// Whether an earlier batch of the same partition and producer id is
+    /// still unresolved: then an OUT_OF_ORDER_SEQUENCE_NUMBER for this one
+    /// only means it overtook that one, and it is retried.
+    pub fn has_earlier_unresolved(&self, batch: &Batch) -> bool {
+        let (Some(idempotence), Some((producer_id, _, sequence))) =
+            (&self.idempotence, batch.sequence)
+        else {
+            return false;
+        };
+        idempotence.producer.is_some_and(|(p, _)| p == producer_id)
+            && idempotence
+                .unresolved
+                .get(&(batch.topic.clone(), batch.partition))
+                .is_some_and(|pending| pending.range(..sequence).next().is_some())
+    }
+
     /// Adds a record to its partition's open batch, sealing that batch first
     /// when the record would not fit in `batch_size`; returns what happened
     /// and the record's delivery report. The clock is read only when a
@@ -146,6 +237,7 @@ impl Accumulator {
             attempts: 0,
             buffered: 0,
             encoded: None,
+            sequence: None,
         });
         batch
             .builder
@@ -169,7 +261,22 @@ impl Accumulator {
     /// Puts a batch back to be sent again, ahead of newer batches of its
     /// partition.
     pub fn retry(&mut self, batch: Batch) {
-        self.sealed.push_front(batch);
+        let same = |b: &Batch| b.topic == batch.topic && b.partition == batch.partition;
+        let sequence = batch.sequence.map(|(_, _, s)| s);
+        // Ahead of the partition's later batches, behind its earlier
+        // retries: sequences go out in order.
+        let later = self.sealed.iter().position(|b| {
+            same(b)
+                && b.sequence
+                    .map(|(_, _, s)| s)
+                    .is_none_or(|s| Some(s) > sequence)
+        });
+        let earlier = self.sealed.iter().rposition(same);
+        match (later, earlier) {
+            (Some(at), _) => self.sealed.insert(at, batch),
+            (None, Some(last)) => self.sealed.insert(last + 1, batch),
+            (None, None) => self.sealed.push_front(batch),
+        }
     }
 
     /// Seals every open batch (flush).
@@ -199,15 +306,27 @@ impl Accumulator {
         }
         let mut taken: Vec<Batch> = Vec::new();
         let mut kept = VecDeque::new();
-        while let Some(batch) = self.sealed.pop_front() {
-            if taken
+        let waiting_for_id = self.needs_producer_id();
+        while let Some(mut batch) = self.sealed.pop_front() {
+            let busy = taken
                 .iter()
                 .any(|b| b.topic == batch.topic && b.partition == batch.partition)
-            {
+                || waiting_for_id;
+            if busy {
                 kept.push_back(batch);
-            } else {
-                taken.push(batch);
+                continue;
             }
+            if let Some(idempotence) = &mut self.idempotence
+                && batch.sequence.is_none()
+                && let Some((producer_id, epoch)) = idempotence.producer
+            {
+                let key = (batch.topic.clone(), batch.partition);
+                let next = idempotence.next_sequence.entry(key.clone()).or_insert(0);
+                batch.sequence = Some((producer_id, epoch, *next));
+                idempotence.unresolved.entry(key).or_default().insert(*next);
+                *next = runnel_protocol::batch::increment_sequence(*next, batch.records as i32);
+            }
+            taken.push(batch);
         }
         self.sealed = kept;
         let next = self

@@ -41,6 +41,10 @@ pub struct ProducerConfig {
     pub delivery_timeout: Duration,
     /// `compression.type` (none): none, gzip, snappy, lz4 or zstd.
     pub compression: Compression,
+    /// `enable.idempotence` as set; unset, it is on when the other settings
+    /// allow it (`acks=all`, `retries` > 0, at most 5 requests in flight),
+    /// as in Kafka 3+. See [`idempotent`](Self::idempotent).
+    pub enable_idempotence: Option<bool>,
 }
 
 impl ProducerConfig {
@@ -60,7 +64,43 @@ impl ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             delivery_timeout: Duration::from_secs(120),
             compression: Compression::None,
+            enable_idempotence: None,
         }
+    }
+
+    /// Whether the producer is idempotent: asked for, or not set and the
+    /// other settings allow it.
+    pub fn idempotent(&self) -> bool {
+        self.enable_idempotence
+            .unwrap_or(self.acks == -1 && self.retries > 0 && self.max_in_flight <= 5)
+    }
+
+    /// Checks settings that only conflict together (Kafka's
+    /// `ProducerConfig` checks): an explicit `enable.idempotence=true`
+    /// needs `acks=all`, `retries` > 0 and at most 5 requests in flight.
+    pub fn validate(&self) -> Result<()> {
+        if self.enable_idempotence != Some(true) {
+            return Ok(());
+        }
+        let conflict = |key: &str, value: String, reason: &str| ClientError::Config {
+            key: key.to_string(),
+            value,
+            reason: format!("enable.idempotence=true needs {reason}"),
+        };
+        if self.acks != -1 {
+            return Err(conflict("acks", self.acks.to_string(), "acks=all"));
+        }
+        if self.retries == 0 {
+            return Err(conflict("retries", "0".into(), "retries above 0"));
+        }
+        if self.max_in_flight > 5 {
+            return Err(conflict(
+                "max.in.flight.requests.per.connection",
+                self.max_in_flight.to_string(),
+                "at most 5 requests in flight",
+            ));
+        }
+        Ok(())
     }
 
     /// Sets one setting by Kafka's key; an unknown key or a bad value is an
@@ -107,6 +147,13 @@ impl ProducerConfig {
             "compression.type" => {
                 self.compression = Compression::from_name(value.trim())
                     .ok_or_else(|| invalid("must be none, gzip, snappy, lz4 or zstd"))?
+            }
+            "enable.idempotence" => {
+                self.enable_idempotence = Some(match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("must be true or false")),
+                })
             }
             _ => return Err(invalid("unknown or not yet supported producer setting")),
         }
@@ -164,5 +211,25 @@ mod tests {
             err.to_string(),
             "invalid setting compression.type=\"brotli\": must be none, gzip, snappy, lz4 or zstd"
         );
+    }
+
+    #[test]
+    fn idempotence_is_on_by_default_unless_the_settings_rule_it_out() {
+        let c = ProducerConfig::new("b:9092");
+        assert!(c.idempotent());
+        assert!(c.validate().is_ok());
+        let acks1 = c.clone().set("acks", "1").expect("valid");
+        assert!(!acks1.idempotent(), "acks=1 turns the default off");
+        let err = acks1
+            .set("enable.idempotence", "true")
+            .expect("valid alone")
+            .validate()
+            .expect_err("conflict");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting acks=\"1\": enable.idempotence=true needs acks=all"
+        );
+        let off = c.set("enable.idempotence", "false").expect("valid");
+        assert!(!off.idempotent());
     }
 }

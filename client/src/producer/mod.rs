@@ -11,7 +11,13 @@
 //!
 //! `compression.type` compresses each batch (gzip, snappy, lz4, zstd).
 //!
-//! Not yet here (see the client issue): idempotence and transactions.
+//! Idempotence (`enable.idempotence`, on by default with `acks=all`, as in
+//! Kafka 3+): the producer gets an id from InitProducerId, numbers each
+//! partition's batches, and keeps one batch per partition in flight, so a
+//! resend after a lost answer is recognised by the broker and written once.
+//! A batch that fails for good makes the producer take a new id.
+//!
+//! Not yet here: transactions.
 
 mod accumulator;
 mod config;
@@ -109,13 +115,19 @@ pub struct Producer {
 impl Producer {
     /// Connects to the cluster and starts the sender task.
     pub async fn new(config: ProducerConfig) -> Result<Self> {
+        config.validate()?;
         let cluster = Cluster::connect(&config.bootstrap_servers, &config.client_id).await?;
         let memory = Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS));
+        let accumulator = if config.idempotent() {
+            Accumulator::idempotent()
+        } else {
+            Accumulator::default()
+        };
         let shared = Arc::new(Shared {
             memory,
             cluster,
             config,
-            accumulator: Mutex::new(Accumulator::default()),
+            accumulator: Mutex::new(accumulator),
             sticky: Mutex::new(StickyPartitioner::default()),
             pending: AtomicUsize::new(0),
             work: Notify::new(),

@@ -10,18 +10,22 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::TopicName;
+use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
+use kafka_protocol::messages::{ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Semaphore;
 
 use super::Shared;
 use super::accumulator::Batch;
+use crate::connection::Pending;
 use crate::error::ClientError;
 
 const PRODUCE_VERSION: i16 = 9;
+const INIT_PRODUCER_ID_VERSION: i16 = 4;
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 /// Errors after which the partition's leader must be looked up again.
 const STALE_METADATA: &[i16] = &[3, 5, 6];
 const LEADER_NOT_AVAILABLE: &str = "no leader known (LEADER_NOT_AVAILABLE)";
@@ -29,6 +33,22 @@ const LEADER_NOT_AVAILABLE: &str = "no leader known (LEADER_NOT_AVAILABLE)";
 pub(super) async fn run(shared: Arc<Shared>) {
     let mut in_flight: HashMap<i32, Arc<Semaphore>> = HashMap::new();
     loop {
+        if shared.accumulator().needs_producer_id() {
+            if shared.closed.load(Ordering::Acquire) && shared.accumulator().is_empty() {
+                return;
+            }
+            match init_producer_id(&shared).await {
+                Ok((producer_id, epoch)) => {
+                    tracing::debug!(producer_id, epoch, "idempotent producer id");
+                    shared.accumulator().set_producer_id(producer_id, epoch);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot get a producer id; trying again");
+                    tokio::time::sleep(shared.config.retry_backoff).await;
+                }
+            }
+            continue;
+        }
         let work = shared.work.notified();
         tokio::pin!(work);
         work.as_mut().enable();
@@ -57,13 +77,43 @@ pub(super) async fn run(shared: Arc<Shared>) {
             let Ok(permit) = Arc::clone(permits).acquire_owned().await else {
                 continue;
             };
+            // The request is queued on the connection here, in drain order
+            // (a partition's batches reach the broker in sequence); only
+            // the wait for its answer runs apart.
+            let Some((pending, batches)) = send(&shared, node_id, batches).await else {
+                continue;
+            };
             let shared = Arc::clone(&shared);
             tokio::spawn(async move {
-                send(&shared, node_id, batches).await;
+                answered(&shared, pending, batches).await;
                 drop(permit);
             });
         }
     }
+}
+
+/// A producer id and epoch from any broker (InitProducerId without a
+/// transactional id).
+async fn init_producer_id(shared: &Shared) -> Result<(i64, i16), ClientError> {
+    let node = shared.cluster.any_node().ok_or(ClientError::NoBroker {
+        bootstrap: shared.config.bootstrap_servers.clone(),
+    })?;
+    let connection = shared.cluster.connection(node).await?;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(i32::MAX)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response = connection.call(INIT_PRODUCER_ID_VERSION, &request).await?;
+    if response.error_code != 0 {
+        return Err(ClientError::kafka(
+            "InitProducerId",
+            "",
+            -1,
+            response.error_code,
+        ));
+    }
+    Ok((response.producer_id.0, response.producer_epoch))
 }
 
 /// Groups batches by the broker leading their partition; a batch whose
@@ -92,8 +142,14 @@ fn leader_of(shared: &Shared, batch: &Batch) -> Option<i32> {
     (leader >= 0).then_some(leader)
 }
 
-/// One Produce request with `batches` (one per partition) to `node_id`.
-async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
+/// Queues one Produce request with `batches` (one per partition) on the
+/// connection to `node_id`; returns what is waiting for an answer (nothing
+/// with `acks=0`, or when the batches were already retried or failed).
+async fn send(
+    shared: &Arc<Shared>,
+    node_id: i32,
+    batches: Vec<Batch>,
+) -> Option<(Pending<ProduceRequest>, Vec<Batch>)> {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     let mut encoded = Vec::with_capacity(batches.len());
     for mut batch in batches {
@@ -126,7 +182,7 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
         batches.push(batch);
     }
     if batches.is_empty() {
-        return;
+        return None;
     }
     let request = ProduceRequest::default()
         .with_acks(shared.config.acks)
@@ -134,21 +190,37 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
         .with_topic_data(topics);
     let connection = match shared.cluster.connection(node_id).await {
         Ok(connection) => connection,
-        Err(err) => return retry_all(shared, batches, &err),
+        Err(err) => {
+            retry_all(shared, batches, &err);
+            return None;
+        }
     };
     if shared.config.acks == 0 {
         if let Err(err) = connection.send_only(PRODUCE_VERSION, &request).await {
-            return retry_all(shared, batches, &err);
+            retry_all(shared, batches, &err);
+            return None;
         }
         for batch in batches {
             complete(shared, batch, -1);
         }
-        return;
+        return None;
     }
-    let response = match connection.call(PRODUCE_VERSION, &request).await {
+    match connection.send(PRODUCE_VERSION, &request).await {
+        Ok(pending) => Some((pending, batches)),
+        Err(err) => {
+            retry_all(shared, batches, &err);
+            None
+        }
+    }
+}
+
+/// The broker's answer for the batches of one Produce request.
+async fn answered(shared: &Arc<Shared>, pending: Pending<ProduceRequest>, batches: Vec<Batch>) {
+    let response = match pending.response().await {
         Ok(response) => response,
         // The connection failed: the request may or may not have been
-        // written; as Kafka without idempotence, send it again.
+        // written; send it again (an idempotent producer's broker spots a
+        // batch it already has).
         Err(err) => return retry_all(shared, batches, &err),
     };
     for batch in batches {
@@ -165,8 +237,10 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
                 if STALE_METADATA.contains(&code) {
                     shared.cluster.invalidate(&batch.topic);
                 }
-                let retriable =
-                    ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable());
+                let retriable = ResponseError::try_from_code(code)
+                    .is_some_and(|e| e.is_retriable())
+                    || (code == OUT_OF_ORDER_SEQUENCE_NUMBER
+                        && shared.accumulator().has_earlier_unresolved(&batch));
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
                 let error = ClientError::kafka("Produce", &topic, partition, code);
                 if retriable {
@@ -190,11 +264,16 @@ async fn send(shared: &Arc<Shared>, node_id: i32, batches: Vec<Batch>) {
 /// Answers each record of `batch` with its offset.
 fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
     batch.outcome.delivered(base_offset);
+    shared.accumulator().resolved(&batch);
     shared.delivered(batch.records, batch.buffered);
 }
 
+/// Fails each record of `batch`. An idempotent producer's sequence cannot
+/// go on past a batch that may or may not have been written: it takes a
+/// new producer id before sending more.
 fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + Sync + 'static) {
     batch.outcome.failed(error);
+    shared.accumulator().failed_for_good(&batch);
     shared.delivered(batch.records, batch.buffered);
 }
 

@@ -44,7 +44,14 @@ impl Broker {
 
     /// As [`Broker::serve`], with more `--override key=value` settings.
     pub fn serve_with(log_dirs: &Path, overrides: &[&str]) -> Self {
+        Self::serve_with_env(log_dirs, overrides, &[])
+    }
+
+    /// As [`Broker::serve_with`], with environment variables set for the
+    /// broker (e.g. a fault-injection switch).
+    pub fn serve_with_env(log_dirs: &Path, overrides: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        command.envs(env.iter().copied());
         command
             .arg("serve")
             .arg("--log-dirs")
