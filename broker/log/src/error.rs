@@ -99,6 +99,8 @@ pub enum LogError {
     },
     #[error("append holds no record batch")]
     EmptyAppend,
+    #[error("batch {index} of the append is a control batch; only the broker writes those")]
+    ControlBatchFromClient { index: usize },
     #[error("batch {index} of the append: {source}")]
     Sequence {
         index: usize,

@@ -153,7 +153,23 @@ impl PartitionLog {
     /// and writes them. Nothing is written when any batch is invalid, out of
     /// its producer's sequence, or a retry of a batch already written (then
     /// the answer is that batch's offsets, with `duplicate` set).
+    /// Control batches (transaction markers) are refused: only the broker
+    /// writes them, through [`append_control`](Self::append_control).
     pub fn append(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_from(batches, now_ms, false)
+    }
+
+    /// As [`append`](Self::append), for the broker's own control batches.
+    pub fn append_control(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_from(batches, now_ms, true)
+    }
+
+    fn append_from(
+        &mut self,
+        batches: &[u8],
+        now_ms: i64,
+        control_allowed: bool,
+    ) -> Result<AppendInfo> {
         if batches.is_empty() {
             return Err(LogError::EmptyAppend);
         }
@@ -168,6 +184,9 @@ impl PartitionLog {
             let index = prepared.len();
             let header = validate_for_append(rest)
                 .map_err(|source| LogError::InvalidBatch { index, source })?;
+            if header.is_control() && !control_allowed {
+                return Err(LogError::ControlBatchFromClient { index });
+            }
             let size = header.size_bytes();
             if size > self.config.max_message_bytes {
                 return Err(LogError::BatchTooLarge {

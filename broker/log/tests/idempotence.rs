@@ -123,3 +123,19 @@ fn producer_state_is_read_again_from_the_log_after_an_unclean_stop() {
     log.append(&idempotent(7, 0, 4, 2), NOW)
         .expect("sequence 4 follows the batches that remain");
 }
+
+#[test]
+fn only_the_broker_writes_control_batches() {
+    use runnel_log::builder::BatchBuilder as Builder;
+    use runnel_protocol::control::ControlType;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), config(&[]), unclean());
+    let marker = Builder::marker(7, 0, ControlType::Commit, 0, NOW).build();
+    assert!(matches!(
+        log.append(&marker, NOW),
+        Err(LogError::ControlBatchFromClient { index: 0 })
+    ));
+    assert_eq!(log.log_end_offset(), 0);
+    let info = log.append_control(&marker, NOW).expect("the broker's own");
+    assert_eq!(info.first_offset, 0);
+}

@@ -141,9 +141,9 @@ fn error_code(err: &LogError) -> ResponseError {
             | BatchError::UnknownCompression { .. } => ResponseError::InvalidRecord,
         },
         LogError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
-        LogError::EmptyAppend | LogError::ProducerBatchNotAlone { .. } => {
-            ResponseError::InvalidRecord
-        }
+        LogError::EmptyAppend
+        | LogError::ProducerBatchNotAlone { .. }
+        | LogError::ControlBatchFromClient { .. } => ResponseError::InvalidRecord,
         LogError::Sequence { source, .. } => match source {
             SequenceError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
             SequenceError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
