@@ -806,7 +806,7 @@ mod tests {
         control[22] |= 0x30; // transactional, control
         let crc = crc32c::crc32c(&control[21..]);
         control[17..21].copy_from_slice(&crc.to_be_bytes());
-        log.append(&control, NOW).expect("append");
+        log.append_control(&control, NOW).expect("append");
         log.roll(NOW).expect("roll");
         let stats = clean(&mut log, NOW).expect("clean");
         assert_eq!(stats, CleanStats::default());
