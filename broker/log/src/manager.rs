@@ -237,6 +237,15 @@ impl LogManager {
         Ok(removed)
     }
 
+    /// Forgets idempotent producers idle for `max_idle_ms`
+    /// (`producer.id.expiration.ms`) in every log; returns how many.
+    pub fn expire_producers(&self, now_ms: i64, max_idle_ms: i64) -> usize {
+        self.all_logs()
+            .into_iter()
+            .map(|(_, _, log)| lock(&log).expire_producers(now_ms, max_idle_ms))
+            .sum()
+    }
+
     /// Compacts every log whose `cleanup.policy` includes `compact`. Each
     /// log's lock is held only to snapshot it and to swap the result in; the
     /// reading and writing happen without it, so appends go on.

@@ -61,6 +61,11 @@ pub struct BrokerConfig {
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`: how often expiry runs.
     pub offsets_retention_check_interval_ms: i64,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long
+    /// is forgotten by each partition (its next batch may start anywhere).
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: i64,
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
@@ -96,6 +101,8 @@ impl Default for BrokerConfig {
             // Kafka's 10080 minutes: 7 days.
             offsets_retention_ms: 604_800_000,
             offsets_retention_check_interval_ms: 600_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
             cluster_id: None,
             log: LogConfig::default(),
         }
@@ -258,6 +265,8 @@ static KEYS: &[Key] = &[
     Key { name: "offsets.topic.num.partitions", apply: broker!(offsets_topic_num_partitions, |v| int(v, 1)) },
     Key { name: "offsets.retention.minutes", apply: broker!(offsets_retention_ms, |v| int::<i64>(v, 1)?.checked_mul(60_000).ok_or_else(|| "too large".to_string())) },
     Key { name: "offsets.retention.check.interval.ms", apply: broker!(offsets_retention_check_interval_ms, |v| int(v, 1)) },
+    Key { name: "producer.id.expiration.ms", apply: broker!(producer_id_expiration_ms, |v| int(v, 1)) },
+    Key { name: "producer.id.expiration.check.interval.ms", apply: broker!(producer_id_expiration_check_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },
@@ -585,6 +594,8 @@ mod tests {
             ("group.max.session.timeout.ms", "60000"),
             ("offsets.retention.minutes", "2"),
             ("offsets.retention.check.interval.ms", "5000"),
+            ("producer.id.expiration.ms", "3600000"),
+            ("producer.id.expiration.check.interval.ms", "1000"),
             ("offsets.topic.num.partitions", "3"),
         ]);
         assert_eq!(c.offsets_topic_num_partitions, 3);
@@ -592,6 +603,8 @@ mod tests {
         assert_eq!(c.group_max_session_timeout_ms, 60_000);
         assert_eq!(c.offsets_retention_ms, 120_000);
         assert_eq!(c.offsets_retention_check_interval_ms, 5_000);
+        assert_eq!(c.producer_id_expiration_ms, 3_600_000);
+        assert_eq!(c.producer_id_expiration_check_interval_ms, 1_000);
         assert_eq!(
             BrokerConfig::default().offsets_retention_ms,
             10_080 * 60_000

@@ -142,6 +142,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     let (stop, stopped) = watch::channel(false);
     let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
     let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stopped.clone()));
+    let producer_expiry = tokio::spawn(expire_producer_ids(Arc::clone(&broker), stopped.clone()));
     let mut connections = JoinSet::new();
     let signal_name = loop {
         tokio::select! {
@@ -170,6 +171,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     offsets_expiry
         .await
         .context("the offsets expiry task panicked")?;
+    producer_expiry
+        .await
+        .context("the producer id expiry task panicked")?;
     group_timers.abort();
     let _ = group_timers.await;
     group_store.abort();
@@ -265,6 +269,33 @@ async fn expire_offsets(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
                 "expiring committed offsets failed"
             ),
             Err(err) => tracing::error!(error = %err, "expiring committed offsets panicked"),
+        }
+    }
+}
+
+/// Forgets idle idempotent producers every
+/// `producer.id.expiration.check.interval.ms`, until told to stop.
+async fn expire_producer_ids(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let every_ms = broker
+        .config
+        .producer_id_expiration_check_interval_ms
+        .max(1) as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let b = Arc::clone(&broker);
+        let max_idle_ms = broker.config.producer_id_expiration_ms;
+        match tokio::task::spawn_blocking(move || b.logs.expire_producers(now_ms(), max_idle_ms))
+            .await
+        {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "forgot idle producer ids"),
+            Err(err) => tracing::error!(error = %err, "expiring producer ids panicked"),
         }
     }
 }

@@ -98,10 +98,16 @@ pub(crate) struct Accumulator {
 
 /// An idempotent producer's side of the accumulator: its id and epoch
 /// (`None` until InitProducerId answered, and after a reset), the next
-/// sequence number of each partition, and the first sequences of each
-/// partition's batches sent but not answered for good. Up to
-/// `max.in.flight.requests.per.connection` (at most 5, the batches a broker
-/// remembers per producer) are in flight; a retried batch goes back into
+/// sequence number of each partition, the first sequences of each
+/// partition's batches given a sequence but not answered for good, and of
+/// those the ones on the wire now.
+///
+/// Up to `max.in.flight.requests.per.connection` (at most 5, the batches a
+/// broker remembers per producer) are in flight. A batch is sent only when
+/// every earlier unresolved batch of its partition is on the wire ahead of
+/// it: a batch waiting to be retried holds back its partition's later
+/// ones, so it cannot be overtaken by more than the broker remembers (it
+/// would then be out of order for good). A retried batch goes back into
 /// the queue ahead of its partition's later batches, and a later batch
 /// refused as out of order while an earlier one is unresolved is retried
 /// too, as Java's producer does.
@@ -110,6 +116,21 @@ struct Idempotence {
     producer: Option<(i64, i16)>,
     next_sequence: HashMap<(String, i32), i32>,
     unresolved: HashMap<(String, i32), std::collections::BTreeSet<i32>>,
+    in_flight: HashMap<(String, i32), std::collections::BTreeSet<i32>>,
+}
+
+impl Idempotence {
+    /// Whether a batch of `key` starting at `sequence` may go now: every
+    /// earlier unresolved batch of the partition is on the wire.
+    fn may_send(&self, key: &(String, i32), sequence: i32) -> bool {
+        let Some(unresolved) = self.unresolved.get(key) else {
+            return true;
+        };
+        let in_flight = self.in_flight.get(key);
+        unresolved
+            .range(..sequence)
+            .all(|s| in_flight.is_some_and(|f| f.contains(s)))
+    }
 }
 
 /// What an append did, for the caller's partitioner and wake-ups.
@@ -145,7 +166,11 @@ impl Accumulator {
     pub fn set_producer_id(&mut self, producer_id: i64, epoch: i16) {
         if let Some(idempotence) = &mut self.idempotence {
             idempotence.producer = Some((producer_id, epoch));
+            // Batches still out under the old id go on unordered with the
+            // new id's: the broker keeps their sequences apart.
             idempotence.next_sequence.clear();
+            idempotence.unresolved.clear();
+            idempotence.in_flight.clear();
         }
     }
 
@@ -165,12 +190,25 @@ impl Accumulator {
 
     /// The batch was answered for good (written or failed).
     pub fn resolved(&mut self, batch: &Batch) {
+        self.landed(batch);
         if let (Some(idempotence), Some((_, _, sequence))) = (&mut self.idempotence, batch.sequence)
             && let Some(pending) = idempotence
                 .unresolved
                 .get_mut(&(batch.topic.clone(), batch.partition))
         {
             pending.remove(&sequence);
+        }
+    }
+
+    /// The batch's request was answered (or failed): it is off the wire,
+    /// resolved or waiting to be retried.
+    pub fn landed(&mut self, batch: &Batch) {
+        if let (Some(idempotence), Some((_, _, sequence))) = (&mut self.idempotence, batch.sequence)
+            && let Some(in_flight) = idempotence
+                .in_flight
+                .get_mut(&(batch.topic.clone(), batch.partition))
+        {
+            in_flight.remove(&sequence);
         }
     }
 
@@ -317,14 +355,32 @@ impl Accumulator {
                 continue;
             }
             if let Some(idempotence) = &mut self.idempotence
-                && batch.sequence.is_none()
                 && let Some((producer_id, epoch)) = idempotence.producer
             {
                 let key = (batch.topic.clone(), batch.partition);
-                let next = idempotence.next_sequence.entry(key.clone()).or_insert(0);
-                batch.sequence = Some((producer_id, epoch, *next));
-                idempotence.unresolved.entry(key).or_default().insert(*next);
-                *next = runnel_protocol::batch::increment_sequence(*next, batch.records as i32);
+                let sequence = match batch.sequence {
+                    Some((_, _, sequence)) => sequence,
+                    None => idempotence.next_sequence.get(&key).copied().unwrap_or(0),
+                };
+                if !idempotence.may_send(&key, sequence) {
+                    kept.push_back(batch);
+                    continue;
+                }
+                if batch.sequence.is_none() {
+                    let next = idempotence.next_sequence.entry(key.clone()).or_insert(0);
+                    batch.sequence = Some((producer_id, epoch, *next));
+                    idempotence
+                        .unresolved
+                        .entry(key.clone())
+                        .or_default()
+                        .insert(*next);
+                    *next = runnel_protocol::batch::increment_sequence(*next, batch.records as i32);
+                }
+                idempotence
+                    .in_flight
+                    .entry(key)
+                    .or_default()
+                    .insert(sequence);
             }
             taken.push(batch);
         }

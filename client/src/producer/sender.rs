@@ -266,6 +266,8 @@ fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
     batch.outcome.delivered(base_offset);
     shared.accumulator().resolved(&batch);
     shared.delivered(batch.records, batch.buffered);
+    // A later batch of the partition may have been held back for this one.
+    shared.work.notify_one();
 }
 
 /// Fails each record of `batch`. An idempotent producer's sequence cannot
@@ -275,6 +277,7 @@ fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + 
     batch.outcome.failed(error);
     shared.accumulator().failed_for_good(&batch);
     shared.delivered(batch.records, batch.buffered);
+    shared.work.notify_one();
 }
 
 fn retry_all(shared: &Arc<Shared>, batches: Vec<Batch>, error: &ClientError) {
@@ -299,6 +302,8 @@ fn retry_or_fail(shared: &Arc<Shared>, mut batch: Batch, reason: String) {
             reason,
             "retrying a batch"
         );
+        shared.accumulator().landed(&batch);
+        shared.work.notify_one();
         let shared = Arc::clone(shared);
         tokio::spawn(async move {
             tokio::time::sleep(shared.config.retry_backoff).await;
