@@ -9,12 +9,17 @@
 //!   (Java `String.hashCode`, as Kafka).
 //! - [`offsets`]: the in-memory committed offsets, rebuilt by replaying
 //!   `__consumer_offsets` and expired by retention.
+//! - [`txn`]: one transactional id's state machine (InitProducerId,
+//!   AddPartitionsToTxn, EndTxn, timeouts).
+//! - [`txn_log`]: the `__transaction_state` key/value record formats.
 
 pub mod group;
 pub mod group_metadata;
 pub mod offsets;
 pub mod offsets_topic;
 pub mod partition;
+pub mod txn;
+pub mod txn_log;
 
 pub use group::{
     Effect, EvictionReason, Group, GroupConfig, GroupDescription, GroupState, HeartbeatRequest,

@@ -110,6 +110,10 @@ pub enum OffsetsRecordError {
     UnknownValueVersion { version: i16 },
     #[error("GroupMetadataValue version {version} is not supported")]
     UnknownGroupMetadataVersion { version: i16 },
+    #[error("{record} version {version} is not supported")]
+    UnknownTransactionLogVersion { record: &'static str, version: i16 },
+    #[error("TransactionLogValue: status {status} is not a transaction state")]
+    UnknownTransactionStatus { status: i8 },
     #[error("{record} v{version}: field `{field}` is truncated")]
     Truncated {
         record: &'static str,
@@ -320,6 +324,14 @@ impl<'a> Reader<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(field, N)?);
         Ok(out)
+    }
+
+    pub(crate) fn i8(&mut self, field: &'static str) -> Result<i8, OffsetsRecordError> {
+        Ok(i8::from_be_bytes(self.array(field)?))
+    }
+
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, OffsetsRecordError> {
+        Ok(i16::from_be_bytes(self.array(field)?))
     }
 
     pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, OffsetsRecordError> {
