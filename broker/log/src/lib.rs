@@ -13,6 +13,7 @@
 //! - `retention`: removing whole segments by time, size and log start.
 //! - `load`: opening a log and recovering it after an unclean stop.
 //! - [`producer_state`]: idempotent producers' sequences and `.snapshot`s.
+//! - [`txn_index`]: aborted transactions, the `.txnindex` files.
 //! - [`cleaner`]: compaction for `cleanup.policy=compact`.
 //! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
 //! - [`checkpoint`], [`topic_partition`], [`region`], [`config`], [`error`].
@@ -33,8 +34,9 @@ mod scan;
 pub mod segment;
 pub mod time_index;
 pub mod topic_partition;
+pub mod txn_index;
 
-pub use runnel_protocol::{batch, builder, records};
+pub use runnel_protocol::{batch, builder, control, records};
 
 pub use batch::{BatchError, BatchHeader};
 pub use builder::BatchBuilder;

@@ -12,6 +12,7 @@ use crate::error::{LogError, Result};
 use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{PreparedBatch, Segment};
+use crate::txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX};
 
 /// Smallest possible uncompressed record: length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count.
@@ -59,6 +60,8 @@ pub struct PartitionLog {
     dir_dirty: bool,
     pub(crate) pending_deletes: Vec<crate::retention::PendingDelete>,
     pub(crate) producers: ProducerStates,
+    /// Aborted transactions, by marker offset (the `.txnindex` files).
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 impl PartitionLog {
@@ -86,6 +89,7 @@ impl PartitionLog {
             dir_dirty: false,
             pending_deletes: Vec::new(),
             producers: ProducerStates::default(),
+            aborted: Vec::new(),
         })
     }
 
@@ -122,6 +126,92 @@ impl PartitionLog {
     /// The idempotent producers' state.
     pub fn producers(&self) -> &ProducerStates {
         &self.producers
+    }
+
+    /// The last stable offset: the first offset of the oldest open
+    /// transaction, or the log end when none is open. `read_committed`
+    /// consumers read up to it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.log_end_offset, |o| o.min(self.log_end_offset))
+    }
+
+    /// The aborted transactions a `read_committed` fetch of `[from, upper)`
+    /// overlaps, oldest first.
+    pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|t| t.last_offset >= from && t.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
+    /// Writes a transaction marker for `producer_id` (as the transaction
+    /// coordinator has partition leaders do): the producer's open
+    /// transaction ends, and an aborted one is added to the `.txnindex`.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        kind: crate::control::ControlType,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let first_offset = self
+            .producers
+            .get(producer_id)
+            .and_then(|e| e.current_txn_first_offset);
+        let marker = crate::builder::BatchBuilder::marker(
+            producer_id,
+            producer_epoch,
+            kind,
+            coordinator_epoch,
+            now_ms,
+        )
+        .build();
+        let info = self.append_control(&marker, now_ms)?;
+        if kind == crate::control::ControlType::Abort
+            && let Some(first_offset) = first_offset
+        {
+            self.record_abort(producer_id, first_offset, info.first_offset)?;
+        }
+        Ok(info)
+    }
+
+    /// Adds an aborted transaction ending at `marker_offset`, in memory and
+    /// in the `.txnindex` of the segment holding the marker (once).
+    fn record_abort(
+        &mut self,
+        producer_id: i64,
+        first_offset: i64,
+        marker_offset: i64,
+    ) -> Result<()> {
+        if self
+            .aborted
+            .iter()
+            .any(|t| t.producer_id == producer_id && t.last_offset == marker_offset)
+        {
+            return Ok(());
+        }
+        let entry = AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            last_stable_offset: self.last_stable_offset(),
+        };
+        let base = self
+            .segments
+            .range(..=marker_offset)
+            .next_back()
+            .map_or(marker_offset, |(b, _)| *b);
+        let path = crate::segment::file_path(&self.dir, base, TXN_INDEX_SUFFIX);
+        txn_index::append(&path, &entry).map_err(|source| LogError::WriteSegment {
+            path: path.clone(),
+            source,
+        })?;
+        self.aborted.push(entry);
+        Ok(())
     }
 
     /// Forgets producers idle for `max_idle_ms` (`producer.id.expiration.ms`);
@@ -519,6 +609,7 @@ impl PartitionLog {
         for path in snapshots.range(self.log_end_offset + 1..).map(|(_, p)| p) {
             std::fs::remove_file(path).map_err(snapshot_error)?;
         }
+        self.load_aborted()?;
         self.producers = ProducerStates::default();
         let mut from = self.log_start_offset;
         if let Some((&offset, path)) = snapshots.range(..=self.log_end_offset).next_back() {
@@ -543,25 +634,72 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Replays the producer ids of every batch from `from` on.
+    /// Reads every segment's `.txnindex`, leaving out entries past the log
+    /// end (their files are rewritten without them).
+    fn load_aborted(&mut self) -> Result<()> {
+        self.aborted.clear();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            let path = crate::segment::file_path(&self.dir, base, TXN_INDEX_SUFFIX);
+            let read_error = |source| LogError::ReadSegment {
+                path: path.clone(),
+                position: 0,
+                source,
+            };
+            let entries = txn_index::read(&path).map_err(read_error)?;
+            let kept: Vec<AbortedTxn> = entries
+                .iter()
+                .filter(|e| e.last_offset < self.log_end_offset)
+                .copied()
+                .collect();
+            if kept.len() != entries.len() {
+                txn_index::rewrite(&path, &kept).map_err(|source| LogError::WriteSegment {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            self.aborted.extend(kept);
+        }
+        self.aborted.sort_by_key(|e| e.last_offset);
+        Ok(())
+    }
+
+    /// Replays the producer ids of every batch from `from` on; abort
+    /// markers missing from the `.txnindex` (written just before an unclean
+    /// stop) are added again.
     fn scan_producers_from(&mut self, from: i64, now_ms: i64) -> Result<()> {
         let first = self
             .segments
             .range(..=from)
             .next_back()
             .map_or(from, |(base, _)| *base);
-        let producers = &mut self.producers;
         let mut scanned = 0u64;
-        for segment in self.segments.range(first..).map(|(_, s)| s) {
-            segment.scan(0, |header, _, _| {
-                if header.next_offset() > from && header.producer_id >= 0 {
-                    producers.update(header, header.base_offset, now_ms);
-                }
-                scanned += 1;
-                true
-            })?;
+        let mut aborts = Vec::new();
+        {
+            let producers = &mut self.producers;
+            for segment in self.segments.range(first..).map(|(_, s)| s) {
+                segment.scan(0, |header, _, batch| {
+                    if header.next_offset() > from && header.producer_id >= 0 {
+                        if header.is_control()
+                            && marker_kind(batch) == Some(crate::control::ControlType::Abort)
+                            && let Some(first_offset) = producers
+                                .get(header.producer_id)
+                                .and_then(|e| e.current_txn_first_offset)
+                        {
+                            aborts.push((header.producer_id, first_offset, header.base_offset));
+                        }
+                        producers.update(header, header.base_offset, now_ms);
+                    }
+                    scanned += 1;
+                    true
+                })?;
+            }
         }
-        tracing::debug!(dir = %self.dir.display(), from, batches = scanned, producers = producers.len(), "producer state rebuilt from the log");
+        for (producer_id, first_offset, marker_offset) in aborts {
+            self.record_abort(producer_id, first_offset, marker_offset)?;
+        }
+        self.aborted.sort_by_key(|e| e.last_offset);
+        tracing::debug!(dir = %self.dir.display(), from, batches = scanned, producers = self.producers.len(), "producer state rebuilt from the log");
         Ok(())
     }
 
@@ -589,6 +727,13 @@ impl PartitionLog {
         let now = i64::MAX;
         self.unlink_due_files(now)
     }
+}
+
+/// What a control batch's marker says, if it is a transaction marker.
+fn marker_kind(batch: &[u8]) -> Option<crate::control::ControlType> {
+    let records = crate::records::BatchRecords::decode(batch).ok()?;
+    let key = records.records.first()?.key.clone()?;
+    crate::control::ControlType::parse(records.data.get(key)?)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {

@@ -104,6 +104,15 @@ impl ProducerStates {
         self.producers.is_empty()
     }
 
+    /// The first offset of the oldest open transaction: the log's last
+    /// stable offset, when there is one.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+    }
+
     /// Checks a batch against its producer's state, as Kafka's
     /// `ProducerAppendInfo`: batches without a producer id, control
     /// batches, and batches of a producer not known here (its state may

@@ -67,6 +67,24 @@ impl PartitionLog {
         let Some(mut segment) = self.segments.remove(&base_offset) else {
             return Ok(());
         };
+        // The segment's aborted transactions go with it.
+        let next_base = self
+            .segments
+            .range(base_offset..)
+            .next()
+            .map_or(i64::MAX, |(b, _)| *b);
+        self.aborted
+            .retain(|t| t.last_offset < base_offset || t.last_offset >= next_base);
+        let txn_index =
+            crate::segment::file_path(&self.dir, base_offset, crate::txn_index::TXN_INDEX_SUFFIX);
+        if let Err(source) = std::fs::remove_file(&txn_index)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(LogError::Delete {
+                path: txn_index,
+                source,
+            });
+        }
         segment.rename_files("", DELETED_SUFFIX)?;
         self.pending_deletes.push(PendingDelete {
             paths: segment.paths_with_suffix(DELETED_SUFFIX),

@@ -122,3 +122,82 @@ fn a_fetch_with_nothing_to_read_answers_empty_after_max_wait() {
     assert_eq!(p.high_watermark, 0);
     assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
 }
+
+#[test]
+fn read_committed_stops_at_an_open_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = common::Broker::serve(dir.path());
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    create_topic(&mut client, "txn");
+    let produce = |client: &mut Client, batch: Vec<u8>| {
+        let mut partition = produce_request::PartitionProduceData::default();
+        partition.records = Some(Bytes::from(batch));
+        let mut topic = produce_request::TopicProduceData::default();
+        topic.name = name("txn");
+        topic.partition_data = vec![partition];
+        let mut request = ProduceRequest::default();
+        request.acks = -1;
+        request.timeout_ms = 5_000;
+        request.topic_data = vec![topic];
+        let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    };
+    // Two plain records, then a transaction that stays open.
+    produce(
+        &mut client,
+        BatchBuilder::new(0)
+            .record(None, Some(b"a"), 0)
+            .record(None, Some(b"b"), 0)
+            .build(),
+    );
+    produce(
+        &mut client,
+        BatchBuilder::new(0)
+            .producer(42, 0, 0)
+            .transactional()
+            .record(None, Some(b"t"), 0)
+            .build(),
+    );
+    let fetch = |client: &mut Client, isolation: i8| {
+        let mut request = fetch_request("txn", 0);
+        request.isolation_level = isolation;
+        let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+        response.responses[0].partitions[0].clone()
+    };
+    let uncommitted = fetch(&mut client, 0);
+    assert_eq!(
+        (uncommitted.high_watermark, uncommitted.last_stable_offset),
+        (3, 2)
+    );
+    assert!(uncommitted.aborted_transactions.is_none());
+    let records = uncommitted.records.expect("records");
+    let committed = fetch(&mut client, 1);
+    assert_eq!(committed.last_stable_offset, 2);
+    assert_eq!(committed.aborted_transactions, Some(vec![]));
+    let stable = committed.records.expect("records");
+    assert!(
+        stable.len() < records.len(),
+        "read_committed stops before the open transaction"
+    );
+    let last = runnel_log::batch::Batches::new(&stable)
+        .filter_map(Result::ok)
+        .map(|(header, _)| header.last_offset())
+        .max();
+    assert_eq!(last, Some(1));
+    // ListOffsets: latest is the last stable offset for read_committed.
+    let list = |client: &mut Client, isolation: i8| {
+        let mut partition = list_offsets_request::ListOffsetsPartition::default();
+        partition.timestamp = -1;
+        let mut topic = list_offsets_request::ListOffsetsTopic::default();
+        topic.name = name("txn");
+        topic.partitions = vec![partition];
+        let mut request = ListOffsetsRequest::default();
+        request.replica_id = BrokerId(-1);
+        request.isolation_level = isolation;
+        request.topics = vec![topic];
+        let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, 7, &request);
+        response.topics[0].partitions[0].offset
+    };
+    assert_eq!((list(&mut client, 0), list(&mut client, 1)), (3, 2));
+}

@@ -12,7 +12,7 @@ use kafka_protocol::messages::fetch_request::FetchRequest;
 use runnel_log::manager::lock;
 use runnel_log::{FileRegion, LogError};
 use runnel_protocol::fetch_writer::{
-    self, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
+    self, AbortedTransaction, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
 };
 use runnel_protocol::request::Request;
 use tokio::time::Instant;
@@ -85,6 +85,8 @@ fn read(
     version: i16,
 ) -> (FetchResponseData<FileRegion>, u64, bool) {
     let mut remaining = fetch.max_bytes.max(0) as u64;
+    // Kafka's IsolationLevel: 1 is READ_COMMITTED (from v4).
+    let read_committed = fetch.isolation_level == 1;
     let mut total = 0u64;
     let mut has_error = false;
     let mut topics = Vec::with_capacity(fetch.topics.len());
@@ -116,10 +118,32 @@ fn read(
             let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
             let read = {
                 let log = lock(&log);
+                let last_stable = log.last_stable_offset();
                 out.high_watermark = log.log_end_offset();
-                out.last_stable_offset = log.log_end_offset();
+                out.last_stable_offset = last_stable;
                 out.log_start_offset = log.log_start_offset();
-                log.read(wanted.fetch_offset, max_bytes, None, total == 0)
+                if read_committed {
+                    // Up to the last stable offset, with the aborted
+                    // transactions the read overlaps for the consumer to
+                    // drop.
+                    out.aborted_transactions = Some(
+                        log.aborted_transactions(wanted.fetch_offset, last_stable)
+                            .into_iter()
+                            .map(|t| AbortedTransaction {
+                                producer_id: t.producer_id,
+                                first_offset: t.first_offset,
+                            })
+                            .collect(),
+                    );
+                    log.read(
+                        wanted.fetch_offset,
+                        max_bytes,
+                        Some(last_stable),
+                        total == 0,
+                    )
+                } else {
+                    log.read(wanted.fetch_offset, max_bytes, None, total == 0)
+                }
             };
             match read {
                 Ok(info) => {

@@ -11,11 +11,14 @@ use runnel_log::manager::lock;
 use crate::broker::Broker;
 
 const LATEST: i64 = -1;
+const READ_COMMITTED: i8 = 1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    // v2+ carries it; older requests are read_uncommitted.
+    let request_isolation = request.isolation_level;
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut out = ListOffsetsTopicResponse::default();
@@ -33,6 +36,11 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                 Some(log) => {
                     let log = lock(&log);
                     let found = match partition.timestamp {
+                        // read_committed consumers end at the last stable
+                        // offset.
+                        LATEST if request_isolation == READ_COMMITTED => {
+                            Ok(Some((-1, log.last_stable_offset())))
+                        }
                         LATEST => Ok(Some((-1, log.log_end_offset()))),
                         EARLIEST => Ok(Some((-1, log.log_start_offset()))),
                         MAX_TIMESTAMP => Ok(log.max_timestamp()),
