@@ -29,6 +29,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -155,7 +157,7 @@ mod tests {
         assert!(!supports(ApiKey::Fetch, 14));
         assert!(supports(ApiKey::InitProducerId, 4));
         assert!(!supports(ApiKey::InitProducerId, 5));
-        assert!(!supports(ApiKey::AddPartitionsToTxn, 0));
+        assert!(!supports(ApiKey::AddPartitionsToTxn, 4));
         assert_eq!(range(ApiKey::Metadata), Some((0, 12)));
     }
 
@@ -213,10 +215,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 154,         // size
+            0, 0, 0, 166,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 24,          // api_keys: 24 entries of key, min, max
+            0, 0, 0, 26,          // api_keys: 26 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -234,6 +236,8 @@ mod tests {
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics
             0, 22, 0, 0,  0, 4,   // InitProducerId
+            0, 24, 0, 0,  0, 3,   // AddPartitionsToTxn
+            0, 26, 0, 0,  0, 3,   // EndTxn
             0, 32, 0, 1,  0, 4,   // DescribeConfigs
             0, 33, 0, 0,  0, 2,   // AlterConfigs
             0, 37, 0, 0,  0, 3,   // CreatePartitions

@@ -58,6 +58,8 @@ pub struct Broker {
     appended: watch::Sender<u64>,
     /// InitProducerId's ids.
     pub producer_ids: crate::producer_ids::ProducerIds,
+    /// The transactional ids this broker coordinates (txns.rs).
+    pub(crate) transactions: crate::txns::Transactions,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -103,6 +105,7 @@ impl Broker {
             group_store: Mutex::new(()),
             appended: watch::channel(0).0,
             producer_ids,
+            transactions: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }

@@ -66,6 +66,14 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms`.
     pub producer_id_expiration_check_interval_ms: i64,
+    /// `transaction.state.log.num.partitions` (50).
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.max.timeout.ms` (900000): the longest
+    /// `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+    /// (10000): how often open transactions past their timeout are aborted.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
@@ -103,6 +111,9 @@ impl Default for BrokerConfig {
             offsets_retention_check_interval_ms: 600_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            transaction_state_log_num_partitions: 50,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             cluster_id: None,
             log: LogConfig::default(),
         }
@@ -267,6 +278,9 @@ static KEYS: &[Key] = &[
     Key { name: "offsets.retention.check.interval.ms", apply: broker!(offsets_retention_check_interval_ms, |v| int(v, 1)) },
     Key { name: "producer.id.expiration.ms", apply: broker!(producer_id_expiration_ms, |v| int(v, 1)) },
     Key { name: "producer.id.expiration.check.interval.ms", apply: broker!(producer_id_expiration_check_interval_ms, |v| int(v, 1)) },
+    Key { name: "transaction.state.log.num.partitions", apply: broker!(transaction_state_log_num_partitions, |v| int(v, 1)) },
+    Key { name: "transaction.max.timeout.ms", apply: broker!(transaction_max_timeout_ms, |v| int(v, 1)) },
+    Key { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", apply: broker!(transaction_abort_timed_out_transaction_cleanup_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },

@@ -30,6 +30,7 @@ mod producer_ids;
 mod serve;
 mod tools;
 mod topics;
+mod txns;
 
 use std::process::ExitCode;
 

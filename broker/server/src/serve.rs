@@ -129,6 +129,14 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         groups = loaded.groups,
         "committed offsets and groups loaded"
     );
+    let transactional_ids = {
+        let broker = Arc::clone(&broker);
+        tokio::task::spawn_blocking(move || broker.load_transactions(now_ms()))
+            .await
+            .context("loading transactions panicked")?
+            .context("cannot load the transaction state")?
+    };
+    tracing::info!(transactional_ids, "transactions loaded");
     http_state.set_ready(true);
     let (advertised_host, advertised_port) = broker.config.advertised();
     println!(
@@ -143,6 +151,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
     let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stopped.clone()));
     let producer_expiry = tokio::spawn(expire_producer_ids(Arc::clone(&broker), stopped.clone()));
+    let txn_timeouts = tokio::spawn(abort_timed_out_transactions(
+        Arc::clone(&broker),
+        stopped.clone(),
+    ));
     let mut connections = JoinSet::new();
     let signal_name = loop {
         tokio::select! {
@@ -174,6 +186,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     producer_expiry
         .await
         .context("the producer id expiry task panicked")?;
+    txn_timeouts
+        .await
+        .context("the transaction timeout task panicked")?;
     group_timers.abort();
     let _ = group_timers.await;
     group_store.abort();
@@ -296,6 +311,34 @@ async fn expire_producer_ids(broker: Arc<Broker>, mut stop: watch::Receiver<bool
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "forgot idle producer ids"),
             Err(err) => tracing::error!(error = %err, "expiring producer ids panicked"),
+        }
+    }
+}
+
+/// Aborts open transactions past their `transaction.timeout.ms` every
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, until
+/// told to stop.
+async fn abort_timed_out_transactions(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let every_ms = broker
+        .config
+        .transaction_abort_timed_out_transaction_cleanup_interval_ms
+        .max(1) as u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let b = Arc::clone(&broker);
+        match tokio::task::spawn_blocking(move || b.abort_timed_out_transactions(now_ms())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => tracing::error!(
+                error = %format!("{:#}", anyhow::Error::from(err)),
+                "aborting timed-out transactions failed"
+            ),
+            Err(err) => tracing::error!(error = %err, "aborting timed-out transactions panicked"),
         }
     }
 }

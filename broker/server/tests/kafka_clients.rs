@@ -121,6 +121,12 @@ fn librdkafkas_idempotent_producer_writes_each_message_once() {
 }
 
 #[test]
+fn librdkafka_transactions_commit_abort_and_fence() {
+    let (_dir, broker) = started();
+    python("transactions.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
     let (_dir, broker) = started();
     python("times.py", &[&broker.bootstrap]);

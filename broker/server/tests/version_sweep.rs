@@ -501,10 +501,78 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
                 second.producer_id.0 > first.producer_id.0,
                 "ids are not reused"
             );
-            // Transactional ids wait for the transaction coordinator.
-            request.transactional_id = Some(TransactionalId(StrBytes::from_static_str("t")));
-            let refused: InitProducerIdResponse = client.call(api, version, &request);
-            assert_eq!(refused.error_code, 15, "COORDINATOR_NOT_AVAILABLE");
+            // A transactional id: its producer id, then the next epoch.
+            let id = format!("sweep-init-{version}");
+            request.transactional_id = Some(TransactionalId(StrBytes::from_string(id)));
+            let first: InitProducerIdResponse = client.call(api, version, &request);
+            let again: InitProducerIdResponse = client.call(api, version, &request);
+            assert_eq!((first.error_code, again.error_code), (0, 0));
+            assert_eq!(first.producer_id, again.producer_id);
+            assert_eq!(again.producer_epoch, first.producer_epoch + 1);
+        }
+        ApiKey::AddPartitionsToTxn | ApiKey::EndTxn => {
+            // A transactional id of its own per API and version: init, add
+            // the sweep topic's partition, then commit.
+            let id = format!("sweep-{api:?}-{version}");
+            let mut find = FindCoordinatorRequest::default();
+            find.key = StrBytes::from_string(id.clone());
+            find.key_type = 1;
+            let found: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &find);
+            assert_eq!(found.error_code, 0, "transaction coordinator");
+            let mut init = InitProducerIdRequest::default();
+            init.transactional_id = Some(TransactionalId(StrBytes::from_string(id.clone())));
+            init.transaction_timeout_ms = 60_000;
+            let init: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 1, &init);
+            assert_eq!(init.error_code, 0);
+            let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+            topic.name = name("sweep");
+            topic.partitions = vec![0, 99];
+            let mut add = AddPartitionsToTxnRequest::default();
+            add.v3_and_below_transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
+            add.v3_and_below_producer_id = init.producer_id;
+            add.v3_and_below_producer_epoch = init.producer_epoch;
+            add.v3_and_below_topics = vec![topic.clone()];
+            let add_version = if api == ApiKey::AddPartitionsToTxn {
+                version
+            } else {
+                1
+            };
+            let added: AddPartitionsToTxnResponse =
+                client.call(ApiKey::AddPartitionsToTxn, add_version, &add);
+            let codes: Vec<i16> = added.results_by_topic_v3_and_below[0]
+                .results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+                .collect();
+            // Partition 99 does not exist, so nothing is added.
+            assert_eq!(
+                codes,
+                [55, 3],
+                "OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION"
+            );
+            topic.partitions = vec![0];
+            add.v3_and_below_topics = vec![topic];
+            let added: AddPartitionsToTxnResponse =
+                client.call(ApiKey::AddPartitionsToTxn, add_version, &add);
+            assert_eq!(
+                added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+                0
+            );
+            let mut end = EndTxnRequest::default();
+            end.transactional_id = TransactionalId(StrBytes::from_string(id));
+            end.producer_id = init.producer_id;
+            end.producer_epoch = init.producer_epoch;
+            end.committed = true;
+            let end_version = if api == ApiKey::EndTxn { version } else { 0 };
+            let ended: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);
+            assert_eq!(ended.error_code, 0);
+            // A retry of the same EndTxn is answered the same; an old epoch
+            // is fenced.
+            let again: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);
+            assert_eq!(again.error_code, 0);
+            end.producer_epoch -= 1;
+            let fenced: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);
+            assert_eq!(fenced.error_code, 90, "PRODUCER_FENCED");
         }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (and, later, every
-//! transactional id). v4 answers a batch of keys.
+//! FindCoordinator: this broker coordinates every group and every
+//! transactional id. v4 answers a batch of keys.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
@@ -20,7 +20,6 @@ pub fn handle(
 ) -> FindCoordinatorResponse {
     let (host, port) = broker.config.advertised();
     let node = BrokerId(broker.config.node_id);
-    // Transactions come with their issue; until then only groups resolve.
     let error = match request.key_type {
         GROUP => match broker.ensure_offsets_topic(super::now_ms()) {
             Ok(()) => None,
@@ -29,7 +28,13 @@ pub fn handle(
                 Some(ResponseError::CoordinatorNotAvailable)
             }
         },
-        TRANSACTION => Some(ResponseError::CoordinatorNotAvailable),
+        TRANSACTION => match broker.ensure_transaction_topic(super::now_ms()) {
+            Ok(()) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot create the transaction state topic");
+                Some(ResponseError::CoordinatorNotAvailable)
+            }
+        },
         _ => Some(ResponseError::InvalidRequest),
     };
     let mut response = FindCoordinatorResponse::default();

@@ -1,7 +1,8 @@
-//! InitProducerId for idempotent producers: a new producer id at epoch 0
-//! for every request without a transactional id, as Kafka does (a producer
-//! that asks with its current id and epoch, KIP-360, gets a new id too).
-//! Transactional ids wait for the transaction coordinator.
+//! InitProducerId: without a transactional id, a new producer id at epoch
+//! 0 for every request, as Kafka does (a producer that asks with its
+//! current id and epoch, KIP-360, gets a new id too); with one, the
+//! transaction coordinator's id and next epoch (txns.rs), fencing the
+//! previous producer of that transactional id.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProducerId;
@@ -10,17 +11,29 @@ use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(
+    broker: &Broker,
+    request: InitProducerIdRequest,
+    now_ms: i64,
+) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(transactional_id) = &request.transactional_id {
-        tracing::warn!(
-            transactional_id = %transactional_id.0,
-            "InitProducerId with a transactional id: transactions are not served yet"
-        );
-        response.error_code = ResponseError::CoordinatorNotAvailable.code();
-        return response;
+        return match broker.init_transactional_producer(
+            &transactional_id.0,
+            request.transaction_timeout_ms,
+            now_ms,
+        ) {
+            Ok((id, epoch)) => response
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(err) => {
+                tracing::debug!(transactional_id = %transactional_id.0, error = %err, "InitProducerId refused");
+                response.error_code = err.code();
+                response
+            }
+        };
     }
     match broker.producer_ids.next() {
         Ok(id) => response

@@ -2,6 +2,7 @@
 //! handler and encodes its response; Kafka error codes are chosen in the
 //! handlers.
 
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -11,6 +12,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -177,7 +179,16 @@ pub async fn dispatch(
         ApiKey::InitProducerId => respond(
             request,
             // A new block of ids is written and fsynced once per 1,000.
-            &disk_work(|| Ok(init_producer_id::handle(broker, body(request)?)))?,
+            &disk_work(|| Ok(init_producer_id::handle(broker, body(request)?, now)))?,
+        ),
+        ApiKey::AddPartitionsToTxn => respond(
+            request,
+            &disk_work(|| Ok(add_partitions_to_txn::handle(broker, body(request)?, now)))?,
+        ),
+        ApiKey::EndTxn => respond(
+            request,
+            // The markers are written before the answer.
+            &disk_work(|| Ok(end_txn::handle(broker, body(request)?, now)))?,
         ),
         ApiKey::OffsetDelete => {
             respond(request, &offset_delete::handle(broker, body(request)?, now))

@@ -1,0 +1,22 @@
+//! EndTxn v0-3: commits or aborts the producer's open transaction; the
+//! markers are in every partition of it before the answer.
+
+use kafka_protocol::messages::end_txn_request::EndTxnRequest;
+use kafka_protocol::messages::end_txn_response::EndTxnResponse;
+
+use crate::broker::Broker;
+
+pub fn handle(broker: &Broker, request: EndTxnRequest, now_ms: i64) -> EndTxnResponse {
+    let mut response = EndTxnResponse::default();
+    if let Err(err) = broker.end_txn(
+        &request.transactional_id.0,
+        request.producer_id.0,
+        request.producer_epoch,
+        request.committed,
+        now_ms,
+    ) {
+        tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "EndTxn refused");
+        response.error_code = err.code();
+    }
+    response
+}
