@@ -30,7 +30,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
     (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
@@ -215,10 +217,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 166,         // size
+            0, 0, 0, 178,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 26,          // api_keys: 26 entries of key, min, max
+            0, 0, 0, 28,          // api_keys: 28 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -237,7 +239,9 @@ mod tests {
             0, 20, 0, 1,  0, 6,   // DeleteTopics
             0, 22, 0, 0,  0, 4,   // InitProducerId
             0, 24, 0, 0,  0, 3,   // AddPartitionsToTxn
+            0, 25, 0, 0,  0, 3,   // AddOffsetsToTxn
             0, 26, 0, 0,  0, 3,   // EndTxn
+            0, 28, 0, 0,  0, 3,   // TxnOffsetCommit
             0, 32, 0, 1,  0, 4,   // DescribeConfigs
             0, 33, 0, 0,  0, 2,   // AlterConfigs
             0, 37, 0, 0,  0, 3,   // CreatePartitions

@@ -60,6 +60,10 @@ pub struct Broker {
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// The transactional ids this broker coordinates (txns.rs).
     pub(crate) transactions: crate::txns::Transactions,
+    /// Offsets of open transactions (TxnOffsetCommit) by producer id,
+    /// applied when the transaction commits (committed.rs).
+    pub(crate) pending_txn_offsets:
+        Mutex<std::collections::HashMap<i64, Vec<runnel_coordinator::OffsetsRecord>>>,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -106,6 +110,7 @@ impl Broker {
             appended: watch::channel(0).0,
             producer_ids,
             transactions: Default::default(),
+            pending_txn_offsets: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }

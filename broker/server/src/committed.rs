@@ -77,7 +77,7 @@ impl Broker {
 
     /// The `__consumer_offsets` partition that holds `group`, as Kafka's
     /// `abs(hash(group)) % partitions`.
-    fn coordinator_partition(&self, group: &str) -> i32 {
+    pub(crate) fn coordinator_partition(&self, group: &str) -> i32 {
         coordinator_partition(group, self.offsets_topic_partitions())
     }
 
@@ -113,6 +113,8 @@ impl Broker {
             return Ok(Loaded::default());
         }
         let mut store = OffsetStore::new();
+        // Transactional offsets wait for their producer's marker.
+        let mut pending: std::collections::HashMap<i64, Vec<OffsetsRecord>> = Default::default();
         // The last record of each group wins; a tombstone removes it.
         let mut stored_groups: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
         for partition in 0..self.offsets_topic_partitions() {
@@ -132,10 +134,21 @@ impl Broker {
                     let Ok((header, batch)) = batch else { break };
                     offset = header.next_offset();
                     advanced = true;
+                    let records = BatchRecords::decode(batch)?;
                     if header.is_control() {
+                        let kind = records
+                            .records
+                            .first()
+                            .and_then(|r| records.key(r))
+                            .and_then(runnel_log::control::ControlType::parse);
+                        let done = pending.remove(&header.producer_id).unwrap_or_default();
+                        if kind == Some(runnel_log::control::ControlType::Commit) {
+                            for record in done {
+                                store.apply(record);
+                            }
+                        }
                         continue;
                     }
-                    let records = BatchRecords::decode(batch)?;
                     for record in &records.records {
                         let Some(key) = records.key(record) else {
                             continue;
@@ -143,6 +156,9 @@ impl Broker {
                         match OffsetsRecord::decode(key, records.value(record)) {
                             Ok(OffsetsRecord::GroupMetadata { group, value }) => {
                                 stored_groups.insert(group, value);
+                            }
+                            Ok(decoded) if header.is_transactional() => {
+                                pending.entry(header.producer_id).or_default().push(decoded);
                             }
                             Ok(decoded) => store.apply(decoded),
                             Err(err) => {
@@ -158,6 +174,8 @@ impl Broker {
         }
         let offsets = store.groups().map(|g| store.offsets_of(g).count()).sum();
         *self.offset_store() = store;
+        // Open transactions' offsets: their EndTxn completes them.
+        *self.pending_txn_offsets() = pending;
         let stored_groups: Vec<(String, GroupMetadataValue)> = stored_groups
             .into_iter()
             .filter_map(|(group, value)| Some((group, value?)))
@@ -200,6 +218,77 @@ impl Broker {
             store.apply(record);
         }
         Ok(())
+    }
+
+    /// TxnOffsetCommit: writes the commits as a transactional batch of the
+    /// producer to the group's `__consumer_offsets` partition; they take
+    /// effect when the transaction commits (see
+    /// [`complete_txn_offsets`](Self::complete_txn_offsets)).
+    pub fn commit_txn_offsets(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+        commits: &[Commit],
+        now_ms: i64,
+    ) -> Result<(), OffsetsError> {
+        self.ensure_offsets_topic(now_ms)?;
+        let partition = self.coordinator_partition(group);
+        let records: Vec<OffsetsRecord> = commits
+            .iter()
+            .map(|c| OffsetsRecord::Offset {
+                key: OffsetKey {
+                    group: group.to_string(),
+                    topic: c.topic.clone(),
+                    partition: c.partition,
+                },
+                value: Some(OffsetValue {
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata.clone(),
+                    commit_timestamp_ms: now_ms,
+                    expire_timestamp_ms: None,
+                }),
+            })
+            .collect();
+        let log = self
+            .partition(OFFSETS_TOPIC, partition)
+            .ok_or(OffsetsError::MissingPartition(partition))?;
+        let mut batch = BatchBuilder::new(now_ms)
+            .producer(producer_id, producer_epoch, -1)
+            .transactional();
+        for record in &records {
+            let value = record.encode_value()?;
+            batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
+        }
+        lock(&log).append(&batch.build(), now_ms)?;
+        self.pending_txn_offsets()
+            .entry(producer_id)
+            .or_default()
+            .extend(records);
+        Ok(())
+    }
+
+    /// The producer's transaction ended (its markers are written): its
+    /// offsets take effect on commit and are dropped on abort.
+    pub fn complete_txn_offsets(&self, producer_id: i64, commit: bool) {
+        let Some(records) = self.pending_txn_offsets().remove(&producer_id) else {
+            return;
+        };
+        if commit {
+            let mut store = self.offset_store();
+            for record in records {
+                store.apply(record);
+            }
+        }
+    }
+
+    fn pending_txn_offsets(
+        &self,
+    ) -> MutexGuard<'_, std::collections::HashMap<i64, Vec<OffsetsRecord>>> {
+        self.pending_txn_offsets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes the group records queued so far (see [`Broker::store_groups`]);

@@ -167,6 +167,7 @@ impl Broker {
     ) -> Result<(), TxnStoreError> {
         self.store_transaction(transactional_id, txn, now_ms)?;
         self.write_markers(markers, now_ms)?;
+        self.complete_txn_offsets(markers.producer_id, markers.outcome == Outcome::Commit);
         txn.complete(now_ms);
         self.store_transaction(transactional_id, txn, now_ms)
     }
@@ -232,6 +233,30 @@ impl Broker {
         if txn != before {
             self.store_transaction(transactional_id, &txn, now_ms)?;
             all.insert(transactional_id.to_string(), txn);
+        }
+        Ok(())
+    }
+
+    /// Whether `producer_id` at `producer_epoch` is the current producer of
+    /// an open transaction of `transactional_id` (for TxnOffsetCommit).
+    pub fn check_txn_producer(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), TxnError> {
+        let all = self.transactions.lock();
+        let txn = all
+            .get(transactional_id)
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
+        if txn.producer_id != producer_id {
+            return Err(TxnError::InvalidProducerIdMapping);
+        }
+        if txn.producer_epoch != producer_epoch {
+            return Err(TxnError::ProducerFenced);
+        }
+        if txn.state != TxnState::Ongoing {
+            return Err(TxnError::InvalidTxnState);
         }
         Ok(())
     }
@@ -368,6 +393,7 @@ impl Broker {
                     "finishing a transaction the last stop left prepared"
                 );
                 self.write_markers(&markers, now_ms)?;
+                self.complete_txn_offsets(markers.producer_id, outcome == Outcome::Commit);
                 txn.complete(now_ms);
                 self.store_transaction(&id, &txn, now_ms)?;
             }

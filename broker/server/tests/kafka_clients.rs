@@ -127,6 +127,12 @@ fn librdkafka_transactions_commit_abort_and_fence() {
 }
 
 #[test]
+fn consume_transform_produce_is_exactly_once_across_a_killed_worker() {
+    let (_dir, broker) = started_for_groups();
+    python("eos.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
     let (_dir, broker) = started();
     python("times.py", &[&broker.bootstrap]);

@@ -510,7 +510,10 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(first.producer_id, again.producer_id);
             assert_eq!(again.producer_epoch, first.producer_epoch + 1);
         }
-        ApiKey::AddPartitionsToTxn | ApiKey::EndTxn => {
+        ApiKey::AddPartitionsToTxn
+        | ApiKey::EndTxn
+        | ApiKey::AddOffsetsToTxn
+        | ApiKey::TxnOffsetCommit => {
             // A transactional id of its own per API and version: init, add
             // the sweep topic's partition, then commit.
             let id = format!("sweep-{api:?}-{version}");
@@ -558,6 +561,54 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
                 added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
                 0
             );
+            // The group's offsets join the transaction.
+            let group = format!("sweep-txn-group-{api:?}-{version}");
+            let mut add_offsets = AddOffsetsToTxnRequest::default();
+            add_offsets.transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
+            add_offsets.producer_id = init.producer_id;
+            add_offsets.producer_epoch = init.producer_epoch;
+            add_offsets.group_id = GroupId(StrBytes::from_string(group.clone()));
+            let offsets_version = if api == ApiKey::AddOffsetsToTxn {
+                version
+            } else {
+                0
+            };
+            let added: AddOffsetsToTxnResponse =
+                client.call(ApiKey::AddOffsetsToTxn, offsets_version, &add_offsets);
+            assert_eq!(added.error_code, 0);
+            let mut partition =
+                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            partition.partition_index = 0;
+            partition.committed_offset = 5;
+            let mut topic = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            topic.name = name("sweep");
+            topic.partitions = vec![partition];
+            let mut commit = TxnOffsetCommitRequest::default();
+            commit.transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
+            commit.group_id = GroupId(StrBytes::from_string(group.clone()));
+            commit.producer_id = init.producer_id;
+            commit.producer_epoch = init.producer_epoch;
+            commit.generation_id = -1;
+            commit.topics = vec![topic];
+            let commit_version = if api == ApiKey::TxnOffsetCommit {
+                version
+            } else {
+                0
+            };
+            let committed: TxnOffsetCommitResponse =
+                client.call(ApiKey::TxnOffsetCommit, commit_version, &commit);
+            assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+            let fetch_committed = |client: &mut Client| {
+                let mut fetch_topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+                fetch_topic.name = name("sweep");
+                fetch_topic.partition_indexes = vec![0];
+                let mut fetch = OffsetFetchRequest::default();
+                fetch.group_id = GroupId(StrBytes::from_string(group.clone()));
+                fetch.topics = Some(vec![fetch_topic]);
+                let fetched: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 5, &fetch);
+                fetched.topics[0].partitions[0].committed_offset
+            };
+            assert_eq!(fetch_committed(client), -1, "not before the commit");
             let mut end = EndTxnRequest::default();
             end.transactional_id = TransactionalId(StrBytes::from_string(id));
             end.producer_id = init.producer_id;
@@ -566,6 +617,7 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             let end_version = if api == ApiKey::EndTxn { version } else { 0 };
             let ended: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);
             assert_eq!(ended.error_code, 0);
+            assert_eq!(fetch_committed(client), 5, "committed with the transaction");
             // A retry of the same EndTxn is answered the same; an old epoch
             // is fenced.
             let again: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);

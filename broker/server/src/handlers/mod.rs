@@ -2,6 +2,7 @@
 //! handler and encodes its response; Kafka error codes are chosen in the
 //! handlers.
 
+mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
@@ -28,6 +29,7 @@ mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -184,6 +186,14 @@ pub async fn dispatch(
         ApiKey::AddPartitionsToTxn => respond(
             request,
             &disk_work(|| Ok(add_partitions_to_txn::handle(broker, body(request)?, now)))?,
+        ),
+        ApiKey::AddOffsetsToTxn => respond(
+            request,
+            &disk_work(|| Ok(add_offsets_to_txn::handle(broker, body(request)?, now)))?,
+        ),
+        ApiKey::TxnOffsetCommit => respond(
+            request,
+            &disk_work(|| Ok(txn_offset_commit::handle(broker, body(request)?, now)))?,
         ),
         ApiKey::EndTxn => respond(
             request,

@@ -1,0 +1,35 @@
+//! AddOffsetsToTxn v0-3: a transactional producer will commit a group's
+//! offsets in its transaction: the group's `__consumer_offsets` partition
+//! joins the transaction, so EndTxn writes its marker there too.
+
+use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
+use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
+
+use crate::broker::Broker;
+use crate::committed::OFFSETS_TOPIC;
+
+pub fn handle(
+    broker: &Broker,
+    request: AddOffsetsToTxnRequest,
+    now_ms: i64,
+) -> AddOffsetsToTxnResponse {
+    let mut response = AddOffsetsToTxnResponse::default();
+    if let Err(err) = broker.ensure_offsets_topic(now_ms) {
+        tracing::error!(error = %err, "cannot create the offsets topic");
+        // COORDINATOR_NOT_AVAILABLE: the client retries.
+        response.error_code = 15;
+        return response;
+    }
+    let partition = broker.coordinator_partition(&request.group_id.0);
+    if let Err(err) = broker.add_partitions_to_txn(
+        &request.transactional_id.0,
+        request.producer_id.0,
+        request.producer_epoch,
+        vec![(OFFSETS_TOPIC.to_string(), partition)],
+        now_ms,
+    ) {
+        tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "AddOffsetsToTxn refused");
+        response.error_code = err.code();
+    }
+    response
+}

@@ -1,0 +1,99 @@
+//! TxnOffsetCommit v0-3: a transactional producer's offsets for a group,
+//! written to `__consumer_offsets` in its transaction; OffsetFetch sees
+//! them once the transaction commits, never if it aborts. From v3 a
+//! member's generation is checked as OffsetCommit checks it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+
+use crate::broker::Broker;
+use crate::committed::Commit;
+
+pub fn handle(
+    broker: &Broker,
+    request: TxnOffsetCommitRequest,
+    now_ms: i64,
+) -> TxnOffsetCommitResponse {
+    let group = request.group_id.0.to_string();
+    let checked = broker
+        .check_txn_producer(
+            &request.transactional_id.0,
+            request.producer_id.0,
+            request.producer_epoch,
+        )
+        .map_err(|err| err.code())
+        .and_then(|()| {
+            if request.generation_id >= 0 {
+                match broker
+                    .groups
+                    .check_member(&group, &request.member_id, request.generation_id)
+                {
+                    Some(code) => Err(code),
+                    None => Ok(()),
+                }
+            } else {
+                Ok(())
+            }
+        });
+    let commits: Vec<Commit> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| Commit {
+                topic: t.name.0.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+                expire_timestamp_ms: None,
+            })
+        })
+        .collect();
+    let code = match checked {
+        Err(code) => code,
+        Ok(()) => match broker.commit_txn_offsets(
+            request.producer_id.0,
+            request.producer_epoch,
+            &group,
+            &commits,
+            now_ms,
+        ) {
+            Ok(()) => 0,
+            Err(err) => {
+                tracing::error!(group, error = %err, "cannot write transactional offsets");
+                ResponseError::CoordinatorNotAvailable.code()
+            }
+        },
+    };
+    if code != 0 {
+        tracing::debug!(group, transactional_id = %request.transactional_id.0, code, "TxnOffsetCommit refused");
+    }
+    let mut response = TxnOffsetCommitResponse::default();
+    response.topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            let mut topic = TxnOffsetCommitResponseTopic::default();
+            topic.name = t.name.clone();
+            topic.partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = TxnOffsetCommitResponsePartition::default();
+                    out.partition_index = p.partition_index;
+                    out.error_code = code;
+                    out
+                })
+                .collect();
+            topic
+        })
+        .collect();
+    response
+}

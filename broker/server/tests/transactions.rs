@@ -1,0 +1,219 @@
+//! Transactions across a broker `kill -9`: one transaction committed
+//! before the kill stays visible; one left open (records and group offsets
+//! written, no EndTxn) is aborted after the restart when its
+//! `transaction.timeout.ms` passes, so `read_committed` readers never see
+//! it and its offsets never take effect.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use bytes::Bytes;
+use common::client::Client;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use runnel_log::BatchBuilder;
+
+const SETTINGS: &[&str] = &[
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms=100",
+    "group.initial.rebalance.delay.ms=0",
+];
+
+fn name(text: &str) -> TopicName {
+    TopicName(StrBytes::from_string(text.to_string()))
+}
+
+fn txn_id(text: &str) -> TransactionalId {
+    TransactionalId(StrBytes::from_string(text.to_string()))
+}
+
+/// InitProducerId for `id`: (producer id, epoch).
+fn init(client: &mut Client, id: &str, timeout_ms: i32) -> (ProducerId, i16) {
+    let mut find = FindCoordinatorRequest::default();
+    find.key = StrBytes::from_string(id.to_string());
+    find.key_type = 1;
+    let found: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 3, &find);
+    assert_eq!(found.error_code, 0);
+    let mut request = InitProducerIdRequest::default();
+    request.transactional_id = Some(txn_id(id));
+    request.transaction_timeout_ms = timeout_ms;
+    let response: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 1, &request);
+    assert_eq!(response.error_code, 0);
+    (response.producer_id, response.producer_epoch)
+}
+
+/// AddPartitionsToTxn(topic 0), AddOffsetsToTxn(group) and a transactional
+/// produce of `values` with `offset` committed for the group.
+fn write_in_transaction(
+    client: &mut Client,
+    id: &str,
+    (producer_id, epoch): (ProducerId, i16),
+    values: &[&[u8]],
+    offset: i64,
+) {
+    let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+    topic.name = name("t");
+    topic.partitions = vec![0];
+    let mut add = AddPartitionsToTxnRequest::default();
+    add.v3_and_below_transactional_id = txn_id(id);
+    add.v3_and_below_producer_id = producer_id;
+    add.v3_and_below_producer_epoch = epoch;
+    add.v3_and_below_topics = vec![topic];
+    let added: AddPartitionsToTxnResponse = client.call(ApiKey::AddPartitionsToTxn, 3, &add);
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    let mut add_offsets = AddOffsetsToTxnRequest::default();
+    add_offsets.transactional_id = txn_id(id);
+    add_offsets.producer_id = producer_id;
+    add_offsets.producer_epoch = epoch;
+    add_offsets.group_id = GroupId(StrBytes::from_string(format!("g-{id}")));
+    let added: AddOffsetsToTxnResponse = client.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets);
+    assert_eq!(added.error_code, 0);
+    // Today's timestamps: records of 1970 would be past retention.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut batch = BatchBuilder::new(now)
+        .producer(producer_id.0, epoch, 0)
+        .transactional();
+    for value in values {
+        batch.push(None, Some(value), now);
+    }
+    let mut partition = produce_request::PartitionProduceData::default();
+    partition.records = Some(Bytes::from(batch.build()));
+    let mut topic = produce_request::TopicProduceData::default();
+    topic.name = name("t");
+    topic.partition_data = vec![partition];
+    let mut produce = ProduceRequest::default();
+    produce.transactional_id = Some(txn_id(id));
+    produce.acks = -1;
+    produce.timeout_ms = 5_000;
+    produce.topic_data = vec![topic];
+    let produced: ProduceResponse = client.call(ApiKey::Produce, 9, &produce);
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = offset;
+    let mut topic = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    topic.name = name("t");
+    topic.partitions = vec![p];
+    let mut commit = TxnOffsetCommitRequest::default();
+    commit.transactional_id = txn_id(id);
+    commit.group_id = GroupId(StrBytes::from_string(format!("g-{id}")));
+    commit.producer_id = producer_id;
+    commit.producer_epoch = epoch;
+    commit.generation_id = -1;
+    commit.topics = vec![topic];
+    let committed: TxnOffsetCommitResponse = client.call(ApiKey::TxnOffsetCommit, 3, &commit);
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+}
+
+fn committed_offset(client: &mut Client, group: &str) -> i64 {
+    let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+    topic.name = name("t");
+    topic.partition_indexes = vec![0];
+    let mut fetch = OffsetFetchRequest::default();
+    fetch.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    fetch.topics = Some(vec![topic]);
+    let fetched: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 5, &fetch);
+    fetched.topics[0].partitions[0].committed_offset
+}
+
+/// A read_committed fetch of t-0 from 0: (LSO, high watermark, values,
+/// aborted producer ids).
+fn read_committed(client: &mut Client) -> (i64, i64, Vec<Vec<u8>>, Vec<i64>) {
+    let mut partition = fetch_request::FetchPartition::default();
+    partition.partition_max_bytes = 1 << 20;
+    let mut topic = fetch_request::FetchTopic::default();
+    topic.topic = name("t");
+    topic.partitions = vec![partition];
+    let mut request = FetchRequest::default();
+    request.max_bytes = 1 << 20;
+    request.isolation_level = 1;
+    request.session_epoch = -1;
+    request.topics = vec![topic];
+    let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+    let p = &response.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0, "fetch of t-0");
+    let aborted: Vec<i64> = p
+        .aborted_transactions
+        .iter()
+        .flatten()
+        .map(|a| a.producer_id.0)
+        .collect();
+    let mut values = Vec::new();
+    let bytes = p.records.clone().unwrap_or_default();
+
+    for batch in runnel_log::batch::Batches::new(&bytes) {
+        let Ok((header, batch)) = batch else { break };
+        if header.is_control() || aborted.contains(&header.producer_id) {
+            continue;
+        }
+        let records = runnel_log::records::BatchRecords::decode(batch).expect("records");
+        for record in &records.records {
+            values.push(records.value(record).unwrap_or_default().to_vec());
+        }
+    }
+    (p.last_stable_offset, p.high_watermark, values, aborted)
+}
+
+#[test]
+fn an_open_transaction_is_aborted_after_a_broker_kill_and_never_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = common::Broker::serve_with(dir.path(), SETTINGS);
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    let mut topic = create_topics_request::CreatableTopic::default();
+    topic.name = name("t");
+    topic.num_partitions = 1;
+    topic.replication_factor = 1;
+    let mut create = CreateTopicsRequest::default();
+    create.topics = vec![topic];
+    let created: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &create);
+    assert_eq!(created.topics[0].error_code, 0);
+
+    let done = init(&mut client, "done", 60_000);
+    write_in_transaction(&mut client, "done", done, &[b"kept"], 1);
+    let mut end = EndTxnRequest::default();
+    end.transactional_id = txn_id("done");
+    end.producer_id = done.0;
+    end.producer_epoch = done.1;
+    end.committed = true;
+    let ended: EndTxnResponse = client.call(ApiKey::EndTxn, 3, &end);
+    assert_eq!(ended.error_code, 0);
+    let open = init(&mut client, "open", 1_500);
+    write_in_transaction(&mut client, "open", open, &[b"lost-1", b"lost-2"], 3);
+    let (lso, hw, values, _) = read_committed(&mut client);
+    assert_eq!((lso, hw), (2, 4), "the open transaction holds the LSO");
+    assert_eq!(values, [b"kept".to_vec()]);
+
+    broker.kill();
+    let mut broker = common::Broker::serve_with(dir.path(), SETTINGS);
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    loop {
+        let (lso, hw, values, aborted) = read_committed(&mut client);
+        assert_eq!(
+            values,
+            [b"kept".to_vec()],
+            "never the open transaction's records"
+        );
+        if lso == hw {
+            assert_eq!(aborted, [open.0.0], "listed as aborted");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the open transaction was not aborted after its timeout"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(committed_offset(&mut client, "g-done"), 1);
+    assert_eq!(
+        committed_offset(&mut client, "g-open"),
+        -1,
+        "aborted offsets never apply"
+    );
+}
