@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    #[error("transaction: {reason}")]
+    Transaction { reason: String },
     #[error("invalid setting {key}={value:?}: {reason}")]
     Config {
         key: String,

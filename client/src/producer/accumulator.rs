@@ -50,6 +50,8 @@ pub(crate) struct Batch {
     /// An idempotent producer's id, epoch and the batch's first sequence
     /// number, given when the batch is first drained and kept for resends.
     pub sequence: Option<(i64, i16, i32)>,
+    /// Part of a transaction (set when drained by a transactional producer).
+    pub transactional: bool,
 }
 
 impl Drop for Batch {
@@ -73,6 +75,9 @@ impl Batch {
         if let Some((producer_id, epoch, first_sequence)) = self.sequence {
             builder = builder.producer(producer_id, epoch, first_sequence);
         }
+        if self.transactional {
+            builder = builder.transactional();
+        }
         let bytes = Bytes::from(builder.into_compressed(codec)?);
         self.encoded = Some(bytes.clone());
         Ok(bytes)
@@ -94,6 +99,9 @@ pub(crate) struct Accumulator {
     sealed: VecDeque<Batch>,
     /// Set for an idempotent producer.
     idempotence: Option<Idempotence>,
+    /// A transactional producer: its batches are marked so, and its
+    /// producer id comes from `init_transactions`, not from the sender.
+    pub transactional: bool,
 }
 
 /// An idempotent producer's side of the accumulator: its id and epoch
@@ -276,6 +284,7 @@ impl Accumulator {
             buffered: 0,
             encoded: None,
             sequence: None,
+            transactional: false,
         });
         batch
             .builder
@@ -315,6 +324,12 @@ impl Accumulator {
             (None, Some(last)) => self.sealed.insert(last + 1, batch),
             (None, None) => self.sealed.push_front(batch),
         }
+    }
+
+    /// Takes every batch waiting here, open or sealed (an abort drops them).
+    pub fn take_all(&mut self) -> Vec<Batch> {
+        self.seal_all();
+        self.sealed.drain(..).collect()
     }
 
     /// Seals every open batch (flush).
@@ -381,6 +396,7 @@ impl Accumulator {
                     .entry(key)
                     .or_default()
                     .insert(sequence);
+                batch.transactional = self.transactional;
             }
             taken.push(batch);
         }

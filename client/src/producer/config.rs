@@ -45,6 +45,12 @@ pub struct ProducerConfig {
     /// allow it (`acks=all`, `retries` > 0, at most 5 requests in flight),
     /// as in Kafka 3+. See [`idempotent`](Self::idempotent).
     pub enable_idempotence: Option<bool>,
+    /// `transactional.id`: set, the producer is transactional (and
+    /// idempotent).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (60000): the coordinator aborts a
+    /// transaction open longer.
+    pub transaction_timeout: Duration,
 }
 
 impl ProducerConfig {
@@ -65,12 +71,17 @@ impl ProducerConfig {
             delivery_timeout: Duration::from_secs(120),
             compression: Compression::None,
             enable_idempotence: None,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 
     /// Whether the producer is idempotent: asked for, or not set and the
     /// other settings allow it.
     pub fn idempotent(&self) -> bool {
+        if self.transactional_id.is_some() {
+            return true;
+        }
         self.enable_idempotence
             .unwrap_or(self.acks == -1 && self.retries > 0 && self.max_in_flight <= 5)
     }
@@ -79,13 +90,22 @@ impl ProducerConfig {
     /// `ProducerConfig` checks): an explicit `enable.idempotence=true`
     /// needs `acks=all`, `retries` > 0 and at most 5 requests in flight.
     pub fn validate(&self) -> Result<()> {
-        if self.enable_idempotence != Some(true) {
+        if let Some(id) = &self.transactional_id
+            && self.enable_idempotence == Some(false)
+        {
+            return Err(ClientError::Config {
+                key: "enable.idempotence".into(),
+                value: "false".into(),
+                reason: format!("transactional.id={id} needs an idempotent producer"),
+            });
+        }
+        if self.enable_idempotence != Some(true) && self.transactional_id.is_none() {
             return Ok(());
         }
         let conflict = |key: &str, value: String, reason: &str| ClientError::Config {
             key: key.to_string(),
             value,
-            reason: format!("enable.idempotence=true needs {reason}"),
+            reason: format!("an idempotent producer needs {reason}"),
         };
         if self.acks != -1 {
             return Err(conflict("acks", self.acks.to_string(), "acks=all"));
@@ -147,6 +167,12 @@ impl ProducerConfig {
             "compression.type" => {
                 self.compression = Compression::from_name(value.trim())
                     .ok_or_else(|| invalid("must be none, gzip, snappy, lz4 or zstd"))?
+            }
+            "transactional.id" => {
+                self.transactional_id = Some(value.to_string()).filter(|v| !v.is_empty())
+            }
+            "transaction.timeout.ms" => {
+                self.transaction_timeout = Duration::from_millis(number(1)?)
             }
             "enable.idempotence" => {
                 self.enable_idempotence = Some(match value.trim() {
@@ -227,7 +253,7 @@ mod tests {
             .expect_err("conflict");
         assert_eq!(
             err.to_string(),
-            "invalid setting acks=\"1\": enable.idempotence=true needs acks=all"
+            "invalid setting acks=\"1\": an idempotent producer needs acks=all"
         );
         let off = c.set("enable.idempotence", "false").expect("valid");
         assert!(!off.idempotent());

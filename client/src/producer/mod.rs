@@ -23,6 +23,7 @@ mod accumulator;
 mod config;
 mod delivery;
 mod sender;
+mod transaction;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -87,6 +88,10 @@ struct Shared {
     /// `pending` reached zero.
     idle: Notify,
     closed: std::sync::atomic::AtomicBool,
+    /// A transactional producer's transaction state.
+    txn: Option<Mutex<transaction::TxnState>>,
+    /// A record of the open transaction failed: it can only abort.
+    txn_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -118,11 +123,16 @@ impl Producer {
         config.validate()?;
         let cluster = Cluster::connect(&config.bootstrap_servers, &config.client_id).await?;
         let memory = Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS));
-        let accumulator = if config.idempotent() {
+        let mut accumulator = if config.idempotent() {
             Accumulator::idempotent()
         } else {
             Accumulator::default()
         };
+        accumulator.transactional = config.transactional_id.is_some();
+        let txn = config
+            .transactional_id
+            .as_ref()
+            .map(|_| Mutex::new(transaction::TxnState::default()));
         let shared = Arc::new(Shared {
             memory,
             cluster,
@@ -133,6 +143,8 @@ impl Producer {
             work: Notify::new(),
             idle: Notify::new(),
             closed: Default::default(),
+            txn,
+            txn_failed: Default::default(),
         });
         let sender = tokio::spawn(sender::run(Arc::clone(&shared)));
         Ok(Self { shared, sender })
@@ -210,6 +222,9 @@ impl Producer {
                 .unwrap_or_else(PoisonError::into_inner)
                 .partition(record.topic, partitions),
         };
+        if shared.txn.is_some() {
+            self.add_to_transaction(record.topic, partition).await?;
+        }
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         shared.pending.fetch_add(1, Ordering::AcqRel);
         let (appended, delivery) = shared.accumulator().append(

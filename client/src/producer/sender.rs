@@ -37,6 +37,21 @@ pub(super) async fn run(shared: Arc<Shared>) {
             if shared.closed.load(Ordering::Acquire) && shared.accumulator().is_empty() {
                 return;
             }
+            if shared.txn.is_some() {
+                if shared.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                // init_transactions sets a transactional producer's id.
+                let work = shared.work.notified();
+                tokio::pin!(work);
+                work.as_mut().enable();
+                if shared.accumulator().needs_producer_id()
+                    && !shared.closed.load(Ordering::Acquire)
+                {
+                    work.await;
+                }
+                continue;
+            }
             match init_producer_id(&shared).await {
                 Ok((producer_id, epoch)) => {
                     tracing::debug!(producer_id, epoch, "idempotent producer id");
@@ -276,6 +291,9 @@ fn complete(shared: &Shared, batch: Batch, base_offset: i64) {
 fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + Sync + 'static) {
     batch.outcome.failed(error);
     shared.accumulator().failed_for_good(&batch);
+    if batch.transactional {
+        shared.txn_failed.store(true, Ordering::Release);
+    }
     shared.delivered(batch.records, batch.buffered);
     shared.work.notify_one();
 }
