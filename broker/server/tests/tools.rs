@@ -260,6 +260,44 @@ fn perf_produce_and_consume_report_what_they_did() {
     assert!(consumed.status.success(), "{consumed:?}");
     let report = String::from_utf8_lossy(&consumed.stdout);
     assert!(report.starts_with("5000 records read in "), "{report}");
+    // In transactions of 1,000: 5 committed transactions, every record
+    // readable by a read_committed consumer.
+    let transactional = runnel(
+        &[
+            "perf",
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "perf-txn",
+            "--num-records",
+            "5000",
+            "--record-size",
+            "100",
+            "--transaction-size",
+            "1000",
+        ],
+        "",
+    );
+    assert!(transactional.status.success(), "{transactional:?}");
+    let committed = runnel(
+        &[
+            "perf",
+            "consume",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "perf-txn",
+            "--num-records",
+            "5000",
+            "--consumer-property",
+            "isolation.level=read_committed",
+        ],
+        "",
+    );
+    assert!(committed.status.success(), "{committed:?}");
+    let report = String::from_utf8_lossy(&committed.stdout);
+    assert!(report.starts_with("5000 records read in "), "{report}");
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! `runnel perf produce|consume`: throughput and latency with runnel-client,
 //! as Kafka's `kafka-producer-perf-test` / `kafka-consumer-perf-test`: a
-//! progress line every 5 s on stderr, then the totals.
+//! progress line every 5 s on stderr, then the totals. `--transaction-size
+//! N` produces in transactions of N records, each committed before the
+//! next begins (the transactional throughput benchmark).
 //!
 //! Produce latency is from `send` to the delivery being seen answered; a
 //! checker task awaits deliveries in send order, so a record answered
@@ -46,6 +48,13 @@ pub struct ProducePerfArgs {
     /// A producer setting by Kafka's name
     #[arg(long, value_name = "NAME=VALUE")]
     producer_property: Vec<String>,
+    /// Send in transactions of this many records, committed one after
+    /// another (sets transactional.id unless --transactional-id does)
+    #[arg(long, value_name = "N")]
+    transaction_size: Option<u64>,
+    /// The transactional.id with --transaction-size
+    #[arg(long, value_name = "ID", default_value = "runnel-perf")]
+    transactional_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -76,9 +85,19 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
         let (name, value) = name_value("--producer-property", property)?;
         config = config.set(&name, &value)?;
     }
+    let transaction_size = args.transaction_size.filter(|n| *n > 0);
+    if transaction_size.is_some() && config.transactional_id.is_none() {
+        config = config.set("transactional.id", &args.transactional_id)?;
+    }
     let producer = Producer::new(config)
         .await
         .context("cannot start the producer")?;
+    if transaction_size.is_some() {
+        producer
+            .init_transactions()
+            .await
+            .context("cannot initialize transactions")?;
+    }
     let value = vec![b'x'; args.record_size];
     let (pending, mut answered) =
         tokio::sync::mpsc::channel::<Vec<(Instant, runnel_client::Delivery)>>(IN_FLIGHT / CHUNK);
@@ -112,6 +131,16 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
             let due = started + Duration::from_secs_f64(i as f64 / args.throughput as f64);
             tokio::time::sleep_until(due.into()).await;
         }
+        if let Some(size) = transaction_size
+            && i % size == 0
+        {
+            if i > 0 {
+                producer.commit_transaction().await.with_context(|| {
+                    format!("cannot commit the transaction ending at record {i}")
+                })?;
+            }
+            producer.begin_transaction()?;
+        }
         let sent_at = Instant::now();
         let delivery = producer
             .send(ProducerRecord::new(&args.topic, &value))
@@ -128,6 +157,12 @@ async fn produce(args: ProducePerfArgs) -> Result<()> {
         }
     }
     drop(pending);
+    if transaction_size.is_some() && total > 0 {
+        producer
+            .commit_transaction()
+            .await
+            .context("cannot commit the last transaction")?;
+    }
     producer.close().await;
     let (mut latencies, failed, elapsed) = checker.await.context("the checker panicked")?;
     latencies.sort_unstable();
