@@ -40,6 +40,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The `(min, max)` versions served for `api_key`, if it is served at all.
@@ -97,6 +99,8 @@ pub fn name(api_key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeTransactions => "DescribeTransactions",
+        ApiKey::ListTransactions => "ListTransactions",
         ApiKey::OffsetCommit => "OffsetCommit",
         ApiKey::OffsetFetch => "OffsetFetch",
         ApiKey::FindCoordinator => "FindCoordinator",
@@ -217,10 +221,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 178,         // size
+            0, 0, 0, 190,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 28,          // api_keys: 28 entries of key, min, max
+            0, 0, 0, 30,          // api_keys: 30 entries of key, min, max
             0, 0,  0, 3,  0, 9,   // Produce
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -249,6 +253,8 @@ mod tests {
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
             0, 47, 0, 0,  0, 0,   // OffsetDelete
             0, 60, 0, 0,  0, 1,   // DescribeCluster
+            0, 65, 0, 0,  0, 0,   // DescribeTransactions
+            0, 66, 0, 0,  0, 1,   // ListTransactions
         ];
         assert_eq!(&frame[..], expected);
     }

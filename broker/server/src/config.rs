@@ -71,6 +71,9 @@ pub struct BrokerConfig {
     /// `transaction.max.timeout.ms` (900000): the longest
     /// `transaction.timeout.ms` a producer may ask for.
     pub transaction_max_timeout_ms: i64,
+    /// `transactional.id.expiration.ms` (604800000, 7 days): a
+    /// transactional id unused this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
     /// (10000): how often open transactions past their timeout are aborted.
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
@@ -114,6 +117,7 @@ impl Default for BrokerConfig {
             transaction_state_log_num_partitions: 50,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
             cluster_id: None,
             log: LogConfig::default(),
         }
@@ -279,6 +283,7 @@ static KEYS: &[Key] = &[
     Key { name: "producer.id.expiration.ms", apply: broker!(producer_id_expiration_ms, |v| int(v, 1)) },
     Key { name: "producer.id.expiration.check.interval.ms", apply: broker!(producer_id_expiration_check_interval_ms, |v| int(v, 1)) },
     Key { name: "transaction.state.log.num.partitions", apply: broker!(transaction_state_log_num_partitions, |v| int(v, 1)) },
+    Key { name: "transactional.id.expiration.ms", apply: broker!(transactional_id_expiration_ms, |v| int(v, 1)) },
     Key { name: "transaction.max.timeout.ms", apply: broker!(transaction_max_timeout_ms, |v| int(v, 1)) },
     Key { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", apply: broker!(transaction_abort_timed_out_transaction_cleanup_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },

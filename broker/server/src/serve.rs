@@ -315,7 +315,8 @@ async fn expire_producer_ids(broker: Arc<Broker>, mut stop: watch::Receiver<bool
     }
 }
 
-/// Aborts open transactions past their `transaction.timeout.ms` every
+/// Aborts open transactions past their `transaction.timeout.ms`, and
+/// forgets transactional ids past `transactional.id.expiration.ms`, every
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, until
 /// told to stop.
 async fn abort_timed_out_transactions(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
@@ -332,7 +333,12 @@ async fn abort_timed_out_transactions(broker: Arc<Broker>, mut stop: watch::Rece
             _ = tick.tick() => {}
         }
         let b = Arc::clone(&broker);
-        match tokio::task::spawn_blocking(move || b.abort_timed_out_transactions(now_ms())).await {
+        let pass = move || {
+            let now = now_ms();
+            b.abort_timed_out_transactions(now)?;
+            b.expire_transactional_ids(now)
+        };
+        match tokio::task::spawn_blocking(pass).await {
             Ok(Ok(_)) => {}
             Ok(Err(err)) => tracing::error!(
                 error = %format!("{:#}", anyhow::Error::from(err)),

@@ -81,6 +81,19 @@ impl Transactions {
 }
 
 impl Broker {
+    /// Every transactional id with its state, sorted by id
+    /// (DescribeTransactions, ListTransactions).
+    pub fn transactions_now(&self) -> Vec<(String, Transaction)> {
+        let mut all: Vec<(String, Transaction)> = self
+            .transactions
+            .lock()
+            .iter()
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     fn transaction_partitions(&self) -> i32 {
         self.topics()
             .get(TRANSACTION_TOPIC)
@@ -309,6 +322,38 @@ impl Broker {
             );
             self.finish_transaction(id, &mut txn, &markers, now_ms)?;
             all.insert(id.clone(), txn);
+        }
+        Ok(due.len())
+    }
+
+    /// Forgets transactional ids with no open transaction whose last change
+    /// is older than `transactional.id.expiration.ms`, with a tombstone in
+    /// `__transaction_state`; returns how many.
+    pub fn expire_transactional_ids(&self, now_ms: i64) -> Result<usize, TxnStoreError> {
+        let max_idle_ms = self.config.transactional_id_expiration_ms;
+        let mut all = self.transactions.lock();
+        let due: Vec<String> = all
+            .iter()
+            .filter(|(_, t)| {
+                matches!(
+                    t.state,
+                    TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                ) && now_ms.saturating_sub(t.last_update_ms) >= max_idle_ms
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &due {
+            let partition = coordinator_partition(id, self.transaction_partitions());
+            let log = self
+                .partition(TRANSACTION_TOPIC, partition)
+                .ok_or(TxnStoreError::MissingPartition(partition))?;
+            let key = txn_log::encode_key(id)?;
+            let tombstone = BatchBuilder::new(now_ms)
+                .record(Some(&key), None, now_ms)
+                .build();
+            lock(&log).append(&tombstone, now_ms)?;
+            all.remove(id);
+            tracing::info!(transactional_id = id, "transactional id expired");
         }
         Ok(due.len())
     }

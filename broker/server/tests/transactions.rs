@@ -217,3 +217,51 @@ fn an_open_transaction_is_aborted_after_a_broker_kill_and_never_read() {
         "aborted offsets never apply"
     );
 }
+
+fn listed(client: &mut Client) -> Vec<String> {
+    let mut request = ListTransactionsRequest::default();
+    request.duration_filter = -1;
+    let response: ListTransactionsResponse = client.call(ApiKey::ListTransactions, 1, &request);
+    response
+        .transaction_states
+        .iter()
+        .map(|t| t.transactional_id.0.to_string())
+        .collect()
+}
+
+#[test]
+fn idle_transactional_ids_expire_and_stay_expired_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = [
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=100",
+        "transactional.id.expiration.ms=300",
+    ];
+    let mut broker = common::Broker::serve_with(dir.path(), &settings);
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    init(&mut client, "short-lived", 60_000);
+    assert_eq!(listed(&mut client), ["short-lived"]);
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while !listed(&mut client).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle transactional id did not expire"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    broker.terminate();
+    broker.wait_exit();
+    // No expiry pass in the restarted broker's first minute: only the
+    // tombstone can keep the id gone.
+    let later = [
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=60000",
+        "transactional.id.expiration.ms=300",
+    ];
+    let mut broker = common::Broker::serve_with(dir.path(), &later);
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    assert!(
+        listed(&mut client).is_empty(),
+        "the tombstone keeps it gone"
+    );
+}

@@ -626,6 +626,54 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             let fenced: EndTxnResponse = client.call(ApiKey::EndTxn, end_version, &end);
             assert_eq!(fenced.error_code, 90, "PRODUCER_FENCED");
         }
+        ApiKey::DescribeTransactions => {
+            // The earlier cases left transactional ids behind.
+            let mut request = DescribeTransactionsRequest::default();
+            request.transactional_ids = vec![
+                TransactionalId(StrBytes::from_static_str("sweep-EndTxn-0")),
+                TransactionalId(StrBytes::from_static_str("sweep-no-such-txn")),
+            ];
+            let response: DescribeTransactionsResponse = client.call(api, version, &request);
+            let known = &response.transaction_states[0];
+            assert_eq!(known.error_code, 0);
+            assert_eq!(known.transaction_state.as_str(), "CompleteCommit");
+            assert_eq!(known.topics.len(), 2, "the topic and __consumer_offsets");
+            assert_eq!(response.transaction_states[1].error_code, 105);
+        }
+        ApiKey::ListTransactions => {
+            let mut request = ListTransactionsRequest::default();
+            request.duration_filter = -1;
+            let all: ListTransactionsResponse = client.call(api, version, &request);
+            let ids: Vec<&str> = all
+                .transaction_states
+                .iter()
+                .map(|t| t.transactional_id.0.as_str())
+                .collect();
+            assert!(ids.contains(&"sweep-EndTxn-0"), "{ids:?}");
+            request.state_filters = vec![
+                StrBytes::from_static_str("CompleteCommit"),
+                StrBytes::from_static_str("Bogus"),
+            ];
+            let filtered: ListTransactionsResponse = client.call(api, version, &request);
+            assert_eq!(
+                filtered.unknown_state_filters,
+                [StrBytes::from_static_str("Bogus")]
+            );
+            assert!(
+                filtered
+                    .transaction_states
+                    .iter()
+                    .all(|t| t.transaction_state.as_str() == "CompleteCommit")
+            );
+            assert!(!filtered.transaction_states.is_empty());
+            if version >= 1 {
+                // Nothing here has run for ten hours.
+                request.state_filters = vec![StrBytes::from_static_str("CompleteCommit")];
+                request.duration_filter = 36_000_000;
+                let long: ListTransactionsResponse = client.call(api, version, &request);
+                assert!(long.transaction_states.is_empty(), "{long:?}");
+            }
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

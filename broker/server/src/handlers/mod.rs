@@ -13,6 +13,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -199,6 +200,14 @@ pub async fn dispatch(
             request,
             // The markers are written before the answer.
             &disk_work(|| Ok(end_txn::handle(broker, body(request)?, now)))?,
+        ),
+        ApiKey::DescribeTransactions => respond(
+            request,
+            &describe_transactions::describe(broker, body(request)?),
+        ),
+        ApiKey::ListTransactions => respond(
+            request,
+            &describe_transactions::list(broker, body(request)?, version, now),
         ),
         ApiKey::OffsetDelete => {
             respond(request, &offset_delete::handle(broker, body(request)?, now))
