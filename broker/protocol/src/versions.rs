@@ -29,7 +29,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
-    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
     (ApiKey::TxnOffsetCommit, 0, 3),
@@ -163,7 +163,8 @@ mod tests {
         assert!(!supports(ApiKey::Fetch, 14));
         assert!(supports(ApiKey::InitProducerId, 4));
         assert!(!supports(ApiKey::InitProducerId, 5));
-        assert!(!supports(ApiKey::AddPartitionsToTxn, 4));
+        assert!(supports(ApiKey::AddPartitionsToTxn, 4));
+        assert!(!supports(ApiKey::AddPartitionsToTxn, 5));
         assert_eq!(range(ApiKey::Metadata), Some((0, 12)));
     }
 
@@ -242,7 +243,7 @@ mod tests {
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics
             0, 22, 0, 0,  0, 4,   // InitProducerId
-            0, 24, 0, 0,  0, 3,   // AddPartitionsToTxn
+            0, 24, 0, 0,  0, 4,   // AddPartitionsToTxn
             0, 25, 0, 0,  0, 3,   // AddOffsetsToTxn
             0, 26, 0, 0,  0, 3,   // EndTxn
             0, 28, 0, 0,  0, 3,   // TxnOffsetCommit

@@ -274,6 +274,36 @@ impl Broker {
         Ok(())
     }
 
+    /// AddPartitionsToTxn v4's verify_only: whether each partition is in
+    /// the producer's open transaction (0, else INVALID_TXN_STATE or the
+    /// producer's error).
+    pub fn verify_partitions_in_txn(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Vec<i16> {
+        let checked = self.check_txn_producer(transactional_id, producer_id, producer_epoch);
+        let all = self.transactions.lock();
+        partitions
+            .iter()
+            .map(|tp| match checked {
+                Err(err) => err.code(),
+                Ok(()) => {
+                    let held = all
+                        .get(transactional_id)
+                        .is_some_and(|t| t.partitions.contains(tp));
+                    if held {
+                        0
+                    } else {
+                        TxnError::InvalidTxnState.code()
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// EndTxn: commits or aborts the open transaction, markers written
     /// before the answer.
     pub fn end_txn(

@@ -527,40 +527,60 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             init.transaction_timeout_ms = 60_000;
             let init: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 1, &init);
             assert_eq!(init.error_code, 0);
-            let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-            topic.name = name("sweep");
-            topic.partitions = vec![0, 99];
-            let mut add = AddPartitionsToTxnRequest::default();
-            add.v3_and_below_transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
-            add.v3_and_below_producer_id = init.producer_id;
-            add.v3_and_below_producer_epoch = init.producer_epoch;
-            add.v3_and_below_topics = vec![topic.clone()];
             let add_version = if api == ApiKey::AddPartitionsToTxn {
                 version
             } else {
                 1
             };
-            let added: AddPartitionsToTxnResponse =
-                client.call(ApiKey::AddPartitionsToTxn, add_version, &add);
-            let codes: Vec<i16> = added.results_by_topic_v3_and_below[0]
-                .results_by_partition
-                .iter()
-                .map(|p| p.partition_error_code)
-                .collect();
+            // The partitions' codes, in the client form (v0-3) or the
+            // brokers' batched form (v4, optionally verify_only).
+            let add_partitions = |client: &mut Client, partitions: Vec<i32>, verify_only: bool| {
+                let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+                topic.name = name("sweep");
+                topic.partitions = partitions;
+                let mut add = AddPartitionsToTxnRequest::default();
+                if add_version >= 4 {
+                    let mut txn =
+                        add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default();
+                    txn.transactional_id = TransactionalId(StrBytes::from_string(id.clone()));
+                    txn.producer_id = init.producer_id;
+                    txn.producer_epoch = init.producer_epoch;
+                    txn.verify_only = verify_only;
+                    txn.topics = vec![topic];
+                    add.transactions = vec![txn];
+                } else {
+                    add.v3_and_below_transactional_id =
+                        TransactionalId(StrBytes::from_string(id.clone()));
+                    add.v3_and_below_producer_id = init.producer_id;
+                    add.v3_and_below_producer_epoch = init.producer_epoch;
+                    add.v3_and_below_topics = vec![topic];
+                }
+                let added: AddPartitionsToTxnResponse =
+                    client.call(ApiKey::AddPartitionsToTxn, add_version, &add);
+                let topics = if add_version >= 4 {
+                    added.results_by_transaction[0].topic_results.clone()
+                } else {
+                    added.results_by_topic_v3_and_below
+                };
+                topics[0]
+                    .results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+                    .collect::<Vec<i16>>()
+            };
             // Partition 99 does not exist, so nothing is added.
             assert_eq!(
-                codes,
+                add_partitions(client, vec![0, 99], false),
                 [55, 3],
                 "OPERATION_NOT_ATTEMPTED, UNKNOWN_TOPIC_OR_PARTITION"
             );
-            topic.partitions = vec![0];
-            add.v3_and_below_topics = vec![topic];
-            let added: AddPartitionsToTxnResponse =
-                client.call(ApiKey::AddPartitionsToTxn, add_version, &add);
-            assert_eq!(
-                added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-                0
-            );
+            if add_version >= 4 {
+                assert_eq!(add_partitions(client, vec![0], true), [48], "not in it yet");
+            }
+            assert_eq!(add_partitions(client, vec![0], false), [0]);
+            if add_version >= 4 {
+                assert_eq!(add_partitions(client, vec![0], true), [0], "in it now");
+            }
             // The group's offsets join the transaction.
             let group = format!("sweep-txn-group-{api:?}-{version}");
             let mut add_offsets = AddOffsetsToTxnRequest::default();

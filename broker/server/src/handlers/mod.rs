@@ -186,7 +186,14 @@ pub async fn dispatch(
         ),
         ApiKey::AddPartitionsToTxn => respond(
             request,
-            &disk_work(|| Ok(add_partitions_to_txn::handle(broker, body(request)?, now)))?,
+            &disk_work(|| {
+                Ok(add_partitions_to_txn::handle(
+                    broker,
+                    body(request)?,
+                    version,
+                    now,
+                ))
+            })?,
         ),
         ApiKey::AddOffsetsToTxn => respond(
             request,

@@ -1,9 +1,9 @@
 """Consume-transform-produce with librdkafka transactions and
 send_offsets_to_transaction: a worker copies each message of `eos-in`
 (100 messages, 2 partitions) to `eos-out` uppercased, committing its
-consumer offsets in the same transaction. The first worker is killed
-(os._exit) in the middle of a transaction, after producing but before
-committing; a second worker with the same transactional.id fences it, its
+consumer offsets in the same transaction. The first worker kills itself
+with SIGKILL (kill -9) in the middle of a transaction, after producing but
+before committing; a second worker with the same transactional.id fences it, its
 open transaction is aborted, and it carries on from the last committed
 offsets. A read_committed reader of `eos-out` then finds every input
 exactly once.
@@ -12,6 +12,7 @@ Run as `eos.py SERVERS` (the test) or `eos.py SERVERS worker CRASH_AFTER`.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,7 +51,7 @@ def worker(crash_after):
             done += 1
             if crash_after and done >= crash_after:
                 producer.flush(DEADLINE_S)  # the output is written, not committed
-                os._exit(17)
+                os.kill(os.getpid(), signal.SIGKILL)
         producer.send_offsets_to_transaction(
             consumer.position(consumer.assignment()), consumer.consumer_group_metadata(),
             DEADLINE_S)
@@ -70,7 +71,8 @@ produce_all(p, "eos-in", [(None, f"m{i:03}".encode(), None, i % 2) for i in rang
 
 crashed = subprocess.run([sys.executable, __file__, servers, "worker", "35"],
                          timeout=3 * DEADLINE_S)
-check(crashed.returncode == 17, f"the first worker should die mid-transaction: {crashed.returncode}")
+check(crashed.returncode == -signal.SIGKILL,
+      f"the first worker should die by SIGKILL mid-transaction: {crashed.returncode}")
 finished = subprocess.run([sys.executable, __file__, servers, "worker", "0"],
                           timeout=4 * DEADLINE_S)
 check(finished.returncode == 0, "the second worker finished")
