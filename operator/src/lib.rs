@@ -1,4 +1,9 @@
 //! `runnel-operator`: the kube-rs operator for the `Cluster`, `Topic` and
 //! `ConsumerGroup` resources.
 //!
-//! Empty until the operator issue lands.
+//! - [`crd`]: the resources' types, whose schemas are the CRDs in `crds/`.
+//!
+//! The reconcilers, chart and images come with the rest of the operator
+//! issue.
+
+pub mod crd;
