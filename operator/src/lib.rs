@@ -4,9 +4,13 @@
 //! - [`crd`]: the resources' types, whose schemas are the CRDs in `crds/`.
 //! - [`objects`]: the StatefulSet, Services, ConfigMap and
 //!   PodDisruptionBudget a `Cluster` becomes.
+//! - [`topic_sync`]: a `Topic` applied to the brokers (create, grow, configs).
+//! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
 //!
 //! The reconcilers, chart and images come with the rest of the operator
 //! issue.
 
 pub mod crd;
+pub mod lag;
 pub mod objects;
+pub mod topic_sync;

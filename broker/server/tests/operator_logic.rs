@@ -1,0 +1,117 @@
+//! The operator's Topic and ConsumerGroup logic against a real broker: a
+//! Topic creates its topic, raising `partitions` grows it, a shrink is
+//! refused, configs are set; a group with a backlog and no consumer
+//! crosses its lag threshold, its lag is reported per partition, and its
+//! topic gets partitions added.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::collections::BTreeMap;
+
+use runnel_client::{Admin, Producer, ProducerConfig, ProducerRecord};
+use runnel_operator::crd::{LagPolicy, PartitionScaling, TopicSpec};
+use runnel_operator::lag::{decide, group_lag};
+use runnel_operator::topic_sync::sync_topic;
+
+fn spec(partitions: i32, config: &[(&str, &str)]) -> TopicSpec {
+    TopicSpec {
+        cluster: "demo".into(),
+        topic_name: None,
+        partitions,
+        replication_factor: 1,
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+#[test]
+fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = common::Broker::serve(dir.path());
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let admin = Admin::new(&bootstrap, "operator-test")
+                .await
+                .expect("admin");
+            let created = sync_topic(&admin, "orders", &spec(3, &[("retention.ms", "3600000")]))
+                .await
+                .expect("sync");
+            assert!(created.created);
+            assert_eq!(created.partitions, 3);
+            let again = sync_topic(&admin, "orders", &spec(3, &[("retention.ms", "3600000")]))
+                .await
+                .expect("sync");
+            assert_eq!(
+                (again.created, again.grown_by, again.configs_set.len()),
+                (false, 0, 0),
+                "nothing to do: {again:?}"
+            );
+            let grown = sync_topic(&admin, "orders", &spec(5, &[("retention.ms", "7200000")]))
+                .await
+                .expect("sync");
+            assert_eq!((grown.grown_by, grown.partitions), (2, 5));
+            assert_eq!(grown.configs_set, ["retention.ms"]);
+            let configs = admin.describe_configs("orders").await.expect("configs");
+            assert!(
+                configs
+                    .iter()
+                    .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("7200000"))
+            );
+            let shrink = sync_topic(&admin, "orders", &spec(2, &[("retention.ms", "7200000")]))
+                .await
+                .expect("sync");
+            assert!(shrink.refused.is_some_and(|r| r.contains("can only grow")));
+            assert_eq!(shrink.partitions, 5);
+
+            // A backlog of 120 records and no consumer.
+            let producer = Producer::new(ProducerConfig::new(&bootstrap))
+                .await
+                .expect("producer");
+            for i in 0..120 {
+                let value = format!("order {i}");
+                let record = ProducerRecord::new("orders", value.as_bytes()).partition(i % 5);
+                producer.send(record).await.expect("send");
+            }
+            producer.close().await;
+            let topics = vec!["orders".to_string()];
+            let lag = group_lag(&admin, "billing", &topics).await.expect("lag");
+            assert_eq!(lag.total, 120);
+            assert_eq!(lag.partitions.len(), 5);
+            assert!(lag.partitions.iter().all(|p| p.lag == 24), "{lag:?}");
+            assert_eq!(lag.members, 0);
+            let policy = LagPolicy {
+                threshold_messages: 100,
+                for_seconds: 0,
+            };
+            let scaling = PartitionScaling {
+                max_partitions: 8,
+                step: 2,
+                cooldown_seconds: 300,
+            };
+            let partitions = lag.partition_counts[0].1;
+            let decision = decide(
+                1_000,
+                lag.total,
+                &policy,
+                Some(&scaling),
+                None,
+                None,
+                partitions,
+            );
+            assert!(decision.lagging);
+            assert_eq!(decision.grow_to, Some(7));
+            let grow = sync_topic(&admin, "orders", &spec(7, &[("retention.ms", "7200000")]))
+                .await
+                .expect("grow");
+            assert_eq!(grow.partitions, 7);
+            let after = group_lag(&admin, "billing", &topics).await.expect("lag");
+            assert_eq!(after.partition_counts, [("orders".to_string(), 7)]);
+            assert_eq!(after.total, 120, "new partitions are empty");
+        });
+}
