@@ -269,7 +269,11 @@ impl PartitionLog {
         let mut rest = batches;
         let mut max_timestamp = i64::MIN;
         let mut records_count = 0u64;
-        let mut headers = Vec::new();
+        // An idempotent producer's batch (alone in its append, checked
+        // below); plain batches need no producer bookkeeping, nor an
+        // allocation.
+        let mut producer_batch: Option<(crate::batch::BatchHeader, i64)> = None;
+        let mut batch_count = 0usize;
         while !rest.is_empty() {
             let index = prepared.len();
             let header = validate_for_append(rest)
@@ -310,7 +314,10 @@ impl PartitionLog {
             let last_offset = next_offset + header.last_offset_delta as i64;
             max_timestamp = max_timestamp.max(batch_max_timestamp);
             records_count += header.records_count as u64;
-            headers.push((header, next_offset));
+            batch_count += 1;
+            if header.producer_id >= 0 && producer_batch.is_none() {
+                producer_batch = Some((header, next_offset));
+            }
             prepared.push(PreparedBatch {
                 header: patched,
                 records,
@@ -319,12 +326,12 @@ impl PartitionLog {
             });
             next_offset = last_offset + 1;
         }
-        if headers.len() > 1 && headers.iter().any(|(h, _)| h.producer_id >= 0) {
+        if batch_count > 1 && producer_batch.is_some() {
             return Err(LogError::ProducerBatchNotAlone {
-                batches: headers.len(),
+                batches: batch_count,
             });
         }
-        if let [(header, _)] = headers.as_slice() {
+        if let Some((header, _)) = &producer_batch {
             let check = self
                 .producers
                 .check(header)
@@ -348,7 +355,7 @@ impl PartitionLog {
         self.maybe_roll(size_bytes, max_timestamp, last_offset, now_ms)?;
         self.active_segment_mut().append(&prepared)?;
         self.log_end_offset = next_offset;
-        for (header, offset) in &headers {
+        if let Some((header, offset)) = &producer_batch {
             self.producers.update(header, *offset, now_ms);
         }
         self.unflushed_messages += records_count;
