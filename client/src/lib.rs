@@ -21,6 +21,7 @@ pub mod admin;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
+pub mod datetime;
 pub mod error;
 pub mod partitioner;
 pub mod producer;

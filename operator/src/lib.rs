@@ -6,6 +6,7 @@
 //!   PodDisruptionBudget a `Cluster` becomes.
 //! - [`topic_sync`]: a `Topic` applied to the brokers (create, grow, configs).
 //! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
+//! - [`offset_reset`]: a `ConsumerGroup`'s one-time offset reset.
 //!
 //! The reconcilers, chart and images come with the rest of the operator
 //! issue.
@@ -13,4 +14,5 @@
 pub mod crd;
 pub mod lag;
 pub mod objects;
+pub mod offset_reset;
 pub mod topic_sync;

@@ -10,8 +10,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use runnel_client::{Admin, Producer, ProducerConfig, ProducerRecord};
-use runnel_operator::crd::{LagPolicy, PartitionScaling, TopicSpec};
+use runnel_operator::crd::{
+    LagPolicy, OffsetReset, OffsetResetTarget, PartitionScaling, TopicSpec,
+};
 use runnel_operator::lag::{decide, group_lag};
+use runnel_operator::offset_reset::apply_offset_reset;
 use runnel_operator::topic_sync::sync_topic;
 
 fn spec(partitions: i32, config: &[(&str, &str)]) -> TopicSpec {
@@ -113,5 +116,67 @@ fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions()
             let after = group_lag(&admin, "billing", &topics).await.expect("lag");
             assert_eq!(after.partition_counts, [("orders".to_string(), 7)]);
             assert_eq!(after.total, 120, "new partitions are empty");
+
+            // Offset resets: latest clears the lag, earliest brings it back,
+            // a datetime before everything is the earliest.
+            let reset = |to, datetime: Option<&str>| OffsetReset {
+                id: "r1".into(),
+                to,
+                datetime: datetime.map(str::to_string),
+            };
+            apply_offset_reset(
+                &admin,
+                "billing",
+                &topics,
+                &reset(OffsetResetTarget::Latest, None),
+            )
+            .await
+            .expect("reset to latest");
+            assert_eq!(
+                group_lag(&admin, "billing", &topics)
+                    .await
+                    .expect("lag")
+                    .total,
+                0
+            );
+            apply_offset_reset(
+                &admin,
+                "billing",
+                &topics,
+                &reset(OffsetResetTarget::Earliest, None),
+            )
+            .await
+            .expect("reset to earliest");
+            assert_eq!(
+                group_lag(&admin, "billing", &topics)
+                    .await
+                    .expect("lag")
+                    .total,
+                120
+            );
+            apply_offset_reset(
+                &admin,
+                "billing",
+                &topics,
+                &reset(OffsetResetTarget::Latest, None),
+            )
+            .await
+            .expect("reset to latest");
+            let to_2020 = reset(OffsetResetTarget::Datetime, Some("2020-01-01T00:00:00Z"));
+            apply_offset_reset(&admin, "billing", &topics, &to_2020)
+                .await
+                .expect("reset to a time");
+            assert_eq!(
+                group_lag(&admin, "billing", &topics)
+                    .await
+                    .expect("lag")
+                    .total,
+                120
+            );
+            let bad = reset(OffsetResetTarget::Datetime, Some("yesterday"));
+            let err = apply_offset_reset(&admin, "billing", &topics, &bad)
+                .await
+                .expect_err("not a datetime");
+            assert!(err.to_string().contains("yesterday"), "{err}");
         });
 }
