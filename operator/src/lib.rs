@@ -7,6 +7,7 @@
 //! - [`topic_sync`]: a `Topic` applied to the brokers (create, grow, configs).
 //! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
 //! - [`offset_reset`]: a `ConsumerGroup`'s one-time offset reset.
+//! - [`status`]: resource statuses and conditions from what a sync saw.
 //!
 //! The reconcilers, chart and images come with the rest of the operator
 //! issue.
@@ -15,4 +16,5 @@ pub mod crd;
 pub mod lag;
 pub mod objects;
 pub mod offset_reset;
+pub mod status;
 pub mod topic_sync;
