@@ -11,9 +11,7 @@ use runnel_coordinator::{
     GroupMetadataValue, OffsetKey, OffsetStore, OffsetValue, OffsetsRecord, coordinator_partition,
 };
 use runnel_log::BatchBuilder;
-use runnel_log::batch::Batches;
 use runnel_log::manager::lock;
-use runnel_log::records::BatchRecords;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
@@ -23,7 +21,6 @@ use crate::groups::GroupRecord;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Kafka's `offsets.topic.segment.bytes`: 100 MiB.
 const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
-const READ_CHUNK_BYTES: u64 = 1 << 20;
 
 /// What [`Broker::load_offsets`] found.
 #[derive(Debug, Default, Clone, Copy)]
@@ -60,6 +57,8 @@ pub enum OffsetsError {
     Read(#[from] std::io::Error),
     #[error("cannot create {OFFSETS_TOPIC}")]
     Create(#[from] TopicOpError),
+    #[error(transparent)]
+    Load(#[from] crate::internal_topic::ReadError),
 }
 
 impl Broker {
@@ -117,61 +116,40 @@ impl Broker {
         let mut pending: std::collections::HashMap<i64, Vec<OffsetsRecord>> = Default::default();
         // The last record of each group wins; a tombstone removes it.
         let mut stored_groups: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
-        for partition in 0..self.offsets_topic_partitions() {
-            let log = self
-                .partition(OFFSETS_TOPIC, partition)
-                .ok_or(OffsetsError::MissingPartition(partition))?;
-            let log = lock(&log);
-            let mut offset = log.log_start_offset();
-            while offset < log.log_end_offset() {
-                let Some(region) = log.read(offset, READ_CHUNK_BYTES, None, true)?.region else {
-                    break;
-                };
-                let bytes = region.to_vec()?;
-                let mut advanced = false;
-                for batch in Batches::new(&bytes) {
-                    // A region may end inside a batch: the next read starts there.
-                    let Ok((header, batch)) = batch else { break };
-                    offset = header.next_offset();
-                    advanced = true;
-                    let records = BatchRecords::decode(batch)?;
-                    if header.is_control() {
-                        let kind = records
-                            .records
-                            .first()
-                            .and_then(|r| records.key(r))
-                            .and_then(runnel_log::control::ControlType::parse);
-                        let done = pending.remove(&header.producer_id).unwrap_or_default();
-                        if kind == Some(runnel_log::control::ControlType::Commit) {
-                            for record in done {
-                                store.apply(record);
-                            }
-                        }
-                        continue;
-                    }
-                    for record in &records.records {
-                        let Some(key) = records.key(record) else {
-                            continue;
-                        };
-                        match OffsetsRecord::decode(key, records.value(record)) {
-                            Ok(OffsetsRecord::GroupMetadata { group, value }) => {
-                                stored_groups.insert(group, value);
-                            }
-                            Ok(decoded) if header.is_transactional() => {
-                                pending.entry(header.producer_id).or_default().push(decoded);
-                            }
-                            Ok(decoded) => store.apply(decoded),
-                            Err(err) => {
-                                tracing::warn!(partition, offset = records.offset(record), %err, "skipping an {OFFSETS_TOPIC} record")
-                            }
-                        }
+        let partitions = self.offsets_topic_partitions();
+        self.read_internal_topic(OFFSETS_TOPIC, partitions, |partition, header, records| {
+            if header.is_control() {
+                let kind = records
+                    .records
+                    .first()
+                    .and_then(|r| records.key(r))
+                    .and_then(runnel_log::control::ControlType::parse);
+                let done = pending.remove(&header.producer_id).unwrap_or_default();
+                if kind == Some(runnel_log::control::ControlType::Commit) {
+                    for record in done {
+                        store.apply(record);
                     }
                 }
-                if !advanced {
-                    break;
+                return;
+            }
+            for record in &records.records {
+                let Some(key) = records.key(record) else {
+                    continue;
+                };
+                match OffsetsRecord::decode(key, records.value(record)) {
+                    Ok(OffsetsRecord::GroupMetadata { group, value }) => {
+                        stored_groups.insert(group, value);
+                    }
+                    Ok(decoded) if header.is_transactional() => {
+                        pending.entry(header.producer_id).or_default().push(decoded);
+                    }
+                    Ok(decoded) => store.apply(decoded),
+                    Err(err) => {
+                        tracing::warn!(partition, offset = records.offset(record), %err, "skipping an {OFFSETS_TOPIC} record")
+                    }
                 }
             }
-        }
+        })?;
         let offsets = store.groups().map(|g| store.offsets_of(g).count()).sum();
         *self.offset_store() = store;
         // Open transactions' offsets: their EndTxn completes them.
@@ -195,23 +173,7 @@ impl Broker {
     ) -> Result<(), OffsetsError> {
         self.ensure_offsets_topic(now_ms)?;
         let partition = self.coordinator_partition(group);
-        let records: Vec<OffsetsRecord> = commits
-            .iter()
-            .map(|c| OffsetsRecord::Offset {
-                key: OffsetKey {
-                    group: group.to_string(),
-                    topic: c.topic.clone(),
-                    partition: c.partition,
-                },
-                value: Some(OffsetValue {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_timestamp_ms: now_ms,
-                    expire_timestamp_ms: c.expire_timestamp_ms,
-                }),
-            })
-            .collect();
+        let records = offset_records(group, commits, now_ms);
         self.append_offsets_records(partition, &records, now_ms)?;
         let mut store = self.offset_store();
         for record in records {
@@ -234,23 +196,7 @@ impl Broker {
     ) -> Result<(), OffsetsError> {
         self.ensure_offsets_topic(now_ms)?;
         let partition = self.coordinator_partition(group);
-        let records: Vec<OffsetsRecord> = commits
-            .iter()
-            .map(|c| OffsetsRecord::Offset {
-                key: OffsetKey {
-                    group: group.to_string(),
-                    topic: c.topic.clone(),
-                    partition: c.partition,
-                },
-                value: Some(OffsetValue {
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_timestamp_ms: now_ms,
-                    expire_timestamp_ms: None,
-                }),
-            })
-            .collect();
+        let records = offset_records(group, commits, now_ms);
         let log = self
             .partition(OFFSETS_TOPIC, partition)
             .ok_or(OffsetsError::MissingPartition(partition))?;
@@ -484,4 +430,25 @@ impl Broker {
         }
         by_topic.into_iter().collect()
     }
+}
+
+/// The `__consumer_offsets` records of `group`'s commits.
+fn offset_records(group: &str, commits: &[Commit], now_ms: i64) -> Vec<OffsetsRecord> {
+    commits
+        .iter()
+        .map(|c| OffsetsRecord::Offset {
+            key: OffsetKey {
+                group: group.to_string(),
+                topic: c.topic.clone(),
+                partition: c.partition,
+            },
+            value: Some(OffsetValue {
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+                commit_timestamp_ms: now_ms,
+                expire_timestamp_ms: c.expire_timestamp_ms,
+            }),
+        })
+        .collect()
 }

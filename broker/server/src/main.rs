@@ -24,6 +24,7 @@ mod group_metrics;
 mod groups;
 mod handlers;
 mod http;
+mod internal_topic;
 mod meta;
 mod metrics;
 mod producer_ids;

@@ -257,11 +257,14 @@ async fn store_groups(broker: Arc<Broker>) {
     }
 }
 
-/// Expires committed offsets every `offsets.retention.check.interval.ms`,
-/// until told to stop (a pass under way finishes first).
-async fn expire_offsets(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let every_ms = broker.config.offsets_retention_check_interval_ms.max(1) as u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+/// Runs `pass` off the async workers every `every_ms`, until told to stop
+/// (a pass under way finishes first); `pass` logs what it did. A pass that
+/// panics is logged and the next one runs.
+async fn every<F>(every_ms: i64, mut stop: watch::Receiver<bool>, what: &'static str, pass: F)
+where
+    F: Fn() + Clone + Send + 'static,
+{
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms.max(1) as u64));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
@@ -269,84 +272,76 @@ async fn expire_offsets(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let b = Arc::clone(&broker);
-        match tokio::task::spawn_blocking(move || b.expire_offsets(now_ms())).await {
-            Ok(Ok((0, 0))) => {}
-            Ok(Ok((offsets, groups))) => {
+        if let Err(err) = tokio::task::spawn_blocking(pass.clone()).await {
+            tracing::error!(error = %err, "{what} panicked");
+        }
+    }
+}
+
+/// Expires committed offsets every `offsets.retention.check.interval.ms`.
+async fn expire_offsets(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let interval = broker.config.offsets_retention_check_interval_ms;
+    every(
+        interval,
+        stop,
+        "expiring committed offsets",
+        move || match broker.expire_offsets(now_ms()) {
+            Ok((0, 0)) => {}
+            Ok((offsets, groups)) => {
                 tracing::info!(
                     offsets,
                     groups,
                     "expired committed offsets and empty groups"
                 );
             }
-            Ok(Err(err)) => tracing::error!(
+            Err(err) => tracing::error!(
                 error = %format!("{:#}", anyhow::Error::from(err)),
                 "expiring committed offsets failed"
             ),
-            Err(err) => tracing::error!(error = %err, "expiring committed offsets panicked"),
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// Forgets idle idempotent producers every
-/// `producer.id.expiration.check.interval.ms`, until told to stop.
-async fn expire_producer_ids(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let every_ms = broker
-        .config
-        .producer_id_expiration_check_interval_ms
-        .max(1) as u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let b = Arc::clone(&broker);
+/// `producer.id.expiration.check.interval.ms`.
+async fn expire_producer_ids(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let interval = broker.config.producer_id_expiration_check_interval_ms;
+    every(interval, stop, "expiring producer ids", move || {
         let max_idle_ms = broker.config.producer_id_expiration_ms;
-        match tokio::task::spawn_blocking(move || b.logs.expire_producers(now_ms(), max_idle_ms))
-            .await
-        {
-            Ok(0) => {}
-            Ok(expired) => tracing::info!(expired, "forgot idle producer ids"),
-            Err(err) => tracing::error!(error = %err, "expiring producer ids panicked"),
+        match broker.logs.expire_producers(now_ms(), max_idle_ms) {
+            0 => {}
+            expired => tracing::info!(expired, "forgot idle producer ids"),
         }
-    }
+    })
+    .await
 }
 
 /// Aborts open transactions past their `transaction.timeout.ms`, and
 /// forgets transactional ids past `transactional.id.expiration.ms`, every
-/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, until
-/// told to stop.
-async fn abort_timed_out_transactions(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
-    let every_ms = broker
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+async fn abort_timed_out_transactions(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
+    let interval = broker
         .config
-        .transaction_abort_timed_out_transaction_cleanup_interval_ms
-        .max(1) as u64;
-    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tick.tick() => {}
-        }
-        let b = Arc::clone(&broker);
-        let pass = move || {
+        .transaction_abort_timed_out_transaction_cleanup_interval_ms;
+    every(
+        interval,
+        stop,
+        "aborting timed-out transactions",
+        move || {
             let now = now_ms();
-            b.abort_timed_out_transactions(now)?;
-            b.expire_transactional_ids(now)
-        };
-        match tokio::task::spawn_blocking(pass).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => tracing::error!(
-                error = %format!("{:#}", anyhow::Error::from(err)),
-                "aborting timed-out transactions failed"
-            ),
-            Err(err) => tracing::error!(error = %err, "aborting timed-out transactions panicked"),
-        }
-    }
+            let pass = broker
+                .abort_timed_out_transactions(now)
+                .and_then(|_| broker.expire_transactional_ids(now));
+            if let Err(err) = pass {
+                tracing::error!(
+                    error = %format!("{:#}", anyhow::Error::from(err)),
+                    "aborting timed-out transactions failed"
+                );
+            }
+        },
+    )
+    .await
 }
 
 /// The less frequent tasks due at one tick.

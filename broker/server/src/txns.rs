@@ -17,17 +17,14 @@ use runnel_coordinator::txn::{InitStep, Markers, Outcome, Transaction, TxnError}
 use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
 use runnel_coordinator::{OffsetsRecordError, coordinator_partition};
 use runnel_log::BatchBuilder;
-use runnel_log::batch::Batches;
 use runnel_log::control::ControlType;
 use runnel_log::manager::lock;
-use runnel_log::records::BatchRecords;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
 
 pub const TRANSACTION_TOPIC: &str = "__transaction_state";
 const SEGMENT_BYTES: u64 = 100 << 20;
-const READ_CHUNK_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum TxnStoreError {
@@ -45,6 +42,8 @@ pub enum TxnStoreError {
     Create(#[from] TopicOpError),
     #[error("cannot hand out a producer id")]
     ProducerId(#[from] crate::producer_ids::ProducerIdError),
+    #[error(transparent)]
+    Load(#[from] crate::internal_topic::ReadError),
 }
 
 /// Why a transactional request fails: a state-machine refusal (Kafka's
@@ -396,55 +395,35 @@ impl Broker {
             return Ok(0);
         }
         let mut loaded: HashMap<String, Option<TxnLogValue>> = HashMap::new();
-        for partition in 0..self.transaction_partitions() {
-            let log = self
-                .partition(TRANSACTION_TOPIC, partition)
-                .ok_or(TxnStoreError::MissingPartition(partition))?;
-            let log = lock(&log);
-            let mut offset = log.log_start_offset();
-            while offset < log.log_end_offset() {
-                let Some(region) = log.read(offset, READ_CHUNK_BYTES, None, true)?.region else {
-                    break;
+        let partitions = self.transaction_partitions();
+        self.read_internal_topic(TRANSACTION_TOPIC, partitions, |partition, header, records| {
+            if header.is_control() {
+                return;
+            }
+            for record in &records.records {
+                let Some(key) = records.key(record) else {
+                    continue;
                 };
-                let bytes = region.to_vec()?;
-                let mut advanced = false;
-                for batch in Batches::new(&bytes) {
-                    let Ok((header, batch)) = batch else { break };
-                    offset = header.next_offset();
-                    advanced = true;
-                    if header.is_control() {
+                let id = match txn_log::decode_key(key) {
+                    Ok(id) => id,
+                    Err(err) => {
+                        tracing::warn!(partition, %err, "skipping a {TRANSACTION_TOPIC} record");
                         continue;
                     }
-                    let records = BatchRecords::decode(batch)?;
-                    for record in &records.records {
-                        let Some(key) = records.key(record) else {
-                            continue;
-                        };
-                        let id = match txn_log::decode_key(key) {
-                            Ok(id) => id,
-                            Err(err) => {
-                                tracing::warn!(partition, %err, "skipping a {TRANSACTION_TOPIC} record");
-                                continue;
-                            }
-                        };
-                        match records.value(record).map(TxnLogValue::decode) {
-                            None => {
-                                loaded.insert(id, None);
-                            }
-                            Some(Ok(value)) => {
-                                loaded.insert(id, Some(value));
-                            }
-                            Some(Err(err)) => {
-                                tracing::warn!(partition, transactional_id = id, %err, "skipping a {TRANSACTION_TOPIC} record")
-                            }
-                        }
+                };
+                match records.value(record).map(TxnLogValue::decode) {
+                    None => {
+                        loaded.insert(id, None);
+                    }
+                    Some(Ok(value)) => {
+                        loaded.insert(id, Some(value));
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(partition, transactional_id = id, %err, "skipping a {TRANSACTION_TOPIC} record")
                     }
                 }
-                if !advanced {
-                    break;
-                }
             }
-        }
+        })?;
         let mut all = self.transactions.lock();
         all.clear();
         for (id, value) in loaded {

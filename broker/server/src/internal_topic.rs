@@ -1,0 +1,90 @@
+//! Reading an internal topic (`__consumer_offsets`, `__transaction_state`)
+//! back at start: every batch of every partition, in offset order, decoded.
+
+use runnel_log::BatchHeader;
+use runnel_log::batch::Batches;
+use runnel_log::manager::lock;
+use runnel_log::records::BatchRecords;
+use thiserror::Error;
+
+use crate::broker::Broker;
+
+const READ_CHUNK_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("partition {partition} of {topic} is missing")]
+    MissingPartition { topic: String, partition: i32 },
+    #[error("cannot read {topic}")]
+    Log {
+        topic: String,
+        #[source]
+        source: runnel_log::LogError,
+    },
+    #[error("cannot copy a region of {topic}")]
+    Copy {
+        topic: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot decode a batch of {topic}")]
+    Records {
+        topic: String,
+        #[source]
+        source: runnel_log::records::RecordsError,
+    },
+}
+
+impl Broker {
+    /// Hands every batch of `topic`'s `partitions` to `visit` as
+    /// `(partition, header, records)`, each partition from its log start
+    /// to its end.
+    pub(crate) fn read_internal_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        mut visit: impl FnMut(i32, &BatchHeader, &BatchRecords),
+    ) -> Result<(), ReadError> {
+        for partition in 0..partitions {
+            let log =
+                self.partition(topic, partition)
+                    .ok_or_else(|| ReadError::MissingPartition {
+                        topic: topic.to_string(),
+                        partition,
+                    })?;
+            let log = lock(&log);
+            let log_error = |source| ReadError::Log {
+                topic: topic.to_string(),
+                source,
+            };
+            let mut offset = log.log_start_offset();
+            while offset < log.log_end_offset() {
+                let read = log
+                    .read(offset, READ_CHUNK_BYTES, None, true)
+                    .map_err(log_error)?;
+                let Some(region) = read.region else { break };
+                let bytes = region.to_vec().map_err(|source| ReadError::Copy {
+                    topic: topic.to_string(),
+                    source,
+                })?;
+                let mut advanced = false;
+                for batch in Batches::new(&bytes) {
+                    // A region may end inside a batch: the next read starts there.
+                    let Ok((header, batch)) = batch else { break };
+                    offset = header.next_offset();
+                    advanced = true;
+                    let records =
+                        BatchRecords::decode(batch).map_err(|source| ReadError::Records {
+                            topic: topic.to_string(),
+                            source,
+                        })?;
+                    visit(partition, &header, &records);
+                }
+                if !advanced {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
