@@ -33,6 +33,18 @@ if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
     python3 -m pip install -q "${PYTHON_PACKAGES[@]}"
 fi
 
+# promtool (from Debian's prometheus package, unpacked, not installed)
+# parses the dashboard's PromQL in tests/dashboard.rs.
+PROMTOOL_DIR="${PROMTOOL_DIR:-$HOME/.cache/runnel-test-tools/prometheus}"
+if [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
+    echo "test.sh: fetching promtool (Debian package prometheus)"
+    mkdir -p "$PROMTOOL_DIR"
+    (cd "$PROMTOOL_DIR" && apt-get download prometheus >/dev/null 2>&1 \
+        || { as_root apt-get update -qq && apt-get download prometheus; })
+    dpkg -x "$PROMTOOL_DIR"/prometheus_*.deb "$PROMTOOL_DIR"
+fi
+export PROMTOOL="$PROMTOOL_DIR/usr/bin/promtool"
+
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy"

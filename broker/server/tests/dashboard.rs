@@ -1,0 +1,125 @@
+//! The Grafana dashboard (`charts/runnel/dashboards/runnel-overview.json`):
+//! every PromQL expression parses (promtool, from Debian's prometheus
+//! package, which scripts/test.sh fetches into $PROMTOOL), and every metric
+//! it names is one a running broker really exports once it has topics,
+//! records and a consumer group.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use runnel_client::{Admin, Producer, ProducerConfig, ProducerRecord};
+
+fn dashboard_expressions() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../charts/runnel/dashboards/runnel-overview.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(!exprs.is_empty(), "the dashboard has no queries");
+    exprs
+}
+
+/// The metric names an expression reads: identifiers of ours or of
+/// kafka_exporter's naming.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut word = String::new();
+    for c in expr.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            if word.starts_with("runnel_") || word.starts_with("kafka_") {
+                names.push(std::mem::take(&mut word));
+            }
+            word.clear();
+        }
+    }
+    names
+}
+
+#[test]
+fn every_dashboard_query_parses() {
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rules = String::from("groups:\n- name: dashboard\n  rules:\n");
+    for (i, expr) in dashboard_expressions().iter().enumerate() {
+        rules.push_str(&format!(
+            "  - record: dashboard:query{i}\n    expr: {}\n",
+            serde_json::to_string(expr).expect("quoted")
+        ));
+    }
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(&path, rules).expect("write rules");
+    let output = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|err| {
+            panic!("cannot run {promtool} ({err}); scripts/test.sh fetches it and sets PROMTOOL")
+        });
+    assert!(
+        output.status.success(),
+        "promtool refused a dashboard query:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_metric_the_dashboard_reads_is_exported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = common::Broker::serve(dir.path());
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let admin = Admin::new(&bootstrap, "dashboard-test")
+                .await
+                .expect("admin");
+            admin
+                .create_topic("shown", 2, 1, &[])
+                .await
+                .expect("create");
+            let producer = Producer::new(ProducerConfig::new(&bootstrap))
+                .await
+                .expect("producer");
+            for i in 0..10 {
+                let value = format!("v{i}");
+                producer
+                    .send(ProducerRecord::new("shown", value.as_bytes()).partition(i % 2))
+                    .await
+                    .expect("send");
+            }
+            producer.close().await;
+            admin
+                .commit_group_offsets("shown-group", &[("shown".to_string(), 0, 2)])
+                .await
+                .expect("commit");
+        });
+    let scraped = common::scrape_metrics(&broker.metrics);
+    let exported: BTreeSet<&str> = scraped
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for expr in dashboard_expressions() {
+        for name in metric_names(&expr) {
+            assert!(
+                exported.contains(name.as_str()),
+                "the dashboard reads {name} (in `{expr}`), which the broker does not export"
+            );
+        }
+    }
+}
