@@ -16,7 +16,6 @@ use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
 };
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
 };
@@ -41,7 +40,6 @@ const CREATE_PARTITIONS_VERSION: i16 = 2;
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 const INCREMENTAL_ALTER_CONFIGS_VERSION: i16 = 1;
 const METADATA_VERSION: i16 = 12;
-const FIND_COORDINATOR_VERSION: i16 = 3;
 const LIST_GROUPS_VERSION: i16 = 4;
 const DESCRIBE_GROUPS_VERSION: i16 = 5;
 const OFFSET_FETCH_VERSION: i16 = 7;
@@ -124,21 +122,7 @@ impl Admin {
 
     /// The connection to `group`'s coordinator.
     async fn coordinator(&self, group: &str) -> Result<Connection> {
-        let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
-        let response = self
-            .any_broker()
-            .await?
-            .call(FIND_COORDINATOR_VERSION, &request)
-            .await?;
-        check(
-            "FindCoordinator",
-            group,
-            response.error_code,
-            response.error_message.as_deref(),
-        )?;
-        self.cluster.connection(response.node_id.0).await
+        self.cluster.coordinator(group, 0).await
     }
 
     /// Every group the brokers know, by id.

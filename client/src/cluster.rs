@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };
@@ -18,6 +19,7 @@ use crate::error::{ClientError, Result};
 
 const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 7;
+const FIND_COORDINATOR_VERSION: i16 = 3;
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE: a topic
 /// being created answers with these until it is ready.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -207,6 +209,34 @@ impl Cluster {
             })
             .or_insert(connection);
         Ok(kept.clone())
+    }
+
+    /// The connection to the coordinator of `key`: a group (`key_type` 0)
+    /// or a transactional id (1), asked of any known broker. A refusal is
+    /// the Kafka error, with the broker's message when it sent one.
+    pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Connection> {
+        let node = self.any_node().ok_or_else(|| ClientError::NoBroker {
+            bootstrap: self.bootstrap.join(","),
+        })?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
+        let response = self
+            .connection(node)
+            .await?
+            .call(FIND_COORDINATOR_VERSION, &request)
+            .await?;
+        if response.error_code != 0 {
+            let error = ClientError::kafka("FindCoordinator", key, -1, response.error_code);
+            return Err(match response.error_message.as_deref() {
+                Some(message) if !message.is_empty() => ClientError::Refused {
+                    error: Box::new(error),
+                    message: message.to_string(),
+                },
+                _ => error,
+            });
+        }
+        self.connection(response.node_id.0).await
     }
 
     /// A known broker's node id, for requests any broker answers.

@@ -113,6 +113,16 @@ impl ClientError {
             name,
         }
     }
+
+    /// The Kafka error code this error carries, if it is one (also when a
+    /// broker's message came with it).
+    pub fn kafka_code(&self) -> Option<i16> {
+        match self {
+            ClientError::Kafka { code, .. } => Some(*code),
+            ClientError::Refused { error, .. } => error.kafka_code(),
+            _ => None,
+        }
+    }
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -140,9 +140,11 @@ impl PartitionLog {
     /// The aborted transactions a `read_committed` fetch of `[from, upper)`
     /// overlaps, oldest first.
     pub fn aborted_transactions(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
-        self.aborted
+        // Sorted by marker offset: skip those that ended before the read.
+        let start = self.aborted.partition_point(|t| t.last_offset < from);
+        self.aborted[start..]
             .iter()
-            .filter(|t| t.last_offset >= from && t.first_offset < upper)
+            .filter(|t| t.first_offset < upper)
             .copied()
             .collect()
     }

@@ -89,6 +89,10 @@ fn in_sequence(last: i32, next: i32) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// The open transactions as `(first offset, producer id)`, oldest
+    /// first: the last stable offset is a lookup on every fetch, not a walk
+    /// over every producer. Kept with `current_txn_first_offset`.
+    open_transactions: std::collections::BTreeSet<(i64, i64)>,
 }
 
 impl ProducerStates {
@@ -107,10 +111,7 @@ impl ProducerStates {
     /// The first offset of the oldest open transaction: the log's last
     /// stable offset, when there is one.
     pub fn first_unstable_offset(&self) -> Option<i64> {
-        self.producers
-            .values()
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+        self.open_transactions.first().map(|(offset, _)| *offset)
     }
 
     /// Checks a batch against its producer's state, as Kafka's
@@ -188,11 +189,15 @@ impl ProducerStates {
         let last_offset = first_offset + i64::from(header.last_offset_delta);
         if header.is_control() {
             // A transaction marker ends the producer's transaction.
-            entry.current_txn_first_offset = None;
+            if let Some(first) = entry.current_txn_first_offset.take() {
+                self.open_transactions.remove(&(first, header.producer_id));
+            }
             return;
         }
         if header.is_transactional() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(first_offset);
+            self.open_transactions
+                .insert((first_offset, header.producer_id));
         }
         if header.base_sequence < 0 {
             return;
@@ -315,7 +320,14 @@ impl ProducerStates {
                 },
             );
         }
-        Ok(Self { producers })
+        let open_transactions = producers
+            .iter()
+            .filter_map(|(id, e)| e.current_txn_first_offset.map(|o| (o, *id)))
+            .collect();
+        Ok(Self {
+            producers,
+            open_transactions,
+        })
     }
 }
 

@@ -174,7 +174,7 @@ impl Broker {
         self.ensure_offsets_topic(now_ms)?;
         let partition = self.coordinator_partition(group);
         let records = offset_records(group, commits, now_ms);
-        self.append_offsets_records(partition, &records, now_ms)?;
+        self.append_offsets_records(partition, &records, None, now_ms)?;
         let mut store = self.offset_store();
         for record in records {
             store.apply(record);
@@ -197,17 +197,12 @@ impl Broker {
         self.ensure_offsets_topic(now_ms)?;
         let partition = self.coordinator_partition(group);
         let records = offset_records(group, commits, now_ms);
-        let log = self
-            .partition(OFFSETS_TOPIC, partition)
-            .ok_or(OffsetsError::MissingPartition(partition))?;
-        let mut batch = BatchBuilder::new(now_ms)
-            .producer(producer_id, producer_epoch, -1)
-            .transactional();
-        for record in &records {
-            let value = record.encode_value()?;
-            batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
-        }
-        lock(&log).append(&batch.build(), now_ms)?;
+        self.append_offsets_records(
+            partition,
+            &records,
+            Some((producer_id, producer_epoch)),
+            now_ms,
+        )?;
         self.pending_txn_offsets()
             .entry(producer_id)
             .or_default()
@@ -265,7 +260,7 @@ impl Broker {
                 .push(OffsetsRecord::GroupMetadata { group, value });
         }
         for (partition, records) in by_partition {
-            self.append_offsets_records(partition, &records, now_ms)?;
+            self.append_offsets_records(partition, &records, None, now_ms)?;
         }
         Ok(())
     }
@@ -292,7 +287,7 @@ impl Broker {
                 });
         }
         for (partition, records) in by_partition {
-            self.append_offsets_records(partition, &records, now_ms)?;
+            self.append_offsets_records(partition, &records, None, now_ms)?;
         }
         let with_offsets: std::collections::BTreeSet<String> =
             self.committed_groups().into_iter().collect();
@@ -305,16 +300,24 @@ impl Broker {
         Ok((expired.len(), removed))
     }
 
+    /// Writes `records` as one batch; `transaction` (producer id, epoch)
+    /// makes it that producer's transactional batch.
     fn append_offsets_records(
         &self,
         partition: i32,
         records: &[OffsetsRecord],
+        transaction: Option<(i64, i16)>,
         now_ms: i64,
     ) -> Result<(), OffsetsError> {
         let log = self
             .partition(OFFSETS_TOPIC, partition)
             .ok_or(OffsetsError::MissingPartition(partition))?;
         let mut batch = BatchBuilder::new(now_ms);
+        if let Some((producer_id, producer_epoch)) = transaction {
+            batch = batch
+                .producer(producer_id, producer_epoch, -1)
+                .transactional();
+        }
         for record in records {
             let value = record.encode_value()?;
             batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
@@ -350,7 +353,7 @@ impl Broker {
             .into_iter()
             .map(|key| OffsetsRecord::Offset { key, value: None })
             .collect();
-        self.append_offsets_records(partition, &tombstones, now_ms)?;
+        self.append_offsets_records(partition, &tombstones, None, now_ms)?;
         let count = tombstones.len();
         self.offset_store().delete_group(group);
         Ok(count)
@@ -384,7 +387,7 @@ impl Broker {
             return Ok(0);
         }
         let partition = self.coordinator_partition(group);
-        self.append_offsets_records(partition, &tombstones, now_ms)?;
+        self.append_offsets_records(partition, &tombstones, None, now_ms)?;
         let count = tombstones.len();
         let mut store = self.offset_store();
         for record in tombstones {

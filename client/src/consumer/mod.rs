@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -44,7 +43,6 @@ use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
 const FETCH_VERSION: i16 = 12;
-const FIND_COORDINATOR_VERSION: i16 = 3;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -543,24 +541,7 @@ impl Consumer {
 
     /// The connection to the group's coordinator.
     async fn coordinator(&self, group: &str) -> Result<Connection> {
-        let request = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
-        // Any broker answers FindCoordinator: ask a known one.
-        let info = self.cluster.any_node().ok_or(ClientError::NoBroker {
-            bootstrap: self.config.bootstrap_servers.clone(),
-        })?;
-        let connection = self.cluster.connection(info).await?;
-        let response = connection.call(FIND_COORDINATOR_VERSION, &request).await?;
-        if response.error_code != 0 {
-            return Err(ClientError::kafka(
-                "FindCoordinator",
-                group,
-                -1,
-                response.error_code,
-            ));
-        }
-        self.cluster.connection(response.node_id.0).await
+        self.cluster.coordinator(group, 0).await
     }
 
     /// The group's committed offset of a partition (`group.id` must be set).

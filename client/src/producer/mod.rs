@@ -27,7 +27,7 @@ mod transaction;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 
@@ -165,17 +165,21 @@ impl Producer {
             });
         }
         let max_block = shared.config.max_block;
-        let started = Instant::now();
         // Known topics and free buffer memory are the common case: neither
-        // sets a timer.
+        // reads the clock nor sets a timer. `blocked` is when send first
+        // had to wait, for what is left of max.block.ms.
+        let mut blocked = None;
         let topic = match shared.cluster.topic(record.topic) {
             Some(topic) => topic,
-            None => tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
-                .await
-                .map_err(|_| ClientError::MetadataTimeout {
-                    topic: record.topic.to_string(),
-                    max_block_ms: max_block.as_millis() as u64,
-                })??,
+            None => {
+                blocked = Some(Instant::now());
+                tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
+                    .await
+                    .map_err(|_| ClientError::MetadataTimeout {
+                        topic: record.topic.to_string(),
+                        max_block_ms: max_block.as_millis() as u64,
+                    })??
+            }
         };
         // Room in buffer.memory, waiting up to what is left of max.block.ms.
         let bytes = buffered_bytes(record.key, record.value);
@@ -192,7 +196,8 @@ impl Producer {
             Ok(permit) => permit.forget(),
             Err(TryAcquireError::Closed) => return Err(ClientError::ProducerClosed),
             Err(TryAcquireError::NoPermits) => {
-                let left = max_block.saturating_sub(started.elapsed());
+                let left =
+                    max_block.saturating_sub(blocked.map_or(Duration::ZERO, |t| t.elapsed()));
                 match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
                     Ok(Ok(permit)) => permit.forget(),
                     Ok(Err(_)) => return Err(ClientError::ProducerClosed),

@@ -6,7 +6,7 @@
 //! `commit_transaction` or `abort_transaction`. Records of an aborted
 //! transaction are never seen by `read_committed` consumers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{MutexGuard, PoisonError};
 
 use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
@@ -14,7 +14,6 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
 };
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
-use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -26,7 +25,6 @@ use super::Producer;
 use crate::connection::Connection;
 use crate::error::{ClientError, Result};
 
-const FIND_COORDINATOR_VERSION: i16 = 3;
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 const ADD_PARTITIONS_VERSION: i16 = 3;
 const ADD_OFFSETS_VERSION: i16 = 3;
@@ -41,8 +39,9 @@ const ATTEMPTS: usize = 50;
 pub(super) struct TxnState {
     producer: Option<(i64, i16)>,
     open: bool,
-    /// Partitions added to the open transaction.
-    added: HashSet<(String, i32)>,
+    /// Partitions added to the open transaction, by topic (looked up by
+    /// `&str`: a send allocates nothing to check).
+    added: HashMap<String, HashSet<i32>>,
     /// Offsets were sent in the open transaction.
     offsets_sent: bool,
 }
@@ -73,25 +72,15 @@ impl Producer {
         Ok(TransactionalId(StrBytes::from_string(id.clone())))
     }
 
-    /// The coordinator of `key` (`key_type` 0 group, 1 transaction).
+    /// The coordinator of `key` (`key_type` 0 group, 1 transaction),
+    /// asking again while the brokers answer that it is not ready.
     async fn coordinator_for(&self, key: &str, key_type: i8) -> Result<Connection> {
-        let cluster = &self.shared.cluster;
         for _ in 0..ATTEMPTS {
-            let node = cluster.any_node().ok_or(ClientError::NoBroker {
-                bootstrap: self.shared.config.bootstrap_servers.clone(),
-            })?;
-            let request = FindCoordinatorRequest::default()
-                .with_key(StrBytes::from_string(key.to_string()))
-                .with_key_type(key_type);
-            let response = cluster
-                .connection(node)
-                .await?
-                .call(FIND_COORDINATOR_VERSION, &request)
-                .await?;
-            match response.error_code {
-                0 => return cluster.connection(response.node_id.0).await,
-                code if RETRIABLE.contains(&code) => self.backoff().await,
-                code => return Err(ClientError::kafka("FindCoordinator", key, -1, code)),
+            match self.shared.cluster.coordinator(key, key_type).await {
+                Err(err) if err.kafka_code().is_some_and(|c| RETRIABLE.contains(&c)) => {
+                    self.backoff().await
+                }
+                found => return found,
             }
         }
         Err(txn_error(format!("no coordinator for {key}")))
@@ -169,7 +158,7 @@ impl Producer {
                     "send in a transactional producer needs begin_transaction first",
                 ));
             }
-            if txn.added.contains(&(topic.to_string(), partition)) {
+            if txn.added.get(topic).is_some_and(|p| p.contains(&partition)) {
                 return Ok(());
             }
             txn.producer
@@ -197,7 +186,11 @@ impl Producer {
                 .unwrap_or(0);
             match code {
                 0 => {
-                    self.txn()?.added.insert((topic.to_string(), partition));
+                    self.txn()?
+                        .added
+                        .entry(topic.to_string())
+                        .or_default()
+                        .insert(partition);
                     return Ok(());
                 }
                 code if RETRIABLE.contains(&code) => self.backoff().await,
