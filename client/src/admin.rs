@@ -54,6 +54,8 @@ const TIMEOUT_MS: i32 = 30_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDescription {
     pub name: String,
+    /// The id the brokers gave the topic (Metadata v10+).
+    pub topic_id: uuid::Uuid,
     pub internal: bool,
     /// (partition, leader) in partition order.
     pub partitions: Vec<(i32, i32)>,
@@ -382,6 +384,7 @@ impl Admin {
                 partitions.sort_unstable();
                 Some(TopicDescription {
                     name,
+                    topic_id: t.topic_id,
                     internal: t.is_internal,
                     partitions,
                 })

@@ -8,13 +8,18 @@
 //! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
 //! - [`offset_reset`]: a `ConsumerGroup`'s one-time offset reset.
 //! - [`status`]: resource statuses and conditions from what a sync saw.
-//!
-//! The reconcilers, chart and images come with the rest of the operator
-//! issue.
+//! - [`reconcile`]: the Cluster, Topic and ConsumerGroup reconcilers.
+//! - [`leader`]: leader election on a Lease.
+//! - [`metrics`]: what the operator's `/metrics` serves.
+//! - [`run`]: `runnel-operator run`, the controllers put together.
 
 pub mod crd;
 pub mod lag;
+pub mod leader;
+pub mod metrics;
 pub mod objects;
 pub mod offset_reset;
+pub mod reconcile;
+pub mod run;
 pub mod status;
 pub mod topic_sync;

@@ -96,12 +96,28 @@ pub fn bootstrap_address(cluster: &Cluster) -> String {
     )
 }
 
-pub fn config_map(cluster: &Cluster) -> ConfigMap {
+/// FNV-1a of the brokers' `server.properties`, stable across builds (the
+/// pod template carries it, so a new value rolls the brokers).
+fn config_hash(cluster: &Cluster) -> String {
+    let properties = server_properties(cluster);
+    let hash = properties.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+/// The ConfigMap's `server.properties`.
+fn server_properties(cluster: &Cluster) -> String {
     let mut properties =
         String::from("# Written by runnel-operator from the Cluster's spec.config.\n");
     for (key, value) in &cluster.spec.config {
         properties.push_str(&format!("{key}={value}\n"));
     }
+    properties
+}
+
+pub fn config_map(cluster: &Cluster) -> ConfigMap {
+    let properties = server_properties(cluster);
     ConfigMap {
         metadata: meta(cluster, format!("{}-config", cluster.name_any())),
         data: Some(BTreeMap::from([(
@@ -269,7 +285,9 @@ pub fn stateful_set(cluster: &Cluster) -> StatefulSet {
         ..Container::default()
     };
     let pod = spec.pod.clone().unwrap_or_default();
-    let mut annotations = BTreeMap::new();
+    // A config change rolls the brokers: they read it at start.
+    let mut annotations =
+        BTreeMap::from([("runnel.dev/config-hash".to_string(), config_hash(cluster))]);
     if spec.metrics.enabled {
         annotations.insert("prometheus.io/scrape".to_string(), "true".to_string());
         annotations.insert("prometheus.io/port".to_string(), METRICS_PORT.to_string());
@@ -277,7 +295,7 @@ pub fn stateful_set(cluster: &Cluster) -> StatefulSet {
     let template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(labels(cluster)),
-            annotations: (!annotations.is_empty()).then_some(annotations),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {

@@ -14,6 +14,8 @@ use crate::crd::TopicSpec;
 pub struct TopicOutcome {
     /// Partitions the topic has now.
     pub partitions: i32,
+    /// The topic's id on the brokers.
+    pub topic_id: Option<String>,
     pub created: bool,
     /// Partitions added by this sync.
     pub grown_by: i32,
@@ -23,11 +25,14 @@ pub struct TopicOutcome {
     pub refused: Option<String>,
 }
 
-/// Brings topic `name` to `spec`.
+/// Brings topic `name` to `spec`. `scaled_partitions` is what a
+/// ConsumerGroup's partition scaling grew the topic to: partitions up to
+/// it beyond `spec.partitions` are not a shrink request.
 pub async fn sync_topic(
     admin: &Admin,
     name: &str,
     spec: &TopicSpec,
+    scaled_partitions: Option<i32>,
 ) -> Result<TopicOutcome, ClientError> {
     let existing = admin
         .list_topics()
@@ -48,16 +53,23 @@ pub async fn sync_topic(
                 .await?;
             outcome.created = true;
             outcome.partitions = spec.partitions;
+            outcome.topic_id = admin
+                .list_topics()
+                .await?
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.topic_id.to_string());
             return Ok(outcome);
         }
         Some(topic) => {
             let current = topic.partitions.len() as i32;
             outcome.partitions = current;
+            outcome.topic_id = Some(topic.topic_id.to_string());
             if spec.partitions > current {
                 admin.create_partitions(name, spec.partitions).await?;
                 outcome.grown_by = spec.partitions - current;
                 outcome.partitions = spec.partitions;
-            } else if spec.partitions < current {
+            } else if spec.partitions < current && scaled_partitions.is_none_or(|s| s < current) {
                 outcome.refused = Some(format!(
                     "spec.partitions is {} but topic {name} has {current}: partitions can only grow",
                     spec.partitions

@@ -6,13 +6,17 @@ use runnel_operator::crd::{Cluster, ConsumerGroup, Topic, crds_yaml};
 
 #[test]
 fn crds_directory_is_what_runnel_operator_crd_prints() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../crds/runnel.dev.yaml");
-    let stored = std::fs::read_to_string(path).expect("crds/runnel.dev.yaml");
     let generated = crds_yaml().expect("render");
-    assert!(
-        stored == generated,
-        "crds/runnel.dev.yaml is stale: run `cargo run -p runnel-operator -- crd > crds/runnel.dev.yaml`"
-    );
+    // crds/ and the Helm chart's copy (Helm installs crds/ of a chart
+    // before its templates).
+    for relative in ["crds/runnel.dev.yaml", "charts/runnel/crds/runnel.dev.yaml"] {
+        let path = format!("{}/../{relative}", env!("CARGO_MANIFEST_DIR"));
+        let stored = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            stored == generated,
+            "{relative} is stale: run `cargo run -p runnel-operator -- crd > {relative}`"
+        );
+    }
 }
 
 #[test]

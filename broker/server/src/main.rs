@@ -23,7 +23,6 @@ mod fault;
 mod group_metrics;
 mod groups;
 mod handlers;
-mod http;
 mod internal_topic;
 mod meta;
 mod metrics;

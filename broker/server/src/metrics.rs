@@ -387,6 +387,12 @@ where
     Ok(())
 }
 
+impl runnel_http::EncodeMetrics for BrokerMetrics {
+    fn encode(&self) -> String {
+        BrokerMetrics::encode(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use crate::broker::Broker;
 use crate::config::{self, BrokerConfig, ConfigArgs};
 use crate::connection;
 use crate::handlers::now_ms;
-use crate::http::{self, HttpState};
 use crate::metrics::BrokerMetrics;
 use crate::topics::TopicRegistry;
+use runnel_http::{self as http, HttpState};
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -79,7 +79,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     };
 
     let metrics = Arc::new(BrokerMetrics::new().with_log_manager(&manager));
-    let http_state = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    let http_state = Arc::new(HttpState::new(
+        Arc::clone(&metrics) as Arc<dyn http::EncodeMetrics>
+    ));
     let metrics_addr = config.metrics_listen.clone();
     let metrics_listener = TcpListener::bind((metrics_addr.host.as_str(), metrics_addr.port))
         .await

@@ -123,6 +123,24 @@ fn keys_land_on_the_java_clients_partition_and_acks_0_reports_no_offset() {
             assert_eq!(landed.offset, -1, "acks=0 learns no offset");
         }
         producer.close().await;
+        // acks=0 gets no answer, so close() cannot wait for the appends:
+        // wait for the 30 records to be in the log.
+        let admin = runnel_client::Admin::new(&broker.bootstrap, "test")
+            .await
+            .expect("admin");
+        let partitions: Vec<(String, i32)> = (0..3).map(|p| ("keyed".to_string(), p)).collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ends = admin.end_offsets(&partitions).await.expect("end offsets");
+            if ends.iter().sum::<i64>() == 30 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "acks=0 records not appended within 30 s: {ends:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
 
         // acks=1: the same keys, now with offsets, on the same partitions.
         let producer = Producer::new(config(&broker, &[("acks", "1")]))

@@ -42,22 +42,37 @@ fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions()
             let admin = Admin::new(&bootstrap, "operator-test")
                 .await
                 .expect("admin");
-            let created = sync_topic(&admin, "orders", &spec(3, &[("retention.ms", "3600000")]))
-                .await
-                .expect("sync");
+            let created = sync_topic(
+                &admin,
+                "orders",
+                &spec(3, &[("retention.ms", "3600000")]),
+                None,
+            )
+            .await
+            .expect("sync");
             assert!(created.created);
             assert_eq!(created.partitions, 3);
-            let again = sync_topic(&admin, "orders", &spec(3, &[("retention.ms", "3600000")]))
-                .await
-                .expect("sync");
+            let again = sync_topic(
+                &admin,
+                "orders",
+                &spec(3, &[("retention.ms", "3600000")]),
+                None,
+            )
+            .await
+            .expect("sync");
             assert_eq!(
                 (again.created, again.grown_by, again.configs_set.len()),
                 (false, 0, 0),
                 "nothing to do: {again:?}"
             );
-            let grown = sync_topic(&admin, "orders", &spec(5, &[("retention.ms", "7200000")]))
-                .await
-                .expect("sync");
+            let grown = sync_topic(
+                &admin,
+                "orders",
+                &spec(5, &[("retention.ms", "7200000")]),
+                None,
+            )
+            .await
+            .expect("sync");
             assert_eq!((grown.grown_by, grown.partitions), (2, 5));
             assert_eq!(grown.configs_set, ["retention.ms"]);
             let configs = admin.describe_configs("orders").await.expect("configs");
@@ -66,9 +81,14 @@ fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions()
                     .iter()
                     .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("7200000"))
             );
-            let shrink = sync_topic(&admin, "orders", &spec(2, &[("retention.ms", "7200000")]))
-                .await
-                .expect("sync");
+            let shrink = sync_topic(
+                &admin,
+                "orders",
+                &spec(2, &[("retention.ms", "7200000")]),
+                None,
+            )
+            .await
+            .expect("sync");
             assert!(shrink.refused.is_some_and(|r| r.contains("can only grow")));
             assert_eq!(shrink.partitions, 5);
 
@@ -109,10 +129,26 @@ fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions()
             );
             assert!(decision.lagging);
             assert_eq!(decision.grow_to, Some(7));
-            let grow = sync_topic(&admin, "orders", &spec(7, &[("retention.ms", "7200000")]))
-                .await
-                .expect("grow");
+            let grow = sync_topic(
+                &admin,
+                "orders",
+                &spec(7, &[("retention.ms", "7200000")]),
+                None,
+            )
+            .await
+            .expect("grow");
             assert_eq!(grow.partitions, 7);
+            // Partitions that scaling added beyond spec.partitions are not
+            // a shrink request.
+            let scaled = sync_topic(
+                &admin,
+                "orders",
+                &spec(5, &[("retention.ms", "7200000")]),
+                Some(7),
+            )
+            .await
+            .expect("sync");
+            assert_eq!((scaled.refused, scaled.partitions), (None, 7));
             let after = group_lag(&admin, "billing", &topics).await.expect("lag");
             assert_eq!(after.partition_counts, [("orders".to_string(), 7)]);
             assert_eq!(after.total, 120, "new partitions are empty");

@@ -147,6 +147,9 @@ pub struct ConsumerGroupStatus {
     /// `Lagging` and `Scaling`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Since when the lag has been above the policy's threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_threshold_since: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scaling_time: Option<Time>,
     /// The `offsetReset.id` last applied.

@@ -57,6 +57,10 @@ pub struct TopicStatus {
     /// Partitions it has on the brokers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitions: Option<i32>,
+    /// Partitions a ConsumerGroup's partition scaling grew the topic to,
+    /// beyond `spec.partitions` (which then no longer counts as a shrink).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaled_partitions: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, and why not (e.g. a refused shrink).
