@@ -50,6 +50,7 @@ cargo fmt --all -- --check
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --features runnel-broker/fault-injection -- -D warnings
+bash scripts/check-chart.sh  # chart, CRDs, examples, shell scripts (offline)
 echo "test.sh: cargo test"
 # fault-injection: the test-only switches of broker/server/src/fault.rs
 # (tests/idempotence.rs drops Produce responses with them).
