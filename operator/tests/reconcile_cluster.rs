@@ -269,3 +269,42 @@ async fn a_config_change_rolls_the_brokers() {
         .insert("log.retention.hours".into(), "24".into());
     assert_ne!(hash(&before), first);
 }
+
+#[tokio::test]
+async fn a_storage_change_the_statefulset_refuses_is_reported_in_the_cluster() {
+    let (client, mut api) = client();
+    let ctx = context(client);
+    let resource = demo(1, "runnel:1", 4, None);
+    let reconcile = tokio::spawn(cluster::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+    answer_owned_applies(&mut api).await;
+    api.expect("PATCH", "/apis/apps/v1/namespaces/streaming/statefulsets/demo")
+        .await
+        .fail(
+            422,
+            "StatefulSet.apps \"demo\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+        );
+    let event = answer_event(&mut api, "SpecRefused").await;
+    assert_eq!(event["type"], "Warning");
+    let status = answer_status(&mut api, &resource).await;
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .expect("Degraded");
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "SpecRefused")
+    );
+    assert!(
+        degraded.message.contains("storage size and class"),
+        "{}",
+        degraded.message
+    );
+    assert!(
+        degraded.message.contains("Forbidden"),
+        "{}",
+        degraded.message
+    );
+    reconcile.await.expect("no panic").expect_err("refused");
+    api.expect_nothing_more();
+}

@@ -16,12 +16,24 @@ use runnel_operator::objects;
 
 #[test]
 fn the_operators_pod_spec_starts_a_broker() {
-    let sample = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../operator/tests/golden/cluster.yaml"
-    );
-    let cluster: Cluster =
-        serde_saphyr::from_str(&std::fs::read_to_string(sample).expect("sample")).expect("Cluster");
+    starts_a_broker("operator/tests/golden/cluster.yaml");
+}
+
+/// The example Cluster users apply first (and e2e/kind applies): its
+/// broker settings are ones the broker takes.
+#[test]
+fn the_example_cluster_starts_a_broker() {
+    starts_a_broker("examples/cluster.yaml");
+}
+
+/// Starts a broker as the StatefulSet of the Cluster in `sample` (a path
+/// from the repository root) would, with the Cluster in namespace
+/// `streaming`.
+fn starts_a_broker(sample: &str) {
+    let path = format!("{}/../../{sample}", env!("CARGO_MANIFEST_DIR"));
+    let mut cluster: Cluster =
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("sample")).expect("Cluster");
+    cluster.metadata.namespace = Some("streaming".into());
     let set = objects::stateful_set(&cluster);
     let pod = set.spec.template.spec.expect("pod spec");
     let container = &pod.containers[0];
@@ -101,6 +113,6 @@ fn the_operators_pod_spec_starts_a_broker() {
         ready.contains(&format!(
             "advertised {pod_name}.demo-brokers.streaming.svc:9092"
         )),
-        "{ready}"
+        "{sample}: {ready}"
     );
 }

@@ -231,12 +231,39 @@ fn a_topic_resource_creates_grows_guards_and_deletes_its_topic() {
             api.expect_nothing_more();
             assert_eq!(partitions_of(&admin, "orders").await, None);
 
-            // A Topic naming a Cluster that does not exist fails, and says so.
+            // A Topic naming a Cluster that does not exist fails, and says
+            // so in its Ready condition.
             let resource = topic_resource(3, 6, &[topic::FINALIZER], false, None);
-            let reconcile = tokio::spawn(topic::reconcile(resource, Arc::clone(&ctx)));
+            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
             api.expect("GET", CLUSTER).await.fail(404, "NotFound");
+            let status = answer_status(
+                &mut api,
+                &format!("{TOPICS}/orders/status"),
+                serde_json::to_value(&*resource).expect("JSON"),
+            )
+            .await;
+            assert_eq!(ready(&status), ("False".into(), "ClusterNotFound".into()));
             let err = reconcile.await.expect("no panic").expect_err("no cluster");
             assert!(err.to_string().contains("Cluster \"demo\""), "{err}");
+
+            // A replication factor the brokers cannot give: refused by the
+            // brokers with Kafka's error, named in the condition.
+            let mut three = (*topic_resource(3, 7, &[topic::FINALIZER], false, None)).clone();
+            three.spec.replication_factor = 3;
+            let resource = Arc::new(three);
+            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+            answer_cluster(&mut api, &bootstrap).await;
+            let status = answer_status(
+                &mut api,
+                &format!("{TOPICS}/orders/status"),
+                serde_json::to_value(&*resource).expect("JSON"),
+            )
+            .await;
+            assert_eq!(ready(&status), ("False".into(), "Refused".into()));
+            let message = status["conditions"][0]["message"].as_str().unwrap_or("");
+            assert!(message.contains("InvalidReplicationFactor"), "{message}");
+            reconcile.await.expect("no panic").expect_err("refused");
+            assert_eq!(partitions_of(&admin, "orders").await, None);
         });
 }
 

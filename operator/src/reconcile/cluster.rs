@@ -25,7 +25,7 @@ use kube::runtime::events::EventType;
 use super::{Context, ReconcileError, apply, apply_status, namespace_of};
 use crate::crd::Cluster;
 use crate::objects;
-use crate::status::cluster_status;
+use crate::status::{cluster_status, set_condition};
 
 /// How often a settled cluster is looked at again (changes to what it
 /// owns wake it up sooner).
@@ -49,11 +49,50 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
         &objects::pod_disruption_budget(&cluster),
     )
     .await?;
-    let set = apply(
+    let set = match apply(
         &Api::<StatefulSet>::namespaced(client.clone(), &namespace),
         &objects::stateful_set(&cluster),
     )
-    .await?;
+    .await
+    {
+        Ok(set) => set,
+        Err(ReconcileError::Kube(kube::Error::Api(refusal))) if refusal.code == 422 => {
+            // A change the StatefulSet cannot take (its volume claim
+            // templates are immutable): say so in the Cluster.
+            let message = format!(
+                "the StatefulSet refused the spec (storage size and class cannot change after creation): {}",
+                refusal.message
+            );
+            let mut status = cluster.status.clone().unwrap_or_default();
+            set_condition(
+                &mut status.conditions,
+                "Degraded",
+                true,
+                "SpecRefused",
+                message.clone(),
+                cluster.metadata.generation,
+                Timestamp::now(),
+            );
+            ctx.event(
+                cluster.as_ref(),
+                EventType::Warning,
+                "SpecRefused",
+                "Apply",
+                message,
+            )
+            .await;
+            if cluster.status.as_ref() != Some(&status) {
+                apply_status(
+                    &Api::<Cluster>::namespaced(client.clone(), &namespace),
+                    cluster.as_ref(),
+                    &status,
+                )
+                .await?;
+            }
+            return Err(ReconcileError::Kube(kube::Error::Api(refusal)));
+        }
+        Err(err) => return Err(err),
+    };
 
     let previous = cluster.status.as_ref();
     let generation_changed =

@@ -17,7 +17,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use super::{Context, ReconcileError, apply_status, cluster_bootstrap, namespace_of};
 use crate::crd::Topic;
 use crate::status::{set_condition, topic_status};
-use crate::topic_sync::sync_topic;
+use crate::topic_sync::{TopicOutcome, sync_topic};
 
 pub const FINALIZER: &str = "runnel.dev/topic";
 
@@ -57,30 +57,17 @@ async fn apply_topic(
     ctx: &Context,
 ) -> Result<Action, ReconcileError> {
     let name = topic_name(topic);
-    let (_cluster, bootstrap) =
-        cluster_bootstrap(&ctx.client, namespace, &topic.spec.cluster).await?;
     let previous = topic.status.as_ref();
-    let scaled = previous.and_then(|s| s.scaled_partitions);
-    let synced = match ctx.admins.get(&bootstrap).await {
-        Ok(admin) => sync_topic(&admin, &name, &topic.spec, scaled)
-            .await
-            .map_err(|source| ReconcileError::Brokers {
-                bootstrap: bootstrap.clone(),
-                source,
-            }),
-        Err(err) => Err(err),
-    };
-    let outcome = match synced {
+    let outcome = match sync(topic, &name, namespace, ctx).await {
         Ok(outcome) => outcome,
         Err(err) => {
-            ctx.admins.forget(&bootstrap);
             // Say why in the resource before retrying.
             let mut status = previous.cloned().unwrap_or_default();
             set_condition(
                 &mut status.conditions,
                 "Ready",
                 false,
-                "BrokersUnavailable",
+                not_ready_reason(&err),
                 err.to_string(),
                 topic.metadata.generation,
                 Timestamp::now(),
@@ -149,6 +136,39 @@ async fn apply_topic(
         apply_status(topics, topic, &status).await?;
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// The topic brought to the spec on the brokers of the Topic's Cluster.
+async fn sync(
+    topic: &Topic,
+    name: &str,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<TopicOutcome, ReconcileError> {
+    let (_cluster, bootstrap) =
+        cluster_bootstrap(&ctx.client, namespace, &topic.spec.cluster).await?;
+    let admin = ctx.admins.get(&bootstrap).await?;
+    let scaled = topic.status.as_ref().and_then(|s| s.scaled_partitions);
+    sync_topic(&admin, name, &topic.spec, scaled)
+        .await
+        .map_err(|source| {
+            if source.kafka_code().is_none() {
+                ctx.admins.forget(&bootstrap);
+            }
+            ReconcileError::Brokers { bootstrap, source }
+        })
+}
+
+/// The `Ready` condition's reason when a sync failed.
+fn not_ready_reason(err: &ReconcileError) -> &'static str {
+    match err {
+        ReconcileError::MissingCluster { .. } => "ClusterNotFound",
+        // The brokers answered with a Kafka error (e.g. a replication
+        // factor larger than the brokers).
+        ReconcileError::Brokers { source, .. } if source.kafka_code().is_some() => "Refused",
+        ReconcileError::Brokers { .. } => "BrokersUnavailable",
+        _ => "SyncFailed",
+    }
 }
 
 async fn delete_topic(

@@ -85,6 +85,15 @@ impl ApiServer {
         exchange
     }
 
+    /// The next request, whatever it is; `None` when the client is gone.
+    pub async fn next(&mut self) -> Option<Exchange> {
+        let (request, respond) =
+            tokio::time::timeout(Duration::from_secs(30), self.handle.next_request())
+                .await
+                .expect("a request within 30 s")?;
+        Some(exchange(request, respond).await)
+    }
+
     /// Fails if a request is waiting (call it once the code under test
     /// has returned: everything it sent is queued by then).
     pub fn expect_nothing_more(&mut self) {
