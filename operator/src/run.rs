@@ -17,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::net::TcpListener;
@@ -168,28 +168,49 @@ async fn controllers(
         error_policy,
         Arc::clone(&ctx),
     )
-    .for_each(|_| async {});
-    let topics = Controller::new(api::<Topic>(&client, namespace), watcher::Config::default())
+    .for_each(|result| report("cluster", result));
+    // A change of a Cluster (its brokers becoming ready, say) wakes the
+    // Topics and ConsumerGroups on it, instead of leaving them to their
+    // backoff.
+    let topic_controller =
+        Controller::new(api::<Topic>(&client, namespace), watcher::Config::default());
+    let topic_store = topic_controller.store();
+    let topics = topic_controller
+        .watches(
+            api::<Cluster>(&client, namespace),
+            watcher::Config::default(),
+            move |cluster| on_cluster(&topic_store, &cluster, |t: &Topic| &t.spec.cluster),
+        )
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             |topic, ctx| instrumented("topic", topic, ctx, reconcile::topic::reconcile),
             error_policy,
             Arc::clone(&ctx),
         )
-        .for_each(|_| async {});
+        .for_each(|result| report("topic", result));
     let group_controller = Controller::new(
         api::<ConsumerGroup>(&client, namespace),
         watcher::Config::default(),
-    )
-    .graceful_shutdown_on(stopped(stop.clone()));
+    );
     let groups_store = group_controller.store();
+    let groups_of_cluster = groups_store.clone();
     let groups = group_controller
+        .watches(
+            api::<Cluster>(&client, namespace),
+            watcher::Config::default(),
+            move |cluster| {
+                on_cluster(&groups_of_cluster, &cluster, |g: &ConsumerGroup| {
+                    &g.spec.cluster
+                })
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             |group, ctx| instrumented("consumergroup", group, ctx, reconcile::group::reconcile),
             error_policy,
             Arc::clone(&ctx),
         )
-        .for_each(|_| async {});
+        .for_each(|result| report("consumergroup", result));
     // Lag series of ConsumerGroups that were deleted go away.
     let metrics = Arc::clone(&ctx.metrics);
     let interval = ctx.lag_interval;
@@ -206,6 +227,43 @@ async fn controllers(
     tokio::select! {
         _ = futures::future::join3(clusters, topics, groups) => {}
         () = sweep => {}
+    }
+}
+
+/// The objects in `store` on `cluster` (same namespace, named in their
+/// spec).
+fn on_cluster<K>(
+    store: &Store<K>,
+    cluster: &Cluster,
+    cluster_of: impl Fn(&K) -> &str,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let name = cluster.name_any();
+    let namespace = cluster.namespace();
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace() == namespace && cluster_of(o) == name)
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
+/// Logs what a controller's stream reports, except failed reconciliations
+/// (`error_policy` logs those, with their retry).
+async fn report<T, Q: std::fmt::Display>(
+    controller: &'static str,
+    result: Result<T, kube::runtime::controller::Error<ReconcileError, Q>>,
+) {
+    use kube::runtime::controller::Error;
+    match result {
+        Ok(_) | Err(Error::ReconcilerFailed(..)) => {}
+        // A watch event for an object deleted since: expected.
+        Err(Error::ObjectNotFound(object)) => {
+            tracing::debug!(controller, %object, "object gone before its reconciliation");
+        }
+        Err(err) => tracing::warn!(controller, error = %err, "controller"),
     }
 }
 
@@ -256,4 +314,45 @@ fn error_policy<K: Resource + ResourceExt>(
         "reconciliation failed"
     );
     Action::requeue(delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+
+    fn topic(namespace: &str, name: &str, cluster: &str) -> Topic {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "runnel.dev/v1alpha1", "kind": "Topic",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"cluster": cluster, "partitions": 1},
+        }))
+        .expect("topic")
+    }
+
+    #[test]
+    fn a_cluster_change_wakes_the_topics_on_it_only() {
+        let mut writer = Writer::<Topic>::default();
+        for t in [
+            topic("a", "orders", "demo"),
+            topic("a", "payments", "demo"),
+            topic("a", "logs", "other"),
+            topic("b", "orders", "demo"),
+        ] {
+            writer.apply_watcher_event(&watcher::Event::Apply(t));
+        }
+        let store = writer.as_reader();
+        let cluster: Cluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "runnel.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "demo", "namespace": "a"},
+            "spec": {"brokers": 1, "image": "runnel", "storage": {"size": "1Gi"}},
+        }))
+        .expect("cluster");
+        let mut woken: Vec<String> = on_cluster(&store, &cluster, |t: &Topic| &t.spec.cluster)
+            .into_iter()
+            .map(|r| format!("{}/{}", r.namespace.unwrap_or_default(), r.name))
+            .collect();
+        woken.sort();
+        assert_eq!(woken, ["a/orders", "a/payments"]);
+    }
 }

@@ -230,6 +230,32 @@ async fn a_cluster_is_created_scaled_rolled_and_its_status_kept() {
     );
     reconcile.await.expect("no panic").expect("reconciled");
     api.expect_nothing_more();
+
+    // Scaled down to 1 (generation 4): replicas 1 applied; the highest
+    // brokers go first (the StatefulSet's order), their volumes stay.
+    let resource = demo(1, "runnel:2", 4, Some(rolling));
+    let reconcile = tokio::spawn(cluster::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+    answer_owned_applies(&mut api).await;
+    let set = answer_statefulset(
+        &mut api,
+        json!({"observedGeneration": 1, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+               "currentRevision": "r2", "updateRevision": "r2"}),
+    )
+    .await;
+    assert_eq!(set["spec"]["replicas"], 1);
+    answer_event(&mut api, "Applied").await;
+    let scaling_down = answer_status(&mut api, &resource).await;
+    assert_eq!(
+        conditions(&scaling_down)[1],
+        ("Progressing".into(), "True".into(), "Scaling".into())
+    );
+    assert!(
+        scaling_down.conditions[1]
+            .message
+            .contains("3 brokers, scaling to 1")
+    );
+    reconcile.await.expect("no panic").expect("reconciled");
+    api.expect_nothing_more();
 }
 
 #[tokio::test]
