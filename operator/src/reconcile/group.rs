@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
@@ -196,10 +196,17 @@ async fn record_scaling(
         {
             continue;
         }
-        let mut status = topic.status.clone().unwrap_or_default();
-        status.scaled_partitions = Some(target);
-        status.partitions = Some(target.max(status.partitions.unwrap_or(0)));
-        apply_status(&topics, &topic, &status).await?;
+        // A merge patch, not an apply: the Topic reconciler applies the
+        // rest of this status and leaves scaledPartitions out of it, so an
+        // apply of its built from an older read cannot drop this field.
+        let patch = serde_json::json!({"status": {"scaledPartitions": target}});
+        topics
+            .patch_status(
+                &topic.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await?;
     }
     Ok(())
 }

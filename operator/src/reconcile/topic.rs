@@ -15,7 +15,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
 use super::{Context, ReconcileError, apply_status, cluster_bootstrap, namespace_of};
-use crate::crd::Topic;
+use crate::crd::{Topic, TopicStatus};
 use crate::status::{set_condition, topic_status};
 use crate::topic_sync::{TopicOutcome, sync_topic};
 
@@ -72,9 +72,7 @@ async fn apply_topic(
                 topic.metadata.generation,
                 Timestamp::now(),
             );
-            if previous != Some(&status) {
-                apply_status(topics, topic, &status).await?;
-            }
+            apply_topic_status(topics, topic, status).await?;
             return Err(err);
         }
     };
@@ -132,10 +130,25 @@ async fn apply_topic(
         )
         .await;
     }
-    if previous != Some(&status) {
+    apply_topic_status(topics, topic, status).await?;
+    Ok(Action::requeue(RESYNC))
+}
+
+/// Applies `status` without `scaledPartitions`, which only the
+/// ConsumerGroup reconciler writes (by merge patch), when it differs from
+/// what the resource has.
+async fn apply_topic_status(
+    topics: &Api<Topic>,
+    topic: &Topic,
+    mut status: TopicStatus,
+) -> Result<(), ReconcileError> {
+    status.scaled_partitions = None;
+    let mut current = topic.status.clone().unwrap_or_default();
+    current.scaled_partitions = None;
+    if current != status || topic.status.is_none() {
         apply_status(topics, topic, &status).await?;
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(())
 }
 
 /// The topic brought to the spec on the brokers of the Topic's Cluster.
