@@ -38,16 +38,7 @@ import sys
 
 import yaml
 
-FAILURES = []
-
-
-def ok(message):
-    print(f"ok: {message}")
-
-
-def fail(message):
-    print(f"FAIL: {message}")
-    FAILURES.append(message)
+from check_report import FAILURES, fail, ok
 
 
 def load_all(path):

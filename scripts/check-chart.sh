@@ -103,16 +103,8 @@ check_lines() {
     fi
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "check-chart.sh: need root or sudo to run: $*" >&2
-        return 1
-    fi
-}
+# shellcheck source=scripts/as_root.sh
+source scripts/as_root.sh
 
 # ---------------------------------------------------------------- tools
 

@@ -11,16 +11,8 @@ DEBIAN_PACKAGES=(kafkacat)
 # (a client with its own protocol code).
 PYTHON_PACKAGES=(confluent-kafka kafka-python)
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "test.sh: need root or sudo to run: $*" >&2
-        return 1
-    fi
-}
+# shellcheck source=scripts/as_root.sh
+source scripts/as_root.sh
 
 if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
     echo "test.sh: installing Debian packages: ${DEBIAN_PACKAGES[*]}"

@@ -31,16 +31,7 @@ import sys
 import jsonschema
 import yaml
 
-FAILURES = []
-
-
-def ok(message):
-    print(f"ok: {message}")
-
-
-def fail(message):
-    print(f"FAIL: {message}")
-    FAILURES.append(message)
+from check_report import FAILURES, fail, ok
 
 
 def to_json_schema(node):

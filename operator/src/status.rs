@@ -42,6 +42,13 @@ pub fn set_condition(
     }
 }
 
+/// Whether condition `kind` is there and `True`.
+pub fn is_true(conditions: &[Condition], kind: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == kind && c.status == "True")
+}
+
 /// A Cluster's status from its StatefulSet as the API last returned it:
 /// `Ready` when every broker is updated and ready, `Progressing` while a
 /// scale or rolling update is under way or brokers start, `Degraded` when
@@ -70,11 +77,8 @@ pub fn cluster_status(
         .is_none_or(|s| s.update_revision.is_none() || s.current_revision == s.update_revision);
     let rolled_out = seen && replicas == brokers && updated == brokers && same_revision;
     let previous = cluster.status.as_ref();
-    let was_up = previous.is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| (c.type_ == "Ready" || c.type_ == "Degraded") && c.status == "True")
-    });
+    let was_up = previous
+        .is_some_and(|s| is_true(&s.conditions, "Ready") || is_true(&s.conditions, "Degraded"));
     let mut status = previous.cloned().unwrap_or_default();
     status.ready_brokers = ready;
     status.bootstrap = Some(bootstrap);

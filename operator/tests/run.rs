@@ -36,6 +36,11 @@ fn free_port() -> std::net::SocketAddr {
     listener.local_addr().expect("addr")
 }
 
+/// What a list of any kind answers with when there is nothing.
+fn empty_list() -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": []})
+}
+
 fn lease_answer(holder: Option<&str>) -> serde_json::Value {
     json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -97,11 +102,7 @@ async fn the_operator_leads_watches_serves_metrics_and_releases_the_lease() {
                 ("GET", _) if exchange.query.contains("watch=true") => open_watches.push(exchange),
                 ("GET", path) => {
                     let _ = listed_tx.send(format!("{path}?{}", exchange.query));
-                    exchange.respond(
-                        200,
-                        &json!({"apiVersion": "v1", "kind": "List",
-                                "metadata": {"resourceVersion": "1"}, "items": []}),
-                    );
+                    exchange.respond(200, &empty_list());
                 }
                 (method, path) => panic!("unexpected {method} {path}"),
             }
@@ -193,11 +194,7 @@ async fn an_operator_that_loses_the_lease_stops_with_an_error() {
                     exchange.respond(200, &lease);
                 }
                 ("GET", _) if exchange.query.contains("watch=true") => open_watches.push(exchange),
-                ("GET", _) => exchange.respond(
-                    200,
-                    &json!({"apiVersion": "v1", "kind": "List",
-                            "metadata": {"resourceVersion": "1"}, "items": []}),
-                ),
+                ("GET", _) => exchange.respond(200, &empty_list()),
                 (method, path) => panic!("unexpected {method} {path}"),
             }
         }

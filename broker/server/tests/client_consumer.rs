@@ -12,19 +12,6 @@ use runnel_client::{
     ClientError, Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig, ProducerRecord,
 };
 
-use common::Broker;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("runtime")
-}
-
-fn started() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=3"]);
-    broker.wait_ready();
-    (dir, broker)
-}
-
 /// Sends `values` round-robin over 3 partitions with `compression`.
 async fn produce(bootstrap: &str, topic: &str, values: &[String], compression: &str) {
     let config = ProducerConfig::new(bootstrap)
@@ -65,8 +52,8 @@ fn values(n: usize) -> Vec<String> {
 
 #[test]
 fn assigned_partitions_are_read_from_the_earliest_offset_in_order() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         for codec in ["none", "zstd"] {
             let topic = format!("read-{codec}");
             produce(&broker.bootstrap, &topic, &values(90), codec).await;
@@ -97,8 +84,8 @@ fn assigned_partitions_are_read_from_the_earliest_offset_in_order() {
 
 #[test]
 fn latest_reads_only_new_records_and_seek_goes_back() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         produce(&broker.bootstrap, "tail", &values(30), "none").await;
         let mut consumer = Consumer::new(consumer_config(&broker.bootstrap, &[]))
             .await
@@ -126,8 +113,8 @@ fn latest_reads_only_new_records_and_seek_goes_back() {
 
 #[test]
 fn committed_offsets_are_where_the_next_consumer_of_the_group_starts() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         produce(&broker.bootstrap, "resume", &values(30), "none").await;
         let settings = [("group.id", "resumers"), ("auto.offset.reset", "earliest")];
         let mut consumer = Consumer::new(consumer_config(&broker.bootstrap, &settings))
@@ -192,8 +179,8 @@ fn committed_offsets_are_where_the_next_consumer_of_the_group_starts() {
 
 #[test]
 fn offsets_for_times_and_pause_resume() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         let producer = Producer::new(ProducerConfig::new(&broker.bootstrap))
             .await
             .expect("producer");

@@ -5,21 +5,9 @@
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
+use common::Broker;
 use runnel_client::partitioner::partition_for_key;
 use runnel_client::{ClientError, Producer, ProducerConfig, ProducerRecord};
-
-use common::Broker;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().expect("runtime")
-}
-
-fn started() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=3"]);
-    broker.wait_ready();
-    (dir, broker)
-}
 
 /// Produce requests the broker has handled, from its metrics.
 fn produce_requests(metrics: &str) -> u64 {
@@ -42,8 +30,8 @@ fn config(broker: &Broker, settings: &[(&str, &str)]) -> ProducerConfig {
 
 #[test]
 fn linger_gathers_records_into_one_request_and_offsets_follow() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         let producer = Producer::new(config(&broker, &[("linger.ms", "200")]))
             .await
             .expect("producer");
@@ -75,8 +63,8 @@ fn linger_gathers_records_into_one_request_and_offsets_follow() {
 
 #[test]
 fn a_full_batch_goes_without_waiting_for_linger() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         // Each 100-byte record fills a batch of batch.size 100 on its own;
         // linger is an hour, so only a full batch can be sent.
         let settings = [("linger.ms", "3600000"), ("batch.size", "100")];
@@ -101,8 +89,8 @@ fn a_full_batch_goes_without_waiting_for_linger() {
 
 #[test]
 fn keys_land_on_the_java_clients_partition_and_acks_0_reports_no_offset() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         let producer = Producer::new(config(&broker, &[("acks", "0"), ("linger.ms", "0")]))
             .await
             .expect("producer");
@@ -160,8 +148,8 @@ fn keys_land_on_the_java_clients_partition_and_acks_0_reports_no_offset() {
 
 #[test]
 fn bad_records_are_refused_with_what_was_wrong() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         let producer = Producer::new(config(&broker, &[("max.request.size", "1000")]))
             .await
             .expect("producer");
@@ -190,7 +178,7 @@ fn bad_records_are_refused_with_what_was_wrong() {
         );
         producer.close().await;
     });
-    let err = runtime()
+    let err = common::runtime()
         .block_on(Producer::new(ProducerConfig::new("127.0.0.1:1")))
         .expect_err("nothing listens on port 1");
     assert_eq!(
@@ -201,8 +189,8 @@ fn bad_records_are_refused_with_what_was_wrong() {
 
 #[test]
 fn a_full_buffer_memory_blocks_then_fails_after_max_block_ms() {
-    let (_dir, broker) = started();
-    runtime().block_on(async {
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
+    common::runtime().block_on(async {
         // Nothing is sent before a flush (an hour of linger, batches never
         // fill), so 1000 bytes of buffer hold 8 records of 100 bytes.
         let settings = [
@@ -260,7 +248,7 @@ fn retries_carry_records_across_a_broker_restart() {
     let mut broker = Broker::serve_with(dir.path(), &settings);
     broker.wait_ready();
     let bootstrap = broker.bootstrap.clone();
-    let rt = runtime();
+    let rt = common::runtime();
     let producer = rt.block_on(async {
         let config = ProducerConfig::new(&bootstrap)
             .set("retry.backoff.ms", "50")
@@ -302,10 +290,10 @@ fn retries_carry_records_across_a_broker_restart() {
 
 #[test]
 fn every_compression_type_is_read_back_by_librdkafka() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("compressed-{codec}");
-        runtime().block_on(async {
+        common::runtime().block_on(async {
             let producer = Producer::new(config(&broker, &[("compression.type", codec)]))
                 .await
                 .expect("producer");
@@ -346,7 +334,7 @@ fn every_compression_type_is_read_back_by_librdkafka() {
 
 #[test]
 fn keys_land_where_librdkafka_and_the_java_algorithm_put_them() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&["num.partitions=3"]);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
     let output = std::process::Command::new("python3")
         .arg(script.join("partitions.py"))
@@ -368,7 +356,7 @@ fn keys_land_where_librdkafka_and_the_java_algorithm_put_them() {
         })
         .collect();
     assert_eq!(expected.len(), 120);
-    runtime().block_on(async {
+    common::runtime().block_on(async {
         let producer = Producer::new(config(&broker, &[])).await.expect("producer");
         for (key, partition) in &expected {
             assert_eq!(partition_for_key(key, 7), *partition, "{key:?}");

@@ -95,36 +95,32 @@ fn operator_metrics() -> String {
 
 #[test]
 fn every_metric_the_dashboard_reads_is_exported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = common::Broker::serve(dir.path());
-    broker.wait_ready();
+    let (_dir, broker) = common::started_with(&[]);
     let bootstrap = broker.bootstrap.clone();
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
-            let admin = Admin::new(&bootstrap, "dashboard-test")
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "dashboard-test")
+            .await
+            .expect("admin");
+        admin
+            .create_topic("shown", 2, 1, &[])
+            .await
+            .expect("create");
+        let producer = Producer::new(ProducerConfig::new(&bootstrap))
+            .await
+            .expect("producer");
+        for i in 0..10 {
+            let value = format!("v{i}");
+            producer
+                .send(ProducerRecord::new("shown", value.as_bytes()).partition(i % 2))
                 .await
-                .expect("admin");
-            admin
-                .create_topic("shown", 2, 1, &[])
-                .await
-                .expect("create");
-            let producer = Producer::new(ProducerConfig::new(&bootstrap))
-                .await
-                .expect("producer");
-            for i in 0..10 {
-                let value = format!("v{i}");
-                producer
-                    .send(ProducerRecord::new("shown", value.as_bytes()).partition(i % 2))
-                    .await
-                    .expect("send");
-            }
-            producer.close().await;
-            admin
-                .commit_group_offsets("shown-group", &[("shown".to_string(), 0, 2)])
-                .await
-                .expect("commit");
-        });
+                .expect("send");
+        }
+        producer.close().await;
+        admin
+            .commit_group_offsets("shown-group", &[("shown".to_string(), 0, 2)])
+            .await
+            .expect("commit");
+    });
     let scraped = common::scrape_metrics(&broker.metrics);
     let operator = operator_metrics();
     let exported: BTreeSet<&str> = scraped

@@ -34,25 +34,13 @@ fn python(script: &str, args: &[&str]) -> Output {
         .current_dir(clients_dir()))
 }
 
-fn started() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve(dir.path());
-    broker.wait_ready();
-    (dir, broker)
-}
-
-/// A broker that answers a group's first join at once instead of waiting
-/// for more members, so group tests take seconds.
-fn started_for_groups() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = Broker::serve_with(dir.path(), &["group.initial.rebalance.delay.ms=0"]);
-    broker.wait_ready();
-    (dir, broker)
-}
+/// Answers a group's first join at once instead of waiting for more
+/// members, so group tests take seconds.
+const QUICK_GROUPS: &[&str] = &["group.initial.rebalance.delay.ms=0"];
 
 #[test]
 fn kcat_lists_metadata_produces_and_consumes() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     let lines: Vec<String> = (0..50).map(|i| format!("k{}:value {i}", i % 5)).collect();
     let mut produce = common::kcat()
         .args(["-b", &broker.bootstrap, "-P", "-t", "kcat-topic", "-K", ":"])
@@ -98,85 +86,85 @@ fn kcat_lists_metadata_produces_and_consumes() {
 
 #[test]
 fn admin_client_creates_grows_and_deletes_topics() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("admin.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn kafka_python_produces_consumes_and_manages_topics() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("kafka_python.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn messages_round_trip_with_every_codec_and_acks() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("roundtrip.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn librdkafkas_idempotent_producer_writes_each_message_once() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("idempotent.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn librdkafka_transactions_commit_abort_and_fence() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("transactions.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn consume_transform_produce_is_exactly_once_across_a_killed_worker() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("eos.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
-    let (_dir, broker) = started();
+    let (_dir, broker) = common::started_with(&[]);
     python("times.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn three_consumers_share_six_partitions_with_each_assignor() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("groups.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn kafka_python_consumers_in_one_group_split_the_partitions() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("kafka_python_group.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn a_killed_group_member_hands_its_partitions_over() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("group_failover.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn a_member_that_stops_polling_loses_its_partitions() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("max_poll.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn auto_commit_commits_what_a_member_consumed() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("auto_commit.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn auto_offset_reset_applies_only_without_a_committed_offset() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("offset_reset.py", &[&broker.bootstrap]);
 }
 
 #[test]
 fn admin_clients_list_and_describe_groups_and_read_their_offsets_and_lag() {
-    let (_dir, broker) = started_for_groups();
+    let (_dir, broker) = common::started_with(QUICK_GROUPS);
     python("group_admin.py", &[&broker.bootstrap]);
 }
 

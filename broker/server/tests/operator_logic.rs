@@ -32,187 +32,154 @@ fn spec(partitions: i32, config: &[(&str, &str)]) -> TopicSpec {
 
 #[test]
 fn topics_are_created_grown_and_never_shrunk_and_lagging_groups_get_partitions() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = common::Broker::serve(dir.path());
-    broker.wait_ready();
+    let (_dir, broker) = common::started_with(&[]);
     let bootstrap = broker.bootstrap.clone();
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
-            let admin = Admin::new(&bootstrap, "operator-test")
-                .await
-                .expect("admin");
-            let created = sync_topic(
-                &admin,
-                "orders",
-                &spec(3, &[("retention.ms", "3600000")]),
-                None,
-            )
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "operator-test")
             .await
-            .expect("sync");
-            assert!(created.created);
-            assert_eq!(created.partitions, 3);
-            let again = sync_topic(
-                &admin,
-                "orders",
-                &spec(3, &[("retention.ms", "3600000")]),
-                None,
-            )
-            .await
-            .expect("sync");
-            assert_eq!(
-                (again.created, again.grown_by, again.configs_set.len()),
-                (false, 0, 0),
-                "nothing to do: {again:?}"
-            );
-            let grown = sync_topic(
-                &admin,
-                "orders",
-                &spec(5, &[("retention.ms", "7200000")]),
-                None,
-            )
-            .await
-            .expect("sync");
-            assert_eq!((grown.grown_by, grown.partitions), (2, 5));
-            assert_eq!(grown.configs_set, ["retention.ms"]);
-            let configs = admin.describe_configs("orders").await.expect("configs");
-            assert!(
-                configs
-                    .iter()
-                    .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("7200000"))
-            );
-            let shrink = sync_topic(
-                &admin,
-                "orders",
-                &spec(2, &[("retention.ms", "7200000")]),
-                None,
-            )
-            .await
-            .expect("sync");
-            assert!(shrink.refused.is_some_and(|r| r.contains("can only grow")));
-            assert_eq!(shrink.partitions, 5);
+            .expect("admin");
+        let created = sync_topic(
+            &admin,
+            "orders",
+            &spec(3, &[("retention.ms", "3600000")]),
+            None,
+        )
+        .await
+        .expect("sync");
+        assert!(created.created);
+        assert_eq!(created.partitions, 3);
+        let again = sync_topic(
+            &admin,
+            "orders",
+            &spec(3, &[("retention.ms", "3600000")]),
+            None,
+        )
+        .await
+        .expect("sync");
+        assert_eq!(
+            (again.created, again.grown_by, again.configs_set.len()),
+            (false, 0, 0),
+            "nothing to do: {again:?}"
+        );
+        let grown = sync_topic(
+            &admin,
+            "orders",
+            &spec(5, &[("retention.ms", "7200000")]),
+            None,
+        )
+        .await
+        .expect("sync");
+        assert_eq!((grown.grown_by, grown.partitions), (2, 5));
+        assert_eq!(grown.configs_set, ["retention.ms"]);
+        let configs = admin.describe_configs("orders").await.expect("configs");
+        assert!(
+            configs
+                .iter()
+                .any(|c| c.name == "retention.ms" && c.value.as_deref() == Some("7200000"))
+        );
+        let shrink = sync_topic(
+            &admin,
+            "orders",
+            &spec(2, &[("retention.ms", "7200000")]),
+            None,
+        )
+        .await
+        .expect("sync");
+        assert!(shrink.refused.is_some_and(|r| r.contains("can only grow")));
+        assert_eq!(shrink.partitions, 5);
 
-            // A backlog of 120 records and no consumer.
-            let producer = Producer::new(ProducerConfig::new(&bootstrap))
-                .await
-                .expect("producer");
-            for i in 0..120 {
-                let value = format!("order {i}");
-                let record = ProducerRecord::new("orders", value.as_bytes()).partition(i % 5);
-                producer.send(record).await.expect("send");
+        // A backlog of 120 records and no consumer.
+        let producer = Producer::new(ProducerConfig::new(&bootstrap))
+            .await
+            .expect("producer");
+        for i in 0..120 {
+            let value = format!("order {i}");
+            let record = ProducerRecord::new("orders", value.as_bytes()).partition(i % 5);
+            producer.send(record).await.expect("send");
+        }
+        producer.close().await;
+        let topics = vec!["orders".to_string()];
+        let lag = group_lag(&admin, "billing", &topics).await.expect("lag");
+        assert_eq!(lag.total, 120);
+        assert_eq!(lag.partitions.len(), 5);
+        assert!(lag.partitions.iter().all(|p| p.lag == 24), "{lag:?}");
+        assert_eq!(lag.members, 0);
+        let policy = LagPolicy {
+            threshold_messages: 100,
+            for_seconds: 0,
+        };
+        let scaling = PartitionScaling {
+            max_partitions: 8,
+            step: 2,
+            cooldown_seconds: 300,
+        };
+        let partitions = lag.partition_counts[0].1;
+        let decision = decide(
+            1_000,
+            lag.total,
+            &policy,
+            Some(&scaling),
+            None,
+            None,
+            partitions,
+        );
+        assert!(decision.lagging);
+        assert_eq!(decision.grow_to, Some(7));
+        let grow = sync_topic(
+            &admin,
+            "orders",
+            &spec(7, &[("retention.ms", "7200000")]),
+            None,
+        )
+        .await
+        .expect("grow");
+        assert_eq!(grow.partitions, 7);
+        // Partitions that scaling added beyond spec.partitions are not
+        // a shrink request.
+        let scaled = sync_topic(
+            &admin,
+            "orders",
+            &spec(5, &[("retention.ms", "7200000")]),
+            Some(7),
+        )
+        .await
+        .expect("sync");
+        assert_eq!((scaled.refused, scaled.partitions), (None, 7));
+        let after = group_lag(&admin, "billing", &topics).await.expect("lag");
+        assert_eq!(after.partition_counts, [("orders".to_string(), 7)]);
+        assert_eq!(after.total, 120, "new partitions are empty");
+
+        // Offset resets: latest clears the lag, earliest brings it back,
+        // a datetime before everything is the earliest.
+        let reset = |to, datetime: Option<&str>| OffsetReset {
+            id: "r1".into(),
+            to,
+            datetime: datetime.map(str::to_string),
+        };
+        let lag_after = |reset: OffsetReset| {
+            let (admin, topics) = (&admin, &topics);
+            async move {
+                apply_offset_reset(admin, "billing", topics, &reset)
+                    .await
+                    .expect("reset");
+                group_lag(admin, "billing", topics)
+                    .await
+                    .expect("lag")
+                    .total
             }
-            producer.close().await;
-            let topics = vec!["orders".to_string()];
-            let lag = group_lag(&admin, "billing", &topics).await.expect("lag");
-            assert_eq!(lag.total, 120);
-            assert_eq!(lag.partitions.len(), 5);
-            assert!(lag.partitions.iter().all(|p| p.lag == 24), "{lag:?}");
-            assert_eq!(lag.members, 0);
-            let policy = LagPolicy {
-                threshold_messages: 100,
-                for_seconds: 0,
-            };
-            let scaling = PartitionScaling {
-                max_partitions: 8,
-                step: 2,
-                cooldown_seconds: 300,
-            };
-            let partitions = lag.partition_counts[0].1;
-            let decision = decide(
-                1_000,
-                lag.total,
-                &policy,
-                Some(&scaling),
-                None,
-                None,
-                partitions,
-            );
-            assert!(decision.lagging);
-            assert_eq!(decision.grow_to, Some(7));
-            let grow = sync_topic(
-                &admin,
-                "orders",
-                &spec(7, &[("retention.ms", "7200000")]),
-                None,
-            )
+        };
+        assert_eq!(lag_after(reset(OffsetResetTarget::Latest, None)).await, 0);
+        assert_eq!(
+            lag_after(reset(OffsetResetTarget::Earliest, None)).await,
+            120
+        );
+        assert_eq!(lag_after(reset(OffsetResetTarget::Latest, None)).await, 0);
+        let to_2020 = reset(OffsetResetTarget::Datetime, Some("2020-01-01T00:00:00Z"));
+        assert_eq!(lag_after(to_2020).await, 120);
+        let bad = reset(OffsetResetTarget::Datetime, Some("yesterday"));
+        let err = apply_offset_reset(&admin, "billing", &topics, &bad)
             .await
-            .expect("grow");
-            assert_eq!(grow.partitions, 7);
-            // Partitions that scaling added beyond spec.partitions are not
-            // a shrink request.
-            let scaled = sync_topic(
-                &admin,
-                "orders",
-                &spec(5, &[("retention.ms", "7200000")]),
-                Some(7),
-            )
-            .await
-            .expect("sync");
-            assert_eq!((scaled.refused, scaled.partitions), (None, 7));
-            let after = group_lag(&admin, "billing", &topics).await.expect("lag");
-            assert_eq!(after.partition_counts, [("orders".to_string(), 7)]);
-            assert_eq!(after.total, 120, "new partitions are empty");
-
-            // Offset resets: latest clears the lag, earliest brings it back,
-            // a datetime before everything is the earliest.
-            let reset = |to, datetime: Option<&str>| OffsetReset {
-                id: "r1".into(),
-                to,
-                datetime: datetime.map(str::to_string),
-            };
-            apply_offset_reset(
-                &admin,
-                "billing",
-                &topics,
-                &reset(OffsetResetTarget::Latest, None),
-            )
-            .await
-            .expect("reset to latest");
-            assert_eq!(
-                group_lag(&admin, "billing", &topics)
-                    .await
-                    .expect("lag")
-                    .total,
-                0
-            );
-            apply_offset_reset(
-                &admin,
-                "billing",
-                &topics,
-                &reset(OffsetResetTarget::Earliest, None),
-            )
-            .await
-            .expect("reset to earliest");
-            assert_eq!(
-                group_lag(&admin, "billing", &topics)
-                    .await
-                    .expect("lag")
-                    .total,
-                120
-            );
-            apply_offset_reset(
-                &admin,
-                "billing",
-                &topics,
-                &reset(OffsetResetTarget::Latest, None),
-            )
-            .await
-            .expect("reset to latest");
-            let to_2020 = reset(OffsetResetTarget::Datetime, Some("2020-01-01T00:00:00Z"));
-            apply_offset_reset(&admin, "billing", &topics, &to_2020)
-                .await
-                .expect("reset to a time");
-            assert_eq!(
-                group_lag(&admin, "billing", &topics)
-                    .await
-                    .expect("lag")
-                    .total,
-                120
-            );
-            let bad = reset(OffsetResetTarget::Datetime, Some("yesterday"));
-            let err = apply_offset_reset(&admin, "billing", &topics, &bad)
-                .await
-                .expect_err("not a datetime");
-            assert!(err.to_string().contains("yesterday"), "{err}");
-        });
+            .expect_err("not a datetime");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    });
 }

@@ -117,154 +117,150 @@ async fn partitions_of(admin: &Admin, name: &str) -> Option<usize> {
 
 #[test]
 fn a_topic_resource_creates_grows_guards_and_deletes_its_topic() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = common::Broker::serve(dir.path());
-    broker.wait_ready();
+    let (_dir, broker) = common::started_with(&[]);
     let bootstrap = broker.bootstrap.clone();
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
-            let admin = Admin::new(&bootstrap, "test").await.expect("admin");
-            let (client, mut api) = client();
-            let ctx = context(client, Arc::new(OperatorMetrics::new()));
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "test").await.expect("admin");
+        let (client, mut api) = client();
+        let ctx = context(client, Arc::new(OperatorMetrics::new()));
 
-            // A new Topic first gets the finalizer, and nothing else.
-            let reconcile = tokio::spawn(topic::reconcile(
-                topic_resource(3, 1, &[], false, None),
-                Arc::clone(&ctx),
-            ));
-            let patch = api.expect("PATCH", &format!("{TOPICS}/orders")).await;
-            assert!(
-                patch.body.to_string().contains("runnel.dev/topic"),
-                "{}",
-                patch.body
-            );
-            patch.respond(
-                200,
-                &serde_json::to_value(&*topic_resource(3, 1, &[topic::FINALIZER], false, None))
-                    .expect("JSON"),
-            );
-            assert_eq!(
-                reconcile.await.expect("no panic").expect("reconciled"),
-                Action::await_change()
-            );
-            assert_eq!(partitions_of(&admin, "orders").await, None);
+        // A new Topic first gets the finalizer, and nothing else.
+        let reconcile = tokio::spawn(topic::reconcile(
+            topic_resource(3, 1, &[], false, None),
+            Arc::clone(&ctx),
+        ));
+        let patch = api.expect("PATCH", &format!("{TOPICS}/orders")).await;
+        assert!(
+            patch.body.to_string().contains("runnel.dev/topic"),
+            "{}",
+            patch.body
+        );
+        patch.respond(
+            200,
+            &serde_json::to_value(&*topic_resource(3, 1, &[topic::FINALIZER], false, None))
+                .expect("JSON"),
+        );
+        assert_eq!(
+            reconcile.await.expect("no panic").expect("reconciled"),
+            Action::await_change()
+        );
+        assert_eq!(partitions_of(&admin, "orders").await, None);
 
-            // With it: the topic is created on the broker.
-            let resource = topic_resource(3, 2, &[topic::FINALIZER], false, None);
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            answer_cluster(&mut api, &bootstrap).await;
-            let event = answer_event(&mut api, "Created").await;
-            assert!(
-                event["note"]
-                    .as_str()
-                    .is_some_and(|n| n.contains("3 partitions"))
-            );
-            let status = answer_status(
-                &mut api,
-                &format!("{TOPICS}/orders/status"),
-                serde_json::to_value(&*resource).expect("JSON"),
-            )
-            .await;
-            assert_eq!(status["partitions"], 3);
-            assert!(
-                status["topicId"].as_str().is_some_and(|id| id.len() == 36),
-                "{status}"
-            );
-            assert_eq!(ready(&status), ("True".into(), "Synced".into()));
-            reconcile.await.expect("no panic").expect("reconciled");
-            api.expect_nothing_more();
-            assert_eq!(partitions_of(&admin, "orders").await, Some(3));
-            let created: TopicStatus = serde_json::from_value(status).expect("status");
+        // With it: the topic is created on the broker.
+        let resource = topic_resource(3, 2, &[topic::FINALIZER], false, None);
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        answer_cluster(&mut api, &bootstrap).await;
+        let event = answer_event(&mut api, "Created").await;
+        assert!(
+            event["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("3 partitions"))
+        );
+        let status = answer_status(
+            &mut api,
+            &format!("{TOPICS}/orders/status"),
+            serde_json::to_value(&*resource).expect("JSON"),
+        )
+        .await;
+        assert_eq!(status["partitions"], 3);
+        assert!(
+            status["topicId"].as_str().is_some_and(|id| id.len() == 36),
+            "{status}"
+        );
+        assert_eq!(ready(&status), ("True".into(), "Synced".into()));
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        assert_eq!(partitions_of(&admin, "orders").await, Some(3));
+        let created: TopicStatus = serde_json::from_value(status).expect("status");
 
-            // Raising partitions grows it.
-            let resource = topic_resource(5, 3, &[topic::FINALIZER], false, Some(&created));
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            answer_cluster(&mut api, &bootstrap).await;
-            answer_event(&mut api, "PartitionsAdded").await;
-            let status = answer_status(
-                &mut api,
-                &format!("{TOPICS}/orders/status"),
-                serde_json::to_value(&*resource).expect("JSON"),
-            )
-            .await;
-            assert_eq!(status["partitions"], 5);
-            reconcile.await.expect("no panic").expect("reconciled");
-            assert_eq!(partitions_of(&admin, "orders").await, Some(5));
-            let grown: TopicStatus = serde_json::from_value(status).expect("status");
+        // Raising partitions grows it.
+        let resource = topic_resource(5, 3, &[topic::FINALIZER], false, Some(&created));
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        answer_cluster(&mut api, &bootstrap).await;
+        answer_event(&mut api, "PartitionsAdded").await;
+        let status = answer_status(
+            &mut api,
+            &format!("{TOPICS}/orders/status"),
+            serde_json::to_value(&*resource).expect("JSON"),
+        )
+        .await;
+        assert_eq!(status["partitions"], 5);
+        reconcile.await.expect("no panic").expect("reconciled");
+        assert_eq!(partitions_of(&admin, "orders").await, Some(5));
+        let grown: TopicStatus = serde_json::from_value(status).expect("status");
 
-            // A shrink is refused, with the reason in the condition and an
-            // Event; the topic keeps its partitions.
-            let resource = topic_resource(2, 4, &[topic::FINALIZER], false, Some(&grown));
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            answer_cluster(&mut api, &bootstrap).await;
-            let event = answer_event(&mut api, "ShrinkRefused").await;
-            assert_eq!(event["type"], "Warning");
-            let status = answer_status(
-                &mut api,
-                &format!("{TOPICS}/orders/status"),
-                serde_json::to_value(&*resource).expect("JSON"),
-            )
-            .await;
-            assert_eq!(ready(&status), ("False".into(), "ShrinkRefused".into()));
-            let message = status["conditions"][0]["message"].as_str().unwrap_or("");
-            assert!(message.contains("can only grow"), "{message}");
-            reconcile.await.expect("no panic").expect("reconciled");
-            assert_eq!(partitions_of(&admin, "orders").await, Some(5));
+        // A shrink is refused, with the reason in the condition and an
+        // Event; the topic keeps its partitions.
+        let resource = topic_resource(2, 4, &[topic::FINALIZER], false, Some(&grown));
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        answer_cluster(&mut api, &bootstrap).await;
+        let event = answer_event(&mut api, "ShrinkRefused").await;
+        assert_eq!(event["type"], "Warning");
+        let status = answer_status(
+            &mut api,
+            &format!("{TOPICS}/orders/status"),
+            serde_json::to_value(&*resource).expect("JSON"),
+        )
+        .await;
+        assert_eq!(ready(&status), ("False".into(), "ShrinkRefused".into()));
+        let message = status["conditions"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains("can only grow"), "{message}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        assert_eq!(partitions_of(&admin, "orders").await, Some(5));
 
-            // Deleted: the finalizer deletes the topic, then lets the
-            // resource go.
-            let resource = topic_resource(5, 5, &[topic::FINALIZER], true, Some(&grown));
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            answer_cluster(&mut api, &bootstrap).await;
-            let patch = api.expect("PATCH", &format!("{TOPICS}/orders")).await;
-            let ops = patch.body.to_string();
-            assert!(
-                ops.contains("\"remove\"") && ops.contains("/metadata/finalizers/0"),
-                "{ops}"
-            );
-            patch.respond(
-                200,
-                &serde_json::to_value(&*topic_resource(5, 5, &[], true, None)).expect("JSON"),
-            );
-            reconcile.await.expect("no panic").expect("cleaned up");
-            api.expect_nothing_more();
-            assert_eq!(partitions_of(&admin, "orders").await, None);
+        // Deleted: the finalizer deletes the topic, then lets the
+        // resource go.
+        let resource = topic_resource(5, 5, &[topic::FINALIZER], true, Some(&grown));
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        answer_cluster(&mut api, &bootstrap).await;
+        let patch = api.expect("PATCH", &format!("{TOPICS}/orders")).await;
+        let ops = patch.body.to_string();
+        assert!(
+            ops.contains("\"remove\"") && ops.contains("/metadata/finalizers/0"),
+            "{ops}"
+        );
+        patch.respond(
+            200,
+            &serde_json::to_value(&*topic_resource(5, 5, &[], true, None)).expect("JSON"),
+        );
+        reconcile.await.expect("no panic").expect("cleaned up");
+        api.expect_nothing_more();
+        assert_eq!(partitions_of(&admin, "orders").await, None);
 
-            // A Topic naming a Cluster that does not exist fails, and says
-            // so in its Ready condition.
-            let resource = topic_resource(3, 6, &[topic::FINALIZER], false, None);
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            api.expect("GET", CLUSTER).await.fail(404, "NotFound");
-            let status = answer_status(
-                &mut api,
-                &format!("{TOPICS}/orders/status"),
-                serde_json::to_value(&*resource).expect("JSON"),
-            )
-            .await;
-            assert_eq!(ready(&status), ("False".into(), "ClusterNotFound".into()));
-            let err = reconcile.await.expect("no panic").expect_err("no cluster");
-            assert!(err.to_string().contains("Cluster \"demo\""), "{err}");
+        // A Topic naming a Cluster that does not exist fails, and says
+        // so in its Ready condition.
+        let resource = topic_resource(3, 6, &[topic::FINALIZER], false, None);
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        api.expect("GET", CLUSTER).await.fail(404, "NotFound");
+        let status = answer_status(
+            &mut api,
+            &format!("{TOPICS}/orders/status"),
+            serde_json::to_value(&*resource).expect("JSON"),
+        )
+        .await;
+        assert_eq!(ready(&status), ("False".into(), "ClusterNotFound".into()));
+        let err = reconcile.await.expect("no panic").expect_err("no cluster");
+        assert!(err.to_string().contains("Cluster \"demo\""), "{err}");
 
-            // A replication factor the brokers cannot give: refused by the
-            // brokers with Kafka's error, named in the condition.
-            let mut three = (*topic_resource(3, 7, &[topic::FINALIZER], false, None)).clone();
-            three.spec.replication_factor = 3;
-            let resource = Arc::new(three);
-            let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
-            answer_cluster(&mut api, &bootstrap).await;
-            let status = answer_status(
-                &mut api,
-                &format!("{TOPICS}/orders/status"),
-                serde_json::to_value(&*resource).expect("JSON"),
-            )
-            .await;
-            assert_eq!(ready(&status), ("False".into(), "Refused".into()));
-            let message = status["conditions"][0]["message"].as_str().unwrap_or("");
-            assert!(message.contains("InvalidReplicationFactor"), "{message}");
-            reconcile.await.expect("no panic").expect_err("refused");
-            assert_eq!(partitions_of(&admin, "orders").await, None);
-        });
+        // A replication factor the brokers cannot give: refused by the
+        // brokers with Kafka's error, named in the condition.
+        let mut three = (*topic_resource(3, 7, &[topic::FINALIZER], false, None)).clone();
+        three.spec.replication_factor = 3;
+        let resource = Arc::new(three);
+        let reconcile = tokio::spawn(topic::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        answer_cluster(&mut api, &bootstrap).await;
+        let status = answer_status(
+            &mut api,
+            &format!("{TOPICS}/orders/status"),
+            serde_json::to_value(&*resource).expect("JSON"),
+        )
+        .await;
+        assert_eq!(ready(&status), ("False".into(), "Refused".into()));
+        let message = status["conditions"][0]["message"].as_str().unwrap_or("");
+        assert!(message.contains("InvalidReplicationFactor"), "{message}");
+        reconcile.await.expect("no panic").expect_err("refused");
+        assert_eq!(partitions_of(&admin, "orders").await, None);
+    });
 }
 
 fn group_resource(
@@ -293,13 +289,9 @@ fn group_resource(
 
 #[test]
 fn a_lagging_group_gets_partitions_and_reports_its_lag() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut broker = common::Broker::serve(dir.path());
-    broker.wait_ready();
+    let (_dir, broker) = common::started_with(&[]);
     let bootstrap = broker.bootstrap.clone();
-    tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(async {
+    common::runtime().block_on(async {
             let admin = Admin::new(&bootstrap, "test").await.expect("admin");
             admin.create_topic("orders", 5, 1, &[]).await.expect("topic");
             // A backlog: a producer and no consumer.

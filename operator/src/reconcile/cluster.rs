@@ -25,7 +25,7 @@ use kube::runtime::events::EventType;
 use super::{Context, ReconcileError, apply, apply_status, namespace_of};
 use crate::crd::Cluster;
 use crate::objects;
-use crate::status::{cluster_status, set_condition};
+use crate::status::{cluster_status, is_true, set_condition};
 
 /// How often a settled cluster is looked at again (changes to what it
 /// owns wake it up sooner).
@@ -154,13 +154,4 @@ pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Actio
     } else {
         ROLLOUT_REQUEUE
     }))
-}
-
-fn is_true(
-    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-    kind: &str,
-) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.type_ == kind && c.status == "True")
 }

@@ -76,8 +76,6 @@ pub async fn reconcile(
             return Err(brokers(err));
         }
     };
-    ctx.metrics
-        .set_group_lag(&namespace, &resource.name_any(), &lag.partitions);
 
     let now = Timestamp::now();
     let decision = match &spec.lag_policy {

@@ -36,6 +36,20 @@ pub struct Exit {
     pub stderr: String,
 }
 
+/// A broker with `overrides`, ready, with its data in a fresh directory
+/// (deleted when the returned `TempDir` drops).
+pub fn started_with(overrides: &[&str]) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), overrides);
+    broker.wait_ready();
+    (dir, broker)
+}
+
+/// A runtime for a test's async part.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("runtime")
+}
+
 impl Broker {
     /// Starts `runnel serve --log-dirs <dirs>` on free ports of 127.0.0.1.
     pub fn serve(log_dirs: &Path) -> Self {
