@@ -423,7 +423,10 @@ fi
 
 section "shell scripts"
 
-SCRIPTS=(scripts/*.sh e2e/kind/*.sh .ci/run)
+# Every shell script of the repository (outside build output) and .ci/run.
+mapfile -t SCRIPTS < <(find scripts e2e broker client operator -name '*.sh' \
+    -not -path '*/target/*' -not -path '*/node_modules/*' | sort)
+SCRIPTS+=(.ci/run)
 for script in "${SCRIPTS[@]}"; do
     [ -f "$script" ] || continue
     check "bash -n $script" bash -n "$script"

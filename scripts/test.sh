@@ -37,6 +37,18 @@ if [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
 fi
 export PROMTOOL="$PROMTOOL_DIR/usr/bin/promtool"
 
+# Apache Kafka, the reference broker (scripts/kafka.sh: Maven resolves it
+# into ~/.cache/runnel-test-tools once): its tools read our files in
+# tests/kafka_files.rs, and the Java and Go client tests run against it too.
+if ! command -v mvn >/dev/null 2>&1; then
+    echo "test.sh: installing Debian package maven"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven
+fi
+command -v java >/dev/null 2>&1 || { echo "test.sh: java not found: Kafka and its Java client need Java 17" >&2; exit 1; }
+command -v go >/dev/null 2>&1 || { echo "test.sh: go not found: the franz-go client tests need Go" >&2; exit 1; }
+bash scripts/kafka.sh install
+
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 echo "test.sh: cargo clippy"
