@@ -109,6 +109,10 @@ func TestGroupBalancers(t *testing.T) {
 				return len(assigned) == partitions && len(records) == partitions*perPartition,
 					fmt.Sprintf("assigned %v, %d records", assigned, len(records))
 			})
+			// Committed, so that whoever owns a partition next goes on after them.
+			if err := a.cl.CommitUncommittedOffsets(ctx); err != nil {
+				t.Fatalf("CommitUncommittedOffsets: %v", err)
+			}
 
 			bm := startMember(ctx, t, "member b", group, topic, kgo.Balancers(b.balancer))
 			eventually(ctx, t, "members a and b split the partitions 3/3", func() (bool, string) {
