@@ -312,6 +312,34 @@ func TestGroupCommits(t *testing.T) {
 					t.Errorf("later member partition %d: started at offset %d, want %d", p, rest[p][0].Offset, committed)
 				}
 			}
+			later.Close()
+
+			// The group, empty again, is listed until it is deleted.
+			listed, err := adm.ListGroups(ctx)
+			if err != nil {
+				t.Fatalf("ListGroups: %v", err)
+			}
+			if _, ok := listed[group]; !ok {
+				t.Errorf("ListGroups: %s not listed", group)
+			}
+			deleted, err := adm.DeleteGroups(ctx, group)
+			if err != nil || deleted[group].Err != nil {
+				t.Fatalf("DeleteGroups: %v / %v", err, deleted[group].Err)
+			}
+			listed, err = adm.ListGroups(ctx)
+			if err != nil {
+				t.Fatalf("ListGroups: %v", err)
+			}
+			if _, ok := listed[group]; ok {
+				t.Errorf("ListGroups: %s still listed after DeleteGroups", group)
+			}
+			fetched, err = adm.FetchOffsets(ctx, group)
+			if err != nil {
+				t.Fatalf("FetchOffsets after DeleteGroups: %v", err)
+			}
+			if o, ok := fetched.Lookup(topic, 0); ok && o.At >= 0 {
+				t.Errorf("FetchOffsets after DeleteGroups: %+v, want no commit", o)
+			}
 		})
 	}
 }

@@ -219,3 +219,42 @@ func compareRecord(t *testing.T, where string, got, want *kgo.Record) {
 		}
 	}
 }
+
+// TestProduceIdempotentInflight: an idempotent producer (kgo then keeps up to
+// five produce requests in flight per broker) with tiny batches; every record
+// lands once, in order.
+func TestProduceIdempotentInflight(t *testing.T) {
+	ctx := testContext(t)
+	adm := newAdmin(t)
+	const partitions, perPartition = 4, 500
+	topic := createTopic(ctx, t, adm, partitions, nil)
+	cl := plainProducer(t,
+		kgo.ProducerLinger(0),
+		kgo.ProducerBatchMaxBytes(512))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := 0; i < perPartition; i++ {
+		for p := int32(0); p < partitions; p++ {
+			wg.Add(1)
+			cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "v-p%d-%d", p, i)}, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		t.Fatalf("produce: %v", firstErr)
+	}
+	got := byPartition(readTopic(ctx, t, topic, partitions*perPartition))
+	for p := int32(0); p < partitions; p++ {
+		if want := expectedValues("v", p, 0, perPartition); !equalStrings(values(got[p]), want) {
+			t.Errorf("partition %d: %d records, not v-p%d-0..%d in order", p, len(got[p]), p, perPartition-1)
+		}
+	}
+}
