@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3) and the first
-//! offset at or after a timestamp, found through the time index.
+//! offset at or after a timestamp, found through the time index. Max
+//! timestamp answers the record that carries it, not its batch's last
+//! offset, as Kafka does since 3.8 (KAFKA-16310).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -43,7 +45,14 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         }
                         LATEST => Ok(Some((-1, log.log_end_offset()))),
                         EARLIEST => Ok(Some((-1, log.log_start_offset()))),
-                        MAX_TIMESTAMP => Ok(log.max_timestamp()),
+                        // The first record with the largest timestamp:
+                        // the first at or after it.
+                        MAX_TIMESTAMP => match log.max_timestamp() {
+                            Some((max, _)) => log
+                                .offset_for_timestamp(max)
+                                .map(|found| found.map(|(offset, ts)| (ts, offset))),
+                            None => Ok(None),
+                        },
                         timestamp => log
                             .offset_for_timestamp(timestamp)
                             .map(|found| found.map(|(offset, ts)| (ts, offset))),
