@@ -73,6 +73,9 @@ fn lookup(
     now_ms: i64,
 ) -> MetadataResponseTopic {
     let node = BrokerId(broker.config.node_id);
+    // A topic id, when given, is what the topic is looked up by (the Java
+    // admin's describeTopics by id sends it with an empty name), as Kafka.
+    let name = name.filter(|_| id.is_nil());
     let Some(name) = name else {
         let found = broker.topics().by_id(id).cloned();
         return match found {
