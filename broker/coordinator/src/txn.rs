@@ -244,14 +244,21 @@ impl Transaction {
     }
 
     /// The markers are written: PrepareCommit → CompleteCommit,
-    /// PrepareAbort → CompleteAbort. The partitions stay listed until the
-    /// next transaction starts.
+    /// PrepareAbort → CompleteAbort, with no partitions left in the
+    /// transaction (Kafka's `prepareComplete`: DescribeTransactions and
+    /// the stored record list none).
     pub fn complete(&mut self, now_ms: i64) {
         self.state = match self.state {
             TxnState::PrepareCommit => TxnState::CompleteCommit,
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             other => other,
         };
+        if matches!(
+            self.state,
+            TxnState::CompleteCommit | TxnState::CompleteAbort
+        ) {
+            self.partitions.clear();
+        }
         self.last_update_ms = now_ms;
     }
 
@@ -309,6 +316,7 @@ mod tests {
         );
         txn.complete(30);
         assert_eq!(txn.state, TxnState::CompleteCommit);
+        assert!(txn.partitions.is_empty(), "{:?}", txn.partitions);
         // A retried EndTxn is answered without markers; the other outcome
         // is refused.
         assert_eq!(txn.end(7, 0, Outcome::Commit, 31), Ok(None));
