@@ -97,7 +97,8 @@ pub(super) fn topic_key(name: &str) -> Option<&'static TopicKey> {
     TOPIC_KEYS.iter().find(|k| k.name == name)
 }
 
-/// Kafka lists the policies in its own order: `compact,delete`.
+/// A parsed policy in one fixed order, `compact,delete` (a topic's
+/// override is shown as written instead).
 fn cleanup_policy(policy: CleanupPolicy) -> String {
     let names = [(policy.compact, "compact"), (policy.delete, "delete")];
     join(names.iter().filter(|(on, _)| *on).map(|(_, name)| name))
@@ -145,10 +146,17 @@ fn describe_topic(topic: &Topic, broker: &LogConfig) -> Vec<Described> {
             let default_value = (key.render)(&defaults);
             let mut synonyms = Vec::new();
             // The override is rendered from the parsed config so that the
-            // value reads the same whichever way it was written.
-            let overridden = topic.configs.contains_key(key.name);
-            if overridden && let Ok(config) = &effective {
-                synonyms.push((key.name, (key.render)(config), DYNAMIC_TOPIC_CONFIG));
+            // value reads the same whichever way it was written; a list
+            // keeps the order it was written in, as Kafka's does.
+            let overridden = topic.configs.get(key.name);
+            if let Some(written) = overridden
+                && let Ok(config) = &effective
+            {
+                let value = match key.config_type {
+                    ConfigType::List => join(written.split(',').map(str::trim)),
+                    _ => (key.render)(config),
+                };
+                synonyms.push((key.name, value, DYNAMIC_TOPIC_CONFIG));
             }
             if broker_value != default_value {
                 synonyms.push((key.broker_name, broker_value, STATIC_BROKER_CONFIG));
@@ -385,14 +393,14 @@ mod tests {
         let policy = find(&described, "cleanup.policy");
         assert_eq!(
             (policy.value.as_str(), policy.source),
-            ("compact,delete", DYNAMIC_TOPIC_CONFIG)
+            ("delete,compact", DYNAMIC_TOPIC_CONFIG)
         );
         assert_eq!(
             policy.synonyms,
             [
                 (
                     "cleanup.policy",
-                    "compact,delete".to_string(),
+                    "delete,compact".to_string(),
                     DYNAMIC_TOPIC_CONFIG
                 ),
                 ("log.cleanup.policy", "delete".to_string(), DEFAULT_CONFIG),
