@@ -224,6 +224,16 @@ impl Broker {
         }
     }
 
+    /// Whether an open transaction has committed an offset of this
+    /// partition for `group` (what OffsetFetch's `require_stable` waits for,
+    /// KIP-447).
+    pub fn has_pending_txn_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending_txn_offsets().values().flatten().any(|record| {
+            matches!(record, OffsetsRecord::Offset { key, .. }
+                if key.group == group && key.topic == topic && key.partition == partition)
+        })
+    }
+
     fn pending_txn_offsets(
         &self,
     ) -> MutexGuard<'_, std::collections::HashMap<i64, Vec<OffsetsRecord>>> {

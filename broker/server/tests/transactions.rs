@@ -120,6 +120,20 @@ fn committed_offset(client: &mut Client, group: &str) -> i64 {
     fetched.topics[0].partitions[0].committed_offset
 }
 
+/// OffsetFetch v7 of t-0 with `require_stable`: (offset, error code).
+fn stable_offset(client: &mut Client, group: &str) -> (i64, i16) {
+    let mut topic = offset_fetch_request::OffsetFetchRequestTopic::default();
+    topic.name = name("t");
+    topic.partition_indexes = vec![0];
+    let mut fetch = OffsetFetchRequest::default();
+    fetch.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    fetch.topics = Some(vec![topic]);
+    fetch.require_stable = true;
+    let fetched: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 7, &fetch);
+    let p = &fetched.topics[0].partitions[0];
+    (p.committed_offset, p.error_code)
+}
+
 /// A read_committed fetch of t-0 from 0: (LSO, high watermark, values,
 /// aborted producer ids).
 fn read_committed(client: &mut Client) -> (i64, i64, Vec<Vec<u8>>, Vec<i64>) {
@@ -187,6 +201,13 @@ fn an_open_transaction_is_aborted_after_a_broker_kill_and_never_read() {
     let (lso, hw, values, _) = read_committed(&mut client);
     assert_eq!((lso, hw), (2, 4), "the open transaction holds the LSO");
     assert_eq!(values, [b"kept".to_vec()]);
+    assert_eq!(committed_offset(&mut client, "g-open"), -1, "still pending");
+    assert_eq!(
+        stable_offset(&mut client, "g-open"),
+        (-1, 88),
+        "require_stable: UNSTABLE_OFFSET_COMMIT while the transaction is open"
+    );
+    assert_eq!(stable_offset(&mut client, "g-done"), (1, 0));
 
     broker.kill();
     let mut broker = common::Broker::serve_with(dir.path(), SETTINGS);

@@ -1,5 +1,8 @@
 //! OffsetFetch: a group's committed offsets, -1 where none; all of them
-//! when no topics are named; several groups at once from v8.
+//! when no topics are named; several groups at once from v8. With
+//! `require_stable` (v7+, KIP-447) a partition that an open transaction has
+//! committed an offset for answers UNSTABLE_OFFSET_COMMIT, so that the client
+//! retries once the transaction ended.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
@@ -20,6 +23,7 @@ struct Committed {
     offset: i64,
     leader_epoch: i32,
     metadata: String,
+    error_code: i16,
 }
 
 pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
@@ -35,7 +39,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = group.group_id;
-            for (topic, partitions) in committed(broker, &id, wanted) {
+            for (topic, partitions) in committed(broker, &id, wanted, request.require_stable) {
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = topic_name(&topic);
                 t.partitions = partitions
@@ -46,6 +50,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                         p.committed_offset = c.offset;
                         p.committed_leader_epoch = c.leader_epoch;
                         p.metadata = Some(str_bytes(c.metadata));
+                        p.error_code = c.error_code;
                         p
                     })
                     .collect();
@@ -65,7 +70,8 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
     if id.is_empty() && version >= 2 {
         response.error_code = ResponseError::InvalidGroupId.code();
     }
-    for (topic, partitions) in committed(broker, &id, wanted) {
+    let require_stable = version >= 7 && request.require_stable;
+    for (topic, partitions) in committed(broker, &id, wanted, require_stable) {
         let mut t = OffsetFetchResponseTopic::default();
         t.name = topic_name(&topic);
         t.partitions = partitions
@@ -78,6 +84,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
                     p.committed_leader_epoch = c.leader_epoch;
                 }
                 p.metadata = Some(str_bytes(c.metadata));
+                p.error_code = c.error_code;
                 p
             })
             .collect();
@@ -86,30 +93,45 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
     response
 }
 
-/// The wanted partitions by topic, -1 offsets where nothing is committed.
-fn committed(broker: &Broker, group: &str, wanted: Wanted) -> Vec<(String, Vec<Committed>)> {
+/// The wanted partitions by topic, -1 offsets where nothing is committed;
+/// with `require_stable`, -1 and UNSTABLE_OFFSET_COMMIT where an open
+/// transaction has committed one.
+fn committed(
+    broker: &Broker,
+    group: &str,
+    wanted: Wanted,
+    require_stable: bool,
+) -> Vec<(String, Vec<Committed>)> {
     let wanted = wanted.unwrap_or_else(|| broker.committed_partitions(group));
     wanted
         .into_iter()
         .map(|(topic, partitions)| {
             let found = partitions
                 .into_iter()
-                .map(
-                    |partition| match broker.committed(group, &topic, partition) {
-                        Some(c) => Committed {
+                .map(|partition| {
+                    let unstable =
+                        require_stable && broker.has_pending_txn_offset(group, &topic, partition);
+                    match broker.committed(group, &topic, partition) {
+                        Some(c) if !unstable => Committed {
                             partition,
                             offset: c.offset,
                             leader_epoch: c.leader_epoch,
                             metadata: c.metadata,
+                            error_code: 0,
                         },
-                        None => Committed {
+                        _ => Committed {
                             partition,
                             offset: -1,
                             leader_epoch: -1,
                             metadata: String::new(),
+                            error_code: if unstable {
+                                ResponseError::UnstableOffsetCommit.code()
+                            } else {
+                                0
+                            },
                         },
-                    },
-                )
+                    }
+                })
                 .collect();
             (topic, found)
         })
