@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func beginTxn(t *testing.T, cl *kgo.Client) {
@@ -301,5 +302,132 @@ func TestGroupTransactSession(t *testing.T) {
 		if len(rs) != 1 || rs[0].Offset != 13 || string(rs[0].Value) != fmt.Sprintf("last-p%d-0", p) {
 			t.Errorf("later member partition %d: read %v at %v, want last-p%d-0 at 13", p, values(rs), offsets(rs), p)
 		}
+	}
+}
+
+// TestTxnOffsetCommitPending: offsets committed in a transaction (raw
+// AddOffsetsToTxn and TxnOffsetCommit, as a Java producer's
+// sendOffsetsToTransaction does) are pending until the transaction ends:
+// FetchOffsets with RequireStable answers UNSTABLE_OFFSET_COMMIT, without it
+// the last stable commit. A commit makes them the group's; an abort drops them.
+func TestTxnOffsetCommitPending(t *testing.T) {
+	ctx := testContext(t)
+	adm := newAdmin(t)
+	topic := createTopic(ctx, t, adm, 1, nil)
+	group := uniqueName(t, "group")
+	txnID := uniqueName(t, "txn")
+	cl := plainProducer(t, kgo.TransactionalID(txnID))
+
+	// fetchOffset asks OffsetFetch for partition 0 of topic by name: Kafka
+	// lists a partition whose only commit is pending in no all-topics fetch.
+	fetchOffset := func(requireStable bool) (int64, error) {
+		t.Helper()
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Group, req.RequireStable = group, requireStable
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic, rt.Partitions = topic, []int32{0}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		code, topics := resp.ErrorCode, resp.Topics
+		if len(resp.Groups) == 1 {
+			code, topics = resp.Groups[0].ErrorCode, nil
+			for _, g := range resp.Groups[0].Topics {
+				pt := kmsg.NewOffsetFetchResponseTopic()
+				pt.Topic = g.Topic
+				for _, gp := range g.Partitions {
+					pp := kmsg.NewOffsetFetchResponseTopicPartition()
+					pp.Partition, pp.Offset, pp.ErrorCode = gp.Partition, gp.Offset, gp.ErrorCode
+					pt.Partitions = append(pt.Partitions, pp)
+				}
+				topics = append(topics, pt)
+			}
+		}
+		if err := kerr.ErrorForCode(code); err != nil {
+			t.Fatalf("OffsetFetch: %v", err)
+		}
+		if len(topics) != 1 || len(topics[0].Partitions) != 1 {
+			t.Fatalf("OffsetFetch: %d topics in the response, want 1 with 1 partition", len(topics))
+		}
+		p := topics[0].Partitions[0]
+		return p.Offset, kerr.ErrorForCode(p.ErrorCode)
+	}
+	commitInTxn := func(offset int64, end kgo.TransactionEndTry) {
+		t.Helper()
+		beginTxn(t, cl)
+		produceSync(ctx, t, cl, &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "at %d", offset)})
+		pid, epoch, err := cl.ProducerID(ctx)
+		if err != nil {
+			t.Fatalf("ProducerID: %v", err)
+		}
+		add := kmsg.NewPtrAddOffsetsToTxnRequest()
+		add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = txnID, pid, epoch, group
+		addResp, err := add.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(addResp.ErrorCode)
+		}
+		if err != nil {
+			t.Fatalf("AddOffsetsToTxn: %v", err)
+		}
+		commit := kmsg.NewPtrTxnOffsetCommitRequest()
+		commit.TransactionalID, commit.Group, commit.ProducerID, commit.ProducerEpoch = txnID, group, pid, epoch
+		commit.Generation = -1
+		ct := kmsg.NewTxnOffsetCommitRequestTopic()
+		ct.Topic = topic
+		cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		cp.Partition, cp.Offset, cp.LeaderEpoch = 0, offset, -1
+		ct.Partitions = append(ct.Partitions, cp)
+		commit.Topics = append(commit.Topics, ct)
+		commitResp, err := commit.RequestWith(ctx, cl)
+		if err == nil && len(commitResp.Topics) == 1 && len(commitResp.Topics[0].Partitions) == 1 {
+			err = kerr.ErrorForCode(commitResp.Topics[0].Partitions[0].ErrorCode)
+		}
+		if err != nil {
+			t.Fatalf("TxnOffsetCommit: %v", err)
+		}
+
+		stable := int64(-1)
+		if end == kgo.TryAbort {
+			stable = 7 // from the committed transaction before
+		}
+		if at, err := fetchOffset(true); !errors.Is(err, kerr.UnstableOffsetCommit) || at != -1 {
+			t.Errorf("OffsetFetch(require_stable) in the transaction: offset %d, error %v; want -1, UNSTABLE_OFFSET_COMMIT", at, err)
+		}
+		if at, err := fetchOffset(false); err != nil || at != stable {
+			t.Errorf("OffsetFetch in the transaction: offset %d, error %v; want the stable %d", at, err, stable)
+		}
+		// All the group's offsets: the pending commit is not among them
+		// (Kafka lists committed partitions only), or is unstable.
+		fetched, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
+		if err != nil {
+			t.Fatalf("FetchOffsets(RequireStable) in the transaction: %v", err)
+		}
+		if r, ok := fetched.Lookup(topic, 0); ok && !errors.Is(r.Err, kerr.UnstableOffsetCommit) {
+			t.Errorf("FetchOffsets(RequireStable) in the transaction: offset %d, error %v; want UNSTABLE_OFFSET_COMMIT or not listed", r.At, r.Err)
+		}
+		endTxn(ctx, t, cl, end)
+	}
+	waitOffset := func(when string, want int64) {
+		t.Helper()
+		eventually(ctx, t, fmt.Sprintf("%s: group offset %d", when, want), func() (bool, string) {
+			fetched, err := adm.FetchOffsets(kadm.RequireStable(ctx), group)
+			if err != nil {
+				return false, err.Error()
+			}
+			r, _ := fetched.Lookup(topic, 0)
+			at, err := r.At, r.Err
+			return err == nil && at == want, fmt.Sprintf("offset %d, error %v", at, err)
+		})
+	}
+	commitInTxn(7, kgo.TryCommit)
+	waitOffset("after the commit", 7)
+	commitInTxn(9, kgo.TryAbort)
+	waitOffset("after the abort", 7)
+	// Read back: both markers and the committed record only.
+	rs := readTopic(ctx, t, topic, 1, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if len(rs) != 1 || string(rs[0].Value) != "at 7" {
+		t.Errorf("read committed: %v, want [at 7]", values(rs))
 	}
 }
