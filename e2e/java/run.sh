@@ -77,6 +77,9 @@ for path in sorted(glob.glob(sys.argv[1] + "/TEST-*.xml")):
 PY
 }
 
+# Indented, without colour escapes (Runnel's log and Maven's output have them).
+quote() { sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/  | /'; }
+
 current_kind=""
 current_dir=""
 stop_current() {
@@ -120,11 +123,10 @@ run_on() {
         list_failures
         if [ "$failed" -eq 0 ]; then
             echo "  Maven failed (exit $rc) without a failed test; its output:"
-            tail -n 40 "$dir/maven.log" | sed 's/^/  | /'
+            tail -n 40 "$dir/maven.log" | quote
         fi
         echo "  broker log $log, last lines:"
-        # Runnel's log is coloured: drop the escapes.
-        tail -n 30 "$log" | sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/  | /'
+        tail -n 30 "$log" | quote
         echo "  (directory kept: $dir; Maven's output in $dir/maven.log)"
     else
         rm -rf "$dir"
