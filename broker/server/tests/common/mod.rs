@@ -3,6 +3,7 @@
 //! hung broker fails the test instead of hanging it.
 
 pub mod client;
+pub mod kafka;
 pub mod raw;
 
 use std::io::{BufRead, BufReader, Read};
