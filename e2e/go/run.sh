@@ -61,46 +61,33 @@ else:
 EOF
 }
 
-# count_results JSON_FILE: "PASSED FAILED" over top-level tests and subtests.
-count_results() {
-    python3 - "$1" <<'EOF'
+# results JSON_FILE counts|failed: "PASSED FAILED" over tests and subtests
+# (one that started and never ended, as in a panic or a timeout, failed),
+# or the output of the failed tests and of the package.
+results() {
+    python3 - "$@" <<'EOF'
 import json, sys
-passed = failed = 0
+out, ended, started = {}, {}, []
 with open(sys.argv[1]) as f:
     for line in f:
         try:
             ev = json.loads(line)
         except ValueError:
+            out.setdefault(None, []).append(line)
             continue
-        if not ev.get("Test"):
-            continue
-        if ev.get("Action") == "pass":
-            passed += 1
-        elif ev.get("Action") == "fail":
-            failed += 1
-print(passed, failed)
-EOF
-}
-
-# failed_output JSON_FILE: the output of the tests that failed.
-failed_output() {
-    python3 - "$1" <<'EOF'
-import json, sys
-out, failed = {}, []
-with open(sys.argv[1]) as f:
-    for line in f:
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            print(line, end="")
-            continue
-        test = ev.get("Test")
-        if ev.get("Action") == "output":
+        test, action = ev.get("Test"), ev.get("Action")
+        if action == "output":
             out.setdefault(test, []).append(ev.get("Output", ""))
-        elif ev.get("Action") == "fail":
-            failed.append(test)
-for test in failed:
-    print("".join(out.get(test, [])), end="")
+        elif test and action == "run":
+            started.append(test)
+        elif test and action in ("pass", "fail", "skip"):
+            ended[test] = action
+failed = [t for t in started if ended.get(t, "fail") == "fail"]
+if sys.argv[2] == "counts":
+    print(sum(1 for a in ended.values() if a == "pass"), len(failed))
+else:
+    for test in failed + [None]:
+        print("".join(out.get(test, [])), end="")
 EOF
 }
 
@@ -125,13 +112,13 @@ for kind in "${brokers[@]}"; do
     # shellcheck disable=SC2086 # GO_TEST_FLAGS holds several flags
     (cd "$HERE" && KAFKA_BOOTSTRAP="127.0.0.1:$port" BROKER="$kind" \
         go test -count=1 -json ${GO_TEST_FLAGS:-} ./...) >"$json" 2>"$WORK/$kind.stderr" || rc=$?
-    read -r passed failed < <(count_results "$json")
+    read -r passed failed < <(results "$json" counts)
     elapsed=$((SECONDS - start))
     if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ]; then
         status=1
         [ "$failed" -ne 0 ] || failed=1 # go test failed before running tests (build error)
-        echo "run.sh: franz-go tests failed on $kind; output of the failed tests:" >&2
-        failed_output "$json" >&2
+        echo "run.sh: franz-go tests failed on $kind; output of the failed tests and the package:" >&2
+        results "$json" failed >&2
         cat "$WORK/$kind.stderr" >&2
         log="$dir/$kind.log"
         echo "run.sh: last 40 lines of $log:" >&2
