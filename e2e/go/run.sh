@@ -122,7 +122,7 @@ for kind in "${brokers[@]}"; do
         cat "$WORK/$kind.stderr" >&2
         log="$dir/$kind.log"
         echo "run.sh: last 40 lines of $log:" >&2
-        tail -n 40 "$log" >&2 || true
+        tail -n 40 "$log" | sed 's/\x1b\[[0-9;]*m//g' >&2 || true
     fi
     "$ROOT/scripts/$kind.sh" stop "$dir" >/dev/null 2>&1 || true
     summaries+=("franz-go tests on $kind: $passed passed, $failed failed ($elapsed s)")
