@@ -59,4 +59,10 @@ echo "test.sh: cargo test"
 # fault-injection: the test-only switches of broker/server/src/fault.rs
 # (tests/idempotence.rs drops Produce responses with them).
 cargo test --workspace --features runnel-broker/fault-injection
+# The same client tests against the runnel binary cargo test just built and
+# against Apache Kafka (the oracle: a test failing on both is a wrong test).
+echo "test.sh: Kafka's Java client (e2e/java) against Runnel and Kafka"
+bash e2e/java/run.sh both
+echo "test.sh: franz-go (e2e/go) against Runnel and Kafka"
+bash e2e/go/run.sh both
 echo "test.sh: all checks passed"
