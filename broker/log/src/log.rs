@@ -18,6 +18,10 @@ use crate::txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX};
 /// delta, offset delta, key length, value length, header count.
 const MIN_RECORD_BYTES: usize = 7;
 
+/// The leader epoch of every partition of this single broker, as Metadata
+/// and ListOffsets report it; appends stamp it on each batch.
+pub const LEADER_EPOCH: i32 = 0;
+
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -307,6 +311,9 @@ impl PartitionLog {
             }
             let mut patched = HeaderBytes::copy_from(batch);
             patched.set_base_offset(next_offset);
+            // As Kafka's LogValidator: the leader's epoch replaces whatever
+            // the producer put there (-1 from the Java client).
+            patched.set_partition_leader_epoch(LEADER_EPOCH);
             let batch_max_timestamp = if log_append_time {
                 patched.set_log_append_time(now_ms, records);
                 now_ms
@@ -973,6 +980,28 @@ pub(crate) mod tests {
             .expect("valid crc");
         assert!(header.is_log_append_time());
         assert_eq!(header.max_timestamp, NOW);
+    }
+
+    #[test]
+    fn appends_stamp_the_leader_epoch_and_keep_the_crc() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = open(dir.path(), LogConfig::default());
+        // A producer's batch says -1, as the Java client writes it.
+        let sent = batch(2, NOW);
+        assert_eq!(&sent[12..16], &(-1i32).to_be_bytes());
+        log.append(&sent, NOW).expect("append");
+        let bytes = log
+            .read(0, 1 << 20, None, true)
+            .expect("read")
+            .region
+            .expect("region")
+            .to_vec()
+            .expect("bytes");
+        let (header, _) = Batches::new(&bytes)
+            .next()
+            .expect("batch")
+            .expect("valid crc");
+        assert_eq!(header.partition_leader_epoch, LEADER_EPOCH);
     }
 
     #[test]

@@ -158,11 +158,14 @@ fn big_batch_for_offset(offset: i64) -> Vec<u8> {
 /// The batch stored at `offset`, told apart by size: generated batches are
 /// far smaller than big ones.
 fn expected_batch(offset: i64, size: usize) -> Vec<u8> {
-    if size > BIG_VALUE_BYTES {
+    let mut batch = if size > BIG_VALUE_BYTES {
         big_batch_for_offset(offset)
     } else {
         batch_for_offset(offset)
-    }
+    };
+    // The append stamps the leader epoch, outside the CRC.
+    batch[12..16].copy_from_slice(&runnel_log::log::LEADER_EPOCH.to_be_bytes());
+    batch
 }
 
 /// What the writer appends at log end `offset`: one batch, or now and then

@@ -126,6 +126,19 @@ fn segment_file_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// `batch` as an append at `base_offset` stores it: the bytes as sent but
+/// for the base offset and the leader epoch, both outside the CRC (Kafka's
+/// LogValidator stamps the epoch likewise).
+fn as_appended(batch: &[u8], base_offset: i64) -> Vec<u8> {
+    let mut out = with_base_offset(batch, base_offset);
+    out[12..16].copy_from_slice(&runnel_log::log::LEADER_EPOCH.to_be_bytes());
+    out
+}
+
+fn base_of(batch: &[u8]) -> i64 {
+    i64::from_be_bytes(batch[..8].try_into().expect("8 bytes"))
+}
+
 #[test]
 fn own_crc32c_matches_the_standard_check_value() {
     // CRC-32C of "123456789" (RFC 3720, appendix B.4).
@@ -210,12 +223,12 @@ fn appends_store_the_bytes_as_sent_and_index_them_as_kafka_does() {
     let index_path = seg_path(dir, 0, ".index");
     let time_path = seg_path(dir, 0, ".timeindex");
     let expected_log = concat(&[
-        with_base_offset(&a, 0),
-        with_base_offset(&b, 2),
-        with_base_offset(&c, 4),
-        with_base_offset(&d, 6),
-        with_base_offset(&e, 8),
-        with_base_offset(&f, 10),
+        as_appended(&a, 0),
+        as_appended(&b, 2),
+        as_appended(&c, 4),
+        as_appended(&d, 6),
+        as_appended(&e, 8),
+        as_appended(&f, 10),
     ]);
     assert_eq!(read_file(&log_path), expected_log);
 
@@ -262,10 +275,7 @@ fn appends_store_the_bytes_as_sent_and_index_them_as_kafka_does() {
     let g = hand_batch(-1, T + 3000); // offsets 12-13 at 0 of the new segment
     let info = log.append(&g, NOW).expect("append after roll");
     assert_eq!((info.first_offset, info.last_offset), (12, 13));
-    assert_eq!(
-        read_file(&seg_path(dir, 12, ".log")),
-        with_base_offset(&g, 12)
-    );
+    assert_eq!(read_file(&seg_path(dir, 12, ".log")), as_appended(&g, 12));
 
     // Lookups go through the indexes and land on batch starts.
     let region = log
@@ -370,10 +380,10 @@ fn a_clean_manager_shutdown_trims_indexes_and_checkpoints_the_log_end() {
     assert_eq!(
         read_file(&seg_path(&dir, 0, ".log")),
         concat(&[
-            with_base_offset(&small, 0),
-            with_base_offset(&small, 1),
-            with_base_offset(&h1, 2),
-            with_base_offset(&h2, 4),
+            as_appended(&small, 0),
+            as_appended(&small, 1),
+            as_appended(&h1, 2),
+            as_appended(&h2, 4),
         ])
     );
     // Before each batch: 0, 80, then 160 > 159 -> (3 -> 160) and the max so
@@ -431,7 +441,8 @@ fn an_append_of_more_batches_than_the_index_has_room_for_stays_whole() {
         .collect();
     let info = log.append(&batches.concat(), NOW).expect("append");
     assert_eq!((info.first_offset, info.last_offset), (0, 1199));
-    assert_eq!(read_all_batches(&log), batches);
+    let stored: Vec<Vec<u8>> = batches.iter().map(|b| as_appended(b, base_of(b))).collect();
+    assert_eq!(read_all_batches(&log), stored);
     let more = log.append(&hand_batch(0, T + 600), NOW).expect("append");
     assert_eq!(more.first_offset, 1200);
     for offset in [0, 1, 700, 1023, 1198, 1200] {

@@ -18,9 +18,11 @@ fn fill_with(log: &mut PartitionLog, count: usize, generate: fn(i64) -> Vec<u8>)
     (0..count)
         .map(|_| {
             let offset = log.log_end_offset();
-            let batch = generate(offset);
+            let mut batch = generate(offset);
             let info = log.append(&batch, NOW).expect("append");
             assert_eq!(info.first_offset, offset);
+            // What the log stores: the append stamps the leader epoch.
+            batch[12..16].copy_from_slice(&runnel_log::log::LEADER_EPOCH.to_be_bytes());
             batch
         })
         .collect()
@@ -68,9 +70,10 @@ fn assert_log_is(log: &mut PartitionLog, expected: &[Vec<u8>]) {
     );
     let end = expected.last().map_or(0, |b| last_offset_of(b) + 1);
     assert_eq!(log.log_end_offset(), end);
-    let next = batch_for_offset(end);
+    let mut next = batch_for_offset(end);
     let info = log.append(&next, NOW).expect("append after recovery");
     assert_eq!(info.first_offset, end);
+    next[12..16].copy_from_slice(&runnel_log::log::LEADER_EPOCH.to_be_bytes());
     let stored = read_all_batches(log);
     assert_eq!(stored.last(), Some(&next));
     assert_eq!(&stored[..stored.len() - 1], expected);

@@ -313,6 +313,13 @@ impl HeaderBytes {
         self.0[BASE_OFFSET..BASE_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
     }
 
+    /// Sets the leader epoch the batch was appended under. Like the base
+    /// offset, it is outside the CRC, so the CRC stays valid.
+    pub fn set_partition_leader_epoch(&mut self, epoch: i32) {
+        self.0[PARTITION_LEADER_EPOCH..PARTITION_LEADER_EPOCH + 4]
+            .copy_from_slice(&epoch.to_be_bytes());
+    }
+
     /// Marks the batch LogAppendTime with `timestamp` as its max timestamp and
     /// recomputes the CRC over the patched header and the unchanged records.
     pub fn set_log_append_time(&mut self, timestamp: i64, records: &[u8]) {
