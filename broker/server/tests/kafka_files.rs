@@ -293,6 +293,14 @@ impl Dump {
                     let batch = DumpedBatch::parse(line);
                     assert_eq!(batch.get("isvalid"), "true", "{}: {line}", file.display());
                     assert_eq!(batch.get("magic"), "2", "{}: {line}", file.display());
+                    // Kafka stamps the leader's epoch on every batch it
+                    // appends (see runnel_serves_the_files_kafka_writes).
+                    assert_eq!(
+                        batch.get("partitionLeaderEpoch"),
+                        "0",
+                        "{}: {line}",
+                        file.display()
+                    );
                     let (first, last) = (batch.int("baseOffset"), batch.int("lastOffset"));
                     assert!(
                         first >= base && last < next_base && first <= last,
