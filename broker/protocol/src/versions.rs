@@ -44,6 +44,23 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
 ];
 
+/// The lowest Produce version ApiVersions advertises, below the lowest one
+/// served (v3, the first with RecordBatch v2). librdkafka before 2.10 sends
+/// gzip, snappy and lz4 batches uncompressed to a broker whose advertised
+/// Produce range does not start at v0 (librdkafka#4956), so Kafka 4
+/// advertises v0 and refuses v0-v2 requests all the same (KAFKA-18659).
+pub const PRODUCE_ADVERTISED_MIN_VERSION: i16 = 0;
+
+/// `(api, min_version, max_version)` as ApiVersions advertises them: what
+/// [`SUPPORTED`] serves, with Produce from
+/// [`PRODUCE_ADVERTISED_MIN_VERSION`].
+pub fn advertised() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    SUPPORTED.iter().map(|&(key, min, max)| match key {
+        ApiKey::Produce => (key, PRODUCE_ADVERTISED_MIN_VERSION, max),
+        _ => (key, min, max),
+    })
+}
+
 /// The `(min, max)` versions served for `api_key`, if it is served at all.
 pub fn range(api_key: ApiKey) -> Option<(i16, i16)> {
     SUPPORTED
@@ -59,9 +76,8 @@ pub fn supports(api_key: ApiKey, version: i16) -> bool {
 /// The ApiVersions response to a request of `request_version`, and the
 /// version to encode it with.
 pub fn api_versions_response(request_version: i16) -> (i16, ApiVersionsResponse) {
-    let api_keys = SUPPORTED
-        .iter()
-        .map(|&(key, min, max)| {
+    let api_keys = advertised()
+        .map(|(key, min, max)| {
             ApiVersion::default()
                 .with_api_key(key as i16)
                 .with_min_version(min)
@@ -169,6 +185,21 @@ mod tests {
     }
 
     #[test]
+    fn produce_is_advertised_from_v0_but_served_from_v3() {
+        let produce = advertised().find(|(key, _, _)| *key == ApiKey::Produce);
+        assert_eq!(produce, Some((ApiKey::Produce, 0, 9)));
+        assert!(!supports(ApiKey::Produce, 2));
+        assert!(supports(ApiKey::Produce, 3));
+        let others = advertised().filter(|(key, _, _)| *key != ApiKey::Produce);
+        assert!(
+            others.eq(SUPPORTED
+                .iter()
+                .copied()
+                .filter(|(k, _, _)| *k != ApiKey::Produce))
+        );
+    }
+
+    #[test]
     fn supported_request_versions_are_answered_in_kind() {
         for version in 0..=3 {
             let (encode_with, response) = api_versions_response(version);
@@ -203,7 +234,7 @@ mod tests {
         assert_eq!(frame.len(), 4 + 4 + 2 + 1 + n * 7 + 4 + 1);
         assert_eq!(&frame[4..11], &[0, 0, 0, 9, 0, 0, n as u8 + 1]);
         assert_eq!(&frame[frame.len() - 5..], &[0, 0, 0, 0, 0]);
-        for (i, &(key, min, max)) in SUPPORTED.iter().enumerate() {
+        for (i, (key, min, max)) in advertised().enumerate() {
             let at = 11 + i * 7;
             let mut entry = Vec::new();
             entry.extend_from_slice(&(key as i16).to_be_bytes());
@@ -226,7 +257,7 @@ mod tests {
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
             0, 0, 0, 30,          // api_keys: 30 entries of key, min, max
-            0, 0,  0, 3,  0, 9,   // Produce
+            0, 0,  0, 0,  0, 9,   // Produce (served from v3)
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
             0, 3,  0, 0,  0, 12,  // Metadata

@@ -546,10 +546,11 @@ fn kafka_reads_the_files_runnel_writes() {
             .create_topic("plain", 1, 1, &topic_configs(&[("segment.bytes", "4096")]))
             .await
             .expect("create plain");
-        for topic in ["txn", "kcat-zstd"]
+        for topic in ["txn"]
             .into_iter()
             .map(String::from)
             .chain(CODECS.iter().map(|c| format!("codec-{c}")))
+            .chain(CODECS.iter().map(|c| format!("kcat-{c}")))
         {
             admin
                 .create_topic(&topic, 1, 1, &[])
@@ -599,13 +600,18 @@ fn kafka_reads_the_files_runnel_writes() {
             "linger.ms=0",
         ],
     );
-    // zstd from librdkafka (kcat 1.7 / librdkafka 2.0 leaves gzip, snappy
-    // and lz4 batches uncompressed on brokers whose Produce starts at v3,
-    // librdkafka#4956; runnel-client compresses them below).
-    let kcat_zstd_lines: Vec<String> = (0..100)
-        .map(|i| format!("z-{}:kcat-zstd-{i:03}-{}", i % 5, "z".repeat(40)))
-        .collect();
-    kcat_produce(&bootstrap, "kcat-zstd", &kcat_zstd_lines, &["-z", "zstd"]);
+    // Each codec from librdkafka too (kcat 1.7 / librdkafka 2.0 compresses
+    // gzip, snappy and lz4 only for a broker that advertises Produce v0,
+    // librdkafka#4956, which Runnel does as Kafka does).
+    let kcat_codec_lines = |codec: &str| -> Vec<String> {
+        (0..100)
+            .map(|i| format!("z-{}:kcat-{codec}-{i:03}-{}", i % 5, "z".repeat(40)))
+            .collect()
+    };
+    for codec in CODECS {
+        let topic = format!("kcat-{codec}");
+        kcat_produce(&bootstrap, &topic, &kcat_codec_lines(codec), &["-z", codec]);
+    }
 
     let codec_records = |codec: &str| -> Vec<(String, Option<String>)> {
         (0..200)
@@ -827,15 +833,34 @@ fn kafka_reads_the_files_runnel_writes() {
         );
         checked.insert(codec, records.len());
     }
-    let (batches, records) = full.log_of(&partitions["kcat-zstd-0"], false);
-    let want = expected(
-        &kcat_lines_as_records(&kcat_zstd_lines),
-        &(0..kcat_zstd_lines.len() as i64).collect::<Vec<_>>(),
-    );
-    let got: Vec<Entry> = records.iter().map(DumpedRecord::entry).collect();
-    assert_eq!(got, want, "kcat-zstd-0 as Kafka reads it");
-    assert!(batches.iter().all(|b| b.get("compresscodec") == "zstd"));
-    checked.insert("kcat zstd", records.len());
+    for codec in CODECS {
+        let topic = format!("kcat-{codec}");
+        let lines = kcat_codec_lines(codec);
+        let (batches, records) = full.log_of(&partitions[&format!("{topic}-0")], false);
+        let want = expected(
+            &kcat_lines_as_records(&lines),
+            &(0..lines.len() as i64).collect::<Vec<_>>(),
+        );
+        let got: Vec<Entry> = records.iter().map(DumpedRecord::entry).collect();
+        assert_eq!(got, want, "{topic}-0 as Kafka reads it");
+        assert!(
+            batches.iter().all(|b| b.get("compresscodec") == *codec),
+            "{topic}: librdkafka's batches are not all {codec}: {:?}",
+            batches
+                .iter()
+                .map(|b| b.get("compresscodec"))
+                .collect::<Vec<_>>()
+        );
+        checked.insert(
+            match *codec {
+                "gzip" => "kcat gzip",
+                "snappy" => "kcat snappy",
+                "lz4" => "kcat lz4",
+                _ => "kcat zstd",
+            },
+            records.len(),
+        );
+    }
 
     // compacted: the closed segments keep only each key's latest record
     // (the tombstone included, delete.retention.ms being a day); the active

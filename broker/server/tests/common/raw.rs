@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
-use runnel_protocol::versions::SUPPORTED;
+use runnel_protocol::versions::advertised;
 
 use super::DEADLINE;
 
@@ -190,9 +190,8 @@ impl ApiVersionsV0 {
 
     /// Checks the list is the broker's table of served APIs.
     pub fn check_api_keys(&self) -> Result<(), String> {
-        let expected: Vec<_> = SUPPORTED
-            .iter()
-            .map(|&(key, min, max)| (key as i16, min, max))
+        let expected: Vec<_> = advertised()
+            .map(|(key, min, max)| (key as i16, min, max))
             .collect();
         if self.api_keys == expected {
             Ok(())
