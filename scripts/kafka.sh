@@ -17,7 +17,8 @@
 # $RUNNEL_TOOLS_CACHE/kafka-<version>/libs (default ~/.cache/runnel-test-tools)
 # and Maven's own cache (~/.m2); nothing is written inside the repository.
 # KAFKA_HEAP_OPTS sets the heap (default -Xmx1G -Xms1G, as
-# kafka-server-start.sh); KAFKA_JVM_OPTS adds JVM flags.
+# kafka-server-start.sh); KAFKA_JVM_OPTS adds JVM flags; KAFKA_CONTROLLER_PORT
+# picks the controller listener's port (default: a free one).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,7 +85,7 @@ start() {
     [ -f "$dir/kafka.pid" ] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null \
         && die "a Kafka broker already runs from $dir (pid $(cat "$dir/kafka.pid"))"
     local controller_port
-    controller_port="$(free_port)"
+    controller_port="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
