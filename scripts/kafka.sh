@@ -28,6 +28,8 @@ CACHE="${RUNNEL_TOOLS_CACHE:-$HOME/.cache/runnel-test-tools}"
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/process.sh
+source "$HERE/process.sh"
 
 install() {
     [ -f "$LIBS/.complete" ] && return 0
@@ -71,21 +73,15 @@ rootLogger.appenderRef.out.ref = out
 EOF
 }
 
-# A free loopback port for the controller listener.
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
 start() {
     local dir="$1" port="$2"
     [ -n "$dir" ] && [ -n "$port" ] || die "usage: kafka.sh start DIR PORT"
     install
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
-    [ -f "$dir/kafka.pid" ] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null \
-        && die "a Kafka broker already runs from $dir (pid $(cat "$dir/kafka.pid"))"
+    running "$dir/kafka.pid" && die "a Kafka broker already runs from $dir (pid $(cat "$dir/kafka.pid"))"
     local controller_port
-    controller_port="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
+    controller_port="${KAFKA_CONTROLLER_PORT:-$(python3 "$HERE/free_port.py")}"
     cat >"$dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
@@ -117,12 +113,7 @@ EOF
     local pid=$!
     echo "$pid" >"$dir/kafka.pid"
     # Ready when the broker has registered and answers on its listener.
-    local deadline=$((SECONDS + 90))
-    until grep -q 'Kafka Server started' "$dir/kafka.log" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/kafka.log" >&2; die "Kafka exited while starting (log: $dir/kafka.log)"; }
-        [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 "$dir/kafka.log" >&2; die "Kafka not started after 90 s (log: $dir/kafka.log)"; }
-        sleep 0.2
-    done
+    wait_for_line "Kafka" "$pid" "$dir/kafka.log" 'Kafka Server started' 90 || exit 1
     echo "$pid"
 }
 
@@ -130,18 +121,7 @@ EOF
 java_main_sub() { ( java_main "$@" ); }
 
 stop() {
-    local dir="$1"
-    [ -f "$dir/kafka.pid" ] || return 0
-    local pid
-    pid="$(cat "$dir/kafka.pid")"
-    if kill -TERM "$pid" 2>/dev/null; then
-        local deadline=$((SECONDS + 60))
-        while kill -0 "$pid" 2>/dev/null; do
-            [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$pid" 2>/dev/null || true; break; }
-            sleep 0.2
-        done
-    fi
-    rm -f "$dir/kafka.pid"
+    stop_pid_file "$1/kafka.pid" 60
 }
 
 run() {

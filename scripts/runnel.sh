@@ -16,6 +16,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 die() { echo "runnel.sh: $*" >&2; exit 1; }
+# shellcheck source=scripts/process.sh
+source "$ROOT/scripts/process.sh"
 
 binary() {
     local bin="${RUNNEL_BIN:-$ROOT/target/debug/runnel}"
@@ -31,8 +33,7 @@ start() {
     shift 2
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
-    [ -f "$dir/runnel.pid" ] && kill -0 "$(cat "$dir/runnel.pid")" 2>/dev/null \
-        && die "a Runnel broker already runs from $dir (pid $(cat "$dir/runnel.pid"))"
+    running "$dir/runnel.pid" && die "a Runnel broker already runs from $dir (pid $(cat "$dir/runnel.pid"))"
     local bin
     bin="$(binary)"
     local args=(serve --log-dirs "$dir/data" --listeners "PLAINTEXT://127.0.0.1:$port"
@@ -42,28 +43,12 @@ start() {
     "$bin" "${args[@]}" >"$dir/runnel.log" 2>&1 &
     local pid=$!
     echo "$pid" >"$dir/runnel.pid"
-    local deadline=$((SECONDS + 60))
-    until grep -q '^runnel: listening on' "$dir/runnel.log" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/runnel.log" >&2; die "runnel exited while starting (log: $dir/runnel.log)"; }
-        [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 "$dir/runnel.log" >&2; die "runnel not ready after 60 s (log: $dir/runnel.log)"; }
-        sleep 0.1
-    done
+    wait_for_line "runnel" "$pid" "$dir/runnel.log" '^runnel: listening on' 60 || exit 1
     echo "$pid"
 }
 
 stop() {
-    local dir="$1"
-    [ -f "$dir/runnel.pid" ] || return 0
-    local pid
-    pid="$(cat "$dir/runnel.pid")"
-    if kill -TERM "$pid" 2>/dev/null; then
-        local deadline=$((SECONDS + 60))
-        while kill -0 "$pid" 2>/dev/null; do
-            [ "$SECONDS" -lt "$deadline" ] || { kill -KILL "$pid" 2>/dev/null || true; break; }
-            sleep 0.1
-        done
-    fi
-    rm -f "$dir/runnel.pid"
+    stop_pid_file "$1/runnel.pid" 60
 }
 
 cmd="${1:-}"

@@ -40,27 +40,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A loopback port in 21000-21999 that nothing listens on.
-free_port() {
-    python3 - <<'EOF'
-import random, socket
-ports = list(range(21000, 22000))
-random.shuffle(ports)
-for port in ports:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    raise SystemExit("no free port in 21000-21999")
-EOF
-}
-
 # results JSON_FILE counts|failed: "PASSED FAILED" over tests and subtests
 # (one that started and never ended, as in a panic or a timeout, failed),
 # or the output of the failed tests and of the package.
@@ -95,7 +74,7 @@ status=0
 summaries=()
 for kind in "${brokers[@]}"; do
     dir="$WORK/$kind"
-    port="$(free_port)"
+    port="$(python3 "$ROOT/scripts/free_port.py" 21000 21999)"
     start=$SECONDS
     echo "run.sh: starting $kind on 127.0.0.1:$port" >&2
     started+=("$kind")

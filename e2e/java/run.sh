@@ -31,25 +31,6 @@ case "$which" in
 esac
 command -v mvn >/dev/null 2>&1 || die "mvn not found (Maven 3 and a JDK 17 are needed)"
 
-# A loopback port in 20000-20999 that nothing listens on now.
-free_port() {
-    python3 - <<'PY'
-import random, socket
-for port in random.sample(range(20000, 21000), 1000):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    raise SystemExit("no free port in 20000-20999")
-PY
-}
-
 # "passed failed skipped" from surefire's XML reports.
 count_reports() {
     python3 - "$REPORTS" <<'PY'
@@ -97,7 +78,7 @@ run_on() {
     shift
     local dir port log settings=()
     dir="$(mktemp -d "${TMPDIR:-/tmp}/runnel-java-e2e-$kind.XXXXXX")"
-    port="$(free_port)"
+    port="$(python3 "$ROOT/scripts/free_port.py" 20000 20999)"
     log="$dir/$kind.log"
     # As scripts/kafka.sh configures Kafka: a new group's first rebalance is not delayed.
     [ "$kind" = runnel ] && settings=(group.initial.rebalance.delay.ms=0)
