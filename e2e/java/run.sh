@@ -30,6 +30,8 @@ case "$which" in
     *) die "usage: e2e/java/run.sh [runnel|kafka|both] [MAVEN ARG...]" ;;
 esac
 command -v mvn >/dev/null 2>&1 || die "mvn not found (Maven 3 and a JDK 17 are needed)"
+# The client is the version of the reference broker (scripts/kafka/pom.xml).
+kafka_version="$("$ROOT/scripts/kafka.sh" version)"
 
 # "passed failed skipped" from surefire's XML reports.
 count_reports() {
@@ -93,7 +95,8 @@ run_on() {
     fi
     rm -rf "$REPORTS"
     local rc=0
-    mvn -B -q -f "$HERE/pom.xml" test -Dbootstrap.servers="127.0.0.1:$port" -Dbroker="$kind" "$@" \
+    mvn -B -q -f "$HERE/pom.xml" test -Dkafka.version="$kafka_version" \
+        -Dbootstrap.servers="127.0.0.1:$port" -Dbroker="$kind" "$@" \
         >"$dir/maven.log" 2>&1 || rc=$?
     stop_current
     local passed failed skipped
