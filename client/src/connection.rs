@@ -190,7 +190,9 @@ pub(crate) fn api_name(key: i16) -> &'static str {
 }
 
 /// The connection's task: writes queued frames, reads responses in order
-/// and hands each to the request it answers. On a socket error every
+/// and hands each to the request it answers. Once every handle is gone it
+/// writes what is still queued (acks=0 produce requests among it) and
+/// waits for the responses owed, then ends. On a socket error every
 /// waiting request gets it, and the task ends.
 async fn run(
     peer: SocketAddr,
@@ -200,13 +202,17 @@ async fn run(
 ) {
     let mut waiting: VecDeque<(i32, oneshot::Sender<Result<Bytes>>)> = VecDeque::new();
     let mut buf = BytesMut::with_capacity(64 << 10);
+    // False once the queue is closed and drained: `recv` then answers
+    // `None` at once, so polling it would spin.
+    let mut queue_open = true;
     let failure = loop {
         tokio::select! {
-            outgoing = queue.recv() => {
+            outgoing = queue.recv(), if queue_open => {
                 let Some(outgoing) = outgoing else {
-                    // Every handle is gone: finish what was asked, then stop.
+                    // Every handle is gone and every queued frame written:
+                    // wait for the responses owed, then stop.
                     if waiting.is_empty() { return; }
-                    queue.close();
+                    queue_open = false;
                     continue;
                 };
                 if let Err(source) = writer.write_all(&outgoing.frame).await {
@@ -226,7 +232,7 @@ async fn run(
                     Ok(()) => {}
                     Err(err) => break err,
                 }
-                if queue.is_closed() && waiting.is_empty() {
+                if !queue_open && waiting.is_empty() {
                     return;
                 }
             }
@@ -294,5 +300,116 @@ fn failure_copy(failure: &ClientError, peer: SocketAddr) -> ClientError {
             source: std::io::Error::new(source.kind(), source.to_string()),
         },
         _ => ClientError::Closed { peer },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::mpsc as std_mpsc;
+    use std::time::Duration;
+
+    use kafka_protocol::messages::ApiVersionsRequest;
+
+    use super::*;
+
+    /// A broker stand-in that answers the first request with a bare
+    /// response header (saying so on `answered`) and counts the frames that
+    /// come until EOF.
+    fn counting_peer() -> (
+        std::net::SocketAddr,
+        std_mpsc::Receiver<()>,
+        std::thread::JoinHandle<usize>,
+    ) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (answered, answered_rx) = std_mpsc::channel();
+        let peer = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut frames = 0;
+            let mut size = [0u8; 4];
+            while stream.read_exact(&mut size).is_ok() {
+                let mut frame = vec![0; i32::from_be_bytes(size) as usize];
+                stream.read_exact(&mut frame).expect("frame");
+                if frames == 0 {
+                    // Size 4, then the request's correlation id (bytes 4..8
+                    // of a request header: api key, version, correlation id).
+                    let mut response = 4i32.to_be_bytes().to_vec();
+                    response.extend_from_slice(&frame[4..8]);
+                    stream.write_all(&response).expect("respond");
+                    let _ = answered.send(());
+                }
+                frames += 1;
+            }
+            frames
+        });
+        (address, answered_rx, peer)
+    }
+
+    #[test]
+    fn frames_queued_when_the_last_handle_drops_are_all_written() {
+        // One thread runs both this test and the connection's task, so the
+        // task only runs when the test awaits. The task writes the first
+        // request; its answer is in the socket before the rest are queued
+        // and the handle dropped; the task must then write them all, not
+        // stop at the answer because no handle is left (acks=0 produce
+        // requests were lost that way when a producer closed).
+        // Which of the task's branches goes first is random: twenty rounds.
+        for _ in 0..20 {
+            queue_answer_and_drop();
+        }
+    }
+
+    fn queue_answer_and_drop() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (address, answered, peer) = counting_peer();
+        let queued = runtime.block_on(async {
+            let connection = Connection::open(&address.to_string(), "test")
+                .await
+                .expect("open");
+            let pending = connection
+                .send(3, &ApiVersionsRequest::default())
+                .await
+                .expect("send");
+            // Let the task write it, then hold this thread (and the task)
+            // until the answer has been sent.
+            while answered.try_recv().is_err() {
+                tokio::task::yield_now().await;
+                assert!(!peer.is_finished(), "the peer stopped early");
+            }
+            // Large enough that the socket's buffers fill and the task
+            // waits between writes, with the answer ready to be read.
+            let large = ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_string("x".repeat(64 << 10)));
+            // Unconstrained: no cooperative yield lets the task run (and
+            // read the answer) before the handle is gone.
+            let queued = tokio::task::unconstrained(async {
+                let mut queued = 1;
+                for _ in 0..QUEUE - 1 {
+                    connection.send_only(3, &large).await.expect("send_only");
+                    queued += 1;
+                }
+                queued
+            })
+            .await;
+            drop(connection);
+            let _ = pending.reply.expect("a response is owed").await;
+            queued
+        });
+        // Once every frame is written and the answer read, the task lets
+        // the socket go and the peer sees EOF.
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while !peer.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .expect("the connection closed within 30 s");
+        });
+        assert_eq!(peer.join().expect("peer"), queued);
     }
 }
