@@ -9,7 +9,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -18,24 +17,11 @@ import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 @Timeout(90)
-class ConsumerTest {
-    private static Admin admin;
-
-    @BeforeAll
-    static void setUp() {
-        admin = Env.admin();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        admin.close();
-    }
+class ConsumerTest extends WithAdmin {
 
     /** Produces {@code count} records "p{partition}-{i}" to the partition, with timestamps base + 1000 * i. */
     private static void produce(String topic, int partition, int count, long base) throws Exception {

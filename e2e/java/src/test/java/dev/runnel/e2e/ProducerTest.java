@@ -11,7 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Future;
 
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -22,26 +21,13 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.record.TimestampType;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 @Timeout(90)
-class ProducerTest {
-    private static Admin admin;
-
-    @BeforeAll
-    static void setUp() {
-        admin = Env.admin();
-    }
-
-    @AfterAll
-    static void tearDown() {
-        admin.close();
-    }
+class ProducerTest extends WithAdmin {
 
     private static KafkaConsumer<String, String> assigned(String topic) {
         KafkaConsumer<String, String> consumer = Env.consumer(Map.of());
