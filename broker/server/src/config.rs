@@ -23,6 +23,8 @@ use std::path::PathBuf;
 
 use runnel_log::{LogConfig, LogError};
 
+use crate::connection_limits::{self, ConnectionQuotas};
+
 pub use listener::{HostPort, Listener};
 
 const ENV_PREFIX: &str = "RUNNEL_";
@@ -43,6 +45,9 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     /// Largest request frame accepted.
     pub socket_request_max_bytes: usize,
+    /// `max.connections`, `max.connections.per.ip` and
+    /// `max.connections.per.ip.overrides`.
+    pub connection_quotas: ConnectionQuotas,
     /// `metrics.listen` (ours, not Kafka's): the Prometheus endpoint.
     pub metrics_listen: HostPort,
     pub num_recovery_threads_per_data_dir: usize,
@@ -100,6 +105,7 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             auto_create_topics_enable: true,
             socket_request_max_bytes: 104_857_600,
+            connection_quotas: ConnectionQuotas::default(),
             metrics_listen: HostPort {
                 host: "127.0.0.1".into(),
                 port: 9644,
@@ -272,6 +278,9 @@ static KEYS: &[Key] = &[
     Key { name: "default.replication.factor", apply: broker!(default_replication_factor, |v| int(v, 1)) },
     Key { name: "auto.create.topics.enable", apply: broker!(auto_create_topics_enable, boolean) },
     Key { name: "socket.request.max.bytes", apply: broker!(socket_request_max_bytes, |v| int::<i32>(v, 1).map(|n| n as usize)) },
+    Key { name: "max.connections", apply: Apply::Broker(|c, v| { c.connection_quotas.max_connections = int::<i32>(v, 0)? as usize; Ok(()) }) },
+    Key { name: "max.connections.per.ip", apply: Apply::Broker(|c, v| { c.connection_quotas.max_connections_per_ip = int::<i32>(v, 0)? as usize; Ok(()) }) },
+    Key { name: "max.connections.per.ip.overrides", apply: Apply::Broker(|c, v| { c.connection_quotas.per_ip_overrides = connection_limits::parse_overrides(v)?; Ok(()) }) },
     Key { name: "metrics.listen", apply: broker!(metrics_listen, HostPort::parse) },
     Key { name: "num.recovery.threads.per.data.dir", apply: broker!(num_recovery_threads_per_data_dir, |v| int(v, 1)) },
     Key { name: "group.initial.rebalance.delay.ms", apply: broker!(group_initial_rebalance_delay_ms, |v| int(v, 0)) },

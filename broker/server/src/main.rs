@@ -8,7 +8,9 @@
 //!   registry; [`meta`]: `meta.properties` and the cluster id;
 //!   [`committed`]: committed offsets in `__consumer_offsets`; [`groups`]:
 //!   consumer groups and their held requests.
-//! - [`connection`]: one client connection; [`handlers`]: one per API key.
+//! - [`connection`]: one client connection; [`connection_limits`]:
+//!   `max.connections` and `max.connections.per.ip`; [`handlers`]: one per
+//!   API key.
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 //! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
@@ -18,6 +20,7 @@ mod broker;
 mod committed;
 mod config;
 mod connection;
+mod connection_limits;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod group_metrics;

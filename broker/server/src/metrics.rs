@@ -33,6 +33,11 @@ struct ApiLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ApiErrorLabels {
     api: &'static str,
     error: &'static str,
@@ -100,6 +105,7 @@ pub struct BrokerMetrics {
     topic_bytes_out: Family<TopicLabels, Counter>,
     open_connections: Gauge,
     connections: Counter,
+    connections_refused: Family<RefusalLabels, Counter>,
     fetches_waiting: Gauge,
     /// The broker, once it exists, for the consumer-group metrics.
     broker: crate::group_metrics::BrokerSlot,
@@ -165,6 +171,12 @@ impl BrokerMetrics {
             "Kafka client connections accepted",
             connections.clone(),
         );
+        let connections_refused = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "runnel_connections_refused",
+            "Kafka client connections closed at once by max.connections or max.connections.per.ip",
+            connections_refused.clone(),
+        );
         let fetches_waiting = Gauge::default();
         registry.register(
             "runnel_fetches_waiting",
@@ -186,6 +198,7 @@ impl BrokerMetrics {
             topic_bytes_out,
             open_connections,
             connections,
+            connections_refused,
             fetches_waiting,
         }
     }
@@ -251,6 +264,14 @@ impl BrokerMetrics {
     pub fn connection_opened(&self) -> GaugeGuard {
         self.connections.inc();
         GaugeGuard::new(&self.open_connections)
+    }
+
+    /// Counts a connection refused by a connection quota (`reason` is
+    /// `max_connections` or `max_connections_per_ip`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.connections_refused
+            .get_or_create(&RefusalLabels { reason })
+            .inc();
     }
 
     /// Counts a fetch waiting for data until the guard is dropped.

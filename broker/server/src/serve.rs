@@ -21,6 +21,7 @@ use tokio::time::MissedTickBehavior;
 use crate::broker::Broker;
 use crate::config::{self, BrokerConfig, ConfigArgs};
 use crate::connection;
+use crate::connection_limits::ConnectionLimits;
 use crate::handlers::now_ms;
 use crate::metrics::BrokerMetrics;
 use crate::topics::TopicRegistry;
@@ -157,16 +158,25 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
+    let connection_limits = ConnectionLimits::new(broker.config.connection_quotas.clone());
     let mut connections = JoinSet::new();
     let signal_name = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(Arc::clone(&broker), stream, peer, stopped.clone()));
-                }
+                Ok((stream, peer)) => match connection_limits.admit(peer.ip()) {
+                    Ok(slot) => {
+                        let _ = stream.set_nodelay(true);
+                        let serve = connection::serve(Arc::clone(&broker), stream, peer, stopped.clone());
+                        connections.spawn(async move {
+                            let _slot = slot;
+                            serve.await;
+                        });
+                    }
+                    // Dropping the stream closes it before a byte is read.
+                    Err(refusal) => broker.metrics.connection_refused(refusal.label()),
+                },
                 Err(err) => tracing::warn!(error = %err, "accept failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -163,3 +163,97 @@ fn sigterm_does_not_wait_for_a_held_join_group() {
     // COORDINATOR_NOT_AVAILABLE: the client looks for the coordinator again.
     assert_eq!(joiner.join().expect("joiner"), 15);
 }
+
+/// Connects and checks the broker answers ApiVersions on the connection.
+fn answered(bootstrap: &str, correlation_id: i32) -> std::net::TcpStream {
+    let mut stream = std::net::TcpStream::connect(bootstrap).expect("connect");
+    if let Err(err) = common::raw::probe(&mut stream, correlation_id) {
+        panic!("connection {correlation_id} was not served: {err}");
+    }
+    stream
+}
+
+/// Whether the broker closes `stream` without a word.
+fn refused(stream: &mut std::net::TcpStream) -> bool {
+    let _ = common::raw::send(stream, &common::raw::api_versions_v0(99));
+    matches!(
+        common::raw::read_reply(stream),
+        Ok(common::raw::Reply::Closed) | Err(_)
+    )
+}
+
+fn refusals(metrics: &str, reason: &str) -> String {
+    let name = format!("runnel_connections_refused_total{{reason=\"{reason}\"}} ");
+    common::scrape_metrics(metrics)
+        .lines()
+        .find_map(|line| line.strip_prefix(&name).map(str::to_string))
+        .unwrap_or_else(|| "none".into())
+}
+
+#[test]
+fn connections_past_max_connections_per_ip_and_max_connections_are_refused() {
+    let (_dir, mut broker) = common::started_with(&["max.connections.per.ip=2"]);
+    let first = answered(&broker.bootstrap, 1);
+    let _second = answered(&broker.bootstrap, 2);
+    let mut third = std::net::TcpStream::connect(&broker.bootstrap).expect("connect");
+    assert!(
+        refused(&mut third),
+        "a third connection from 127.0.0.1 was served"
+    );
+    assert_eq!(refusals(&broker.metrics, "max_connections_per_ip"), "1");
+    // A closed connection gives its place back once the broker sees it go.
+    drop(first);
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    loop {
+        let mut stream = std::net::TcpStream::connect(&broker.bootstrap).expect("connect");
+        if common::raw::probe(&mut stream, 3).is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no place came free within {:?} of closing a connection",
+            common::DEADLINE
+        );
+    }
+    broker.terminate();
+    let exit = broker.wait_exit();
+    let stderr = common::plain(&exit.stderr);
+    assert!(
+        stderr.contains(
+            "connection refused: this address has max.connections.per.ip open ip=127.0.0.1 limit=2"
+        ),
+        "stderr:\n{stderr}"
+    );
+
+    let (_dir, mut broker) = common::started_with(&["max.connections=1"]);
+    let _only = answered(&broker.bootstrap, 1);
+    let mut second = std::net::TcpStream::connect(&broker.bootstrap).expect("connect");
+    assert!(
+        refused(&mut second),
+        "a second connection past max.connections=1 was served"
+    );
+    assert_eq!(refusals(&broker.metrics, "max_connections"), "1");
+    broker.terminate();
+    let exit = broker.wait_exit();
+    assert!(
+        exit.stderr
+            .contains("connection refused: the broker has max.connections open"),
+        "stderr:\n{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn a_bad_connection_override_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker =
+        Broker::serve_with(dir.path(), &["max.connections.per.ip.overrides=broker-0:3"]);
+    let exit = broker.wait_exit();
+    assert_ne!(exit.status.code(), Some(0));
+    let stderr = common::plain(&exit.stderr);
+    assert!(
+        stderr.contains("max.connections.per.ip.overrides")
+            && stderr.contains("\"broker-0\" is not an IP address"),
+        "stderr:\n{stderr}"
+    );
+}

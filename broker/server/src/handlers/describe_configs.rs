@@ -87,6 +87,8 @@ static BROKER_KEYS: &[BrokerKey] = &[
     BrokerKey { name: "default.replication.factor", config_type: ConfigType::Int, render: |c| c.default_replication_factor.to_string() },
     BrokerKey { name: "listeners", config_type: ConfigType::String, render: |c| join(&c.listeners) },
     BrokerKey { name: "log.dirs", config_type: ConfigType::String, render: |c| join(c.log_dirs.iter().map(|d| d.display())) },
+    BrokerKey { name: "max.connections", config_type: ConfigType::Int, render: |c| c.connection_quotas.max_connections.to_string() },
+    BrokerKey { name: "max.connections.per.ip", config_type: ConfigType::Int, render: |c| c.connection_quotas.max_connections_per_ip.to_string() },
     BrokerKey { name: "node.id", config_type: ConfigType::Int, render: |c| c.node_id.to_string() },
     BrokerKey { name: "num.partitions", config_type: ConfigType::Int, render: |c| c.num_partitions.to_string() },
     BrokerKey { name: "socket.request.max.bytes", config_type: ConfigType::Int, render: |c| c.socket_request_max_bytes.to_string() },

@@ -233,3 +233,22 @@ pub fn scrape_metrics(metrics: &str) -> String {
     stream.read_to_string(&mut text).expect("read metrics");
     text
 }
+
+/// `text` without its terminal colour sequences (`ESC [ ... m`), as the
+/// broker's log lines read when they are not coloured.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
