@@ -3,9 +3,11 @@
 #
 #   kafka.sh install          resolve Kafka (broker, tools, clients) with Maven
 #                             into the cache, once; later calls do nothing
-#   kafka.sh start DIR PORT   format DIR as a one-node KRaft cluster (broker
+#   kafka.sh start DIR PORT [KEY=VALUE...]
+#                             format DIR as a one-node KRaft cluster (broker
 #                             and controller in one process) listening on
-#                             127.0.0.1:PORT, start it, wait until it serves
+#                             127.0.0.1:PORT, with more server.properties
+#                             settings, start it, wait until it serves
 #                             Metadata; prints its pid
 #   kafka.sh stop DIR         SIGTERM the broker started in DIR and wait
 #   kafka.sh run CLASS ARG... run a Kafka main class (kafka.tools.DumpLogSegments,
@@ -74,8 +76,9 @@ EOF
 }
 
 start() {
-    local dir="$1" port="$2"
-    [ -n "$dir" ] && [ -n "$port" ] || die "usage: kafka.sh start DIR PORT"
+    local dir="${1:-}" port="${2:-}"
+    [ -n "$dir" ] && [ -n "$port" ] || die "usage: kafka.sh start DIR PORT [KEY=VALUE...]"
+    shift 2
     install
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
@@ -100,6 +103,13 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+    local setting
+    for setting in "$@"; do
+        case "$setting" in
+            *=*) printf '%s\n' "$setting" >>"$dir/server.properties" ;;
+            *) die "$setting is not KEY=VALUE" ;;
+        esac
+    done
     write_log4j "$dir/log4j2.properties" INFO
     write_log4j "$dir/tools-log4j2.properties" WARN
     if [ ! -f "$dir/data/meta.properties" ]; then
@@ -136,10 +146,10 @@ cmd="${1:-}"
 shift || true
 case "$cmd" in
     install) install ;;
-    start) start "${1:-}" "${2:-}" ;;
+    start) start "$@" ;;
     stop) [ -n "${1:-}" ] || die "usage: kafka.sh stop DIR"; stop "$1" ;;
     run) run "$@" ;;
     classpath) install; classpath ;;
     version) echo "$KAFKA_VERSION" ;;
-    *) die "usage: kafka.sh install | start DIR PORT | stop DIR | run CLASS ARG... | classpath | version" ;;
+    *) die "usage: kafka.sh install | start DIR PORT [KEY=VALUE...] | stop DIR | run CLASS ARG... | classpath | version" ;;
 esac
