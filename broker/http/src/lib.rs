@@ -13,8 +13,8 @@
 //! `Connection: close` and closes.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,6 +52,9 @@ pub trait EncodeMetrics: Send + Sync + 'static {
 pub struct HttpState {
     pub metrics: Arc<dyn EncodeMetrics>,
     ready: AtomicBool,
+    /// Why the process cannot serve although it runs (a log dir that
+    /// takes no writes); `/readyz` is 503 with them while there are any.
+    not_ready_because: Mutex<Vec<String>>,
 }
 
 impl std::fmt::Debug for HttpState {
@@ -68,6 +71,7 @@ impl HttpState {
         Self {
             metrics,
             ready: AtomicBool::new(false),
+            not_ready_because: Mutex::new(Vec::new()),
         }
     }
 
@@ -77,8 +81,30 @@ impl HttpState {
         self.ready.store(ready, Ordering::Release);
     }
 
+    /// Sets what keeps the process from serving although it runs (empty:
+    /// nothing); `/readyz` answers 503 with them while there are any.
+    pub fn set_not_ready_because(&self, reasons: Vec<String>) {
+        *self.reasons() = reasons;
+    }
+
+    fn reasons(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.not_ready_because
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.reasons().is_empty()
+    }
+
+    /// The `/readyz` answer: `Ok(())` when ready, else the body to send.
+    fn readiness(&self) -> Result<(), String> {
+        let reasons = self.reasons();
+        match (self.ready.load(Ordering::Acquire), reasons.is_empty()) {
+            (true, true) => Ok(()),
+            (false, _) => Err("not ready".into()),
+            (true, false) => Err(format!("not ready: {}", reasons.join("; "))),
+        }
     }
 }
 
@@ -309,8 +335,10 @@ async fn respond(request: Request<'_>, state: &Arc<HttpState>) -> Response {
             }
         }
         "/healthz" => Response::text(200, "OK", "ok"),
-        "/readyz" if state.is_ready() => Response::text(200, "OK", "ready"),
-        "/readyz" => Response::text(503, "Service Unavailable", "not ready"),
+        "/readyz" => match state.readiness() {
+            Ok(()) => Response::text(200, "OK", "ready"),
+            Err(body) => Response::text(503, "Service Unavailable", &body),
+        },
         _ => Response::text(404, "Not Found", "not found"),
     };
     response.head_only = request.method == Method::Head;
@@ -466,6 +494,15 @@ mod tests {
         let ready = get(server.addr, "/readyz?verbose").await;
         assert_eq!(status_line(&ready), "HTTP/1.1 200 OK");
         assert_eq!(body(&ready), "ready");
+        server
+            .state
+            .set_not_ready_because(vec!["log dir /d cannot take writes".into()]);
+        let failing = get(server.addr, "/readyz").await;
+        assert_eq!(status_line(&failing), "HTTP/1.1 503 Service Unavailable");
+        assert_eq!(body(&failing), "not ready: log dir /d cannot take writes");
+        server.state.set_not_ready_because(Vec::new());
+        let ready = get(server.addr, "/readyz").await;
+        assert_eq!(status_line(&ready), "HTTP/1.1 200 OK");
 
         server.stop.send(()).expect("server running");
         timeout(Duration::from_secs(5), server.task)

@@ -43,6 +43,8 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
     pub metrics: Arc<BrokerMetrics>,
+    /// Log dirs that cannot take writes (storage_health.rs).
+    pub storage: crate::storage_health::StorageHealth,
     topics: Mutex<TopicRegistry>,
     /// Held for a whole topic creation, deletion or growth, so that the
     /// disk work happens without `topics`, which requests read, held.
@@ -99,6 +101,7 @@ impl Broker {
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
         };
         Self {
+            storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
             config,
             logs,
             metrics,

@@ -11,6 +11,7 @@
 //! - [`connection`]: one client connection; [`connection_limits`]:
 //!   `max.connections` and `max.connections.per.ip`; [`handlers`]: one per
 //!   API key.
+//! - [`storage_health`]: log dirs that cannot take writes (`/readyz`).
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 //! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
@@ -31,6 +32,7 @@ mod meta;
 mod metrics;
 mod producer_ids;
 mod serve;
+mod storage_health;
 mod tools;
 mod topics;
 mod txns;

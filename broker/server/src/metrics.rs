@@ -33,6 +33,11 @@ struct ApiLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LogDirLabels {
+    log_dir: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RefusalLabels {
     reason: &'static str,
 }
@@ -106,6 +111,8 @@ pub struct BrokerMetrics {
     open_connections: Gauge,
     connections: Counter,
     connections_refused: Family<RefusalLabels, Counter>,
+    storage_errors: Family<LogDirLabels, Counter>,
+    log_dir_failing: Family<LogDirLabels, Gauge>,
     fetches_waiting: Gauge,
     /// The broker, once it exists, for the consumer-group metrics.
     broker: crate::group_metrics::BrokerSlot,
@@ -177,6 +184,18 @@ impl BrokerMetrics {
             "Kafka client connections closed at once by max.connections or max.connections.per.ip",
             connections_refused.clone(),
         );
+        let storage_errors = Family::<LogDirLabels, Counter>::default();
+        registry.register(
+            "runnel_storage_errors",
+            "Writes to a log dir that failed on storage (answered KAFKA_STORAGE_ERROR)",
+            storage_errors.clone(),
+        );
+        let log_dir_failing = Family::<LogDirLabels, Gauge>::default();
+        registry.register(
+            "runnel_log_dir_failing",
+            "1 while a log dir cannot take writes (its last write failed and no probe has succeeded since)",
+            log_dir_failing.clone(),
+        );
         let fetches_waiting = Gauge::default();
         registry.register(
             "runnel_fetches_waiting",
@@ -199,6 +218,8 @@ impl BrokerMetrics {
             open_connections,
             connections,
             connections_refused,
+            storage_errors,
+            log_dir_failing,
             fetches_waiting,
         }
     }
@@ -272,6 +293,24 @@ impl BrokerMetrics {
         self.connections_refused
             .get_or_create(&RefusalLabels { reason })
             .inc();
+    }
+
+    /// Counts a write to `log_dir` that failed on storage.
+    pub fn storage_error(&self, log_dir: &str) {
+        self.storage_errors
+            .get_or_create(&LogDirLabels {
+                log_dir: log_dir.to_string(),
+            })
+            .inc();
+    }
+
+    /// Whether `log_dir` cannot take writes now.
+    pub fn log_dir_failing(&self, log_dir: &str, failing: bool) {
+        self.log_dir_failing
+            .get_or_create(&LogDirLabels {
+                log_dir: log_dir.to_string(),
+            })
+            .set(i64::from(failing));
     }
 
     /// Counts a fetch waiting for data until the guard is dropped.

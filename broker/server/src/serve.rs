@@ -31,6 +31,9 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// Kafka's `log.cleaner.backoff.ms`.
 const CLEANER_INTERVAL: Duration = Duration::from_secs(15);
+/// How often log dirs that cannot take writes are probed, and `/readyz`
+/// updated.
+const STORAGE_CHECK_MS: i64 = 1000;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -158,6 +161,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
+    let storage_watch = tokio::spawn(watch_storage(
+        Arc::clone(&broker),
+        Arc::clone(&http_state),
+        stopped.clone(),
+    ));
     let connection_limits = ConnectionLimits::new(broker.config.connection_quotas.clone());
     let mut connections = JoinSet::new();
     let signal_name = loop {
@@ -201,6 +209,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     txn_timeouts
         .await
         .context("the transaction timeout task panicked")?;
+    storage_watch
+        .await
+        .context("the storage watch task panicked")?;
     group_timers.abort();
     let _ = group_timers.await;
     group_store.abort();
@@ -288,6 +299,20 @@ where
             tracing::error!(error = %err, "{what} panicked");
         }
     }
+}
+
+/// Every second: a probe write in each log dir that cannot take writes
+/// (clearing those where it succeeds), and `/readyz` told which still fail.
+async fn watch_storage(
+    broker: Arc<Broker>,
+    http_state: Arc<HttpState>,
+    stop: watch::Receiver<bool>,
+) {
+    every(STORAGE_CHECK_MS, stop, "checking the log dirs", move || {
+        broker.storage.probe_failing(&broker.metrics);
+        http_state.set_not_ready_because(broker.storage.not_ready_because());
+    })
+    .await
 }
 
 /// Expires committed offsets every `offsets.retention.check.interval.ms`.

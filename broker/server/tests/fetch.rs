@@ -19,17 +19,6 @@ fn name(text: &str) -> TopicName {
     TopicName(StrBytes::from_string(text.to_string()))
 }
 
-fn create_topic(client: &mut Client, topic: &str) {
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = name(topic);
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    let mut request = CreateTopicsRequest::default();
-    request.topics = vec![t];
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &request);
-    assert_eq!(response.topics[0].error_code, 0);
-}
-
 fn fetch_request(topic: &str, max_wait_ms: i32) -> FetchRequest {
     let mut partition = fetch_request::FetchPartition::default();
     partition.partition = 0;
@@ -64,7 +53,7 @@ fn a_waiting_fetch_is_woken_by_an_append() {
     let mut broker = common::Broker::serve(dir.path());
     broker.wait_ready();
     let mut admin = Client::connect(&broker.bootstrap);
-    create_topic(&mut admin, "poll");
+    admin.create_topic("poll");
 
     let bootstrap = broker.bootstrap.clone();
     let fetcher = std::thread::spawn(move || {
@@ -115,7 +104,7 @@ fn a_fetch_with_nothing_to_read_answers_empty_after_max_wait() {
     let mut broker = common::Broker::serve(dir.path());
     broker.wait_ready();
     let mut client = Client::connect(&broker.bootstrap);
-    create_topic(&mut client, "idle");
+    client.create_topic("idle");
     let response: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request("idle", 50));
     let p = &response.responses[0].partitions[0];
     assert_eq!(p.error_code, 0);
@@ -129,7 +118,7 @@ fn read_committed_stops_at_an_open_transaction() {
     let mut broker = common::Broker::serve(dir.path());
     broker.wait_ready();
     let mut client = Client::connect(&broker.bootstrap);
-    create_topic(&mut client, "txn");
+    client.create_topic("txn");
     let produce = |client: &mut Client, batch: Vec<u8>| {
         let mut partition = produce_request::PartitionProduceData::default();
         partition.records = Some(Bytes::from(batch));

@@ -16,7 +16,7 @@ use runnel_log::manager::lock;
 use runnel_log::producer_state::SequenceError;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::broker::{Broker, error_chain};
 
 /// `None` when the producer asked for no acknowledgement.
 pub fn handle(
@@ -122,8 +122,21 @@ fn append(
         log.append(records, now_ms)
     };
     match appended {
-        Ok(info) => Ok((info, log.log_start_offset())),
-        Err(err) => Err((error_code(&err), format!("{err}"))),
+        Ok(info) => {
+            broker.storage.write_succeeded(log.dir(), &broker.metrics);
+            Ok((info, log.log_start_offset()))
+        }
+        Err(err) => {
+            let code = error_code(&err);
+            if code == ResponseError::KafkaStorageError {
+                let dir = log.dir().to_path_buf();
+                drop(log);
+                broker
+                    .storage
+                    .write_failed(&dir, &error_chain(&err), &broker.metrics);
+            }
+            Err((code, format!("{err}")))
+        }
     }
 }
 

@@ -69,4 +69,18 @@ impl Client {
         );
         response
     }
+    /// Creates `topic` with one partition (CreateTopics v7), or fails.
+    pub fn create_topic(&mut self, topic: &str) {
+        use kafka_protocol::messages::{
+            CreateTopicsRequest, CreateTopicsResponse, TopicName, create_topics_request,
+        };
+        let mut t = create_topics_request::CreatableTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic.to_string()));
+        t.num_partitions = 1;
+        t.replication_factor = 1;
+        let mut request = CreateTopicsRequest::default();
+        request.topics = vec![t];
+        let response: CreateTopicsResponse = self.call(ApiKey::CreateTopics, 7, &request);
+        assert_eq!(response.topics[0].error_code, 0, "create {topic}");
+    }
 }
