@@ -118,17 +118,21 @@ impl StorageHealth {
             let dir_name = dir.path.display().to_string();
             metrics.log_dir_failing(&dir_name, false);
             tracing::info!(log_dir = %dir_name, how, "log dir takes writes again");
-            let still = self.dirs.iter().any(|d| d.failing.load(Ordering::Acquire));
-            self.any_failing.store(still, Ordering::Release);
+            self.refresh_any_failing();
         }
+    }
+
+    /// `any_failing` from the dirs' own flags. A clear racing a new
+    /// failure elsewhere may leave it false for a moment; the probe pass
+    /// calls this every second, so the fast path is never wrong for long.
+    fn refresh_any_failing(&self) {
+        let any = self.dirs.iter().any(|d| d.failing.load(Ordering::Acquire));
+        self.any_failing.store(any, Ordering::Release);
     }
 
     /// Tries a probe write in every failing dir and clears those where it
     /// succeeds (blocking: run it off the async workers).
     pub fn probe_failing(&self, metrics: &BrokerMetrics) {
-        if !self.any_failing.load(Ordering::Acquire) {
-            return;
-        }
         for dir in &self.dirs {
             if !dir.failing.load(Ordering::Acquire) {
                 continue;
@@ -138,6 +142,7 @@ impl StorageHealth {
                 Err(err) => *lock(&dir.last_error) = format!("probe write: {err}"),
             }
         }
+        self.refresh_any_failing();
     }
 
     /// What `/readyz` says while dirs are failing: one line per dir.
