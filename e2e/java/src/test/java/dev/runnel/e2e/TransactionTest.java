@@ -137,6 +137,23 @@ class TransactionTest extends WithAdmin {
                 .partitionsToOffsetAndMetadata().get();
     }
 
+    /**
+     * The group's stable committed offset of {@code tp}. Right after a commit or an abort the broker may still
+     * be writing the transaction's markers and answers UNSTABLE_OFFSET_COMMIT, which the admin client reports
+     * as no offset (Kafka did so in a CI run): wait for one, with a deadline.
+     */
+    private static long stableOffset(String group, TopicPartition tp) {
+        long[] found = {-1};
+        Env.await("a stable committed offset of " + tp, () -> {
+            OffsetAndMetadata offset = stableOffsets(group).get(tp);
+            if (offset != null) {
+                found[0] = offset.offset();
+            }
+            return offset != null;
+        });
+        return found[0];
+    }
+
     @Test
     void consumeTransformProduceMovesOffsetsOnlyOnCommit() throws Exception {
         String input = Env.createTopic(admin, "ctp-in", 1);
@@ -158,7 +175,7 @@ class TransactionTest extends WithAdmin {
 
             // Round 1: transform the ten records and commit.
             assertEquals(10, transformOnce(consumer, producer, output, 10, true));
-            assertEquals(10L, stableOffsets(group).get(in).offset());
+            assertEquals(10L, stableOffset(group, in));
 
             // Round 2: five more, transformed, then aborted: the group's offset stays.
             try (KafkaProducer<String, String> plain = Env.producer(Map.of())) {
@@ -168,12 +185,12 @@ class TransactionTest extends WithAdmin {
                 plain.flush();
             }
             assertEquals(5, transformOnce(consumer, producer, output, 5, false));
-            assertEquals(10L, stableOffsets(group).get(in).offset());
+            assertEquals(10L, stableOffset(group, in));
 
             // Round 3: rewind to the committed offset and redo the five, committing.
             consumer.seek(in, consumer.committed(java.util.Set.of(in)).get(in));
             assertEquals(5, transformOnce(consumer, producer, output, 5, true));
-            assertEquals(15L, stableOffsets(group).get(in).offset());
+            assertEquals(15L, stableOffset(group, in));
         }
         try (KafkaConsumer<String, String> rc = reader(output, "read_committed")) {
             List<String> got = values(readToEnd(rc, out));
