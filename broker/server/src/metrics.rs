@@ -295,24 +295,6 @@ impl BrokerMetrics {
             .inc();
     }
 
-    /// Counts a write to `log_dir` that failed on storage.
-    pub fn storage_error(&self, log_dir: &str) {
-        self.storage_errors
-            .get_or_create(&LogDirLabels {
-                log_dir: log_dir.to_string(),
-            })
-            .inc();
-    }
-
-    /// Whether `log_dir` cannot take writes now.
-    pub fn log_dir_failing(&self, log_dir: &str, failing: bool) {
-        self.log_dir_failing
-            .get_or_create(&LogDirLabels {
-                log_dir: log_dir.to_string(),
-            })
-            .set(i64::from(failing));
-    }
-
     /// Counts a fetch waiting for data until the guard is dropped.
     #[must_use = "the fetch stops counting as waiting when the guard is dropped"]
     pub fn fetch_waiting(&self) -> GaugeGuard {
@@ -450,6 +432,24 @@ where
 impl runnel_http::EncodeMetrics for BrokerMetrics {
     fn encode(&self) -> String {
         BrokerMetrics::encode(self)
+    }
+}
+
+impl crate::storage_health::StorageMetrics for BrokerMetrics {
+    fn storage_error(&self, log_dir: &str) {
+        self.storage_errors
+            .get_or_create(&LogDirLabels {
+                log_dir: log_dir.to_string(),
+            })
+            .inc();
+    }
+
+    fn log_dir_failing(&self, log_dir: &str, failing: bool) {
+        self.log_dir_failing
+            .get_or_create(&LogDirLabels {
+                log_dir: log_dir.to_string(),
+            })
+            .set(i64::from(failing));
     }
 }
 

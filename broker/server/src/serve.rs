@@ -309,7 +309,7 @@ async fn watch_storage(
     stop: watch::Receiver<bool>,
 ) {
     every(STORAGE_CHECK_MS, stop, "checking the log dirs", move || {
-        broker.storage.probe_failing(&broker.metrics);
+        broker.storage.probe_failing(&*broker.metrics);
         http_state.set_not_ready_because(broker.storage.not_ready_because());
     })
     .await

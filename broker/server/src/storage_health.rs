@@ -16,7 +16,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::metrics::BrokerMetrics;
+/// Where the counts go (the broker's metrics implement it), so that this
+/// module needs nothing else of the broker.
+pub trait StorageMetrics {
+    /// A write to `log_dir` failed on storage.
+    fn storage_error(&self, log_dir: &str);
+    /// Whether `log_dir` cannot take writes now.
+    fn log_dir_failing(&self, log_dir: &str, failing: bool);
+}
 
 /// How often one dir's storage errors are logged at the most.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -73,7 +80,7 @@ impl StorageHealth {
 
     /// A write under `partition_dir` failed on storage with `error` (its
     /// whole cause chain).
-    pub fn write_failed(&self, partition_dir: &Path, error: &str, metrics: &BrokerMetrics) {
+    pub fn write_failed(&self, partition_dir: &Path, error: &str, metrics: &dyn StorageMetrics) {
         let Some(dir) = self.dir_of(partition_dir) else {
             return;
         };
@@ -104,7 +111,7 @@ impl StorageHealth {
 
     /// A write under `partition_dir` succeeded: clears its dir if it was
     /// failing. One atomic load while no dir is failing.
-    pub fn write_succeeded(&self, partition_dir: &Path, metrics: &BrokerMetrics) {
+    pub fn write_succeeded(&self, partition_dir: &Path, metrics: &dyn StorageMetrics) {
         if !self.any_failing.load(Ordering::Acquire) {
             return;
         }
@@ -113,7 +120,7 @@ impl StorageHealth {
         }
     }
 
-    fn clear(&self, dir: &DirState, how: &str, metrics: &BrokerMetrics) {
+    fn clear(&self, dir: &DirState, how: &str, metrics: &dyn StorageMetrics) {
         if dir.failing.swap(false, Ordering::AcqRel) {
             let dir_name = dir.path.display().to_string();
             metrics.log_dir_failing(&dir_name, false);
@@ -132,7 +139,7 @@ impl StorageHealth {
 
     /// Tries a probe write in every failing dir and clears those where it
     /// succeeds (blocking: run it off the async workers).
-    pub fn probe_failing(&self, metrics: &BrokerMetrics) {
+    pub fn probe_failing(&self, metrics: &dyn StorageMetrics) {
         for dir in &self.dirs {
             if !dir.failing.load(Ordering::Acquire) {
                 continue;
@@ -176,6 +183,7 @@ fn probe(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::BrokerMetrics;
 
     #[test]
     fn a_failed_write_marks_its_dir_until_a_write_or_a_probe_succeeds() {

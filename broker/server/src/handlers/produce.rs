@@ -123,7 +123,7 @@ fn append(
     };
     match appended {
         Ok(info) => {
-            broker.storage.write_succeeded(log.dir(), &broker.metrics);
+            broker.storage.write_succeeded(log.dir(), &*broker.metrics);
             Ok((info, log.log_start_offset()))
         }
         Err(err) => {
@@ -133,7 +133,7 @@ fn append(
                 drop(log);
                 broker
                     .storage
-                    .write_failed(&dir, &error_chain(&err), &broker.metrics);
+                    .write_failed(&dir, &error_chain(&err), &*broker.metrics);
             }
             Err((code, format!("{err}")))
         }
