@@ -201,9 +201,10 @@ fn offsets_past_their_retention_expire_and_stay_expired() {
     let mut broker = started(dir.path(), &overrides);
     let mut client = Client::connect(&broker.bootstrap);
     create_topic(&mut client, "expiring");
-    // OffsetCommit v2 asks for 300 ms of retention; the other group keeps
-    // the broker's default (7 days).
-    commit(&mut client, "short", ("", -1), "expiring", 5, 300);
+    // OffsetCommit v2 asks for 2 s of retention (long enough that a loaded
+    // machine still reads it back first); the other group keeps the
+    // broker's default (7 days).
+    commit(&mut client, "short", ("", -1), "expiring", 5, 2_000);
     commit(&mut client, "long", ("", -1), "expiring", 6, -1);
     assert_eq!(committed(&mut client, "short", "expiring"), 5);
     let deadline = Instant::now() + common::DEADLINE;
