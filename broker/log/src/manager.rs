@@ -61,7 +61,12 @@ struct Entry {
 #[derive(Debug)]
 pub struct LogManager {
     dirs: Vec<LogDir>,
+    /// Locked only for lookups and inserts, never while a log is opened
+    /// or deleted: reads and appends to other partitions look logs up.
     logs: Mutex<HashMap<TopicPartition, Entry>>,
+    /// Held while a log is created, so two creators of one partition do
+    /// not both open its files.
+    creating: Mutex<()>,
     default_config: LogConfig,
     /// Whether the last stop was clean, per dir (for the startup line).
     clean_start: Vec<bool>,
@@ -135,6 +140,7 @@ impl LogManager {
         let manager = Self {
             dirs,
             logs: Mutex::new(logs),
+            creating: Mutex::new(()),
             default_config: config.default_config,
             clean_start,
         };
@@ -170,27 +176,34 @@ impl LogManager {
     }
 
     /// The log of `tp`, created with `config` in the dir holding the fewest
-    /// partitions when it does not exist yet.
+    /// partitions when it does not exist yet. The files are created with
+    /// no lock held that lookups of other partitions wait for.
     pub fn get_or_create(
         &self,
         tp: &TopicPartition,
         config: LogConfig,
         now_ms: i64,
     ) -> Result<SharedLog> {
-        let mut entries = self.entries();
-        if let Some(entry) = entries.get(tp) {
-            return Ok(Arc::clone(&entry.log));
+        if let Some(log) = self.get(tp) {
+            return Ok(log);
         }
-        let mut counts = vec![0usize; self.dirs.len()];
-        for entry in entries.values() {
-            counts[entry.dir_index] += 1;
-        }
-        let dir_index = (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0);
+        let _creating = self.creating.lock().unwrap_or_else(PoisonError::into_inner);
+        let dir_index = {
+            let entries = self.entries();
+            if let Some(entry) = entries.get(tp) {
+                return Ok(Arc::clone(&entry.log));
+            }
+            let mut counts = vec![0usize; self.dirs.len()];
+            for entry in entries.values() {
+                counts[entry.dir_index] += 1;
+            }
+            (0..self.dirs.len()).min_by_key(|i| counts[*i]).unwrap_or(0)
+        };
         let path = self.dirs[dir_index].path.join(tp.dir_name());
         let log = PartitionLog::open(&path, config, LoadState::default(), now_ms)?;
         crate::log::sync_dir(&self.dirs[dir_index].path)?;
         let log = Arc::new(Mutex::new(log));
-        entries.insert(
+        self.entries().insert(
             tp.clone(),
             Entry {
                 log: Arc::clone(&log),
@@ -202,7 +215,8 @@ impl LogManager {
 
     /// Removes a partition and its files.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
-        let Some(entry) = self.entries().remove(tp) else {
+        let removed = self.entries().remove(tp);
+        let Some(entry) = removed else {
             return Ok(false);
         };
         let dir = lock(&entry.log).dir().to_path_buf();

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use runnel_log::{LogConfig, LogManager, SharedLog, TopicPartition};
+use runnel_log::{LogConfig, LogManager};
 use thiserror::Error;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
+use crate::replica_manager::{Partition, ReplicaManager};
 use crate::topics::{Topic, TopicError, TopicRegistry, effective_config, validate_name};
 
 #[derive(Debug, Error)]
@@ -41,7 +41,8 @@ pub enum TopicOpError {
 #[derive(Debug)]
 pub struct Broker {
     pub config: BrokerConfig,
-    pub logs: Arc<LogManager>,
+    /// The partitions this broker hosts (replica_manager/).
+    pub replicas: ReplicaManager,
     pub metrics: Arc<BrokerMetrics>,
     /// Log dirs that cannot take writes (storage_health.rs).
     pub storage: crate::storage_health::StorageHealth,
@@ -56,8 +57,6 @@ pub struct Broker {
     /// Held while queued group records are taken and written, so they
     /// reach `__consumer_offsets` in the order they happened.
     pub(crate) group_store: Mutex<()>,
-    /// Bumped after every append; fetches waiting for `min.bytes` watch it.
-    appended: watch::Sender<u64>,
     /// InitProducerId's ids.
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// The transactional ids this broker coordinates (txns.rs).
@@ -79,15 +78,27 @@ impl Broker {
     ) -> Self {
         // The log manager opens every log with the broker's settings; the
         // topics' own overrides live in the registry and are applied here.
+        let replicas = ReplicaManager::new(Arc::clone(&logs));
         for topic in topics.iter() {
-            match topic.log_config(&config.log) {
-                Ok(log_config) => apply_log_config(&logs, topic, &log_config),
-                Err(err) => tracing::warn!(
+            let log_config = topic.log_config(&config.log).unwrap_or_else(|err| {
+                tracing::warn!(
                     topic = %topic.name,
                     error = %error_chain(&err),
                     "keeping the broker's log settings: the topic's stored config is invalid"
-                ),
+                );
+                config.log.clone()
+            });
+            // Logs found at start were opened with the broker's settings;
+            // a partition whose directory is gone starts empty, as Kafka's
+            // leader would.
+            if let Err(err) = replicas.host(&topic.name, 0, topic.partitions, &log_config, 0) {
+                tracing::error!(
+                    topic = %topic.name,
+                    error = %error_chain(&err),
+                    "cannot open the topic's partition logs; it is not served"
+                );
             }
+            replicas.set_config(&topic.name, &log_config);
         }
         let producer_ids = crate::producer_ids::ProducerIds::new(
             logs.log_dirs()
@@ -103,14 +114,13 @@ impl Broker {
         Self {
             storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
             config,
-            logs,
+            replicas,
             metrics,
             topics: Mutex::new(topics),
             topic_changes: Mutex::new(()),
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
             groups: Arc::new(crate::groups::Groups::new(group_config)),
             group_store: Mutex::new(()),
-            appended: watch::channel(0).0,
             producer_ids,
             transactions: Default::default(),
             pending_txn_offsets: Default::default(),
@@ -129,24 +139,9 @@ impl Broker {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn subscribe_appends(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
-    }
-
-    pub fn notify_append(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-    }
-
-    /// The log of a partition of an existing topic.
-    pub fn partition(&self, topic: &str, partition: i32) -> Option<SharedLog> {
-        let known = self
-            .topics()
-            .get(topic)
-            .is_some_and(|t| (0..t.partitions).contains(&partition));
-        if !known {
-            return None;
-        }
-        self.logs.get(&TopicPartition::new(topic, partition))
+    /// A partition of an existing topic that this broker hosts.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.replicas.get(topic, partition)
     }
 
     /// Creates a topic with its partition logs. `partitions` of -1 takes
@@ -195,14 +190,12 @@ impl Broker {
         if validate_only {
             return Ok(topic);
         }
-        for p in 0..partitions {
-            self.logs
-                .get_or_create(&TopicPartition::new(name, p), log_config.clone(), now_ms)
-                .map_err(|source| TopicOpError::Storage {
-                    topic: name.into(),
-                    source,
-                })?;
-        }
+        self.replicas
+            .host(name, 0, partitions, &log_config, now_ms)
+            .map_err(|source| TopicOpError::Storage {
+                topic: name.into(),
+                source,
+            })?;
         self.topics()
             .put(topic.clone())
             .map_err(TopicOpError::Registry)?;
@@ -218,14 +211,12 @@ impl Broker {
             .remove(name)
             .map_err(TopicOpError::Registry)?
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        for p in 0..topic.partitions {
-            self.logs
-                .delete(&TopicPartition::new(name, p))
-                .map_err(|source| TopicOpError::Storage {
-                    topic: name.into(),
-                    source,
-                })?;
-        }
+        self.replicas
+            .delete_topic(name, topic.partitions)
+            .map_err(|source| TopicOpError::Storage {
+                topic: name.into(),
+                source,
+            })?;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
@@ -260,14 +251,12 @@ impl Broker {
         let log_config = topic
             .log_config(&self.config.log)
             .map_err(TopicOpError::InvalidConfig)?;
-        for p in topic.partitions..count {
-            self.logs
-                .get_or_create(&TopicPartition::new(name, p), log_config.clone(), now_ms)
-                .map_err(|source| TopicOpError::Storage {
-                    topic: name.into(),
-                    source,
-                })?;
-        }
+        self.replicas
+            .host(name, topic.partitions, count, &log_config, now_ms)
+            .map_err(|source| TopicOpError::Storage {
+                topic: name.into(),
+                source,
+            })?;
         topic.partitions = count;
         self.topics()
             .put(topic.clone())
@@ -299,7 +288,7 @@ impl Broker {
             return Ok(topic);
         }
         topics.put(topic.clone()).map_err(TopicOpError::Registry)?;
-        apply_log_config(&self.logs, &topic, &log_config);
+        self.replicas.set_config(name, &log_config);
         tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
         Ok(topic)
     }
@@ -328,15 +317,6 @@ fn checked_config(
         }));
     }
     effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
-}
-
-/// Gives every partition log of `topic` its settings.
-fn apply_log_config(logs: &LogManager, topic: &Topic, config: &LogConfig) {
-    for p in 0..topic.partitions {
-        if let Some(log) = logs.get(&TopicPartition::new(&topic.name, p)) {
-            runnel_log::manager::lock(&log).set_config(config.clone());
-        }
-    }
 }
 
 /// An error and its causes, `: `-separated.
@@ -388,8 +368,8 @@ mod tests {
     }
 
     fn log_config(broker: &Broker, partition: i32) -> LogConfig {
-        let log = broker.partition("t", partition).expect("partition");
-        runnel_log::manager::lock(&log).config().clone()
+        let partition = broker.partition("t", partition).expect("partition");
+        partition.log().config().clone()
     }
 
     #[test]

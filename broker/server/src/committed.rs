@@ -11,7 +11,6 @@ use runnel_coordinator::{
     GroupMetadataValue, OffsetKey, OffsetStore, OffsetValue, OffsetsRecord, coordinator_partition,
 };
 use runnel_log::BatchBuilder;
-use runnel_log::manager::lock;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
@@ -332,7 +331,7 @@ impl Broker {
             let value = record.encode_value()?;
             batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
         }
-        lock(&log).append(&batch.build(), now_ms)?;
+        log.append(&batch.build(), now_ms)?;
         Ok(())
     }
 

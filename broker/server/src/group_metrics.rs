@@ -22,7 +22,6 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use runnel_log::{TopicPartition, manager};
 
 use crate::broker::Broker;
 use crate::metrics::label_value;
@@ -96,9 +95,8 @@ fn snapshot(broker: &Broker) -> (Vec<GroupFigures>, Vec<CommittedFigures>) {
     let mut committed = Vec::new();
     for (group, topic, partition, offset) in broker.committed_offsets() {
         let end = broker
-            .logs
-            .get(&TopicPartition::new(&topic, partition))
-            .map(|log| manager::lock(&log).log_end_offset());
+            .partition(&topic, partition)
+            .map(|p| p.log().log_end_offset());
         // A topic deleted since the commit has no lag to report.
         let Some(end) = end else { continue };
         groups.entry(group.clone()).or_insert_with(|| GroupFigures {

@@ -3,7 +3,6 @@
 
 use runnel_log::BatchHeader;
 use runnel_log::batch::Batches;
-use runnel_log::manager::lock;
 use runnel_log::records::BatchRecords;
 use thiserror::Error;
 
@@ -52,7 +51,7 @@ impl Broker {
                         topic: topic.to_string(),
                         partition,
                     })?;
-            let log = lock(&log);
+            let log = log.log();
             let log_error = |source| ReadError::Log {
                 topic: topic.to_string(),
                 source,

@@ -31,6 +31,7 @@ mod internal_topic;
 mod meta;
 mod metrics;
 mod producer_ids;
+mod replica_manager;
 mod serve;
 mod storage_health;
 mod tools;

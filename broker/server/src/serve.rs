@@ -346,7 +346,11 @@ async fn expire_producer_ids(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
     let interval = broker.config.producer_id_expiration_check_interval_ms;
     every(interval, stop, "expiring producer ids", move || {
         let max_idle_ms = broker.config.producer_id_expiration_ms;
-        match broker.logs.expire_producers(now_ms(), max_idle_ms) {
+        match broker
+            .replicas
+            .logs()
+            .expire_producers(now_ms(), max_idle_ms)
+        {
             0 => {}
             expired => tracing::info!(expired, "forgot idle producer ids"),
         }

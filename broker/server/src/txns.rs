@@ -18,7 +18,6 @@ use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
 use runnel_coordinator::{OffsetsRecordError, coordinator_partition};
 use runnel_log::BatchBuilder;
 use runnel_log::control::ControlType;
-use runnel_log::manager::lock;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
@@ -139,7 +138,7 @@ impl Broker {
         let batch = BatchBuilder::new(now_ms)
             .record(Some(&key), Some(&value), now_ms)
             .build();
-        lock(&log).append(&batch, now_ms)?;
+        log.append(&batch, now_ms)?;
         Ok(())
     }
 
@@ -155,16 +154,7 @@ impl Broker {
                 tracing::warn!(topic, partition, "no partition for a transaction marker");
                 continue;
             };
-            lock(&log).append_marker(
-                markers.producer_id,
-                markers.producer_epoch,
-                kind,
-                0,
-                now_ms,
-            )?;
-        }
-        if !markers.partitions.is_empty() {
-            self.notify_append();
+            log.append_marker(markers.producer_id, markers.producer_epoch, kind, 0, now_ms)?;
         }
         Ok(())
     }
@@ -380,7 +370,7 @@ impl Broker {
             let tombstone = BatchBuilder::new(now_ms)
                 .record(Some(&key), None, now_ms)
                 .build();
-            lock(&log).append(&tombstone, now_ms)?;
+            log.append(&tombstone, now_ms)?;
             all.remove(id);
             tracing::info!(transactional_id = id, "transactional id expired");
         }

@@ -167,8 +167,8 @@ mod tests {
         let configs = broker.topics().get("t").expect("t").configs.clone();
         let expected = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         assert_eq!(configs, expected);
-        let log = broker.partition("t", 0).expect("log");
-        let log_config = runnel_log::manager::lock(&log).config().clone();
+        let partition = broker.partition("t", 0).expect("log");
+        let log_config = partition.log().config().clone();
         assert_eq!(
             (log_config.retention_ms, log_config.flush_ms),
             (1000, i64::MAX)

@@ -2,14 +2,14 @@
 //! holding the fetch offset, within the partition and response byte limits
 //! (the first batch goes whole even past them, as Kafka's "at least one
 //! message" rule). While fewer than `min.bytes` are ready it waits, up to
-//! `max.wait.ms`, woken by appends. Fetch sessions are answered as
+//! `max.wait.ms`, woken by appends to the partitions it reads (and no
+//! others). Consumers read below the high watermark. Fetch sessions are answered as
 //! sessionless (session id 0), which every client accepts.
 
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use runnel_log::manager::lock;
 use runnel_log::{FileRegion, LogError};
 use runnel_protocol::fetch_writer::{
     self, AbortedTransaction, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::{HandlerError, Reply};
 use crate::broker::Broker;
+use crate::replica_manager::Waiter;
 
 /// Kafka's `FETCH_SESSION_ID_NOT_FOUND`: an incremental fetch on a session
 /// this broker never created.
@@ -42,27 +43,28 @@ pub async fn handle(
         return write(version, correlation_id, response);
     }
     let deadline = Instant::now() + Duration::from_millis(fetch.max_wait_ms.max(0) as u64);
-    let mut appends = broker.subscribe_appends();
-    let mut waiting = None;
+    let enough = |bytes: u64| bytes >= fetch.min_bytes.max(0) as u64;
+    // The first look registers nowhere: most fetches of a busy partition
+    // are answered by it.
+    let (response, bytes, has_error) = read(broker, &fetch, version, None);
+    if enough(bytes) || has_error || Instant::now() >= deadline {
+        return write(version, correlation_id, response);
+    }
+    let _waiting = broker.metrics.fetch_waiting();
+    let waiter = Waiter::new();
     loop {
-        appends.borrow_and_update();
-        let (response, bytes, has_error) = read(broker, &fetch, version);
-        let done =
-            bytes >= fetch.min_bytes.max(0) as u64 || has_error || Instant::now() >= deadline;
-        if done {
+        // Registered with each partition before it is read again, so an
+        // append between this read and the sleep still wakes it.
+        let (response, bytes, has_error) = read(broker, &fetch, version, Some(&waiter));
+        if enough(bytes) || has_error || Instant::now() >= deadline {
             return write(version, correlation_id, response);
         }
-        waiting.get_or_insert_with(|| broker.metrics.fetch_waiting());
-        tokio::select! {
-            changed = appends.changed() => {
-                if changed.is_err() {
-                    return write(version, correlation_id, response);
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                let (response, _, _) = read(broker, &fetch, version);
-                return write(version, correlation_id, response);
-            }
+        if tokio::time::timeout_at(deadline, waiter.changed())
+            .await
+            .is_err()
+        {
+            let (response, _, _) = read(broker, &fetch, version, None);
+            return write(version, correlation_id, response);
         }
     }
 }
@@ -78,11 +80,14 @@ fn write(
 }
 
 /// Reads every requested partition once: the response, its record bytes,
-/// and whether a partition had an error (which answers at once).
+/// and whether a partition had an error (which answers at once). With a
+/// `waiter`, it is registered with each partition's high watermark before
+/// the partition is read.
 fn read(
     broker: &Broker,
     fetch: &FetchRequest,
     version: i16,
+    waiter: Option<&Waiter>,
 ) -> (FetchResponseData<FileRegion>, u64, bool) {
     let mut remaining = fetch.max_bytes.max(0) as u64;
     // Kafka's IsolationLevel: 1 is READ_COMMITTED (from v4).
@@ -102,10 +107,10 @@ fn read(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
             let mut out = FetchPartitionData::new(wanted.partition);
-            let log = name
+            let partition = name
                 .as_deref()
                 .and_then(|n| broker.partition(n, wanted.partition));
-            let Some(log) = log else {
+            let Some(partition) = partition else {
                 has_error = true;
                 out.error_code = if version >= 13 && name.is_none() {
                     ResponseError::UnknownTopicId.code()
@@ -116,10 +121,16 @@ fn read(
                 continue;
             };
             let max_bytes = (wanted.partition_max_bytes.max(0) as u64).min(remaining);
+            if let Some(waiter) = waiter {
+                partition.watch_high_watermark(waiter);
+            }
             let read = {
-                let log = lock(&log);
-                let last_stable = log.last_stable_offset();
-                out.high_watermark = log.log_end_offset();
+                let log = partition.log();
+                // Consumers read below the high watermark; the last stable
+                // offset is never past it.
+                let high_watermark = partition.high_watermark();
+                let last_stable = log.last_stable_offset().min(high_watermark);
+                out.high_watermark = high_watermark;
                 out.last_stable_offset = last_stable;
                 out.log_start_offset = log.log_start_offset();
                 if read_committed {
@@ -142,7 +153,12 @@ fn read(
                         total == 0,
                     )
                 } else {
-                    log.read(wanted.fetch_offset, max_bytes, None, total == 0)
+                    log.read(
+                        wanted.fetch_offset,
+                        max_bytes,
+                        Some(high_watermark),
+                        total == 0,
+                    )
                 }
             };
             match read {

@@ -293,13 +293,8 @@ mod tests {
             ("retention.ms".to_string(), "1000".to_string()),
         ]);
         assert_eq!(configs, expected);
-        let log = broker.partition("t", 0).expect("log");
-        assert!(
-            runnel_log::manager::lock(&log)
-                .config()
-                .cleanup_policy
-                .compact
-        );
+        let partition = broker.partition("t", 0).expect("log");
+        assert!(partition.log().config().cleanup_policy.compact);
         for version in 0..=1 {
             let encoded = runnel_protocol::response::encode(
                 kafka_protocol::messages::ApiKey::IncrementalAlterConfigs,

@@ -8,7 +8,6 @@ use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
-use runnel_log::manager::lock;
 
 use crate::broker::Broker;
 
@@ -30,13 +29,13 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
             p.partition_index = partition.partition_index;
             p.timestamp = -1;
             p.offset = -1;
-            if version >= 4 {
-                p.leader_epoch = 0;
-            }
             match broker.partition(&name, partition.partition_index) {
                 None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(log) => {
-                    let log = lock(&log);
+                Some(hosted) => {
+                    if version >= 4 {
+                        p.leader_epoch = hosted.leader_epoch();
+                    }
+                    let log = hosted.log();
                     let found = match partition.timestamp {
                         // read_committed consumers end at the last stable
                         // offset.

@@ -107,7 +107,7 @@ pub async fn dispatch(
             request,
             &metadata::handle(broker, body(request)?, version, now),
         ),
-        ApiKey::Produce => match produce::handle(broker, body(request)?, version, now) {
+        ApiKey::Produce => match produce::handle(broker, body(request)?, version, now).await {
             Some(response) => respond(request, &response),
             None => Ok(Reply::Nothing),
         },

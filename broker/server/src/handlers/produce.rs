@@ -1,6 +1,7 @@
 //! Produce: each partition's batches are validated and appended as they
-//! came (only their headers are read); `acks=0` gets no response, and on
-//! one broker `acks=-1` is done when the append is. An idempotent
+//! came (only their headers are read); `acks=0` gets no response, and
+//! `acks=-1` waits for the high watermark (on one broker it is there when
+//! the append is). An idempotent
 //! producer's retry of a batch already written is answered with that
 //! batch's offsets; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
 //! old epoch INVALID_PRODUCER_EPOCH.
@@ -10,23 +11,33 @@ use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
     PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
+use std::sync::Arc;
+use std::time::Duration;
+
 use runnel_log::LogError;
 use runnel_log::batch::BatchError;
-use runnel_log::manager::lock;
 use runnel_log::producer_state::SequenceError;
+use tokio::time::Instant;
 
 use super::str_bytes;
 use crate::broker::{Broker, error_chain};
+use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
 
-/// `None` when the producer asked for no acknowledgement.
-pub fn handle(
+/// `None` when the producer asked for no acknowledgement. With `acks=all`
+/// the answer waits, up to the request's timeout, until every partition's
+/// high watermark has passed its batches (at once while this broker is
+/// the only replica).
+pub async fn handle(
     broker: &Broker,
     request: ProduceRequest,
     version: i16,
     now_ms: i64,
 ) -> Option<ProduceResponse> {
     let acks_valid = matches!(request.acks, -1..=1);
-    let mut appended = false;
+    let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
+    // (topic index, partition index) in the response, the partition, and
+    // the offset its high watermark must reach.
+    let mut awaited: Vec<((usize, usize), Arc<Partition>, i64)> = Vec::new();
     let mut response = ProduceResponse::default();
     for topic in request.topic_data {
         // Produce is served up to v9; topic ids replace names only from v13.
@@ -55,12 +66,12 @@ pub fn handle(
                 )
             };
             match result {
-                Ok((info, log_start_offset)) => {
-                    appended = true;
+                Ok((target, appended)) => {
+                    let info = appended.info;
                     out.base_offset = info.first_offset;
                     out.log_append_time_ms = info.log_append_time_ms.unwrap_or(-1);
                     if version >= 5 {
-                        out.log_start_offset = log_start_offset;
+                        out.log_start_offset = appended.log_start_offset;
                     }
                     if info.duplicate {
                         tracing::debug!(
@@ -73,6 +84,13 @@ pub fn handle(
                         broker
                             .metrics
                             .record_produce(&name, info.size_bytes, info.records_count);
+                    }
+                    if request.acks == -1 {
+                        let slot = (
+                            response.responses.len(),
+                            topic_response.partition_responses.len(),
+                        );
+                        awaited.push((slot, target, info.last_offset + 1));
                     }
                 }
                 Err((error, message)) => {
@@ -93,8 +111,25 @@ pub fn handle(
         }
         response.responses.push(topic_response);
     }
-    if appended {
-        broker.notify_append();
+    if !awaited.is_empty() {
+        let waits: Vec<_> = awaited
+            .iter()
+            .map(|(_, partition, offset)| (Arc::clone(partition), *offset))
+            .collect();
+        let reached = wait_for_high_watermarks(&waits, deadline).await;
+        for (((t, p), partition, _), reached) in awaited.iter().zip(reached) {
+            if !reached {
+                let out = &mut response.responses[*t].partition_responses[*p];
+                out.error_code = ResponseError::RequestTimedOut.code();
+                if version >= 8 {
+                    out.error_message = Some(str_bytes(format!(
+                        "the in-sync replicas of {}-{} did not take the batch within the request's timeout",
+                        partition.topic(),
+                        partition.index()
+                    )));
+                }
+            }
+        }
     }
     (request.acks != 0).then_some(response)
 }
@@ -105,35 +140,26 @@ fn append(
     partition: i32,
     records: Option<&[u8]>,
     now_ms: i64,
-) -> Result<(runnel_log::AppendInfo, i64), (ResponseError, String)> {
-    let Some(log) = broker.partition(topic, partition) else {
+) -> Result<(Arc<Partition>, Appended), (ResponseError, String)> {
+    let Some(target) = broker.partition(topic, partition) else {
         return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("this broker has no partition {topic}-{partition}"),
         ));
     };
-    let records = records.unwrap_or_default();
-    let mut log = lock(&log);
-    let appended = if log.config().fsync_before_ack() {
-        // An fsync per append (flush.messages=1) takes milliseconds: let
-        // the runtime move this worker's other tasks elsewhere meanwhile.
-        tokio::task::block_in_place(|| log.append(records, now_ms))
-    } else {
-        log.append(records, now_ms)
-    };
-    match appended {
-        Ok(info) => {
-            broker.storage.write_succeeded(log.dir(), &*broker.metrics);
-            Ok((info, log.log_start_offset()))
+    match target.append(records.unwrap_or_default(), now_ms) {
+        Ok(appended) => {
+            broker
+                .storage
+                .write_succeeded(target.dir(), &*broker.metrics);
+            Ok((target, appended))
         }
         Err(err) => {
             let code = error_code(&err);
             if code == ResponseError::KafkaStorageError {
-                let dir = log.dir().to_path_buf();
-                drop(log);
                 broker
                     .storage
-                    .write_failed(&dir, &error_chain(&err), &*broker.metrics);
+                    .write_failed(target.dir(), &error_chain(&err), &*broker.metrics);
             }
             Err((code, format!("{err}")))
         }

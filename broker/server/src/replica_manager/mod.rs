@@ -1,0 +1,186 @@
+//! The partitions this broker hosts, by topic and index, over the log
+//! manager that keeps their files.
+//!
+//! - `partition`: one partition's log, leader epoch, high watermark and
+//!   wake-ups; every write goes through it.
+//! - `purgatory`: requests parked until partitions reach an offset
+//!   (`acks=all`).
+//! - `watchers`: the per-partition wake-up lists parked requests register
+//!   with (check-then-watch without a race).
+//!
+//! Lookups take a read lock for a map lookup only. Creating a partition
+//! opens its log with no lock held that a lookup waits for; the map is
+//! locked only to insert the opened partitions. Deleting removes them from
+//! the map first, then deletes the files without the lock.
+
+mod partition;
+mod purgatory;
+mod watchers;
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use runnel_log::{LogConfig, LogError, LogManager, TopicPartition};
+
+pub use partition::{Appended, Partition};
+pub use purgatory::wait_for_high_watermarks;
+pub use watchers::Waiter;
+
+#[derive(Debug)]
+pub struct ReplicaManager {
+    logs: Arc<LogManager>,
+    /// Each topic's partitions, index `i` holding partition `i`.
+    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+}
+
+impl ReplicaManager {
+    pub fn new(logs: Arc<LogManager>) -> Self {
+        Self {
+            logs,
+            partitions: RwLock::default(),
+        }
+    }
+
+    /// The log manager, for maintenance over every log (flush, retention,
+    /// cleaning, checkpoints).
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, Vec<Arc<Partition>>>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Vec<Arc<Partition>>>> {
+        self.partitions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Partition `index` of `topic`, when this broker hosts it.
+    pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        let slot = usize::try_from(index).ok()?;
+        self.read().get(topic)?.get(slot).cloned()
+    }
+
+    /// Every hosted partition of `topic`, in index order.
+    pub fn topic_partitions(&self, topic: &str) -> Vec<Arc<Partition>> {
+        self.read().get(topic).cloned().unwrap_or_default()
+    }
+
+    /// Hosts partitions `from..to` of `topic`, opening (or creating) their
+    /// logs with `config`. Partitions already hosted are kept as they are.
+    pub fn host(
+        &self,
+        topic: &str,
+        from: i32,
+        to: i32,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let hosted = self.read().get(topic).map_or(0, Vec::len);
+        let from = from.max(i32::try_from(hosted).unwrap_or(i32::MAX));
+        if from >= to {
+            return Ok(());
+        }
+        let name: Arc<str> = Arc::from(topic);
+        let mut opened = Vec::with_capacity((to - from) as usize);
+        for index in from..to {
+            let log = self.logs.get_or_create(
+                &TopicPartition::new(topic, index),
+                config.clone(),
+                now_ms,
+            )?;
+            opened.push(Arc::new(Partition::new(Arc::clone(&name), index, log, 0)));
+        }
+        let mut partitions = self.write();
+        let hosted = partitions.entry(name).or_default();
+        // Only this topic's creator or grower hosts its partitions, one at
+        // a time (the caller serialises topic changes), so the vector ends
+        // at `from` here.
+        if hosted.len() == from as usize {
+            hosted.extend(opened);
+        }
+        Ok(())
+    }
+
+    /// Stops hosting `topic` and deletes its logs.
+    pub fn delete_topic(&self, topic: &str, partitions: i32) -> Result<(), LogError> {
+        self.write().remove(topic);
+        for index in 0..partitions {
+            self.logs.delete(&TopicPartition::new(topic, index))?;
+        }
+        Ok(())
+    }
+
+    /// Gives every hosted partition of `topic` its log settings.
+    pub fn set_config(&self, topic: &str, config: &LogConfig) {
+        for partition in self.topic_partitions(topic) {
+            partition.log().set_config(config.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use runnel_log::{BatchBuilder, ManagerConfig};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn manager(dir: &std::path::Path) -> ReplicaManager {
+        let logs =
+            LogManager::open(ManagerConfig::new(vec![dir.to_path_buf()]), NOW).expect("open");
+        ReplicaManager::new(Arc::new(logs))
+    }
+
+    #[test]
+    fn hosts_grows_and_deletes_partitions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = manager(dir.path());
+        replicas
+            .host("t", 0, 2, &LogConfig::default(), NOW)
+            .expect("host");
+        assert!(replicas.get("t", 1).is_some());
+        assert!(replicas.get("t", 2).is_none());
+        assert!(replicas.get("t", -1).is_none());
+        replicas
+            .host("t", 0, 4, &LogConfig::default(), NOW)
+            .expect("grow");
+        assert_eq!(replicas.topic_partitions("t").len(), 4);
+        assert_eq!(replicas.get("t", 3).expect("3").index(), 3);
+        replicas.delete_topic("t", 4).expect("delete");
+        assert!(replicas.get("t", 0).is_none());
+        assert!(!dir.path().join("t-0").exists());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_append_moves_the_high_watermark_and_wakes_only_its_watchers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let replicas = manager(dir.path());
+        replicas
+            .host("t", 0, 2, &LogConfig::default(), NOW)
+            .expect("host");
+        let (p0, p1) = (
+            replicas.get("t", 0).expect("0"),
+            replicas.get("t", 1).expect("1"),
+        );
+        let on_p0 = Waiter::new();
+        let on_p1 = Waiter::new();
+        p0.watch_high_watermark(&on_p0);
+        p1.watch_high_watermark(&on_p1);
+        let batch = BatchBuilder::new(NOW).record(None, Some(b"v"), NOW).build();
+        let appended = p0.append(&batch, NOW).expect("append");
+        assert_eq!(appended.info.first_offset, 0);
+        assert_eq!(p0.high_watermark(), 1);
+        assert_eq!(p1.high_watermark(), 0);
+        tokio::time::timeout(std::time::Duration::from_secs(5), on_p0.changed())
+            .await
+            .expect("woken");
+        let idle = tokio::time::timeout(std::time::Duration::from_secs(1), on_p1.changed());
+        assert!(idle.await.is_err(), "p1 had no append");
+    }
+}
