@@ -25,7 +25,7 @@ mod register_broker;
 mod topic;
 
 #[cfg(test)]
-mod golden;
+pub(crate) mod golden;
 
 use bytes::{Bytes, BytesMut};
 
