@@ -60,3 +60,8 @@ pub use log_batch::{BatchDecodeError, MetadataBatch};
 pub use records::MetadataRecord;
 pub use snapshot::{SnapshotError, SnapshotId};
 pub use wire::{DecodeError, EncodeError};
+
+#[cfg(test)]
+mod delta_tests;
+#[cfg(test)]
+mod image_tests;
