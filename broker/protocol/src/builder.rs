@@ -16,6 +16,7 @@ use crate::records::{RecordsError, compress_records, put_varlong, varlong_size};
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     base_offset: i64,
+    partition_leader_epoch: i32,
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
@@ -35,6 +36,7 @@ impl BatchBuilder {
     pub fn new(first_timestamp: i64) -> Self {
         Self {
             base_offset: 0,
+            partition_leader_epoch: -1,
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
@@ -48,6 +50,21 @@ impl BatchBuilder {
 
     pub fn base_offset(mut self, base_offset: i64) -> Self {
         self.base_offset = base_offset;
+        self
+    }
+
+    /// The leader epoch stamped on the batch (-1 unless set): KRaft's
+    /// metadata log and snapshots carry the quorum epoch there.
+    pub fn partition_leader_epoch(mut self, epoch: i32) -> Self {
+        self.partition_leader_epoch = epoch;
+        self
+    }
+
+    /// Marks the batch as a control batch outside any transaction, as
+    /// KRaft writes its snapshot header and footer; its records are control
+    /// records (key: version and type, value: the control message).
+    pub fn control(mut self) -> Self {
+        self.flags |= CONTROL_MASK;
         self
     }
 
@@ -179,7 +196,7 @@ impl BatchBuilder {
     fn header(&self, codec: Compression) -> HeaderBytes {
         let mut header = [0u8; HEADER_SIZE];
         header[0..8].copy_from_slice(&self.base_offset.to_be_bytes());
-        header[12..16].copy_from_slice(&(-1i32).to_be_bytes());
+        header[12..16].copy_from_slice(&self.partition_leader_epoch.to_be_bytes());
         header[16] = MAGIC_V2 as u8;
         // attributes: the codec, CreateTime
         header[21..23].copy_from_slice(&(codec.attribute_bits() | self.flags).to_be_bytes());
@@ -215,6 +232,21 @@ mod tests {
     use super::*;
     use crate::batch::validate;
     use crate::records::BatchRecords;
+
+    #[test]
+    fn control_batches_carry_the_control_bit_and_epoch_only() {
+        let batch = BatchBuilder::new(7)
+            .control()
+            .partition_leader_epoch(5)
+            .record(Some(&[0, 0, 0, 3]), Some(&[1]), 7)
+            .build();
+        let header = validate(&batch).expect("a valid batch");
+        assert!(header.is_control());
+        assert!(!header.is_transactional());
+        assert_eq!(&batch[12..16], &5i32.to_be_bytes());
+        let plain = BatchBuilder::new(7).build();
+        assert_eq!(&plain[12..16], &(-1i32).to_be_bytes());
+    }
 
     #[test]
     fn compressed_batches_hold_the_same_records_with_every_codec() {
