@@ -6,6 +6,7 @@ pub mod client;
 pub mod dump_log;
 pub mod kafka;
 pub mod raw;
+pub mod records;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
