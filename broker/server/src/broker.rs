@@ -9,10 +9,14 @@ use runnel_log::{LogConfig, LogManager};
 use thiserror::Error;
 use uuid::Uuid;
 
+use runnel_metadata::changes::{self, NewTopic};
+use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
+
+use crate::cluster_metadata::ClusterMetadata;
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::replica_manager::{Partition, ReplicaManager};
-use crate::topics::{Topic, TopicError, TopicRegistry, effective_config, validate_name};
+use crate::topics::{Topic, TopicError, effective_config, validate_name};
 
 #[derive(Debug, Error)]
 pub enum TopicOpError {
@@ -28,8 +32,12 @@ pub enum TopicOpError {
     InvalidReplicationFactor(i16),
     #[error(transparent)]
     InvalidConfig(TopicError),
-    #[error(transparent)]
-    Registry(TopicError),
+    #[error("the metadata change for topic {topic} failed")]
+    Metadata {
+        topic: String,
+        #[source]
+        source: Box<crate::cluster_metadata::MetadataError>,
+    },
     #[error("storage failed for topic {topic}")]
     Storage {
         topic: String,
@@ -46,9 +54,11 @@ pub struct Broker {
     pub metrics: Arc<BrokerMetrics>,
     /// Log dirs that cannot take writes (storage_health.rs).
     pub storage: crate::storage_health::StorageHealth,
-    topics: Mutex<TopicRegistry>,
-    /// Held for a whole topic creation, deletion or growth, so that the
-    /// disk work happens without `topics`, which requests read, held.
+    /// The metadata log and its image: topics, partitions, configs,
+    /// producer-id blocks (cluster_metadata/).
+    pub metadata: ClusterMetadata,
+    /// Held for a whole topic creation, deletion or growth: its checks,
+    /// its records and the logs they create or delete.
     topic_changes: Mutex<()>,
     /// Committed offsets, mirrored from `__consumer_offsets` (committed.rs).
     pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
@@ -70,19 +80,21 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// A broker over `logs` and the metadata replayed from them: every
+    /// partition the image places on this broker is hosted.
     pub fn new(
         config: BrokerConfig,
         logs: Arc<LogManager>,
-        topics: TopicRegistry,
+        metadata: ClusterMetadata,
         metrics: Arc<BrokerMetrics>,
     ) -> Self {
-        // The log manager opens every log with the broker's settings; the
-        // topics' own overrides live in the registry and are applied here.
         let replicas = ReplicaManager::new(Arc::clone(&logs));
-        for topic in topics.iter() {
-            let log_config = topic.log_config(&config.log).unwrap_or_else(|err| {
+        let image = metadata.image();
+        for topic in image.topics() {
+            let view = Topic::from_image(&image, topic);
+            let log_config = view.log_config(&config.log).unwrap_or_else(|err| {
                 tracing::warn!(
-                    topic = %topic.name,
+                    topic = %view.name,
                     error = %error_chain(&err),
                     "keeping the broker's log settings: the topic's stored config is invalid"
                 );
@@ -91,21 +103,15 @@ impl Broker {
             // Logs found at start were opened with the broker's settings;
             // a partition whose directory is gone starts empty, as Kafka's
             // leader would.
-            if let Err(err) = replicas.host(&topic.name, 0, topic.partitions, &log_config, 0) {
+            if let Err(err) = replicas.host(&view.name, 0, view.partitions, &log_config, 0) {
                 tracing::error!(
-                    topic = %topic.name,
+                    topic = %view.name,
                     error = %error_chain(&err),
                     "cannot open the topic's partition logs; it is not served"
                 );
             }
-            replicas.set_config(&topic.name, &log_config);
+            replicas.set_config(&view.name, &log_config);
         }
-        let producer_ids = crate::producer_ids::ProducerIds::new(
-            logs.log_dirs()
-                .next()
-                .unwrap_or(std::path::Path::new("."))
-                .join(crate::producer_ids::FILE_NAME),
-        );
         let group_config = runnel_coordinator::GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms: config.group_min_session_timeout_ms,
@@ -116,12 +122,12 @@ impl Broker {
             config,
             replicas,
             metrics,
-            topics: Mutex::new(topics),
+            metadata,
             topic_changes: Mutex::new(()),
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
             groups: Arc::new(crate::groups::Groups::new(group_config)),
             group_store: Mutex::new(()),
-            producer_ids,
+            producer_ids: Default::default(),
             transactions: Default::default(),
             pending_txn_offsets: Default::default(),
             #[cfg(feature = "fault-injection")]
@@ -129,8 +135,25 @@ impl Broker {
         }
     }
 
-    pub fn topics(&self) -> MutexGuard<'_, TopicRegistry> {
-        self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A topic, as the current metadata image has it.
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        let image = self.metadata.image();
+        image.topic(name).map(|t| Topic::from_image(&image, t))
+    }
+
+    /// A topic by its id.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Topic> {
+        let image = self.metadata.image();
+        image.topic_by_id(&id).map(|t| Topic::from_image(&image, t))
+    }
+
+    /// Every topic, by name.
+    pub fn topic_list(&self) -> Vec<Topic> {
+        let image = self.metadata.image();
+        image
+            .topics()
+            .map(|t| Topic::from_image(&image, t))
+            .collect()
     }
 
     fn topic_changes(&self) -> MutexGuard<'_, ()> {
@@ -142,6 +165,38 @@ impl Broker {
     /// A partition of an existing topic that this broker hosts.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.replicas.get(topic, partition)
+    }
+
+    /// Writes `build`'s records to the metadata log and applies this
+    /// broker's share: logs of new partitions are created, deleted ones
+    /// removed, changed configs reach the logs.
+    fn change_metadata(
+        &self,
+        topic: &str,
+        now_ms: i64,
+        build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ChangeError>,
+    ) -> Result<Arc<MetadataImage>, TopicOpError> {
+        let (applied, ()) = self
+            .metadata
+            .change(now_ms, |image| build(image).map(|records| (records, ())))
+            .map_err(|source| TopicOpError::Metadata {
+                topic: topic.into(),
+                source: Box::new(source),
+            })?;
+        let image = &applied.image;
+        self.replicas
+            .apply(&applied.local, now_ms, |name| {
+                image
+                    .topic(name)
+                    .map(|t| Topic::from_image(image, t))
+                    .and_then(|t| t.log_config(&self.config.log).ok())
+                    .unwrap_or_else(|| self.config.log.clone())
+            })
+            .map_err(|source| TopicOpError::Storage {
+                topic: topic.into(),
+                source,
+            })?;
+        Ok(applied.image)
     }
 
     /// Creates a topic with its partition logs. `partitions` of -1 takes
@@ -170,16 +225,23 @@ impl Broker {
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
         }
-        let log_config = checked_config(name, &self.config.log, &configs)?;
+        checked_config(name, &self.config.log, &configs)?;
         let _changing = self.topic_changes();
+        if self.topic(name).is_some() {
+            return Err(TopicOpError::AlreadyExists(name.into()));
+        }
+        let folded = name.replace('.', "_");
+        if let Some(existing) = self
+            .metadata
+            .image()
+            .topic_names()
+            .find(|t| *t != name && t.replace('.', "_") == folded)
         {
-            let topics = self.topics();
-            if topics.get(name).is_some() {
-                return Err(TopicOpError::AlreadyExists(name.into()));
-            }
-            if let Some(existing) = topics.colliding(name) {
-                tracing::warn!(topic = name, existing = %existing.name, "topic names differ only in '.' and '_'; their metrics will collide");
-            }
+            tracing::warn!(
+                topic = name,
+                existing,
+                "topic names differ only in '.' and '_'; their metrics will collide"
+            );
         }
         let topic = Topic {
             name: name.to_string(),
@@ -190,15 +252,25 @@ impl Broker {
         if validate_only {
             return Ok(topic);
         }
-        self.replicas
-            .host(name, 0, partitions, &log_config, now_ms)
-            .map_err(|source| TopicOpError::Storage {
-                topic: name.into(),
-                source,
-            })?;
-        self.topics()
-            .put(topic.clone())
-            .map_err(TopicOpError::Registry)?;
+        let new = NewTopic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions,
+            replication_factor: 1,
+            configs: topic.configs.clone(),
+        };
+        let node = self.metadata.node_id();
+        self.change_metadata(name, now_ms, |image| {
+            // Topic names that differ only in '.' and '_' are let in, as
+            // before the metadata log: checked against an image without
+            // the others' names would refuse them.
+            match changes::create_topic(image, &new, &[node]) {
+                Err(ChangeError::TopicNameCollision { .. }) => {
+                    changes::create_topic(&MetadataImage::empty(), &new, &[node])
+                }
+                other => other,
+            }
+        })?;
         tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
         Ok(topic)
     }
@@ -207,16 +279,11 @@ impl Broker {
     pub fn delete_topic(&self, name: &str) -> Result<Topic, TopicOpError> {
         let _changing = self.topic_changes();
         let topic = self
-            .topics()
-            .remove(name)
-            .map_err(TopicOpError::Registry)?
+            .topic(name)
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        self.replicas
-            .delete_topic(name, topic.partitions)
-            .map_err(|source| TopicOpError::Storage {
-                topic: name.into(),
-                source,
-            })?;
+        self.change_metadata(name, crate::handlers::now_ms(), |image| {
+            changes::delete_topic(image, name)
+        })?;
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
@@ -231,9 +298,7 @@ impl Broker {
     ) -> Result<Topic, TopicOpError> {
         let _changing = self.topic_changes();
         let mut topic = self
-            .topics()
-            .get(name)
-            .cloned()
+            .topic(name)
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
         if count <= topic.partitions {
             return Err(TopicOpError::InvalidPartitions {
@@ -248,28 +313,23 @@ impl Broker {
             topic.partitions = count;
             return Ok(topic);
         }
-        let log_config = topic
+        topic
             .log_config(&self.config.log)
             .map_err(TopicOpError::InvalidConfig)?;
-        self.replicas
-            .host(name, topic.partitions, count, &log_config, now_ms)
-            .map_err(|source| TopicOpError::Storage {
-                topic: name.into(),
-                source,
-            })?;
+        let node = self.metadata.node_id();
+        self.change_metadata(name, now_ms, |image| {
+            changes::create_partitions(image, name, count, &[node])
+        })?;
         topic.partitions = count;
-        self.topics()
-            .put(topic.clone())
-            .map_err(TopicOpError::Registry)?;
         tracing::info!(topic = name, partitions = count, "added partitions");
         Ok(topic)
     }
 
     /// Changes a topic's config overrides: `edit` gets the current ones and
-    /// leaves the new ones, all under the registry lock, so concurrent
+    /// leaves the new ones, while topic changes are held, so concurrent
     /// changes to one topic do not lose each other's keys. The result is
-    /// checked as a whole before anything is stored; then it is saved in the
-    /// registry and applied to every partition log.
+    /// checked as a whole before anything is stored; then it is written to
+    /// the metadata log and applied to every partition log.
     pub fn alter_topic_configs(
         &self,
         name: &str,
@@ -277,18 +337,28 @@ impl Broker {
         edit: impl FnOnce(&mut BTreeMap<String, String>),
     ) -> Result<Topic, TopicOpError> {
         let _changing = self.topic_changes();
-        let mut topics = self.topics();
-        let mut topic = topics
-            .get(name)
-            .cloned()
+        let mut topic = self
+            .topic(name)
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
+        let before = topic.configs.clone();
         edit(&mut topic.configs);
-        let log_config = checked_config(name, &self.config.log, &topic.configs)?;
+        checked_config(name, &self.config.log, &topic.configs)?;
         if validate_only {
             return Ok(topic);
         }
-        topics.put(topic.clone()).map_err(TopicOpError::Registry)?;
-        self.replicas.set_config(name, &log_config);
+        let mut changed: BTreeMap<String, Option<String>> = before
+            .keys()
+            .filter(|key| !topic.configs.contains_key(*key))
+            .map(|key| (key.clone(), None))
+            .collect();
+        for (key, value) in &topic.configs {
+            if before.get(key) != Some(value) {
+                changed.insert(key.clone(), Some(value.clone()));
+            }
+        }
+        self.change_metadata(name, crate::handlers::now_ms(), |image| {
+            changes::alter_topic_configs(image, name, &changed)
+        })?;
         tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
         Ok(topic)
     }
@@ -354,9 +424,10 @@ impl BrokerConfig {
 pub fn open_for_test(dir: &std::path::Path) -> Broker {
     let manager = runnel_log::ManagerConfig::new(vec![dir.to_path_buf()]);
     let logs = LogManager::open(manager, 0).expect("open logs");
-    let topics = TopicRegistry::load(dir).expect("load registry");
+    let config = BrokerConfig::default();
+    let metadata = ClusterMetadata::open(&logs, config.node_id, 0).expect("open metadata");
     let metrics = Arc::new(BrokerMetrics::new());
-    Broker::new(BrokerConfig::default(), Arc::new(logs), topics, metrics)
+    Broker::new(config, Arc::new(logs), metadata, metrics)
 }
 
 #[cfg(test)]
@@ -403,8 +474,7 @@ mod tests {
         assert!(error_chain(&err).contains("\"forever\" for log config cleanup.policy"));
         assert!(
             !broker
-                .topics()
-                .get("t")
+                .topic("t")
                 .expect("t")
                 .configs
                 .contains_key("cleanup.policy")
@@ -421,7 +491,7 @@ mod tests {
 
         let broker = open(dir.path());
         assert_eq!(
-            broker.topics().get("t").expect("t").configs["retention.ms"],
+            broker.topic("t").expect("t").configs["retention.ms"],
             "1000"
         );
         assert_eq!(log_config(&broker, 0).retention_ms, 1000);

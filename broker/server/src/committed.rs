@@ -68,8 +68,7 @@ impl Broker {
     /// Partitions of `__consumer_offsets`: the topic's, once it exists;
     /// `offsets.topic.num.partitions` until then.
     fn offsets_topic_partitions(&self) -> i32 {
-        self.topics()
-            .get(OFFSETS_TOPIC)
+        self.topic(OFFSETS_TOPIC)
             .map_or(self.config.offsets_topic_num_partitions, |t| t.partitions)
     }
 
@@ -82,7 +81,7 @@ impl Broker {
     /// Creates `__consumer_offsets` the first time a group needs it, as
     /// Kafka does.
     pub fn ensure_offsets_topic(&self, now_ms: i64) -> Result<(), OffsetsError> {
-        if self.topics().get(OFFSETS_TOPIC).is_some() {
+        if self.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
         let mut configs = BTreeMap::new();
@@ -107,7 +106,7 @@ impl Broker {
     /// Loads every committed offset and stored group from
     /// `__consumer_offsets`, if it exists.
     pub fn load_offsets(&self) -> Result<Loaded, OffsetsError> {
-        if self.topics().get(OFFSETS_TOPIC).is_none() {
+        if self.topic(OFFSETS_TOPIC).is_none() {
             return Ok(Loaded::default());
         }
         let mut store = OffsetStore::new();

@@ -18,6 +18,7 @@
 //!   `runnel consume`, `runnel perf`, `runnel topics`, `runnel groups`).
 
 mod broker;
+mod cluster_metadata;
 mod committed;
 mod config;
 mod connection;

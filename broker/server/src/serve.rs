@@ -19,12 +19,12 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 use crate::broker::Broker;
+use crate::cluster_metadata::ClusterMetadata;
 use crate::config::{self, BrokerConfig, ConfigArgs};
 use crate::connection;
 use crate::connection_limits::ConnectionLimits;
 use crate::handlers::now_ms;
 use crate::metrics::BrokerMetrics;
-use crate::topics::TopicRegistry;
 use runnel_http::{self as http, HttpState};
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -70,7 +70,6 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .with_context(|| format!("cannot open storage in {shown}"))?;
     let manager = Arc::new(manager);
     let first_dir = config.log_dirs[0].clone();
-    let topics = TopicRegistry::load(&first_dir).context("cannot load the topic registry")?;
     let cluster_id =
         crate::meta::cluster_id(&first_dir, config.cluster_id.as_deref(), config.node_id)?;
     config.cluster_id = Some(cluster_id);
@@ -115,13 +114,27 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     {
         advertised.address.port = bound.port();
     }
-    let partitions = manager.partitions().len();
+    let metadata = {
+        let manager = Arc::clone(&manager);
+        let node_id = config.node_id;
+        tokio::task::spawn_blocking(move || ClusterMetadata::open(&manager, node_id, now_ms()))
+            .await
+            .context("loading the cluster metadata panicked")?
+            .map_err(|err| anyhow::anyhow!(crate::broker::error_chain(&err)))
+            .context("cannot load the cluster metadata")?
+    };
     let broker = Arc::new(Broker::new(
         config,
         Arc::clone(&manager),
-        topics,
+        metadata,
         Arc::clone(&metrics),
     ));
+    // Partition logs found in the log dirs, the metadata log aside.
+    let partitions = manager
+        .partitions()
+        .iter()
+        .filter(|tp| tp.topic != crate::cluster_metadata::METADATA_TOPIC)
+        .count();
     metrics.attach_broker(&broker);
     let loaded = {
         let broker = Arc::clone(&broker);
@@ -219,6 +232,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     // What the groups did last (members that left at shutdown) still lands.
     if let Err(err) = broker.flush_group_stores(now_ms()) {
         tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "cannot store groups at shutdown");
+    }
+    // The next start loads this snapshot instead of replaying the log.
+    if let Err(err) = broker.metadata.snapshot(now_ms()) {
+        tracing::error!(error = %crate::broker::error_chain(&err), "cannot write a metadata snapshot at shutdown");
     }
     let _ = stop_http.send(());
     http_task.await.context("the metrics server panicked")?;

@@ -1,10 +1,10 @@
-//! The topics this broker holds: name, topic id, partition count and the
-//! per-topic config overrides, kept in `<first log dir>/runnel-topics` so
-//! they survive restarts (a single broker's stand-in for Kafka's metadata
-//! log).
+//! A topic as handlers see it (name, topic id, partition count and the
+//! per-topic config overrides, built from the metadata image), Kafka's
+//! topic-name rules, and the reader of `<first log dir>/runnel-topics`,
+//! the registry file data dirs kept before the metadata log (read once,
+//! by cluster_metadata's upgrade).
 //!
-//! File format, one record per line, written to a `.tmp` file, fsynced and
-//! renamed over the old one:
+//! That file's format, one record per line:
 //!
 //! ```text
 //! runnel-topics 1
@@ -13,7 +13,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use runnel_log::LogConfig;
@@ -49,12 +48,6 @@ pub enum TopicError {
         line: usize,
         text: String,
     },
-    #[error("cannot write topic registry {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("invalid config for topic {topic}")]
     Config {
         topic: String,
@@ -74,6 +67,22 @@ pub struct Topic {
 }
 
 impl Topic {
+    /// The topic `topic` of `image`, with its config overrides.
+    pub fn from_image(
+        image: &runnel_metadata::MetadataImage,
+        topic: &runnel_metadata::TopicImage,
+    ) -> Self {
+        Self {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+            configs: image
+                .topic_config(&topic.name)
+                .map(|c| (**c).clone())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The topic's log settings: the broker's with this topic's overrides.
     pub fn log_config(&self, broker: &LogConfig) -> Result<LogConfig, TopicError> {
         effective_config(&self.name, broker, &self.configs)
@@ -124,10 +133,9 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// All topics, with their persistence.
+/// The topics of a `runnel-topics` file.
 #[derive(Debug)]
 pub struct TopicRegistry {
-    path: PathBuf,
     topics: BTreeMap<String, Topic>,
 }
 
@@ -169,69 +177,11 @@ impl TopicRegistry {
                 _ => return Err(malformed()),
             }
         }
-        Ok(Self { path, topics })
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Topic> {
-        self.topics.get(name)
-    }
-
-    pub fn by_id(&self, id: Uuid) -> Option<&Topic> {
-        self.topics.values().find(|t| t.id == id)
+        Ok(Self { topics })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Topic> {
         self.topics.values()
-    }
-
-    /// A topic whose name differs from `name` only in '.' versus '_'.
-    pub fn colliding(&self, name: &str) -> Option<&Topic> {
-        let folded = name.replace('.', "_");
-        self.topics
-            .values()
-            .find(|t| t.name != name && t.name.replace('.', "_") == folded)
-    }
-
-    /// Adds or replaces a topic and saves the registry.
-    pub fn put(&mut self, topic: Topic) -> Result<(), TopicError> {
-        self.topics.insert(topic.name.clone(), topic);
-        self.save()
-    }
-
-    pub fn remove(&mut self, name: &str) -> Result<Option<Topic>, TopicError> {
-        let removed = self.topics.remove(name);
-        if removed.is_some() {
-            self.save()?;
-        }
-        Ok(removed)
-    }
-
-    fn save(&self) -> Result<(), TopicError> {
-        let mut text = format!("{HEADER}\n");
-        for topic in self.topics.values() {
-            text.push_str(&format!(
-                "topic {} {} {}\n",
-                topic.name, topic.id, topic.partitions
-            ));
-            for (key, value) in &topic.configs {
-                text.push_str(&format!("config {} {key} {value}\n", topic.name));
-            }
-        }
-        let err = |source| TopicError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let tmp = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(err)?;
-        file.write_all(text.as_bytes()).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
     }
 }
 
@@ -260,54 +210,34 @@ mod tests {
     }
 
     #[test]
-    fn survives_a_reload_with_configs_and_ids() {
+    fn reads_a_registry_file_with_configs_and_ids() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut registry = TopicRegistry::load(dir.path()).expect("load");
-        let mut configs = BTreeMap::new();
-        configs.insert("cleanup.policy".to_string(), "compact,delete".to_string());
-        let topic = Topic {
-            name: "orders".into(),
-            id: Uuid::new_v4(),
-            partitions: 6,
-            configs,
-        };
-        registry.put(topic.clone()).expect("put");
-        registry
-            .put(Topic {
-                name: "b".into(),
-                id: Uuid::new_v4(),
-                partitions: 1,
-                configs: BTreeMap::new(),
-            })
-            .expect("put");
-        let reloaded = TopicRegistry::load(dir.path()).expect("reload");
-        assert_eq!(reloaded.get("orders"), Some(&topic));
         assert_eq!(
-            reloaded.by_id(topic.id).map(|t| t.name.as_str()),
-            Some("orders")
+            TopicRegistry::load(dir.path())
+                .expect("none")
+                .iter()
+                .count(),
+            0
         );
-        assert_eq!(reloaded.iter().count(), 2);
-        let config = topic.log_config(&LogConfig::default()).expect("config");
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "runnel-topics 1\n\
+             topic orders 1b4f0e98-5197-4b6a-9a3e-6a8d52c0e8a1 6\n\
+             config orders cleanup.policy compact,delete\n\
+             topic b 2b4f0e98-5197-4b6a-9a3e-6a8d52c0e8a1 1\n",
+        )
+        .expect("write");
+        let registry = TopicRegistry::load(dir.path()).expect("load");
+        let topics: Vec<&Topic> = registry.iter().collect();
+        assert_eq!(topics.len(), 2);
+        let orders = topics.iter().find(|t| t.name == "orders").expect("orders");
+        assert_eq!(
+            orders.id.to_string(),
+            "1b4f0e98-5197-4b6a-9a3e-6a8d52c0e8a1"
+        );
+        assert_eq!(orders.partitions, 6);
+        let config = orders.log_config(&LogConfig::default()).expect("config");
         assert!(config.cleanup_policy.compact && config.cleanup_policy.delete);
-    }
-
-    #[test]
-    fn finds_dot_underscore_collisions() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut registry = TopicRegistry::load(dir.path()).expect("load");
-        registry
-            .put(Topic {
-                name: "a.b".into(),
-                id: Uuid::new_v4(),
-                partitions: 1,
-                configs: BTreeMap::new(),
-            })
-            .expect("put");
-        assert_eq!(
-            registry.colliding("a_b").map(|t| t.name.as_str()),
-            Some("a.b")
-        );
-        assert!(registry.colliding("a.b").is_none());
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub enum TxnStoreError {
     #[error("cannot create {TRANSACTION_TOPIC}")]
     Create(#[from] TopicOpError),
     #[error("cannot hand out a producer id")]
-    ProducerId(#[from] crate::producer_ids::ProducerIdError),
+    ProducerId(#[from] crate::cluster_metadata::MetadataError),
     #[error(transparent)]
     Load(#[from] crate::internal_topic::ReadError),
 }
@@ -93,8 +93,7 @@ impl Broker {
     }
 
     fn transaction_partitions(&self) -> i32 {
-        self.topics()
-            .get(TRANSACTION_TOPIC)
+        self.topic(TRANSACTION_TOPIC)
             .map_or(self.config.transaction_state_log_num_partitions, |t| {
                 t.partitions
             })
@@ -102,7 +101,7 @@ impl Broker {
 
     /// Creates `__transaction_state` if it does not exist yet.
     pub fn ensure_transaction_topic(&self, now_ms: i64) -> Result<(), TxnStoreError> {
-        if self.topics().get(TRANSACTION_TOPIC).is_some() {
+        if self.topic(TRANSACTION_TOPIC).is_some() {
             return Ok(());
         }
         let mut configs = BTreeMap::new();
@@ -190,7 +189,10 @@ impl Broker {
         let mut txn = match all.get(transactional_id) {
             Some(txn) => txn.clone(),
             None => {
-                let id = self.producer_ids.next().map_err(TxnStoreError::from)?;
+                let id = self
+                    .producer_ids
+                    .next(&self.metadata, now_ms)
+                    .map_err(TxnStoreError::from)?;
                 let txn = Transaction::new(id, timeout_ms, now_ms);
                 self.store_transaction(transactional_id, &txn, now_ms)?;
                 all.insert(transactional_id.to_string(), txn.clone());
@@ -200,7 +202,9 @@ impl Broker {
         // A fresh producer id is needed only at the last epoch (the abort
         // of an open transaction takes one epoch more).
         let fresh_id = if txn.producer_epoch >= i16::MAX - 2 {
-            self.producer_ids.next().map_err(TxnStoreError::from)?
+            self.producer_ids
+                .next(&self.metadata, now_ms)
+                .map_err(TxnStoreError::from)?
         } else {
             -1
         };
@@ -381,7 +385,7 @@ impl Broker {
     /// finishes the transactions a stop left between Prepare* and
     /// Complete*. Returns how many ids there are.
     pub fn load_transactions(&self, now_ms: i64) -> Result<usize, TxnStoreError> {
-        if self.topics().get(TRANSACTION_TOPIC).is_none() {
+        if self.topic(TRANSACTION_TOPIC).is_none() {
             return Ok(0);
         }
         let mut loaded: HashMap<String, Option<TxnLogValue>> = HashMap::new();

@@ -794,3 +794,34 @@ fn the_fixtures_open_transaction_is_aborted_by_its_timeout() {
         "the aborted commit never applies"
     );
 }
+
+#[test]
+fn a_second_start_after_the_upgrade_comes_from_the_metadata_log() {
+    let fixture = Fixture::unpack();
+    let dir = fixture.data_dir();
+    let mut broker =
+        fixture.start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=3600000"]);
+    broker.terminate();
+    assert!(broker.wait_exit().status.success());
+    // The old files were turned into metadata records and set aside; a
+    // snapshot of the image sits beside the metadata log.
+    assert!(!dir.join("runnel-topics").exists());
+    assert!(dir.join("runnel-topics.migrated").exists());
+    assert!(!dir.join("producer-id-block").exists());
+    let metadata_dir = dir.join("__cluster_metadata-0");
+    let snapshots = std::fs::read_dir(&metadata_dir)
+        .expect("the metadata log's dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint"))
+        .count();
+    assert_eq!(snapshots, 1, "one snapshot in {}", metadata_dir.display());
+
+    let broker =
+        fixture.start(&["transaction.abort.timed.out.transaction.cleanup.interval.ms=3600000"]);
+    let mut client = Client::connect(&broker.bootstrap);
+    check_metadata(&mut client, &fixture);
+    check_configs(&mut client, &fixture);
+    check_records(&mut client, &fixture);
+    check_groups(&mut client, &fixture);
+    check_new_producer_id(&mut client, &fixture);
+}

@@ -164,7 +164,7 @@ mod tests {
         request.resources.truncate(1);
         let response = handle(&broker, request);
         assert_eq!(response.responses[0].error_code, 0);
-        let configs = broker.topics().get("t").expect("t").configs.clone();
+        let configs = broker.topic("t").expect("t").configs.clone();
         let expected = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         assert_eq!(configs, expected);
         let partition = broker.partition("t", 0).expect("log");

@@ -89,7 +89,7 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
         TopicOpError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         TopicOpError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicOpError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        TopicOpError::Registry(_) | TopicOpError::Storage { .. } => {
+        TopicOpError::Metadata { .. } | TopicOpError::Storage { .. } => {
             ResponseError::KafkaStorageError
         }
     }

@@ -31,7 +31,7 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
         if version >= 6 {
             out.topic_id = id;
         }
-        let name = name.or_else(|| broker.topics().by_id(id).map(|t| t.name.clone()));
+        let name = name.or_else(|| broker.topic_by_id(id).map(|t| t.name));
         match name {
             None => out.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) => {

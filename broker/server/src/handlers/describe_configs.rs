@@ -234,12 +234,11 @@ fn describe(
             if let Err(err) = validate_name(name) {
                 return Err((ResponseError::InvalidTopicException, error_chain(&err)));
             }
-            let topics = broker.topics();
-            let Some(topic) = topics.get(name) else {
+            let Some(topic) = broker.topic(name) else {
                 let message = format!("topic {name:?} does not exist");
                 return Err((ResponseError::UnknownTopicOrPartition, message));
             };
-            Ok(describe_topic(topic, &broker.config.log))
+            Ok(describe_topic(&topic, &broker.config.log))
         }
         RESOURCE_BROKER => {
             if name.is_empty() {

@@ -97,10 +97,7 @@ fn read(
     let mut topics = Vec::with_capacity(fetch.topics.len());
     for topic in &fetch.topics {
         let name = if version >= 13 {
-            broker
-                .topics()
-                .by_id(topic.topic_id)
-                .map(|t| t.name.clone())
+            broker.topic_by_id(topic.topic_id).map(|t| t.name)
         } else {
             Some(topic.topic.0.to_string())
         };

@@ -287,7 +287,7 @@ mod tests {
         ];
         assert_eq!(codes, expected);
         assert_eq!(response.responses[0].error_message, None);
-        let configs = broker.topics().get("t").expect("t").configs.clone();
+        let configs = broker.topic("t").expect("t").configs.clone();
         let expected = BTreeMap::from([
             ("cleanup.policy".to_string(), "delete,compact".to_string()),
             ("retention.ms".to_string(), "1000".to_string()),
@@ -320,7 +320,7 @@ mod tests {
             message.contains("\"-5\" for log config retention.ms"),
             "{message}"
         );
-        assert_eq!(broker.topics().get("t").expect("t").configs, expected);
+        assert_eq!(broker.topic("t").expect("t").configs, expected);
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub fn handle(
             }
         };
     }
-    match broker.producer_ids.next() {
+    match broker.producer_ids.next(&broker.metadata, now_ms) {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

@@ -52,7 +52,7 @@ pub fn handle(
     };
     response.topics = match wanted {
         None => broker
-            .topics()
+            .topic_list()
             .iter()
             .map(|t| describe(node, t, version))
             .collect(),
@@ -77,13 +77,13 @@ fn lookup(
     // admin's describeTopics by id sends it with an empty name), as Kafka.
     let name = name.filter(|_| id.is_nil());
     let Some(name) = name else {
-        let found = broker.topics().by_id(id).cloned();
+        let found = broker.topic_by_id(id);
         return match found {
             Some(topic) => describe(node, &topic, version),
             None => error_topic(None, id, ResponseError::UnknownTopicId, version),
         };
     };
-    let existing = broker.topics().get(&name).cloned();
+    let existing = broker.topic(&name);
     if let Some(topic) = existing {
         return describe(node, &topic, version);
     }
@@ -97,7 +97,7 @@ fn lookup(
     }
     match broker.create_topic(&name, -1, -1, BTreeMap::new(), false, now_ms) {
         Ok(topic) => describe(node, &topic, version),
-        Err(TopicOpError::AlreadyExists(_)) => match broker.topics().get(&name).cloned() {
+        Err(TopicOpError::AlreadyExists(_)) => match broker.topic(&name) {
             Some(topic) => describe(node, &topic, version),
             None => error_topic(
                 Some(&name),

@@ -17,10 +17,11 @@ mod partition;
 mod purgatory;
 mod watchers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use runnel_log::{LogConfig, LogError, LogManager, TopicPartition};
+use runnel_metadata::LocalReplicaChanges;
 
 pub use partition::{Appended, Partition};
 pub use purgatory::wait_for_high_watermarks;
@@ -111,6 +112,44 @@ impl ReplicaManager {
         self.write().remove(topic);
         for index in 0..partitions {
             self.logs.delete(&TopicPartition::new(topic, index))?;
+        }
+        Ok(())
+    }
+
+    /// Applies this broker's share of a metadata change: hosts the
+    /// partitions it now leads or follows (creating their logs with
+    /// `config_of(topic)`), stops hosting and deletes those it lost, and
+    /// gives topics whose configs changed their new log settings.
+    pub fn apply(
+        &self,
+        local: &LocalReplicaChanges,
+        now_ms: i64,
+        config_of: impl Fn(&str) -> LogConfig,
+    ) -> Result<(), LogError> {
+        let mut deleted: BTreeMap<&str, i32> = BTreeMap::new();
+        for tp in local.deletes.keys() {
+            let count = deleted.entry(tp.topic.as_str()).or_default();
+            *count = (*count).max(tp.partition + 1);
+        }
+        for (topic, count) in deleted {
+            self.delete_topic(topic, count)?;
+        }
+        let mut hosted: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
+        for (tp, state) in local.leaders.iter().chain(&local.followers) {
+            let range = hosted
+                .entry(tp.topic.as_str())
+                .or_insert((tp.partition, tp.partition + 1));
+            range.0 = range.0.min(tp.partition);
+            range.1 = range.1.max(tp.partition + 1);
+            if let Some(partition) = self.get(&tp.topic, tp.partition) {
+                partition.set_leader_epoch(state.state.leader_epoch);
+            }
+        }
+        for (topic, (from, to)) in hosted {
+            self.host(topic, from, to, &config_of(topic), now_ms)?;
+        }
+        for topic in local.topic_configs.keys() {
+            self.set_config(topic, &config_of(topic));
         }
         Ok(())
     }

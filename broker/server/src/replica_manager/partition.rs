@@ -76,6 +76,11 @@ impl Partition {
         self.leader_epoch.load(Ordering::Acquire)
     }
 
+    /// Takes the leader epoch the metadata gives this partition.
+    pub fn set_leader_epoch(&self, leader_epoch: i32) {
+        self.leader_epoch.store(leader_epoch, Ordering::Release);
+    }
+
     /// The first offset not yet known to be on every in-sync replica:
     /// consumers read below it, and `acks=all` completes at it.
     pub fn high_watermark(&self) -> i64 {

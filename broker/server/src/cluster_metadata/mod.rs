@@ -1,0 +1,187 @@
+//! The cluster's metadata on this broker: the `__cluster_metadata` log
+//! (Kafka's metadata records, in the first log dir as Kafka's
+//! `metadata.log.dir` defaults to) and the [`MetadataImage`] replayed from
+//! it, shared as an `Arc` that is swapped whole.
+//!
+//! A change is: build and validate records against the image
+//! (`runnel_metadata::changes`), append them as one batch, fsynced,
+//! replay them into a delta, publish the new image, and hand this broker's
+//! local changes (partitions it now leads, follows or must delete) back to
+//! the caller, which applies them to the replica manager. On one broker
+//! the log is local and this broker is the quorum of one; the quorum issue
+//! replicates the same log.
+//!
+//! - `store`: the log itself: open, replay at start, append, snapshots
+//!   (`<end offset>-<epoch>.checkpoint`, Kafka's layout) that let the log
+//!   start past what they hold.
+//! - `upgrade`: a data dir written before the metadata log (the
+//!   `runnel-topics` registry and the `producer-id-block` file) turned
+//!   into records once.
+
+mod store;
+mod upgrade;
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use runnel_log::LogManager;
+use runnel_metadata::{
+    ChangeError, LocalReplicaChanges, MetadataDelta, MetadataImage, MetadataRecord, ReplayError,
+};
+use thiserror::Error;
+
+pub use store::METADATA_TOPIC;
+use store::MetadataStore;
+
+#[derive(Debug, Error)]
+pub enum MetadataError {
+    #[error("the change was refused")]
+    Refused(#[source] ChangeError),
+    #[error("cannot encode metadata records")]
+    Encode(#[source] runnel_metadata::EncodeError),
+    #[error("cannot open, read or write the {METADATA_TOPIC} log")]
+    Log(#[source] runnel_log::LogError),
+    #[error("cannot read the {METADATA_TOPIC} log")]
+    Read(#[from] crate::internal_topic::ReadError),
+    #[error("cannot decode a batch of the {METADATA_TOPIC} log at offset {offset}")]
+    Decode {
+        offset: i64,
+        #[source]
+        source: runnel_metadata::BatchDecodeError,
+    },
+    #[error("a record of the {METADATA_TOPIC} log at offset {offset} contradicts the image")]
+    Replay {
+        offset: i64,
+        #[source]
+        source: ReplayError,
+    },
+    #[error("cannot read or write the metadata snapshot {path}")]
+    SnapshotFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the metadata snapshot {path} is damaged")]
+    Snapshot {
+        path: std::path::PathBuf,
+        #[source]
+        source: runnel_metadata::SnapshotError,
+    },
+    #[error("cannot read the data dir's files from before the metadata log")]
+    Upgrade(#[source] crate::topics::TopicError),
+    #[error("{path} does not hold a producer id block end: {content:?}")]
+    UpgradeProducerIds {
+        path: std::path::PathBuf,
+        content: String,
+    },
+}
+
+/// What one applied change left.
+#[derive(Debug)]
+pub struct Applied {
+    pub image: Arc<MetadataImage>,
+    /// This broker's share of the change.
+    pub local: LocalReplicaChanges,
+}
+
+#[derive(Debug)]
+pub struct ClusterMetadata {
+    node_id: i32,
+    image: RwLock<Arc<MetadataImage>>,
+    /// The log; held for a whole change, so changes apply one at a time
+    /// in log order. Produce and fetch never take it.
+    store: Mutex<MetadataStore>,
+}
+
+impl ClusterMetadata {
+    /// Opens the metadata log in the first log dir and replays it (from
+    /// its newest snapshot). A data dir from before the metadata log has
+    /// its topics and producer ids written as records first.
+    pub fn open(logs: &LogManager, node_id: i32, now_ms: i64) -> Result<Self, MetadataError> {
+        let (mut store, image) = MetadataStore::open(logs, now_ms)?;
+        let mut image = Arc::new(image);
+        let dir = logs
+            .log_dirs()
+            .next()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf();
+        // Nothing ever written: a new data dir, or one from before the
+        // metadata log.
+        if image.offset() < 0
+            && let Some(records) = upgrade::records_from_old_files(&dir, node_id)?
+        {
+            image = store.append_and_replay(&image, &records, now_ms)?.0;
+            store.snapshot(&image, now_ms)?;
+            tracing::info!(
+                records = records.len(),
+                topics = image.topics().count(),
+                "wrote the topic registry and producer id block of an older data dir to {METADATA_TOPIC}"
+            );
+            upgrade::retire_old_files(&dir);
+        }
+        Ok(Self {
+            node_id,
+            image: RwLock::new(image),
+            store: Mutex::new(store),
+        })
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// The current image. Cheap: an `Arc` clone under a read lock held for
+    /// no longer than that.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        Arc::clone(&self.image.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Builds records from the current image with `build`, appends and
+    /// replays them, and publishes the new image. No records: nothing is
+    /// written.
+    pub fn change<T>(
+        &self,
+        now_ms: i64,
+        build: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ChangeError>,
+    ) -> Result<(Applied, T), MetadataError> {
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let image = self.image();
+        let (records, extra) = build(&image).map_err(MetadataError::Refused)?;
+        if records.is_empty() {
+            return Ok((
+                Applied {
+                    image,
+                    local: LocalReplicaChanges::default(),
+                },
+                extra,
+            ));
+        }
+        let (image, delta) = store.append_and_replay(&image, &records, now_ms)?;
+        *self.image.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&image);
+        let local = delta.local_changes(self.node_id);
+        Ok((Applied { image, local }, extra))
+    }
+
+    /// Writes a snapshot of the current image and lets the log start after
+    /// it, so the next start replays only what came later.
+    pub fn snapshot(&self, now_ms: i64) -> Result<(), MetadataError> {
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        store.snapshot(&self.image(), now_ms)
+    }
+}
+
+/// Replays `records`, appended at `base_offset`, onto `image`.
+fn replay(
+    image: &Arc<MetadataImage>,
+    base_offset: i64,
+    epoch: i32,
+    records: &[MetadataRecord],
+) -> Result<MetadataDelta, MetadataError> {
+    let mut delta = MetadataDelta::new(Arc::clone(image));
+    for (i, record) in records.iter().enumerate() {
+        let offset = base_offset + i as i64;
+        delta
+            .replay(offset, epoch, record)
+            .map_err(|source| MetadataError::Replay { offset, source })?;
+    }
+    Ok(delta)
+}
