@@ -70,7 +70,7 @@ pub struct Broker {
     /// InitProducerId's ids.
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// The transactional ids this broker coordinates (txns.rs).
-    pub(crate) transactions: crate::txns::Transactions,
+    pub(crate) transactions: crate::txn_registry::Transactions,
     /// Offsets of open transactions (TxnOffsetCommit) by producer id,
     /// applied when the transaction commits (committed.rs).
     pub(crate) pending_txn_offsets:
@@ -281,7 +281,7 @@ impl Broker {
         let topic = self
             .topic(name)
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        self.change_metadata(name, crate::handlers::now_ms(), |image| {
+        self.change_metadata(name, crate::clock::now_ms(), |image| {
             changes::delete_topic(image, name)
         })?;
         tracing::info!(topic = name, "deleted topic");
@@ -356,7 +356,7 @@ impl Broker {
                 changed.insert(key.clone(), Some(value.clone()));
             }
         }
-        self.change_metadata(name, crate::handlers::now_ms(), |image| {
+        self.change_metadata(name, crate::clock::now_ms(), |image| {
             changes::alter_topic_configs(image, name, &changed)
         })?;
         tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");

@@ -57,7 +57,7 @@ pub enum OffsetsError {
     #[error("cannot create {OFFSETS_TOPIC}")]
     Create(#[from] TopicOpError),
     #[error(transparent)]
-    Load(#[from] crate::internal_topic::ReadError),
+    Load(#[from] crate::log_reader::ReadError),
 }
 
 impl Broker {

@@ -15,7 +15,7 @@
 //! state: Empty, PreparingRebalance, CompletingRebalance, Stable).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -24,12 +24,12 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::broker::Broker;
+use crate::groups::GroupFigures;
 use crate::metrics::label_value;
 
 /// Where the collector finds the broker once it exists: the metrics
 /// registry is built first, and holds the broker weakly so that shutdown
 /// can take the log manager back.
-pub type BrokerSlot = Arc<OnceLock<Weak<Broker>>>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct GroupLabels {
@@ -55,15 +55,6 @@ struct GroupPartitionLabels {
     partition: i32,
 }
 
-/// One group's membership figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupFigures {
-    pub group_id: String,
-    pub state: &'static str,
-    pub members: usize,
-    pub rebalances: u64,
-}
-
 /// One committed offset and its partition's log end offset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct CommittedFigures {
@@ -74,12 +65,15 @@ struct CommittedFigures {
 
 #[derive(Debug)]
 pub struct GroupCollector {
-    broker: BrokerSlot,
+    /// Weak: the broker's own metrics hold this collector.
+    broker: Weak<Broker>,
 }
 
 impl GroupCollector {
-    pub fn new(broker: BrokerSlot) -> Self {
-        Self { broker }
+    pub fn new(broker: &Arc<Broker>) -> Self {
+        Self {
+            broker: Arc::downgrade(broker),
+        }
     }
 }
 
@@ -120,7 +114,7 @@ fn snapshot(broker: &Broker) -> (Vec<GroupFigures>, Vec<CommittedFigures>) {
 
 impl Collector for GroupCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(broker) = self.broker.get().and_then(Weak::upgrade) else {
+        let Some(broker) = self.broker.upgrade() else {
             return Ok(());
         };
         let (groups, committed) = snapshot(&broker);

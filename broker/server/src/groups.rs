@@ -15,7 +15,7 @@ use runnel_coordinator::group::{
 use runnel_coordinator::{GroupMetadataValue, RetentionClock};
 use tokio::sync::{Notify, oneshot};
 
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 
 /// A reply now, or one to wait for.
 #[derive(Debug)]
@@ -221,10 +221,10 @@ impl Groups {
     }
 
     /// Each group's state, members and rebalance count, for metrics.
-    pub fn figures(&self) -> Vec<crate::group_metrics::GroupFigures> {
+    pub fn figures(&self) -> Vec<GroupFigures> {
         self.slots()
             .values()
-            .map(|s| crate::group_metrics::GroupFigures {
+            .map(|s| GroupFigures {
                 group_id: s.group.group_id().to_string(),
                 state: s.group.state().name(),
                 members: s.group.members().len(),
@@ -378,4 +378,13 @@ impl Groups {
             self.queue_stores(stores);
         }
     }
+}
+
+/// One group's membership figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFigures {
+    pub group_id: String,
+    pub state: &'static str,
+    pub members: usize,
+    pub rebalances: u64,
 }

@@ -18,6 +18,7 @@
 //!   `runnel consume`, `runnel perf`, `runnel topics`, `runnel groups`).
 
 mod broker;
+mod clock;
 mod cluster_metadata;
 mod committed;
 mod config;
@@ -29,6 +30,7 @@ mod group_metrics;
 mod groups;
 mod handlers;
 mod internal_topic;
+mod log_reader;
 mod meta;
 mod metrics;
 mod producer_ids;
@@ -37,6 +39,7 @@ mod serve;
 mod storage_health;
 mod tools;
 mod topics;
+mod txn_registry;
 mod txns;
 
 use std::process::ExitCode;

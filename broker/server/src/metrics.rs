@@ -7,7 +7,7 @@
 //! offsets and sizes are read from the [`LogManager`] at scrape time, under
 //! the names kafka_exporter uses so that existing dashboards work.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -114,8 +114,22 @@ pub struct BrokerMetrics {
     storage_errors: Family<LogDirLabels, Counter>,
     log_dir_failing: Family<LogDirLabels, Gauge>,
     fetches_waiting: Gauge,
-    /// The broker, once it exists, for the consumer-group metrics.
-    broker: crate::group_metrics::BrokerSlot,
+    /// A collector that needs the broker (the consumer-group metrics),
+    /// attached once the broker exists.
+    late: Arc<OnceLock<Box<dyn Collector>>>,
+}
+
+/// Encodes the attached collector's metrics, once there is one.
+#[derive(Debug)]
+struct LateCollector(Arc<OnceLock<Box<dyn Collector>>>);
+
+impl Collector for LateCollector {
+    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        match self.0.get() {
+            Some(collector) => collector.encode(encoder),
+            None => Ok(()),
+        }
+    }
 }
 
 impl Default for BrokerMetrics {
@@ -202,13 +216,11 @@ impl BrokerMetrics {
             "Fetch requests waiting for min.bytes or max.wait.ms (Kafka's fetch purgatory size)",
             fetches_waiting.clone(),
         );
-        let broker = crate::group_metrics::BrokerSlot::default();
-        registry.register_collector(Box::new(crate::group_metrics::GroupCollector::new(
-            Arc::clone(&broker),
-        )));
+        let late: Arc<OnceLock<Box<dyn Collector>>> = Arc::default();
+        registry.register_collector(Box::new(LateCollector(Arc::clone(&late))));
         Self {
             registry,
-            broker,
+            late,
             requests,
             request_duration,
             request_errors,
@@ -234,10 +246,11 @@ impl BrokerMetrics {
         self
     }
 
-    /// Lets the consumer-group metrics read `broker` (held weakly). Only the
-    /// first call counts.
-    pub fn attach_broker(&self, broker: &Arc<crate::broker::Broker>) {
-        let _ = self.broker.set(Arc::downgrade(broker));
+    /// Adds a collector made after the registry (one that reads the
+    /// broker, which is built with these metrics). Only the first call
+    /// counts.
+    pub fn attach_collector(&self, collector: Box<dyn Collector>) {
+        let _ = self.late.set(collector);
     }
 
     /// Counts one request of `api` (Kafka's API name, e.g. `"Produce"`),

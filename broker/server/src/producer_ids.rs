@@ -5,17 +5,14 @@
 //! rest of one block is skipped.
 //!
 //! Data dirs from before the metadata log kept the end of their last block
-//! in `producer-id-block` ([`FILE_NAME`]); cluster_metadata's upgrade turns
-//! it into a record.
+//! in `producer-id-block`; cluster_metadata's upgrade turns it into a
+//! record.
 
 use std::sync::{Mutex, PoisonError};
 
 use runnel_metadata::changes::allocate_producer_ids;
 
 use crate::cluster_metadata::{ClusterMetadata, MetadataError};
-
-/// The file of the last producer-id block before the metadata log.
-pub const FILE_NAME: &str = "producer-id-block";
 
 #[derive(Debug, Clone, Copy)]
 struct Block {

@@ -135,7 +135,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .iter()
         .filter(|tp| tp.topic != crate::cluster_metadata::METADATA_TOPIC)
         .count();
-    metrics.attach_broker(&broker);
+    metrics.attach_collector(Box::new(crate::group_metrics::GroupCollector::new(&broker)));
     let loaded = {
         let broker = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || broker.load_offsets())

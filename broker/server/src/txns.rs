@@ -11,7 +11,6 @@
 //! across the disk writes of a step (off the async workers' turn).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use runnel_coordinator::txn::{InitStep, Markers, Outcome, Transaction, TxnError};
 use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
@@ -42,7 +41,7 @@ pub enum TxnStoreError {
     #[error("cannot hand out a producer id")]
     ProducerId(#[from] crate::cluster_metadata::MetadataError),
     #[error(transparent)]
-    Load(#[from] crate::internal_topic::ReadError),
+    Load(#[from] crate::log_reader::ReadError),
 }
 
 /// Why a transactional request fails: a state-machine refusal (Kafka's
@@ -63,18 +62,6 @@ impl TxnRequestError {
             // COORDINATOR_NOT_AVAILABLE: retriable, the client tries again.
             Self::Store(_) => 15,
         }
-    }
-}
-
-/// The transactional ids this broker coordinates.
-#[derive(Debug, Default)]
-pub struct Transactions {
-    by_id: Mutex<HashMap<String, Transaction>>,
-}
-
-impl Transactions {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Transaction>> {
-        self.by_id.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

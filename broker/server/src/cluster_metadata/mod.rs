@@ -41,7 +41,7 @@ pub enum MetadataError {
     #[error("cannot open, read or write the {METADATA_TOPIC} log")]
     Log(#[source] runnel_log::LogError),
     #[error("cannot read the {METADATA_TOPIC} log")]
-    Read(#[from] crate::internal_topic::ReadError),
+    Read(#[from] crate::log_reader::ReadError),
     #[error("cannot decode a batch of the {METADATA_TOPIC} log at offset {offset}")]
     Decode {
         offset: i64,

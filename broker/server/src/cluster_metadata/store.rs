@@ -16,7 +16,7 @@ use runnel_metadata::snapshot::{load_snapshot, write_snapshot};
 use runnel_metadata::{MetadataDelta, MetadataImage, MetadataRecord, SnapshotId, log_batch};
 
 use super::{MetadataError, replay};
-use crate::internal_topic::for_each_batch;
+use crate::log_reader::for_each_batch;
 
 /// Kafka's name for the metadata topic.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";

@@ -14,10 +14,11 @@ use runnel_metadata::records::ProducerIdsRecord;
 use runnel_metadata::{MetadataImage, MetadataRecord};
 
 use super::MetadataError;
-use crate::producer_ids::FILE_NAME as PRODUCER_ID_BLOCK_FILE;
 use crate::topics::{FILE_NAME as TOPICS_FILE, TopicRegistry};
 
 const MIGRATED_SUFFIX: &str = ".migrated";
+/// The file of the last producer-id block before the metadata log.
+const PRODUCER_ID_BLOCK_FILE: &str = "producer-id-block";
 
 /// The records that hold what the old files in `dir` held; `None` when
 /// there are none (a new data dir).

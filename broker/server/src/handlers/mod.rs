@@ -32,8 +32,6 @@ mod produce;
 mod sync_group;
 mod txn_offset_commit;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -256,8 +254,4 @@ pub(crate) fn str_bytes(text: impl Into<String>) -> StrBytes {
     StrBytes::from_string(text.into())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub(crate) use crate::clock::now_ms;
