@@ -770,6 +770,50 @@ fn kafka_reads_the_files_runnel_writes() {
     );
     checked.insert("__transaction_state records", transitions.len());
 
+    // __cluster_metadata (its segment and the snapshot the clean stop
+    // wrote) through Kafka's metadata decoder: every topic made here is a
+    // TopicRecord with its PartitionRecords, in Kafka's formats.
+    let metadata_dir = &partitions["__cluster_metadata-0"];
+    let snapshots = std::fs::read_dir(metadata_dir)
+        .expect("list the metadata log's dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "checkpoint"));
+    let metadata_files: Vec<PathBuf> = files_with(metadata_dir, &["log"])
+        .into_iter()
+        .chain(snapshots)
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0))
+        .collect();
+    assert!(
+        metadata_files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "checkpoint")),
+        "a metadata snapshot in {}: {metadata_files:?}",
+        metadata_dir.display()
+    );
+    let metadata = Dump::run(&["--cluster-metadata-decoder"], &metadata_files, &[]);
+    let decoded = &metadata.stdout;
+    for topic in ["plain", "txn", "__consumer_offsets", "__transaction_state"] {
+        assert!(
+            decoded.contains(&format!(
+                r#""type":"TOPIC_RECORD","version":0,"data":{{"name":"{topic}","#
+            )),
+            "no TopicRecord of {topic} in:\n{decoded}"
+        );
+    }
+    assert!(
+        decoded.contains(r#""type":"PARTITION_RECORD""#),
+        "{decoded}"
+    );
+    assert!(
+        decoded.contains(r#""type":"PRODUCER_IDS_RECORD""#),
+        "{decoded}"
+    );
+    assert!(decoded.contains("SnapshotHeader"), "{decoded}");
+    checked.insert(
+        "__cluster_metadata records",
+        decoded.matches(r#"payload: {"type":"#).count(),
+    );
+
     eprintln!(
         "records checked: {checked:?}; produced in {produced_by:.1?}, all in {:.1?}",
         started.elapsed()
