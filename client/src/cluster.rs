@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -20,10 +21,6 @@ use crate::error::{ClientError, Result};
 const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 7;
 const FIND_COORDINATOR_VERSION: i16 = 3;
-/// Kafka's UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE: a topic
-/// being created answers with these until it is ready.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// A topic's partitions, by index: each partition's leader (-1 unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +121,18 @@ impl Cluster {
         for topic in response.topics {
             let Some(name) = topic.name else { continue };
             let name = name.0.to_string();
-            match topic.error_code {
-                0 => {}
-                UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => {
+            match ResponseError::try_from_code(topic.error_code) {
+                None => {}
+                // A topic being created answers with these until it is ready.
+                Some(
+                    ResponseError::UnknownTopicOrPartition | ResponseError::LeaderNotAvailable,
+                ) => {
                     state.topics.remove(&name);
                     continue;
                 }
-                code => return Err(ClientError::kafka("Metadata", &name, -1, code)),
+                Some(error) => {
+                    return Err(ClientError::kafka("Metadata", &name, -1, error.code()));
+                }
             }
             let mut leaders = vec![-1; topic.partitions.len()];
             for p in &topic.partitions {

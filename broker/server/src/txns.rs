@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use kafka_protocol::error::ResponseError;
 use runnel_coordinator::txn::{InitStep, Markers, Outcome, Transaction, TxnError};
 use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
 use runnel_coordinator::{OffsetsRecordError, coordinator_partition};
@@ -22,6 +23,7 @@ use runnel_log::manager::lock;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
+use crate::error_codes;
 
 pub const TRANSACTION_TOPIC: &str = "__transaction_state";
 const SEGMENT_BYTES: u64 = 100 << 20;
@@ -60,9 +62,9 @@ impl TxnRequestError {
     /// The Kafka error code to answer with.
     pub fn code(&self) -> i16 {
         match self {
-            Self::Refused(err) => err.code(),
-            // COORDINATOR_NOT_AVAILABLE: retriable, the client tries again.
-            Self::Store(_) => 15,
+            Self::Refused(err) => error_codes::txn(*err).code(),
+            // Retriable: the client tries again.
+            Self::Store(_) => ResponseError::CoordinatorNotAvailable.code(),
         }
     }
 }
@@ -288,7 +290,7 @@ impl Broker {
         partitions
             .iter()
             .map(|tp| match checked {
-                Err(err) => err.code(),
+                Err(err) => error_codes::txn(err).code(),
                 Ok(()) => {
                     let held = all
                         .get(transactional_id)
@@ -296,7 +298,7 @@ impl Broker {
                     if held {
                         0
                     } else {
-                        TxnError::InvalidTxnState.code()
+                        error_codes::txn(TxnError::InvalidTxnState).code()
                     }
                 }
             })

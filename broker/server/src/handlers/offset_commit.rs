@@ -12,6 +12,7 @@ use kafka_protocol::messages::offset_commit_response::{
 
 use crate::broker::Broker;
 use crate::committed::Commit;
+use crate::error_codes;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -36,9 +37,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
                 &request.member_id,
                 request.generation_id_or_member_epoch,
             )
-            .map(|code| {
-                ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownMemberId)
-            })
+            .map(error_codes::group)
     };
     let mut commits = Vec::new();
     let mut response = OffsetCommitResponse::default();
