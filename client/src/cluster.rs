@@ -16,7 +16,7 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 7;
@@ -175,7 +175,7 @@ impl Cluster {
             }
         }
         if let Some(err) = last {
-            tracing::debug!(error = %err, "no bootstrap server answered Metadata");
+            tracing::debug!(error = %error_chain(&err), "no bootstrap server answered Metadata");
         }
         Err(ClientError::NoBroker {
             bootstrap: self.bootstrap.join(","),

@@ -10,6 +10,10 @@ use thiserror::Error;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+/// Logged errors keep their causes; the helper is runnel-http's, shared
+/// with the operator, and stays reachable here for existing imports.
+pub use runnel_http::error_chain;
+
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::topics::{Topic, TopicError, TopicRegistry, effective_config, validate_name};
@@ -337,18 +341,6 @@ fn apply_log_config(logs: &LogManager, topic: &Topic, config: &LogConfig) {
             runnel_log::manager::lock(&log).set_config(config.clone());
         }
     }
-}
-
-/// An error and its causes, `: `-separated.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl BrokerConfig {

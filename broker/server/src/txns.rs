@@ -17,6 +17,7 @@ use kafka_protocol::error::ResponseError;
 use runnel_coordinator::txn::{InitStep, Markers, Outcome, Transaction, TxnError};
 use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
 use runnel_coordinator::{OffsetsRecordError, coordinator_partition};
+use runnel_http::error_chain;
 use runnel_log::BatchBuilder;
 use runnel_log::control::ControlType;
 use runnel_log::manager::lock;
@@ -409,7 +410,7 @@ impl Broker {
                 let id = match txn_log::decode_key(key) {
                     Ok(id) => id,
                     Err(err) => {
-                        tracing::warn!(partition, %err, "skipping a {TRANSACTION_TOPIC} record");
+                        tracing::warn!(partition, error = %error_chain(&err), "skipping a {TRANSACTION_TOPIC} record");
                         continue;
                     }
                 };
@@ -421,7 +422,7 @@ impl Broker {
                         loaded.insert(id, Some(value));
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(partition, transactional_id = id, %err, "skipping a {TRANSACTION_TOPIC} record")
+                        tracing::warn!(partition, transactional_id = id, error = %error_chain(&err), "skipping a {TRANSACTION_TOPIC} record")
                     }
                 }
             }

@@ -23,7 +23,7 @@ use super::assignor;
 use super::config::ConsumerConfig;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const JOIN_GROUP_VERSION: i16 = 7;
 const SYNC_GROUP_VERSION: i16 = 5;
@@ -306,7 +306,7 @@ async fn heartbeat(coordinator: Connection, state: HeartbeatState) {
                 return;
             }
             Err(err) => {
-                tracing::debug!(group = state.group, error = %err, "heartbeat failed");
+                tracing::debug!(group = state.group, error = %error_chain(&err), "heartbeat failed");
                 state.ask_rejoin(false);
                 return;
             }

@@ -41,7 +41,7 @@ pub use rebalance::RebalanceListener;
 
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FETCH_VERSION: i16 = 7;
@@ -258,11 +258,11 @@ impl Consumer {
             Ok(answer) => {
                 tokio::spawn(async move {
                     if let Err(err) = answer.await {
-                        tracing::warn!(error = %err, "auto commit failed");
+                        tracing::warn!(error = %error_chain(&err), "auto commit failed");
                     }
                 });
             }
-            Err(err) => tracing::warn!(error = %err, "auto commit failed"),
+            Err(err) => tracing::warn!(error = %error_chain(&err), "auto commit failed"),
         }
     }
 
@@ -283,7 +283,7 @@ impl Consumer {
             && self.config.enable_auto_commit
             && let Err(err) = self.commit().await
         {
-            tracing::debug!(error = %err, "commit before rejoining failed");
+            tracing::debug!(error = %error_chain(&err), "commit before rejoining failed");
         }
         self.membership = None;
         let cooperative = self.config.cooperative();

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use super::Shared;
 use super::accumulator::Batch;
 use crate::connection::Pending;
-use crate::error::ClientError;
+use crate::error::{ClientError, error_chain};
 
 const PRODUCE_VERSION: i16 = 9;
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
@@ -61,7 +61,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     shared.accumulator().set_producer_id(producer_id, epoch);
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot get a producer id; trying again");
+                    tracing::warn!(error = %error_chain(&err), "cannot get a producer id; trying again");
                     tokio::time::sleep(shared.config.retry_backoff).await;
                 }
             }
@@ -302,7 +302,7 @@ fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + 
 }
 
 fn retry_all(shared: &Arc<Shared>, batches: Vec<Batch>, error: &ClientError) {
-    tracing::debug!(error = %error, "produce request failed");
+    tracing::debug!(error = %error_chain(error), "produce request failed");
     for batch in batches {
         shared.cluster.invalidate(&batch.topic);
         retry_or_fail(shared, batch, error.to_string());

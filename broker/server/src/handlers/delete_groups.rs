@@ -7,6 +7,7 @@ use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::{
     DeletableGroupResult, DeleteGroupsResponse,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::error_codes;
@@ -24,7 +25,7 @@ pub fn handle(broker: &Broker, request: DeleteGroupsRequest, now_ms: i64) -> Del
                 Ok(0) if membership.is_none() => ResponseError::GroupIdNotFound.code(),
                 Ok(_) => 0,
                 Err(err) => {
-                    tracing::error!(group = id, error = %err, "deleting committed offsets failed");
+                    tracing::error!(group = id, error = %error_chain(&err), "deleting committed offsets failed");
                     ResponseError::CoordinatorNotAvailable.code()
                 }
             },

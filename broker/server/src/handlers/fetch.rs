@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
+use runnel_http::error_chain;
 use runnel_log::manager::lock;
 use runnel_log::{FileRegion, LogError};
 use runnel_protocol::fetch_writer::{
@@ -162,7 +163,7 @@ fn read(
                 }
                 Err(err) => {
                     has_error = true;
-                    tracing::error!(topic = ?name, partition = wanted.partition, error = %err, "fetch read failed");
+                    tracing::error!(topic = ?name, partition = wanted.partition, error = %error_chain(&err), "fetch read failed");
                     out.error_code = ResponseError::KafkaStorageError.code();
                 }
             }

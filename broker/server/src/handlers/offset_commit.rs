@@ -9,6 +9,7 @@ use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::committed::Commit;
@@ -79,7 +80,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
     if !commits.is_empty()
         && let Err(err) = broker.commit_offsets(&group, &commits, now_ms)
     {
-        tracing::error!(group, error = %err, "storing committed offsets failed");
+        tracing::error!(group, error = %error_chain(&err), "storing committed offsets failed");
         for topic in &mut response.topics {
             for p in &mut topic.partitions {
                 if p.error_code == 0 {

@@ -4,6 +4,7 @@
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use runnel_coordinator::group::{GroupError, SyncRequest, SyncResponse};
+use runnel_http::error_chain;
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -34,7 +35,7 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
         // as Kafka's storeGroup.
         let stored = tokio::task::block_in_place(|| broker.flush_group_stores(super::now_ms()));
         if let Err(err) = stored {
-            tracing::error!(group = group_id, error = %format!("{:#}", anyhow::Error::from(err)), "cannot store the group in __consumer_offsets");
+            tracing::error!(group = group_id, error = %error_chain(&err), "cannot store the group in __consumer_offsets");
         }
     }
     let mut response = SyncGroupResponse::default();

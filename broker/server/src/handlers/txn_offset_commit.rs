@@ -8,6 +8,7 @@ use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::committed::Commit;
@@ -68,7 +69,7 @@ pub fn handle(
         ) {
             Ok(()) => 0,
             Err(err) => {
-                tracing::error!(group, error = %err, "cannot write transactional offsets");
+                tracing::error!(group, error = %error_chain(&err), "cannot write transactional offsets");
                 ResponseError::CoordinatorNotAvailable.code()
             }
         },
