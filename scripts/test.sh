@@ -51,6 +51,10 @@ bash scripts/kafka.sh install
 
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
+echo "test.sh: import cycles between each crate's top-level modules"
+python3 scripts/check_module_cycles.py --self-test
+python3 scripts/check_module_cycles.py --allow scripts/module_cycles_allowed.txt \
+    broker/*/src client/src operator/src
 echo "test.sh: cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --features runnel-broker/fault-injection -- -D warnings

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
@@ -15,15 +16,11 @@ use kafka_protocol::messages::{BrokerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const METADATA_VERSION: i16 = 12;
 const LIST_OFFSETS_VERSION: i16 = 7;
 const FIND_COORDINATOR_VERSION: i16 = 3;
-/// Kafka's UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE: a topic
-/// being created answers with these until it is ready.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
 
 /// A topic's partitions, by index: each partition's leader (-1 unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +121,18 @@ impl Cluster {
         for topic in response.topics {
             let Some(name) = topic.name else { continue };
             let name = name.0.to_string();
-            match topic.error_code {
-                0 => {}
-                UNKNOWN_TOPIC_OR_PARTITION | LEADER_NOT_AVAILABLE => {
+            match ResponseError::try_from_code(topic.error_code) {
+                None => {}
+                // A topic being created answers with these until it is ready.
+                Some(
+                    ResponseError::UnknownTopicOrPartition | ResponseError::LeaderNotAvailable,
+                ) => {
                     state.topics.remove(&name);
                     continue;
                 }
-                code => return Err(ClientError::kafka("Metadata", &name, -1, code)),
+                Some(error) => {
+                    return Err(ClientError::kafka("Metadata", &name, -1, error.code()));
+                }
             }
             let mut leaders = vec![-1; topic.partitions.len()];
             for p in &topic.partitions {
@@ -173,7 +175,7 @@ impl Cluster {
             }
         }
         if let Some(err) = last {
-            tracing::debug!(error = %err, "no bootstrap server answered Metadata");
+            tracing::debug!(error = %error_chain(&err), "no bootstrap server answered Metadata");
         }
         Err(ClientError::NoBroker {
             bootstrap: self.bootstrap.join(","),

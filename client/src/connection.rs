@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 /// Anything larger is a stream out of step, not a response.
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
@@ -238,7 +238,7 @@ async fn run(
             }
         }
     };
-    tracing::debug!(%peer, error = %failure, "broker connection failed");
+    tracing::debug!(%peer, error = %error_chain(&failure), "broker connection failed");
     for (_, reply) in waiting {
         let _ = reply.send(Err(failure_copy(&failure, peer)));
     }

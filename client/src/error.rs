@@ -126,3 +126,35 @@ impl ClientError {
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// An error and its causes, `: `-separated, for log lines (`%err` prints
+/// only the outermost message). The broker and the operator share
+/// `runnel_http::error_chain`; this crate depends on neither, so it keeps
+/// this copy.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_chain_keeps_the_cause() {
+        let err = ClientError::Connect {
+            address: "broker:9092".into(),
+            source: std::io::Error::other("connection refused"),
+        };
+        assert_eq!(
+            error_chain(&err),
+            "cannot connect to broker:9092: connection refused"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, ObjectMeta, PostParams};
+use runnel_http::error_chain;
 
 /// Where the Lease is and who this replica is.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct LeaseConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
-    #[error("Lease {namespace}/{name}: {source}")]
+    #[error("Lease {namespace}/{name}")]
     Api {
         namespace: String,
         name: String,
@@ -194,7 +195,7 @@ impl Elector {
                         waiting_for = Some(());
                     }
                 }
-                Err(err) => tracing::warn!(error = %err, "leader election"),
+                Err(err) => tracing::warn!(error = %error_chain(&err), "leader election"),
             }
             tokio::time::sleep(self.config.renew_every).await;
         }
@@ -223,7 +224,9 @@ impl Elector {
                         holder,
                     };
                 }
-                Err(err) => tracing::warn!(error = %err, "renewing the leader lease failed"),
+                Err(err) => {
+                    tracing::warn!(error = %error_chain(&err), "renewing the leader lease failed");
+                }
             }
             if renewed.elapsed() >= self.config.duration {
                 return LeaseError::Expired {
@@ -254,7 +257,7 @@ impl Elector {
             .replace(&self.config.name, &PostParams::default(), &lease)
             .await
         {
-            tracing::warn!(error = %err, "releasing the leader lease failed");
+            tracing::warn!(error = %error_chain(&err), "releasing the leader lease failed");
         }
     }
 }

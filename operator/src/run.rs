@@ -20,6 +20,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
+use runnel_http::error_chain;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -41,12 +42,12 @@ pub struct RunOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot listen on {addr} for /metrics and the probes: {source}")]
+    #[error("cannot listen on {addr} for /metrics and the probes")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("leadership lost, stopping: {0}")]
+    #[error("leadership lost, stopping")]
     Leadership(#[from] LeaseError),
 }
 
@@ -252,7 +253,7 @@ where
 
 /// Logs what a controller's stream reports, except failed reconciliations
 /// (`error_policy` logs those, with their retry).
-async fn report<T, Q: std::fmt::Display>(
+async fn report<T, Q: std::error::Error + 'static>(
     controller: &'static str,
     result: Result<T, kube::runtime::controller::Error<ReconcileError, Q>>,
 ) {
@@ -263,7 +264,7 @@ async fn report<T, Q: std::fmt::Display>(
         Err(Error::ObjectNotFound(object)) => {
             tracing::debug!(controller, %object, "object gone before its reconciliation");
         }
-        Err(err) => tracing::warn!(controller, error = %err, "controller"),
+        Err(err) => tracing::warn!(controller, error = %error_chain(&err), "controller"),
     }
 }
 
@@ -309,7 +310,7 @@ fn error_policy<K: Resource + ResourceExt>(
     tracing::warn!(
         name = %object.name_any(),
         namespace = object.namespace().unwrap_or_default(),
-        error = %error,
+        error = %error_chain(error),
         retry_in_seconds = delay.as_secs(),
         "reconciliation failed"
     );

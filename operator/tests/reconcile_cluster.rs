@@ -271,7 +271,8 @@ async fn an_api_error_fails_the_reconciliation_with_its_reason() {
     .await
     .fail(403, "Forbidden");
     let err = reconcile.await.expect("no panic").expect_err("refused");
-    assert!(err.to_string().contains("Forbidden"), "{err}");
+    let err = runnel_http::error_chain(&err);
+    assert!(err.contains("Forbidden"), "{err}");
     api.expect_nothing_more();
 }
 

@@ -204,6 +204,7 @@ async fn an_operator_that_loses_the_lease_stops_with_an_error() {
         .expect("run stops within 30 s of losing the Lease")
         .expect("no panic")
         .expect_err("losing the Lease is an error");
-    assert!(err.to_string().contains("operator-1"), "{err}");
+    let err = runnel_http::error_chain(&err);
+    assert!(err.contains("operator-1"), "{err}");
     server.abort();
 }

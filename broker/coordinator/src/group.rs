@@ -49,7 +49,7 @@ pub struct Group {
     protocol_name: Option<String>,
     leader_id: Option<String>,
     members: Vec<Member>,
-    /// Member ids handed out with MEMBER_ID_REQUIRED, with the time by
+    /// Member ids handed out with `GroupError::MemberIdRequired`, with the time by
     /// which they must rejoin.
     pending_members: BTreeMap<String, i64>,
     rebalance: Option<Rebalance>,
@@ -221,7 +221,7 @@ impl Group {
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> JoinOutcome {
         if self.state == GroupState::Dead {
             return JoinOutcome::Response(JoinResponse::error(
-                COORDINATOR_NOT_AVAILABLE,
+                GroupError::CoordinatorNotAvailable,
                 &req.member_id,
             ));
         }
@@ -229,13 +229,13 @@ impl Group {
             || req.session_timeout_ms > self.config.group_max_session_timeout_ms
         {
             return JoinOutcome::Response(JoinResponse::error(
-                INVALID_SESSION_TIMEOUT,
+                GroupError::InvalidSessionTimeout,
                 &req.member_id,
             ));
         }
         if !self.supports_protocols(&req) {
             return JoinOutcome::Response(JoinResponse::error(
-                INCONSISTENT_GROUP_PROTOCOL,
+                GroupError::InconsistentGroupProtocol,
                 &req.member_id,
             ));
         }
@@ -256,7 +256,10 @@ impl Group {
             let member_id = req.new_member_id;
             let deadline_ms = now_ms + i64::from(req.session_timeout_ms);
             self.pending_members.insert(member_id.clone(), deadline_ms);
-            return JoinOutcome::Response(JoinResponse::error(MEMBER_ID_REQUIRED, &member_id));
+            return JoinOutcome::Response(JoinResponse::error(
+                GroupError::MemberIdRequired,
+                &member_id,
+            ));
         }
         let member_id = req.new_member_id.clone();
         self.add_member_and_rebalance(member_id, req, now_ms)
@@ -268,16 +271,23 @@ impl Group {
             return self.add_member_and_rebalance(member_id, req, now_ms);
         }
         if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
-            return JoinOutcome::Response(JoinResponse::error(FENCED_INSTANCE_ID, &req.member_id));
+            return JoinOutcome::Response(JoinResponse::error(
+                GroupError::FencedInstanceId,
+                &req.member_id,
+            ));
         }
         let Some(index) = self.index_of(&req.member_id) else {
-            return JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id));
+            return JoinOutcome::Response(JoinResponse::error(
+                GroupError::UnknownMemberId,
+                &req.member_id,
+            ));
         };
         let unchanged = self.members[index].protocols == req.protocols;
         match self.state {
-            GroupState::Empty | GroupState::Dead => {
-                JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, &req.member_id))
-            }
+            GroupState::Empty | GroupState::Dead => JoinOutcome::Response(JoinResponse::error(
+                GroupError::UnknownMemberId,
+                &req.member_id,
+            )),
             GroupState::PreparingRebalance => self.update_member_and_rebalance(index, req, now_ms),
             GroupState::CompletingRebalance if unchanged => {
                 // A retried JoinGroup: answer with the round that just ended.
@@ -366,14 +376,14 @@ impl Group {
         if std::mem::take(&mut old.awaiting_join) {
             self.outbox.push(Effect::JoinResponse {
                 member_id: old_id.clone(),
-                response: JoinResponse::error(FENCED_INSTANCE_ID, &old_id),
+                response: JoinResponse::error(GroupError::FencedInstanceId, &old_id),
             });
         }
         let old = &mut self.members[index];
         if std::mem::take(&mut old.awaiting_sync) {
             self.outbox.push(Effect::SyncResponse {
                 member_id: old_id.clone(),
-                response: SyncResponse::error(FENCED_INSTANCE_ID),
+                response: SyncResponse::error(GroupError::FencedInstanceId),
             });
         }
         if self.leader_id.as_deref() == Some(old_id.as_str()) {
@@ -404,33 +414,33 @@ impl Group {
 
     /// SyncGroup, as Kafka's `doSyncGroup`.
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> SyncOutcome {
-        let error = if self.state == GroupState::Dead {
-            COORDINATOR_NOT_AVAILABLE
+        let refused = if self.state == GroupState::Dead {
+            Some(GroupError::CoordinatorNotAvailable)
         } else if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
-            FENCED_INSTANCE_ID
+            Some(GroupError::FencedInstanceId)
         } else if self.index_of(&req.member_id).is_none() {
-            UNKNOWN_MEMBER_ID
+            Some(GroupError::UnknownMemberId)
         } else if req.generation_id != self.generation_id {
-            ILLEGAL_GENERATION
+            Some(GroupError::IllegalGeneration)
         } else if mismatched(req.protocol_type.as_deref(), self.protocol_type.as_deref())
             || mismatched(req.protocol_name.as_deref(), self.protocol_name.as_deref())
         {
-            INCONSISTENT_GROUP_PROTOCOL
+            Some(GroupError::InconsistentGroupProtocol)
         } else {
-            NONE
+            None
         };
-        if error != NONE {
+        if let Some(error) = refused {
             return SyncOutcome::Response(SyncResponse::error(error));
         }
         let Some(index) = self.index_of(&req.member_id) else {
-            return SyncOutcome::Response(SyncResponse::error(UNKNOWN_MEMBER_ID));
+            return SyncOutcome::Response(SyncResponse::error(GroupError::UnknownMemberId));
         };
         match self.state {
             GroupState::Empty | GroupState::Dead => {
-                SyncOutcome::Response(SyncResponse::error(UNKNOWN_MEMBER_ID))
+                SyncOutcome::Response(SyncResponse::error(GroupError::UnknownMemberId))
             }
             GroupState::PreparingRebalance => {
-                SyncOutcome::Response(SyncResponse::error(REBALANCE_IN_PROGRESS))
+                SyncOutcome::Response(SyncResponse::error(GroupError::RebalanceInProgress))
             }
             GroupState::Stable => {
                 self.pending_sync.remove(&req.member_id);
@@ -475,29 +485,29 @@ impl Group {
         }
     }
 
-    /// Heartbeat, as Kafka's `handleHeartbeat`; returns the error code.
-    pub fn heartbeat(&mut self, req: &HeartbeatRequest, now_ms: i64) -> i16 {
+    /// Heartbeat, as Kafka's `handleHeartbeat`.
+    pub fn heartbeat(&mut self, req: &HeartbeatRequest, now_ms: i64) -> Result<(), GroupError> {
         if self.state == GroupState::Dead {
-            return COORDINATOR_NOT_AVAILABLE;
+            return Err(GroupError::CoordinatorNotAvailable);
         }
         if self.is_fenced(&req.member_id, req.group_instance_id.as_deref()) {
-            return FENCED_INSTANCE_ID;
+            return Err(GroupError::FencedInstanceId);
         }
         let Some(index) = self.index_of(&req.member_id) else {
-            return UNKNOWN_MEMBER_ID;
+            return Err(GroupError::UnknownMemberId);
         };
         if req.generation_id != self.generation_id {
-            return ILLEGAL_GENERATION;
+            return Err(GroupError::IllegalGeneration);
         }
         match self.state {
-            GroupState::Empty | GroupState::Dead => UNKNOWN_MEMBER_ID,
+            GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
             GroupState::PreparingRebalance => {
                 self.members[index].last_heartbeat_ms = now_ms;
-                REBALANCE_IN_PROGRESS
+                Err(GroupError::RebalanceInProgress)
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
                 self.members[index].last_heartbeat_ms = now_ms;
-                NONE
+                Ok(())
             }
         }
     }
@@ -506,12 +516,13 @@ impl Group {
     /// member is named by member id, by instance id, or both.
     pub fn leave(&mut self, members: &[LeaveMember], now_ms: i64) -> LeaveOutcome {
         if self.state == GroupState::Dead {
+            let dead = Some(GroupError::CoordinatorNotAvailable);
             return LeaveOutcome {
-                error_code: COORDINATOR_NOT_AVAILABLE,
-                member_error_codes: vec![COORDINATOR_NOT_AVAILABLE; members.len()],
+                error: dead,
+                member_errors: vec![dead; members.len()],
             };
         }
-        let mut member_error_codes = Vec::with_capacity(members.len());
+        let mut member_errors = Vec::with_capacity(members.len());
         for leaving in members {
             let instance_id = leaving.group_instance_id.as_deref();
             let member_id = match instance_id.and_then(|id| self.static_member_index(id)) {
@@ -519,7 +530,7 @@ impl Group {
                     Some(self.members[index].member_id.clone())
                 }
                 Some(index) if self.members[index].member_id != leaving.member_id => {
-                    member_error_codes.push(FENCED_INSTANCE_ID);
+                    member_errors.push(Some(GroupError::FencedInstanceId));
                     continue;
                 }
                 Some(_) => Some(leaving.member_id.clone()),
@@ -531,28 +542,28 @@ impl Group {
             match member_id.and_then(|id| self.index_of(&id)) {
                 Some(index) => {
                     self.remove_member(index, now_ms);
-                    member_error_codes.push(NONE);
+                    member_errors.push(None);
                 }
-                None => member_error_codes.push(UNKNOWN_MEMBER_ID),
+                None => member_errors.push(Some(GroupError::UnknownMemberId)),
             }
         }
         self.try_complete_join(now_ms);
         LeaveOutcome {
-            error_code: NONE,
-            member_error_codes,
+            error: None,
+            member_errors,
         }
     }
 
-    /// DeleteGroups: only an empty group can go; returns the error code.
-    pub fn delete(&mut self) -> i16 {
+    /// DeleteGroups: only an empty group can go.
+    pub fn delete(&mut self) -> Result<(), GroupError> {
         match self.state {
-            GroupState::Dead => GROUP_ID_NOT_FOUND,
+            GroupState::Dead => Err(GroupError::GroupIdNotFound),
             GroupState::Empty => {
                 self.state = GroupState::Dead;
                 self.pending_members.clear();
-                NONE
+                Ok(())
             }
-            _ => NON_EMPTY_GROUP,
+            _ => Err(GroupError::NonEmptyGroup),
         }
     }
 
@@ -729,7 +740,7 @@ impl Group {
             for member_id in waiting {
                 self.outbox.push(Effect::SyncResponse {
                     member_id,
-                    response: SyncResponse::error(REBALANCE_IN_PROGRESS),
+                    response: SyncResponse::error(GroupError::RebalanceInProgress),
                 });
             }
         }
@@ -836,7 +847,7 @@ impl Group {
             Vec::new()
         };
         JoinResponse {
-            error_code: NONE,
+            error: None,
             generation_id: self.generation_id,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
@@ -850,7 +861,7 @@ impl Group {
 
     fn sync_response(&self, assignment: Bytes) -> SyncResponse {
         SyncResponse {
-            error_code: NONE,
+            error: None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
             assignment,
@@ -865,20 +876,20 @@ impl Group {
     }
 
     /// Kafka's `removeMemberAndUpdateGroup`: a held request gets
-    /// UNKNOWN_MEMBER_ID so nothing is left hanging, and a stable or
+    /// `GroupError::UnknownMemberId` so nothing is left hanging, and a stable or
     /// completing group rebalances.
     fn remove_member(&mut self, index: usize, now_ms: i64) {
         let member = self.members.remove(index);
         if member.awaiting_join {
             self.outbox.push(Effect::JoinResponse {
                 member_id: member.member_id.clone(),
-                response: JoinResponse::error(UNKNOWN_MEMBER_ID, &member.member_id),
+                response: JoinResponse::error(GroupError::UnknownMemberId, &member.member_id),
             });
         }
         if member.awaiting_sync {
             self.outbox.push(Effect::SyncResponse {
                 member_id: member.member_id.clone(),
-                response: SyncResponse::error(UNKNOWN_MEMBER_ID),
+                response: SyncResponse::error(GroupError::UnknownMemberId),
             });
         }
         self.pending_sync.remove(&member.member_id);

@@ -27,7 +27,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::offsets_topic::{OffsetsRecordError, Reader, put_string, read_version};
+use crate::record_codec::{OffsetsRecordError, Reader, put_string, read_version};
 
 /// The GroupMetadataValue version we write.
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;

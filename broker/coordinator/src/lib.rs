@@ -5,6 +5,8 @@
 //! - [`group_metadata`]: the stored form of a group (GroupMetadataValue).
 //! - [`offsets_topic`]: the `__consumer_offsets` key/value record formats,
 //!   byte-compatible with Apache Kafka.
+//! - `record_codec`: the field encodings those records share (versions,
+//!   strings, varints, tagged fields) and their error type.
 //! - [`partition`]: which `__consumer_offsets` partition coordinates a group
 //!   (Java `String.hashCode`, as Kafka).
 //! - [`offsets`]: the in-memory committed offsets, rebuilt by replaying
@@ -18,6 +20,7 @@ pub mod group_metadata;
 pub mod offsets;
 pub mod offsets_topic;
 pub mod partition;
+mod record_codec;
 pub mod txn;
 pub mod txn_log;
 

@@ -18,7 +18,8 @@ use thiserror::Error;
 
 use crate::txn_log::{TxnLogValue, TxnState};
 
-/// Why a transactional request is refused, with Kafka's error code.
+/// Why a transactional request is refused (named as Kafka names the error;
+/// the broker's handler chooses the code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum TxnError {
     #[error("another transaction operation is completing; retry")]
@@ -31,19 +32,6 @@ pub enum TxnError {
     InvalidTxnState,
     #[error("transaction.timeout.ms must be between 1 and transaction.max.timeout.ms")]
     InvalidTransactionTimeout,
-}
-
-impl TxnError {
-    /// The Kafka error code.
-    pub fn code(self) -> i16 {
-        match self {
-            Self::ConcurrentTransactions => 51,
-            Self::ProducerFenced => 90,
-            Self::InvalidProducerIdMapping => 49,
-            Self::InvalidTxnState => 48,
-            Self::InvalidTransactionTimeout => 50,
-        }
-    }
 }
 
 /// How a transaction ends.

@@ -22,7 +22,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::offsets_topic::{OffsetsRecordError, Reader, put_string, read_version};
+use crate::record_codec::{OffsetsRecordError, Reader, put_string, read_version};
 
 pub const TXN_LOG_KEY_VERSION: i16 = 0;
 pub const TXN_LOG_VALUE_VERSION: i16 = 0;

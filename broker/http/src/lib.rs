@@ -11,6 +11,13 @@
 //! do not need an HTTP library: each connection gets one task that reads a
 //! request head (capped in size and time), answers it with
 //! `Connection: close` and closes.
+//!
+//! - [`error_chain`]: an error and its causes on one line, for the logs of
+//!   the broker and the operator.
+
+mod error_chain;
+
+pub use error_chain::error_chain;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,12 +5,13 @@
 //! - [`batch`], [`records`], [`builder`]: re-exported from `runnel-protocol`,
 //!   where the RecordBatch format lives: the header view, validation and
 //!   patches; the records for the cleaner and time lookups; a batch builder.
+//! - `file_name`: `<20-digit base offset><suffix>`, the files' names.
 //! - `index_file`: the memory-mapped storage under both indexes.
 //! - [`offset_index`], [`time_index`]: the `.index` and `.timeindex` formats.
 //! - `scan`: chunked sequential reads of whole batches.
 //! - [`segment`]: one `.log` with its indexes: append, read, recover, truncate.
-//! - [`log`]: a partition's segments: offsets, roll, flush, truncation.
-//! - `retention`: removing whole segments by time, size and log start.
+//! - [`log`]: a partition's segments: offsets, roll, flush, truncation,
+//!   and retention (removing whole segments by time, size and log start).
 //! - `load`: opening a log and recovering it after an unclean stop.
 //! - [`producer_state`]: idempotent producers' sequences and `.snapshot`s.
 //! - [`txn_index`]: aborted transactions, the `.txnindex` files.
@@ -22,6 +23,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod config;
 pub mod error;
+mod file_name;
 mod index_file;
 mod load;
 pub mod log;
@@ -29,7 +31,6 @@ pub mod manager;
 pub mod offset_index;
 pub mod producer_state;
 pub mod region;
-mod retention;
 mod scan;
 pub mod segment;
 pub mod time_index;

@@ -1,7 +1,7 @@
 //! One partition's log: its segments in a `<topic>-<partition>` directory,
 //! the log start and end offsets, appends, reads, lookups, roll, flush and
-//! truncation. Loading and recovery live in `load.rs`, retention in
-//! `retention.rs`.
+//! truncation. Loading and recovery live in `load.rs`; retention, a part
+//! of the log's own methods, in the submodule `log/retention.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{PreparedBatch, Segment};
 use crate::txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX};
+
+mod retention;
 
 /// Smallest possible uncompressed record: length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count.
@@ -62,7 +64,7 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     first_unflushed_ms: Option<i64>,
     dir_dirty: bool,
-    pub(crate) pending_deletes: Vec<crate::retention::PendingDelete>,
+    pub(crate) pending_deletes: Vec<retention::PendingDelete>,
     pub(crate) producers: ProducerStates,
     /// Aborted transactions, by marker offset (the `.txnindex` files).
     pub(crate) aborted: Vec<AbortedTxn>,
@@ -762,7 +764,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::batch::Batches;
     use crate::builder::BatchBuilder;

@@ -360,7 +360,7 @@ pub(crate) fn write_snapshot(
     offset: i64,
     states: &ProducerStates,
 ) -> std::io::Result<()> {
-    let path = crate::segment::file_path(dir, offset, SNAPSHOT_SUFFIX);
+    let path = crate::file_name::file_path(dir, offset, SNAPSHOT_SUFFIX);
     let tmp = path.with_extension("snapshot.tmp");
     {
         use std::io::Write;

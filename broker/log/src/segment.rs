@@ -33,10 +33,7 @@ pub const CLEANED_SUFFIX: &str = ".cleaned";
 /// A finished cleaner output, waiting to replace the segments it cleaned.
 pub const SWAP_SUFFIX: &str = ".swap";
 
-/// `<dir>/<base offset as 20 digits><suffix>`.
-pub fn file_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
-    dir.join(format!("{base_offset:020}{suffix}"))
-}
+pub use crate::file_name::file_path;
 
 /// A batch ready to be written: its patched header and its record bytes as
 /// the producer sent them.

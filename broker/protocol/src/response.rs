@@ -1,5 +1,5 @@
 //! Responses encoded by the `kafka-protocol` crate into one framed buffer.
-//! (Fetch has its own writer, [`crate::fetch_writer`], to send record data
+//! (Fetch has its own writer, [`fetch_writer`](super::fetch_writer), to send record data
 //! from files.)
 //!
 //! | offset | size | field                                                  |

@@ -13,6 +13,11 @@ use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
 use crate::cluster_metadata::ClusterMetadata;
+
+/// Logged errors keep their causes; the helper is runnel-http's, shared
+/// with the operator, and stays reachable here for existing imports.
+pub use runnel_http::error_chain;
+
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::replica_manager::{Partition, ReplicaManager};
@@ -387,18 +392,6 @@ fn checked_config(
         }));
     }
     effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
-}
-
-/// An error and its causes, `: `-separated.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 impl BrokerConfig {

@@ -10,6 +10,7 @@ use std::sync::{MutexGuard, PoisonError};
 use runnel_coordinator::{
     GroupMetadataValue, OffsetKey, OffsetStore, OffsetValue, OffsetsRecord, coordinator_partition,
 };
+use runnel_http::error_chain;
 use runnel_log::BatchBuilder;
 use thiserror::Error;
 
@@ -143,7 +144,7 @@ impl Broker {
                     }
                     Ok(decoded) => store.apply(decoded),
                     Err(err) => {
-                        tracing::warn!(partition, offset = records.offset(record), %err, "skipping an {OFFSETS_TOPIC} record")
+                        tracing::warn!(partition, offset = records.offset(record), error = %error_chain(&err), "skipping an {OFFSETS_TOPIC} record")
                     }
                 }
             }

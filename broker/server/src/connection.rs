@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BytesMut};
+use runnel_http::error_chain;
 use runnel_log::FileRegion;
 use runnel_protocol::fetch_writer::Chunk;
 use runnel_protocol::{frame, request};
@@ -65,7 +66,7 @@ pub async fn serve(
         let request = match request::parse(frame) {
             Ok(request) => request,
             Err(err) => {
-                tracing::warn!(%peer, %err, "closing connection: unreadable request");
+                tracing::warn!(%peer, error = %error_chain(&err), "closing connection: unreadable request");
                 return;
             }
         };
@@ -87,7 +88,7 @@ pub async fn serve(
             Ok(Reply::Fetch(chunks)) => send_chunks(&mut stream, &chunks).await,
             Ok(Reply::Nothing) => Ok(()),
             Err(err) => {
-                tracing::warn!(%peer, api = ?api, version = request.api_version, correlation_id = request.header.correlation_id, error = %err, "closing connection");
+                tracing::warn!(%peer, api = ?api, version = request.api_version, correlation_id = request.header.correlation_id, error = %error_chain(&err), "closing connection");
                 return;
             }
         };

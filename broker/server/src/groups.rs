@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use runnel_coordinator::group::{
-    Effect, Group, GroupConfig, GroupDescription, GroupState, HeartbeatRequest, JoinOutcome,
-    JoinRequest, JoinResponse, LeaveMember, LeaveOutcome, SyncOutcome, SyncRequest, SyncResponse,
+    Effect, Group, GroupConfig, GroupDescription, GroupError, GroupState, HeartbeatRequest,
+    JoinOutcome, JoinRequest, JoinResponse, LeaveMember, LeaveOutcome, SyncOutcome, SyncRequest,
+    SyncResponse,
 };
 use runnel_coordinator::{GroupMetadataValue, RetentionClock};
 use tokio::sync::{Notify, oneshot};
@@ -285,16 +286,16 @@ impl Groups {
         })
     }
 
-    pub fn heartbeat(&self, group_id: &str, request: &HeartbeatRequest) -> i16 {
-        let code = self.with_group(group_id, |slot, now| slot.group.heartbeat(request, now));
+    pub fn heartbeat(&self, group_id: &str, request: &HeartbeatRequest) -> Result<(), GroupError> {
+        let outcome = self.with_group(group_id, |slot, now| slot.group.heartbeat(request, now));
         tracing::debug!(
             group = group_id,
             member_id = request.member_id,
             generation = request.generation_id,
-            code,
+            ?outcome,
             "heartbeat"
         );
-        code
+        outcome
     }
 
     pub fn leave(&self, group_id: &str, members: &[LeaveMember]) -> LeaveOutcome {
@@ -302,16 +303,19 @@ impl Groups {
     }
 
     /// Whether `member_id` of generation `generation_id` may commit offsets
-    /// for `group_id`: `None` when it may, else Kafka's error code.
-    pub fn check_member(&self, group_id: &str, member_id: &str, generation_id: i32) -> Option<i16> {
-        const UNKNOWN_MEMBER_ID: i16 = 25;
-        const ILLEGAL_GENERATION: i16 = 22;
+    /// for `group_id`: `None` when it may, else why not.
+    pub fn check_member(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+    ) -> Option<GroupError> {
         let slots = self.slots();
         let group = &slots.get(group_id)?.group;
         if group.member(member_id).is_none() {
-            return Some(UNKNOWN_MEMBER_ID);
+            return Some(GroupError::UnknownMemberId);
         }
-        (group.generation_id() != generation_id).then_some(ILLEGAL_GENERATION)
+        (group.generation_id() != generation_id).then_some(GroupError::IllegalGeneration)
     }
 
     /// Whether any group of that id has state (for commits of a group that
@@ -323,17 +327,17 @@ impl Groups {
     }
 
     /// DeleteGroups for the membership side: `None` when the group has no
-    /// state here, else the state machine's answer (0, or NON_EMPTY_GROUP
-    /// while members remain). A deleted group's slot is dropped.
-    pub fn delete(&self, group_id: &str) -> Option<i16> {
+    /// state here, else the state machine's answer (`NonEmptyGroup` while
+    /// members remain). A deleted group's slot is dropped.
+    pub fn delete(&self, group_id: &str) -> Option<Result<(), GroupError>> {
         let mut slots = self.slots();
-        let code = slots.get_mut(group_id)?.group.delete();
-        if code == 0 {
+        let outcome = slots.get_mut(group_id)?.group.delete();
+        if outcome.is_ok() {
             slots.remove(group_id);
             drop(slots);
             self.queue_stores(vec![(group_id.to_string(), None)]);
         }
-        Some(code)
+        Some(outcome)
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {

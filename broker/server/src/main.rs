@@ -10,7 +10,8 @@
 //!   consumer groups and their held requests.
 //! - [`connection`]: one client connection; [`connection_limits`]:
 //!   `max.connections` and `max.connections.per.ip`; [`handlers`]: one per
-//!   API key.
+//!   API key; [`error_codes`]: Kafka's code for each typed error of the
+//!   coordinators, chosen there only.
 //! - [`storage_health`]: log dirs that cannot take writes (`/readyz`).
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
@@ -24,6 +25,7 @@ mod committed;
 mod config;
 mod connection;
 mod connection_limits;
+mod error_codes;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod group_metrics;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use runnel_http::error_chain;
 use runnel_log::{LogManager, ManagerConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -231,7 +232,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     let _ = group_store.await;
     // What the groups did last (members that left at shutdown) still lands.
     if let Err(err) = broker.flush_group_stores(now_ms()) {
-        tracing::error!(error = %format!("{:#}", anyhow::Error::from(err)), "cannot store groups at shutdown");
+        tracing::error!(error = %error_chain(&err), "cannot store groups at shutdown");
     }
     // The next start loads this snapshot instead of replaying the log.
     if let Err(err) = broker.metadata.snapshot(now_ms()) {
@@ -290,7 +291,7 @@ async fn store_groups(broker: Arc<Broker>) {
         let stored = tokio::task::block_in_place(|| broker.flush_group_stores(now_ms()));
         if let Err(err) = stored {
             tracing::error!(
-                error = %format!("{:#}", anyhow::Error::from(err)),
+                error = %error_chain(&err),
                 "cannot store group metadata in __consumer_offsets"
             );
         }
@@ -349,7 +350,7 @@ async fn expire_offsets(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
                 );
             }
             Err(err) => tracing::error!(
-                error = %format!("{:#}", anyhow::Error::from(err)),
+                error = %error_chain(&err),
                 "expiring committed offsets failed"
             ),
         },
@@ -393,7 +394,7 @@ async fn abort_timed_out_transactions(broker: Arc<Broker>, stop: watch::Receiver
                 .and_then(|_| broker.expire_transactional_ids(now));
             if let Err(err) = pass {
                 tracing::error!(
-                    error = %format!("{:#}", anyhow::Error::from(err)),
+                    error = %error_chain(&err),
                     "aborting timed-out transactions failed"
                 );
             }
@@ -413,10 +414,10 @@ fn maintain_once(manager: &LogManager, now_ms: i64, tasks: Maintenance) {
     match manager.flush_due(now_ms) {
         Ok(0) => {}
         Ok(flushed) => tracing::debug!(flushed, "flushed logs past flush.ms"),
-        Err(err) => tracing::error!(error = %chain(err), "flushing logs failed"),
+        Err(err) => tracing::error!(error = %error_chain(&err), "flushing logs failed"),
     }
     if let Err(err) = manager.apply_retention(now_ms) {
-        tracing::error!(error = %chain(err), "applying retention failed");
+        tracing::error!(error = %error_chain(&err), "applying retention failed");
     }
     if tasks.clean {
         match manager.clean_compacted(now_ms) {
@@ -424,21 +425,17 @@ fn maintain_once(manager: &LogManager, now_ms: i64, tasks: Maintenance) {
                 tracing::info!(?stats, "compacted logs");
             }
             Ok(_) => {}
-            Err(err) => tracing::error!(error = %chain(err), "compacting logs failed"),
+            Err(err) => tracing::error!(error = %error_chain(&err), "compacting logs failed"),
         }
     }
     if tasks.checkpoint
         && let Err(err) = manager.checkpoint()
     {
-        tracing::error!(error = %chain(err), "writing checkpoints failed");
+        tracing::error!(error = %error_chain(&err), "writing checkpoints failed");
     }
 }
 
 /// An error with its causes, `outer: inner: ...`.
-fn chain(err: runnel_log::LogError) -> String {
-    format!("{:#}", anyhow::Error::from(err))
-}
-
 fn display_dirs(dirs: &[std::path::PathBuf]) -> String {
     dirs.iter()
         .map(|d| d.display().to_string())

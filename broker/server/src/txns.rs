@@ -12,14 +12,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kafka_protocol::error::ResponseError;
 use runnel_coordinator::txn::{InitStep, Markers, Outcome, Transaction, TxnError};
 use runnel_coordinator::txn_log::{self, TxnLogValue, TxnState};
 use runnel_coordinator::{OffsetsRecordError, coordinator_partition};
+use runnel_http::error_chain;
 use runnel_log::BatchBuilder;
 use runnel_log::control::ControlType;
 use thiserror::Error;
 
 use crate::broker::{Broker, TopicOpError};
+use crate::error_codes;
 
 pub const TRANSACTION_TOPIC: &str = "__transaction_state";
 const SEGMENT_BYTES: u64 = 100 << 20;
@@ -58,9 +61,9 @@ impl TxnRequestError {
     /// The Kafka error code to answer with.
     pub fn code(&self) -> i16 {
         match self {
-            Self::Refused(err) => err.code(),
-            // COORDINATOR_NOT_AVAILABLE: retriable, the client tries again.
-            Self::Store(_) => 15,
+            Self::Refused(err) => error_codes::txn(*err).code(),
+            // Retriable: the client tries again.
+            Self::Store(_) => ResponseError::CoordinatorNotAvailable.code(),
         }
     }
 }
@@ -269,7 +272,7 @@ impl Broker {
         partitions
             .iter()
             .map(|tp| match checked {
-                Err(err) => err.code(),
+                Err(err) => error_codes::txn(err).code(),
                 Ok(()) => {
                     let held = all
                         .get(transactional_id)
@@ -277,7 +280,7 @@ impl Broker {
                     if held {
                         0
                     } else {
-                        TxnError::InvalidTxnState.code()
+                        error_codes::txn(TxnError::InvalidTxnState).code()
                     }
                 }
             })
@@ -388,7 +391,7 @@ impl Broker {
                 let id = match txn_log::decode_key(key) {
                     Ok(id) => id,
                     Err(err) => {
-                        tracing::warn!(partition, %err, "skipping a {TRANSACTION_TOPIC} record");
+                        tracing::warn!(partition, error = %error_chain(&err), "skipping a {TRANSACTION_TOPIC} record");
                         continue;
                     }
                 };
@@ -400,7 +403,7 @@ impl Broker {
                         loaded.insert(id, Some(value));
                     }
                     Some(Err(err)) => {
-                        tracing::warn!(partition, transactional_id = id, %err, "skipping a {TRANSACTION_TOPIC} record")
+                        tracing::warn!(partition, transactional_id = id, error = %error_chain(&err), "skipping a {TRANSACTION_TOPIC} record")
                     }
                 }
             }

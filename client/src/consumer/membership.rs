@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::GroupId;
 use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use kafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
@@ -22,18 +23,13 @@ use super::assignor;
 use super::config::ConsumerConfig;
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const JOIN_GROUP_VERSION: i16 = 7;
 const SYNC_GROUP_VERSION: i16 = 5;
 const HEARTBEAT_VERSION: i16 = 4;
 const LEAVE_GROUP_VERSION: i16 = 4;
 const PROTOCOL_TYPE: &str = "consumer";
-const ILLEGAL_GENERATION: i16 = 22;
-const UNKNOWN_MEMBER_ID: i16 = 25;
-const REBALANCE_IN_PROGRESS: i16 = 27;
-const MEMBER_ID_REQUIRED: i16 = 79;
-const FENCED_INSTANCE_ID: i16 = 82;
 /// Joins retried (rebalances racing ours) before giving up.
 const JOIN_ATTEMPTS: usize = 20;
 
@@ -122,18 +118,18 @@ pub(super) async fn join(
                     .collect(),
             );
         let joined = coordinator.call(JOIN_GROUP_VERSION, &request).await?;
-        match joined.error_code {
-            0 => {}
-            MEMBER_ID_REQUIRED => {
+        match ResponseError::try_from_code(joined.error_code) {
+            None => {}
+            Some(ResponseError::MemberIdRequired) => {
                 *member_id = joined.member_id.to_string();
                 continue;
             }
-            UNKNOWN_MEMBER_ID => {
+            Some(ResponseError::UnknownMemberId) => {
                 member_id.clear();
                 continue;
             }
-            REBALANCE_IN_PROGRESS => continue,
-            code => return Err(ClientError::kafka("JoinGroup", group, -1, code)),
+            Some(ResponseError::RebalanceInProgress) => continue,
+            Some(error) => return Err(ClientError::kafka("JoinGroup", group, -1, error.code())),
         }
         *member_id = joined.member_id.to_string();
         let protocol = joined
@@ -154,16 +150,14 @@ pub(super) async fn join(
             .with_protocol_name(Some(StrBytes::from_string(protocol.clone())))
             .with_assignments(assignments);
         let synced = coordinator.call(SYNC_GROUP_VERSION, &sync).await?;
-        match synced.error_code {
-            0 => {}
-            REBALANCE_IN_PROGRESS => continue,
-            ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID => {
-                if synced.error_code == UNKNOWN_MEMBER_ID {
-                    member_id.clear();
-                }
+        match ResponseError::try_from_code(synced.error_code) {
+            None => {}
+            Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => continue,
+            Some(ResponseError::UnknownMemberId) => {
+                member_id.clear();
                 continue;
             }
-            code => return Err(ClientError::kafka("SyncGroup", group, -1, code)),
+            Some(error) => return Err(ClientError::kafka("SyncGroup", group, -1, error.code())),
         }
         let partitions = assignor::decode_assignment(&synced.assignment).ok_or_else(|| {
             ClientError::Corrupt {
@@ -209,7 +203,7 @@ pub(super) async fn join(
         "JoinGroup",
         group,
         -1,
-        REBALANCE_IN_PROGRESS,
+        ResponseError::RebalanceInProgress.code(),
     ))
 }
 
@@ -302,13 +296,17 @@ async fn heartbeat(coordinator: Connection, state: HeartbeatState) {
                     "heartbeat asks to rejoin"
                 );
                 state.ask_rejoin(matches!(
-                    response.error_code,
-                    ILLEGAL_GENERATION | UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID
+                    ResponseError::try_from_code(response.error_code),
+                    Some(
+                        ResponseError::IllegalGeneration
+                            | ResponseError::UnknownMemberId
+                            | ResponseError::FencedInstanceId
+                    )
                 ));
                 return;
             }
             Err(err) => {
-                tracing::debug!(group = state.group, error = %err, "heartbeat failed");
+                tracing::debug!(group = state.group, error = %error_chain(&err), "heartbeat failed");
                 state.ask_rejoin(false);
                 return;
             }

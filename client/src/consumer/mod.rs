@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -40,12 +41,11 @@ pub use rebalance::RebalanceListener;
 
 use crate::cluster::Cluster;
 use crate::connection::Connection;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 
@@ -258,11 +258,11 @@ impl Consumer {
             Ok(answer) => {
                 tokio::spawn(async move {
                     if let Err(err) = answer.await {
-                        tracing::warn!(error = %err, "auto commit failed");
+                        tracing::warn!(error = %error_chain(&err), "auto commit failed");
                     }
                 });
             }
-            Err(err) => tracing::warn!(error = %err, "auto commit failed"),
+            Err(err) => tracing::warn!(error = %error_chain(&err), "auto commit failed"),
         }
     }
 
@@ -283,7 +283,7 @@ impl Consumer {
             && self.config.enable_auto_commit
             && let Err(err) = self.commit().await
         {
-            tracing::debug!(error = %err, "commit before rejoining failed");
+            tracing::debug!(error = %error_chain(&err), "commit before rejoining failed");
         }
         self.membership = None;
         let cooperative = self.config.cooperative();
@@ -453,19 +453,19 @@ impl Consumer {
                 let Some(Some(position)) = self.positions.get(&key).copied() else {
                     continue;
                 };
-                match p.error_code {
-                    0 => {}
-                    OFFSET_OUT_OF_RANGE => {
+                match ResponseError::try_from_code(p.error_code) {
+                    None => {}
+                    Some(ResponseError::OffsetOutOfRange) => {
                         // Start again where auto.offset.reset says.
                         self.positions.insert(key, None);
                         continue;
                     }
-                    code => {
+                    Some(error) => {
                         self.cluster.invalidate(topic);
                         tracing::debug!(
                             topic = &**topic,
                             partition = p.partition_index,
-                            code,
+                            %error,
                             "fetch error"
                         );
                         continue;

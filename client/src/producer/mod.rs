@@ -36,7 +36,7 @@ pub use config::ProducerConfig;
 pub use delivery::Delivery;
 
 use crate::cluster::Cluster;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, error_chain};
 use crate::partitioner::{StickyPartitioner, partition_for_key};
 use accumulator::{Accumulator, Record, buffered_bytes};
 
@@ -266,7 +266,7 @@ impl Producer {
                 // The broker refused the topic (e.g. an invalid name).
                 Err(err @ ClientError::Kafka { .. }) => return Err(err),
                 Err(err) => {
-                    tracing::debug!(topic, error = %err, "waiting for topic metadata");
+                    tracing::debug!(topic, error = %error_chain(&err), "waiting for topic metadata");
                     tokio::time::sleep(self.shared.config.retry_backoff).await;
                 }
             }

@@ -21,13 +21,16 @@ use tokio::sync::Semaphore;
 use super::Shared;
 use super::accumulator::Batch;
 use crate::connection::Pending;
-use crate::error::ClientError;
+use crate::error::{ClientError, error_chain};
 
 const PRODUCE_VERSION: i16 = 9;
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
-const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 /// Errors after which the partition's leader must be looked up again.
-const STALE_METADATA: &[i16] = &[3, 5, 6];
+const STALE_METADATA: &[ResponseError] = &[
+    ResponseError::UnknownTopicOrPartition,
+    ResponseError::LeaderNotAvailable,
+    ResponseError::NotLeaderOrFollower,
+];
 const LEADER_NOT_AVAILABLE: &str = "no leader known (LEADER_NOT_AVAILABLE)";
 
 pub(super) async fn run(shared: Arc<Shared>) {
@@ -58,7 +61,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     shared.accumulator().set_producer_id(producer_id, epoch);
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "cannot get a producer id; trying again");
+                    tracing::warn!(error = %error_chain(&err), "cannot get a producer id; trying again");
                     tokio::time::sleep(shared.config.retry_backoff).await;
                 }
             }
@@ -249,12 +252,12 @@ async fn answered(shared: &Arc<Shared>, pending: Pending<ProduceRequest>, batche
             Some(p) if p.error_code == 0 => complete(shared, batch, p.base_offset),
             Some(p) => {
                 let code = p.error_code;
-                if STALE_METADATA.contains(&code) {
+                let error = ResponseError::try_from_code(code);
+                if error.is_some_and(|e| STALE_METADATA.contains(&e)) {
                     shared.cluster.invalidate(&batch.topic);
                 }
-                let retriable = ResponseError::try_from_code(code)
-                    .is_some_and(|e| e.is_retriable())
-                    || (code == OUT_OF_ORDER_SEQUENCE_NUMBER
+                let retriable = error.is_some_and(|e| e.is_retriable())
+                    || (error == Some(ResponseError::OutOfOrderSequenceNumber)
                         && shared.accumulator().has_earlier_unresolved(&batch));
                 let (topic, partition) = (batch.topic.clone(), batch.partition);
                 let error = ClientError::kafka("Produce", &topic, partition, code);
@@ -299,7 +302,7 @@ fn fail(shared: &Shared, batch: Batch, error: impl Fn() -> ClientError + Send + 
 }
 
 fn retry_all(shared: &Arc<Shared>, batches: Vec<Batch>, error: &ClientError) {
-    tracing::debug!(error = %error, "produce request failed");
+    tracing::debug!(error = %error_chain(error), "produce request failed");
     for batch in batches {
         shared.cluster.invalidate(&batch.topic);
         retry_or_fail(shared, batch, error.to_string());

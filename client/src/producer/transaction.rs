@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{MutexGuard, PoisonError};
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
@@ -31,8 +32,17 @@ const ADD_OFFSETS_VERSION: i16 = 3;
 const TXN_OFFSET_COMMIT_VERSION: i16 = 3;
 const END_TXN_VERSION: i16 = 3;
 /// Errors the coordinator answers while it finishes something: try again.
-const RETRIABLE: &[i16] = &[14, 15, 16, 51];
+const RETRIABLE: &[ResponseError] = &[
+    ResponseError::CoordinatorLoadInProgress,
+    ResponseError::CoordinatorNotAvailable,
+    ResponseError::NotCoordinator,
+    ResponseError::ConcurrentTransactions,
+];
 const ATTEMPTS: usize = 50;
+
+fn coordinator_busy(code: i16) -> bool {
+    ResponseError::try_from_code(code).is_some_and(|e| RETRIABLE.contains(&e))
+}
 
 /// A transactional producer's side of the transaction.
 #[derive(Debug, Default)]
@@ -77,9 +87,7 @@ impl Producer {
     async fn coordinator_for(&self, key: &str, key_type: i8) -> Result<Connection> {
         for _ in 0..ATTEMPTS {
             match self.shared.cluster.coordinator(key, key_type).await {
-                Err(err) if err.kafka_code().is_some_and(|c| RETRIABLE.contains(&c)) => {
-                    self.backoff().await
-                }
+                Err(err) if err.kafka_code().is_some_and(coordinator_busy) => self.backoff().await,
                 found => return found,
             }
         }
@@ -120,7 +128,7 @@ impl Producer {
                     self.shared.work.notify_one();
                     return Ok(());
                 }
-                code if RETRIABLE.contains(&code) => self.backoff().await,
+                code if coordinator_busy(code) => self.backoff().await,
                 code => return Err(ClientError::kafka("InitProducerId", &id.0, -1, code)),
             }
         }
@@ -193,7 +201,7 @@ impl Producer {
                         .insert(partition);
                     return Ok(());
                 }
-                code if RETRIABLE.contains(&code) => self.backoff().await,
+                code if coordinator_busy(code) => self.backoff().await,
                 code => {
                     return Err(ClientError::kafka(
                         "AddPartitionsToTxn",
@@ -352,7 +360,7 @@ impl Producer {
                         done = true;
                         break;
                     }
-                    code if RETRIABLE.contains(&code) => self.backoff().await,
+                    code if coordinator_busy(code) => self.backoff().await,
                     code => return Err(ClientError::kafka("EndTxn", &id.0, -1, code)),
                 }
             }

@@ -11,6 +11,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use runnel_http::error_chain;
 
 use super::{Context, ReconcileError, apply_status, cluster_bootstrap, namespace_of};
 use crate::crd::{ConsumerGroup, Topic};
@@ -61,7 +62,7 @@ pub async fn reconcile(
                     EventType::Warning,
                     "OffsetResetFailed",
                     "ResetOffsets",
-                    format!("offset reset {:?}: {err}", reset.id),
+                    format!("offset reset {:?}: {}", reset.id, error_chain(&err)),
                 )
                 .await;
                 return Err(ReconcileError::OffsetReset(err));

@@ -27,6 +27,7 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use runnel_client::ClientError;
+use runnel_http::error_chain;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -42,18 +43,18 @@ pub const FIELD_MANAGER: &str = "runnel-operator";
 pub enum ReconcileError {
     #[error("{kind} {name} has no namespace; the runnel.dev kinds are namespaced")]
     NoNamespace { kind: &'static str, name: String },
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API request failed")]
     Kube(#[from] kube::Error),
     #[error("spec.cluster names Cluster {name:?}, which does not exist in namespace {namespace}")]
     MissingCluster { namespace: String, name: String },
-    #[error("brokers at {bootstrap}: {source}")]
+    #[error("brokers at {bootstrap}")]
     Brokers {
         bootstrap: String,
         source: ClientError,
     },
-    #[error("offset reset: {0}")]
+    #[error("offset reset")]
     OffsetReset(#[source] ResetError),
-    #[error("finalizer: {0}")]
+    #[error("finalizer")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
 }
 
@@ -117,7 +118,7 @@ impl Context {
             .resource_version
             .clone_from(&object.meta().resource_version);
         if let Err(err) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(error = %err, reason, "publishing an event failed");
+            tracing::warn!(error = %error_chain(&err), reason, "publishing an event failed");
         }
     }
 }

@@ -13,6 +13,7 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use runnel_http::error_chain;
 
 use super::{Context, ReconcileError, apply_status, cluster_bootstrap, namespace_of};
 use crate::crd::{Topic, TopicStatus};
@@ -68,7 +69,7 @@ async fn apply_topic(
                 "Ready",
                 false,
                 not_ready_reason(&err),
-                err.to_string(),
+                error_chain(&err),
                 topic.metadata.generation,
                 Timestamp::now(),
             );

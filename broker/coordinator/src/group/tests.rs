@@ -134,19 +134,19 @@ fn member_id_handshake() {
     };
     assert_eq!(
         g.join(too_short, 0),
-        JoinOutcome::Response(JoinResponse::error(INVALID_SESSION_TIMEOUT, ""))
+        JoinOutcome::Response(JoinResponse::error(GroupError::InvalidSessionTimeout, ""))
     );
     let JoinOutcome::Response(first) = g.join(request("c1", "", &["range"]), 0) else {
         panic!("a v5 join without a member id is answered at once");
     };
-    assert_eq!(first.error_code, MEMBER_ID_REQUIRED);
+    assert_eq!(first.error, Some(GroupError::MemberIdRequired));
     assert_eq!(first.member_id, "c1-uuid");
     assert_eq!(g.state(), GroupState::Empty);
     assert!(g.members().is_empty());
 
     assert_eq!(
         rejoin(&mut g, "c1", "bogus", 1),
-        JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, "bogus"))
+        JoinOutcome::Response(JoinResponse::error(GroupError::UnknownMemberId, "bogus"))
     );
     assert_eq!(rejoin(&mut g, "c1", "c1-uuid", 1), JoinOutcome::Pending);
     assert_eq!(g.state(), GroupState::PreparingRebalance);
@@ -161,7 +161,7 @@ fn member_id_handshake() {
     let late = rejoin(&mut g, "c2", "c2-uuid", 2 + i64::from(SESSION_MS));
     assert_eq!(
         late,
-        JoinOutcome::Response(JoinResponse::error(UNKNOWN_MEMBER_ID, "c2-uuid"))
+        JoinOutcome::Response(JoinResponse::error(GroupError::UnknownMemberId, "c2-uuid"))
     );
 }
 
@@ -190,7 +190,7 @@ fn three_members_get_one_generation_after_the_initial_delay() {
     let ids: Vec<&str> = responses.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["c1-uuid", "c2-uuid", "c3-uuid"]);
     for (member_id, response) in &responses {
-        assert_eq!(response.error_code, NONE);
+        assert_eq!(response.error, None);
         assert_eq!(response.generation_id, 1);
         assert_eq!(response.leader, "c1-uuid");
         assert_eq!(&response.member_id, member_id);
@@ -241,7 +241,7 @@ fn sync_distributes_the_leaders_assignments() {
     let SyncOutcome::Response(own) = g.sync(leader, 3_300) else {
         panic!("the leader is answered at once");
     };
-    assert_eq!(own.error_code, NONE);
+    assert_eq!(own.error, None);
     assert_eq!(own.assignment, Bytes::from("p0"));
     assert_eq!(g.state(), GroupState::Stable);
     let responses = sync_responses(&g.poll(3_300));
@@ -250,7 +250,7 @@ fn sync_distributes_the_leaders_assignments() {
     assert_eq!(responses[0].1.assignment, Bytes::from("p1"));
     assert_eq!(responses[0].1.protocol_name.as_deref(), Some("range"));
     assert_eq!(responses[1].0, "c3-uuid");
-    assert_eq!(responses[1].1.error_code, NONE);
+    assert_eq!(responses[1].1.error, None);
     assert!(responses[1].1.assignment.is_empty());
 
     // Stable: answered at once with the stored assignment.
@@ -276,16 +276,16 @@ fn sync_errors_and_a_rebalance_cancels_pending_syncs() {
     join_v3(&mut g, "c2", &["range"], 0);
     assert_eq!(
         g.sync(sync("c1-uuid", 0, &[]), 1),
-        SyncOutcome::Response(SyncResponse::error(REBALANCE_IN_PROGRESS))
+        SyncOutcome::Response(SyncResponse::error(GroupError::RebalanceInProgress))
     );
     g.poll(DELAY_MS);
     assert_eq!(
         g.sync(sync("c2-uuid", 0, &[]), DELAY_MS),
-        SyncOutcome::Response(SyncResponse::error(ILLEGAL_GENERATION))
+        SyncOutcome::Response(SyncResponse::error(GroupError::IllegalGeneration))
     );
     assert_eq!(
         g.sync(sync("nobody", 1, &[]), DELAY_MS),
-        SyncOutcome::Response(SyncResponse::error(UNKNOWN_MEMBER_ID))
+        SyncOutcome::Response(SyncResponse::error(GroupError::UnknownMemberId))
     );
     let wrong_protocol = SyncRequest {
         protocol_name: Some("roundrobin".to_owned()),
@@ -293,7 +293,7 @@ fn sync_errors_and_a_rebalance_cancels_pending_syncs() {
     };
     assert_eq!(
         g.sync(wrong_protocol, DELAY_MS),
-        SyncOutcome::Response(SyncResponse::error(INCONSISTENT_GROUP_PROTOCOL))
+        SyncOutcome::Response(SyncResponse::error(GroupError::InconsistentGroupProtocol))
     );
     assert_eq!(
         g.sync(sync("c2-uuid", 1, &[]), DELAY_MS),
@@ -308,7 +308,7 @@ fn sync_errors_and_a_rebalance_cancels_pending_syncs() {
         responses,
         [(
             "c2-uuid".to_owned(),
-            SyncResponse::error(REBALANCE_IN_PROGRESS)
+            SyncResponse::error(GroupError::RebalanceInProgress)
         )]
     );
 }
@@ -316,32 +316,41 @@ fn sync_errors_and_a_rebalance_cancels_pending_syncs() {
 #[test]
 fn heartbeat_errors_in_each_state() {
     let mut g = group();
-    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 0), 0), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat(&heartbeat("c1-uuid", 0), 0),
+        Err(GroupError::UnknownMemberId)
+    );
 
     join_v3(&mut g, "c1", &["range"], 0);
     assert_eq!(g.state(), GroupState::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 0), 1),
-        REBALANCE_IN_PROGRESS
+        Err(GroupError::RebalanceInProgress)
     );
-    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), 1), ILLEGAL_GENERATION);
-    assert_eq!(g.heartbeat(&heartbeat("c9-uuid", 0), 1), UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        g.heartbeat(&heartbeat("c1-uuid", 1), 1),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.heartbeat(&heartbeat("c9-uuid", 0), 1),
+        Err(GroupError::UnknownMemberId)
+    );
 
     g.poll(DELAY_MS);
     assert_eq!(g.state(), GroupState::CompletingRebalance);
-    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), DELAY_MS), NONE);
+    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), DELAY_MS), Ok(()));
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 0), DELAY_MS),
-        ILLEGAL_GENERATION
+        Err(GroupError::IllegalGeneration)
     );
 
     g.sync(sync("c1-uuid", 1, &[("c1-uuid", "p0")]), DELAY_MS);
     assert_eq!(g.state(), GroupState::Stable);
-    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), 4_000), NONE);
+    assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), 4_000), Ok(()));
     assert_eq!(g.members()[0].last_heartbeat_ms, 4_000);
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 2), 4_000),
-        ILLEGAL_GENERATION
+        Err(GroupError::IllegalGeneration)
     );
 
     let leave = g.leave(
@@ -351,18 +360,18 @@ fn heartbeat_errors_in_each_state() {
         }],
         5_000,
     );
-    assert_eq!(leave.member_error_codes, [NONE]);
+    assert_eq!(leave.member_errors, [None]);
     assert_eq!(g.state(), GroupState::Empty);
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 2), 5_000),
-        UNKNOWN_MEMBER_ID
+        Err(GroupError::UnknownMemberId)
     );
 
-    assert_eq!(g.delete(), NONE);
+    assert_eq!(g.delete(), Ok(()));
     assert_eq!(g.describe().state, "Dead");
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 2), 5_000),
-        COORDINATOR_NOT_AVAILABLE
+        Err(GroupError::CoordinatorNotAvailable)
     );
 }
 
@@ -371,8 +380,8 @@ fn silent_member_is_evicted_and_the_rest_rebalance() {
     let mut g = stable_three();
     // c1 and c2 heartbeat; c3 last spoke at its sync, at 3 s.
     for at in [8_000, 12_000] {
-        assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), at), NONE);
-        assert_eq!(g.heartbeat(&heartbeat("c2-uuid", 1), at), NONE);
+        assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), at), Ok(()));
+        assert_eq!(g.heartbeat(&heartbeat("c2-uuid", 1), at), Ok(()));
     }
     assert_eq!(g.next_deadline_ms(), Some(13_000));
     assert!(g.poll(12_999).is_empty());
@@ -387,11 +396,11 @@ fn silent_member_is_evicted_and_the_rest_rebalance() {
     assert_eq!(g.state(), GroupState::PreparingRebalance);
     assert_eq!(
         g.heartbeat(&heartbeat("c1-uuid", 1), 13_100),
-        REBALANCE_IN_PROGRESS
+        Err(GroupError::RebalanceInProgress)
     );
     assert_eq!(
         g.heartbeat(&heartbeat("c2-uuid", 1), 13_100),
-        REBALANCE_IN_PROGRESS
+        Err(GroupError::RebalanceInProgress)
     );
 
     assert_eq!(
@@ -407,7 +416,7 @@ fn silent_member_is_evicted_and_the_rest_rebalance() {
     assert!(
         responses
             .iter()
-            .all(|(_, r)| r.generation_id == 2 && r.error_code == NONE)
+            .all(|(_, r)| r.generation_id == 2 && r.error.is_none())
     );
     assert_eq!(responses[0].1.members.len(), 2);
     assert_eq!(g.leader_id(), Some("c1-uuid"));
@@ -430,7 +439,7 @@ fn member_that_does_not_rejoin_is_evicted_at_the_rebalance_timeout() {
     for at in (15_000..40_000).step_by(5_000) {
         assert_eq!(
             g.heartbeat(&heartbeat("c3-uuid", 1), at),
-            REBALANCE_IN_PROGRESS
+            Err(GroupError::RebalanceInProgress)
         );
         assert!(g.poll(at).is_empty());
     }
@@ -448,7 +457,7 @@ fn member_that_does_not_rejoin_is_evicted_at_the_rebalance_timeout() {
     assert!(responses.iter().all(|(_, r)| r.generation_id == 2));
     assert_eq!(
         g.heartbeat(&heartbeat("c3-uuid", 2), 40_001),
-        UNKNOWN_MEMBER_ID
+        Err(GroupError::UnknownMemberId)
     );
 }
 
@@ -467,8 +476,8 @@ fn leave_triggers_a_rebalance_and_the_last_leave_empties_the_group() {
     assert_eq!(
         out,
         LeaveOutcome {
-            error_code: NONE,
-            member_error_codes: vec![NONE]
+            error: None,
+            member_errors: vec![None]
         }
     );
     assert_eq!(g.state(), GroupState::PreparingRebalance);
@@ -478,9 +487,12 @@ fn leave_triggers_a_rebalance_and_the_last_leave_empties_the_group() {
     assert_eq!(join_responses(&g.poll(4_200)).len(), 2);
     assert_eq!(g.generation_id(), 2);
 
-    assert_eq!(g.delete(), NON_EMPTY_GROUP);
+    assert_eq!(g.delete(), Err(GroupError::NonEmptyGroup));
     let out = g.leave(&leave(&["c1-uuid", "c3-uuid", "x"]), 5_000);
-    assert_eq!(out.member_error_codes, [NONE, NONE, UNKNOWN_MEMBER_ID]);
+    assert_eq!(
+        out.member_errors,
+        [None, None, Some(GroupError::UnknownMemberId)]
+    );
     assert_eq!(g.state(), GroupState::Empty);
     assert_eq!(g.generation_id(), 3);
     assert!(g.members().is_empty());
@@ -501,13 +513,13 @@ fn a_leaving_joiner_gets_its_held_join_answered() {
         }],
         1,
     );
-    assert_eq!(out.member_error_codes, [NONE]);
+    assert_eq!(out.member_errors, [None]);
     let responses = join_responses(&g.poll(1));
     assert_eq!(
         responses,
         [(
             "c1-uuid".to_owned(),
-            JoinResponse::error(UNKNOWN_MEMBER_ID, "c1-uuid")
+            JoinResponse::error(GroupError::UnknownMemberId, "c1-uuid")
         )]
     );
     assert_eq!(g.state(), GroupState::Empty);
@@ -536,7 +548,10 @@ fn protocol_is_selected_by_votes() {
     };
     assert_eq!(
         g.join(none_in_common, DELAY_MS),
-        JoinOutcome::Response(JoinResponse::error(INCONSISTENT_GROUP_PROTOCOL, ""))
+        JoinOutcome::Response(JoinResponse::error(
+            GroupError::InconsistentGroupProtocol,
+            ""
+        ))
     );
     let other_type = JoinRequest {
         api_version: 3,
@@ -545,7 +560,10 @@ fn protocol_is_selected_by_votes() {
     };
     assert_eq!(
         g.join(other_type, DELAY_MS),
-        JoinOutcome::Response(JoinResponse::error(INCONSISTENT_GROUP_PROTOCOL, ""))
+        JoinOutcome::Response(JoinResponse::error(
+            GroupError::InconsistentGroupProtocol,
+            ""
+        ))
     );
 }
 
@@ -577,7 +595,7 @@ fn static_member_rejoin_keeps_the_generation() {
     let JoinOutcome::Response(rejoined) = g.join(static_join("i2", "", "i2-b"), 5_000) else {
         panic!("a known static member rejoining a stable group is answered at once");
     };
-    assert_eq!(rejoined.error_code, NONE);
+    assert_eq!(rejoined.error, None);
     assert_eq!(rejoined.member_id, "i2-b");
     assert_eq!(rejoined.generation_id, 1);
     assert_eq!(rejoined.leader, "i1-a");
@@ -592,10 +610,10 @@ fn static_member_rejoin_keeps_the_generation() {
         group_instance_id: Some("i2".to_owned()),
         ..heartbeat("i2-a", 1)
     };
-    assert_eq!(g.heartbeat(&old, 5_100), FENCED_INSTANCE_ID);
+    assert_eq!(g.heartbeat(&old, 5_100), Err(GroupError::FencedInstanceId));
     assert_eq!(
         g.join(static_join("i2", "i2-a", "unused"), 5_100),
-        JoinOutcome::Response(JoinResponse::error(FENCED_INSTANCE_ID, "i2-a"))
+        JoinOutcome::Response(JoinResponse::error(GroupError::FencedInstanceId, "i2-a"))
     );
 
     // The static leader restarting learns it leads and may skip assigning.
@@ -640,8 +658,8 @@ fn member_that_never_syncs_is_evicted() {
     assert_eq!(stored_groups(&g.poll(DELAY_MS)).len(), 1);
     // c2 keeps its session alive but never syncs.
     for at in (5_000..33_000).step_by(5_000) {
-        g.heartbeat(&heartbeat("c1-uuid", 1), at);
-        g.heartbeat(&heartbeat("c2-uuid", 1), at);
+        assert_eq!(g.heartbeat(&heartbeat("c1-uuid", 1), at), Ok(()));
+        assert_eq!(g.heartbeat(&heartbeat("c2-uuid", 1), at), Ok(()));
         assert!(g.poll(at).is_empty());
     }
     let effects = g.poll(DELAY_MS + i64::from(REBALANCE_MS));
@@ -670,13 +688,13 @@ fn a_stored_group_is_restored_stable_and_keeps_its_members() {
     assert_eq!(restored.leader_id(), Some("c1-uuid"));
     assert_eq!(restored.stored_value(), stored);
     // Members carry on with their generation: no rebalance needed.
-    assert_eq!(restored.heartbeat(&heartbeat("c2-uuid", 1), 51_000), NONE);
+    assert_eq!(restored.heartbeat(&heartbeat("c2-uuid", 1), 51_000), Ok(()));
     let described = restored.describe();
     assert_eq!(described.members.len(), 3);
     assert_eq!(described.members[2].assignment, Bytes::from("p2"));
     // One that never comes back is evicted after its session timeout.
-    restored.heartbeat(&heartbeat("c1-uuid", 1), 55_000);
-    restored.heartbeat(&heartbeat("c3-uuid", 1), 55_000);
+    assert_eq!(restored.heartbeat(&heartbeat("c1-uuid", 1), 55_000), Ok(()));
+    assert_eq!(restored.heartbeat(&heartbeat("c3-uuid", 1), 55_000), Ok(()));
     let effects = restored.poll(51_000 + i64::from(SESSION_MS));
     assert!(effects.contains(&Effect::MemberEvicted {
         member_id: "c2-uuid".to_owned(),

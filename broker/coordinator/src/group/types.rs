@@ -5,18 +5,36 @@ use bytes::Bytes;
 
 use crate::group_metadata::GroupMetadataValue;
 
-/// Kafka error codes the group answers with.
-pub const NONE: i16 = 0;
-pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-pub const ILLEGAL_GENERATION: i16 = 22;
-pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-pub const UNKNOWN_MEMBER_ID: i16 = 25;
-pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-pub const REBALANCE_IN_PROGRESS: i16 = 27;
-pub const GROUP_ID_NOT_FOUND: i16 = 69;
-pub const NON_EMPTY_GROUP: i16 = 68;
-pub const MEMBER_ID_REQUIRED: i16 = 79;
-pub const FENCED_INSTANCE_ID: i16 = 82;
+/// Why the group refused a request, one variant per refusal Kafka's
+/// classic group coordinator makes (named as Kafka names the error). The
+/// broker's API handler chooses the Kafka error code for each; the group
+/// knows no codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    /// The group is dead (deleted, or unloaded under the request).
+    #[error("the group is dead: its coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("the request's generation is not the group's")]
+    IllegalGeneration,
+    #[error("the protocol type or names do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error("the member is not in the group")]
+    UnknownMemberId,
+    #[error("the session timeout is outside the broker's allowed range")]
+    InvalidSessionTimeout,
+    #[error("the group is rebalancing: rejoin")]
+    RebalanceInProgress,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group still has members")]
+    NonEmptyGroup,
+    /// A new dynamic member must rejoin with the member id it was given.
+    #[error("the member must rejoin with the member id it was given")]
+    MemberIdRequired,
+    /// Another member now holds this static member's `group.instance.id`.
+    #[error("the static member was replaced by a newer one")]
+    FencedInstanceId,
+}
 
 /// Broker settings that shape a group, parsed from Kafka's keys at the edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +89,7 @@ pub struct JoinMember {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinResponse {
-    pub error_code: i16,
+    pub error: Option<GroupError>,
     pub generation_id: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -83,9 +101,9 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    pub fn error(error_code: i16, member_id: &str) -> Self {
+    pub fn error(error: GroupError, member_id: &str) -> Self {
         Self {
-            error_code,
+            error: Some(error),
             generation_id: -1,
             protocol_type: None,
             protocol_name: None,
@@ -119,16 +137,16 @@ pub struct SyncRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncResponse {
-    pub error_code: i16,
+    pub error: Option<GroupError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncResponse {
-    pub fn error(error_code: i16) -> Self {
+    pub fn error(error: GroupError) -> Self {
         Self {
-            error_code,
+            error: Some(error),
             protocol_type: None,
             protocol_name: None,
             assignment: Bytes::new(),
@@ -159,9 +177,9 @@ pub struct LeaveMember {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaveOutcome {
-    pub error_code: i16,
+    pub error: Option<GroupError>,
     /// One per requested member, in request order.
-    pub member_error_codes: Vec<i16>,
+    pub member_errors: Vec<Option<GroupError>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 
 use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::committed::OFFSETS_TOPIC;
@@ -15,7 +16,7 @@ pub fn handle(
 ) -> AddOffsetsToTxnResponse {
     let mut response = AddOffsetsToTxnResponse::default();
     if let Err(err) = broker.ensure_offsets_topic(now_ms) {
-        tracing::error!(error = %err, "cannot create the offsets topic");
+        tracing::error!(error = %error_chain(&err), "cannot create the offsets topic");
         // COORDINATOR_NOT_AVAILABLE: the client retries.
         response.error_code = 15;
         return response;
@@ -28,7 +29,7 @@ pub fn handle(
         vec![(OFFSETS_TOPIC.to_string(), partition)],
         now_ms,
     ) {
-        tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "AddOffsetsToTxn refused");
+        tracing::debug!(transactional_id = %request.transactional_id.0, error = %error_chain(&err), "AddOffsetsToTxn refused");
         response.error_code = err.code();
     }
     response

@@ -13,6 +13,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnResult,
     AddPartitionsToTxnTopicResult,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 
@@ -136,7 +137,7 @@ fn add(
         ) {
             Ok(()) => 0,
             Err(err) => {
-                tracing::debug!(transactional_id, error = %err, "AddPartitionsToTxn refused");
+                tracing::debug!(transactional_id, error = %error_chain(&err), "AddPartitionsToTxn refused");
                 err.code()
             }
         }

@@ -7,8 +7,10 @@ use kafka_protocol::messages::delete_groups_request::DeleteGroupsRequest;
 use kafka_protocol::messages::delete_groups_response::{
     DeletableGroupResult, DeleteGroupsResponse,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(broker: &Broker, request: DeleteGroupsRequest, now_ms: i64) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
@@ -18,12 +20,12 @@ pub fn handle(broker: &Broker, request: DeleteGroupsRequest, now_ms: i64) -> Del
         out.group_id = group_id;
         let membership = broker.groups.delete(&id);
         out.error_code = match membership {
-            Some(code) if code != 0 => code,
+            Some(Err(error)) => error_codes::group(error).code(),
             _ => match broker.delete_committed(&id, now_ms) {
                 Ok(0) if membership.is_none() => ResponseError::GroupIdNotFound.code(),
                 Ok(_) => 0,
                 Err(err) => {
-                    tracing::error!(group = id, error = %err, "deleting committed offsets failed");
+                    tracing::error!(group = id, error = %error_chain(&err), "deleting committed offsets failed");
                     ResponseError::CoordinatorNotAvailable.code()
                 }
             },

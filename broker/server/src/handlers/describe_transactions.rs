@@ -4,6 +4,7 @@
 //! timeout, start time and partitions; the list filtered by states,
 //! producer ids and (v1) how long the transaction has been running.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::describe_transactions_response::{
     DescribeTransactionsResponse, TopicData, TransactionState,
@@ -17,9 +18,6 @@ use runnel_coordinator::txn_log::TxnState;
 
 use super::str_bytes;
 use crate::broker::Broker;
-
-/// TRANSACTIONAL_ID_NOT_FOUND.
-const NOT_FOUND: i16 = 105;
 
 pub fn describe(
     broker: &Broker,
@@ -37,7 +35,7 @@ pub fn describe(
                 .find(|(known, _)| known.as_str() == id.0.as_str())
             {
                 None => {
-                    state.error_code = NOT_FOUND;
+                    state.error_code = ResponseError::TransactionalIdNotFound.code();
                     state.transaction_state = str_bytes("");
                     state.producer_id = ProducerId(-1);
                     state.producer_epoch = -1;

@@ -3,6 +3,7 @@
 
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::end_txn_response::EndTxnResponse;
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 
@@ -15,7 +16,7 @@ pub fn handle(broker: &Broker, request: EndTxnRequest, now_ms: i64) -> EndTxnRes
         request.committed,
         now_ms,
     ) {
-        tracing::debug!(transactional_id = %request.transactional_id.0, error = %err, "EndTxn refused");
+        tracing::debug!(transactional_id = %request.transactional_id.0, error = %error_chain(&err), "EndTxn refused");
         response.error_code = err.code();
     }
     response

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchRequest;
+use runnel_http::error_chain;
 use runnel_log::{FileRegion, LogError};
 use runnel_protocol::fetch_writer::{
     self, AbortedTransaction, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
@@ -175,7 +176,7 @@ fn read(
                 }
                 Err(err) => {
                     has_error = true;
-                    tracing::error!(topic = ?name, partition = wanted.partition, error = %err, "fetch read failed");
+                    tracing::error!(topic = ?name, partition = wanted.partition, error = %error_chain(&err), "fetch read failed");
                     out.error_code = ResponseError::KafkaStorageError.code();
                 }
             }

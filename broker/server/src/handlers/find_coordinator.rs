@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use runnel_http::error_chain;
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -24,14 +25,14 @@ pub fn handle(
         GROUP => match broker.ensure_offsets_topic(super::now_ms()) {
             Ok(()) => None,
             Err(err) => {
-                tracing::error!(error = %err, "cannot create the offsets topic");
+                tracing::error!(error = %error_chain(&err), "cannot create the offsets topic");
                 Some(ResponseError::CoordinatorNotAvailable)
             }
         },
         TRANSACTION => match broker.ensure_transaction_topic(super::now_ms()) {
             Ok(()) => None,
             Err(err) => {
-                tracing::error!(error = %err, "cannot create the transaction state topic");
+                tracing::error!(error = %error_chain(&err), "cannot create the transaction state topic");
                 Some(ResponseError::CoordinatorNotAvailable)
             }
         },

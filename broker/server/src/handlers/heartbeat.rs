@@ -5,6 +5,7 @@ use kafka_protocol::messages::heartbeat_response::HeartbeatResponse;
 use runnel_coordinator::group;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
     let beat = group::HeartbeatRequest {
@@ -13,6 +14,7 @@ pub fn handle(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
         generation_id: request.generation_id,
     };
     let mut response = HeartbeatResponse::default();
-    response.error_code = broker.groups.heartbeat(&request.group_id.0, &beat);
+    response.error_code =
+        error_codes::group_code(broker.groups.heartbeat(&request.group_id.0, &beat).err());
     response
 }

@@ -8,6 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 
@@ -29,7 +30,7 @@ pub fn handle(
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(epoch),
             Err(err) => {
-                tracing::debug!(transactional_id = %transactional_id.0, error = %err, "InitProducerId refused");
+                tracing::debug!(transactional_id = %transactional_id.0, error = %error_chain(&err), "InitProducerId refused");
                 response.error_code = err.code();
                 response
             }
@@ -40,7 +41,7 @@ pub fn handle(
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
         Err(err) => {
-            tracing::error!(error = %crate::broker::error_chain(&err), "cannot hand out a producer id");
+            tracing::error!(error = %error_chain(&err), "cannot hand out a producer id");
             response.error_code = ResponseError::KafkaStorageError.code();
             response
         }

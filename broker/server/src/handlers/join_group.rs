@@ -3,14 +3,12 @@
 
 use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
-use runnel_coordinator::group::{JoinRequest, JoinResponse};
+use runnel_coordinator::group::{GroupError, JoinRequest, JoinResponse};
 use uuid::Uuid;
 
 use super::str_bytes;
 use crate::broker::Broker;
-
-/// Kafka's COORDINATOR_NOT_AVAILABLE: the group went away under the request.
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+use crate::error_codes;
 
 pub async fn handle(
     broker: &Broker,
@@ -46,12 +44,13 @@ pub async fn handle(
     let reply = broker
         .groups
         .join(&group_id, join)
-        .wait(|| JoinResponse::error(COORDINATOR_NOT_AVAILABLE, &member_id));
+        // The group went away under the request.
+        .wait(|| JoinResponse::error(GroupError::CoordinatorNotAvailable, &member_id));
     let reply = reply.await;
     tracing::debug!(
         group = group_id,
         member_id = reply.member_id,
-        error_code = reply.error_code,
+        error = ?reply.error,
         generation = reply.generation_id,
         leader = reply.leader,
         members = reply.members.len(),
@@ -62,7 +61,7 @@ pub async fn handle(
 
 fn encode(reply: JoinResponse, version: i16) -> JoinGroupResponse {
     let mut response = JoinGroupResponse::default();
-    response.error_code = reply.error_code;
+    response.error_code = error_codes::group_code(reply.error);
     response.generation_id = reply.generation_id;
     if version >= 7 {
         response.protocol_type = reply.protocol_type.map(str_bytes);

@@ -6,6 +6,7 @@ use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberR
 use runnel_coordinator::group::LeaveMember;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let members: Vec<LeaveMember> = if version >= 3 {
@@ -25,24 +26,22 @@ pub fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> Leav
     };
     let outcome = broker.groups.leave(&request.group_id.0, &members);
     let mut response = LeaveGroupResponse::default();
-    response.error_code = outcome.error_code;
+    response.error_code = error_codes::group_code(outcome.error);
     if version >= 3 {
         response.members = request
             .members
             .into_iter()
-            .zip(outcome.member_error_codes)
-            .map(|(m, error_code)| {
+            .zip(outcome.member_errors)
+            .map(|(m, error)| {
                 let mut out = MemberResponse::default();
                 out.member_id = m.member_id;
                 out.group_instance_id = m.group_instance_id;
-                out.error_code = error_code;
+                out.error_code = error_codes::group_code(error);
                 out
             })
             .collect();
-    } else if let Some(code) = outcome.member_error_codes.first().copied()
-        && code != 0
-    {
-        response.error_code = code;
+    } else if let Some(Some(error)) = outcome.member_errors.first().copied() {
+        response.error_code = error_codes::group(error).code();
     }
     response
 }

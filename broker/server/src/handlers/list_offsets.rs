@@ -8,6 +8,7 @@ use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 
@@ -63,7 +64,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         }
                         Ok(None) => {}
                         Err(err) => {
-                            tracing::error!(topic = name, partition = partition.partition_index, error = %err, "offset lookup failed");
+                            tracing::error!(topic = name, partition = partition.partition_index, error = %error_chain(&err), "offset lookup failed");
                             p.error_code = ResponseError::KafkaStorageError.code();
                         }
                     }

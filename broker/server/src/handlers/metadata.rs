@@ -8,6 +8,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequest;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponse, MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use runnel_http::error_chain;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -116,7 +117,7 @@ fn lookup(
             )
         }
         Err(err) => {
-            tracing::error!(topic = name, error = %err, "auto-creating a topic failed");
+            tracing::error!(topic = name, error = %error_chain(&err), "auto-creating a topic failed");
             error_topic(
                 Some(&name),
                 id,

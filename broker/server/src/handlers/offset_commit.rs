@@ -9,9 +9,11 @@ use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::committed::Commit;
+use crate::error_codes;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -36,9 +38,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
                 &request.member_id,
                 request.generation_id_or_member_epoch,
             )
-            .map(|code| {
-                ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownMemberId)
-            })
+            .map(error_codes::group)
     };
     let mut commits = Vec::new();
     let mut response = OffsetCommitResponse::default();
@@ -80,7 +80,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
     if !commits.is_empty()
         && let Err(err) = broker.commit_offsets(&group, &commits, now_ms)
     {
-        tracing::error!(group, error = %err, "storing committed offsets failed");
+        tracing::error!(group, error = %error_chain(&err), "storing committed offsets failed");
         for topic in &mut response.topics {
             for p in &mut topic.partitions {
                 if p.error_code == 0 {

@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponse, OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::groups::OffsetDeletion;
@@ -62,7 +63,7 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> Off
         response.topics.push(out);
     }
     if let Err(err) = broker.delete_offsets(&group, &deleting, now_ms) {
-        tracing::error!(group, error = %err, "deleting committed offsets failed");
+        tracing::error!(group, error = %error_chain(&err), "deleting committed offsets failed");
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
         response.topics.clear();
     }

@@ -3,12 +3,12 @@
 
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
-use runnel_coordinator::group::{SyncRequest, SyncResponse};
+use runnel_coordinator::group::{GroupError, SyncRequest, SyncResponse};
+use runnel_http::error_chain;
 
 use super::str_bytes;
 use crate::broker::Broker;
-
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+use crate::error_codes;
 
 pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
     let group_id = request.group_id.0.to_string();
@@ -27,18 +27,19 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
     let reply = broker
         .groups
         .sync(&group_id, sync)
-        .wait(|| SyncResponse::error(COORDINATOR_NOT_AVAILABLE));
+        // The group went away under the request.
+        .wait(|| SyncResponse::error(GroupError::CoordinatorNotAvailable));
     let reply = reply.await;
-    if reply.error_code == 0 {
+    if reply.error.is_none() {
         // The leader's sync stored the group: on disk before it is answered,
         // as Kafka's storeGroup.
         let stored = tokio::task::block_in_place(|| broker.flush_group_stores(super::now_ms()));
         if let Err(err) = stored {
-            tracing::error!(group = group_id, error = %format!("{:#}", anyhow::Error::from(err)), "cannot store the group in __consumer_offsets");
+            tracing::error!(group = group_id, error = %error_chain(&err), "cannot store the group in __consumer_offsets");
         }
     }
     let mut response = SyncGroupResponse::default();
-    response.error_code = reply.error_code;
+    response.error_code = error_codes::group_code(reply.error);
     if version >= 5 {
         response.protocol_type = reply.protocol_type.map(str_bytes);
         response.protocol_name = reply.protocol_name.map(str_bytes);

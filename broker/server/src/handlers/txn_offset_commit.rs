@@ -8,9 +8,11 @@ use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
+use runnel_http::error_chain;
 
 use crate::broker::Broker;
 use crate::committed::Commit;
+use crate::error_codes;
 
 pub fn handle(
     broker: &Broker,
@@ -24,14 +26,14 @@ pub fn handle(
             request.producer_id.0,
             request.producer_epoch,
         )
-        .map_err(|err| err.code())
+        .map_err(|err| error_codes::txn(err).code())
         .and_then(|()| {
             if request.generation_id >= 0 {
                 match broker
                     .groups
                     .check_member(&group, &request.member_id, request.generation_id)
                 {
-                    Some(code) => Err(code),
+                    Some(error) => Err(error_codes::group(error).code()),
                     None => Ok(()),
                 }
             } else {
@@ -67,7 +69,7 @@ pub fn handle(
         ) {
             Ok(()) => 0,
             Err(err) => {
-                tracing::error!(group, error = %err, "cannot write transactional offsets");
+                tracing::error!(group, error = %error_chain(&err), "cannot write transactional offsets");
                 ResponseError::CoordinatorNotAvailable.code()
             }
         },

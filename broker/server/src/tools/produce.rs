@@ -8,6 +8,7 @@ use std::io::BufRead;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use runnel_client::{Producer, ProducerConfig, ProducerRecord};
+use runnel_http::error_chain;
 
 use super::name_value;
 
@@ -97,7 +98,10 @@ async fn produce(config: ProducerConfig, topic: &str, format: &LineFormat) -> Re
         let mut failed = 0usize;
         while let Some((number, delivery)) = answered.recv().await {
             if let Err(err) = delivery.await {
-                eprintln!("runnel produce: line {number} was not delivered: {err}");
+                eprintln!(
+                    "runnel produce: line {number} was not delivered: {}",
+                    error_chain(&err)
+                );
                 failed += 1;
             }
         }

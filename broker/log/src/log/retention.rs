@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
+use super::PartitionLog;
 use crate::error::{LogError, Result};
-use crate::log::PartitionLog;
 use crate::segment::DELETED_SUFFIX;
 
 #[derive(Debug)]
@@ -118,8 +118,8 @@ impl PartitionLog {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{NOW, batch, config, open, read_all};
     use crate::error::LogError;
-    use crate::log::tests::{NOW, batch, config, open, read_all};
 
     #[test]
     fn retention_ms_removes_old_segments_and_moves_the_log_start() {
