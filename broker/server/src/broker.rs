@@ -12,7 +12,8 @@ use uuid::Uuid;
 use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
-use crate::cluster_metadata::ClusterMetadata;
+use crate::cluster_metadata::{Applied, ClusterMetadata};
+use crate::group_coordinator::{GroupCoordinator, OFFSETS_TOPIC};
 
 /// Logged errors keep their causes; the helper is runnel-http's, shared
 /// with the operator, and stays reachable here for existing imports.
@@ -55,7 +56,7 @@ pub enum TopicOpError {
 pub struct Broker {
     pub config: BrokerConfig,
     /// The partitions this broker hosts (replica_manager/).
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
     /// Log dirs that cannot take writes (storage_health.rs).
     pub storage: crate::storage_health::StorageHealth,
@@ -65,21 +66,16 @@ pub struct Broker {
     /// Held for a whole topic creation, deletion or growth: its checks,
     /// its records and the logs they create or delete.
     topic_changes: Mutex<()>,
-    /// Committed offsets, mirrored from `__consumer_offsets` (committed.rs).
-    pub(crate) offsets: Mutex<runnel_coordinator::OffsetStore>,
+    /// Committed offsets and stored groups, sharded by the
+    /// `__consumer_offsets` partitions this broker leads
+    /// (group_coordinator/).
+    pub group_coordinator: GroupCoordinator,
     /// Consumer groups and their held requests (groups.rs).
     pub groups: Arc<crate::groups::Groups>,
-    /// Held while queued group records are taken and written, so they
-    /// reach `__consumer_offsets` in the order they happened.
-    pub(crate) group_store: Mutex<()>,
     /// InitProducerId's ids.
     pub producer_ids: crate::producer_ids::ProducerIds,
     /// The transactional ids this broker coordinates (txns.rs).
     pub(crate) transactions: crate::txn_registry::Transactions,
-    /// Offsets of open transactions (TxnOffsetCommit) by producer id,
-    /// applied when the transaction commits (committed.rs).
-    pub(crate) pending_txn_offsets:
-        Mutex<std::collections::HashMap<i64, Vec<runnel_coordinator::OffsetsRecord>>>,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -93,7 +89,7 @@ impl Broker {
         metadata: ClusterMetadata,
         metrics: Arc<BrokerMetrics>,
     ) -> Self {
-        let replicas = ReplicaManager::new(Arc::clone(&logs));
+        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&logs)));
         let image = metadata.image();
         for topic in image.topics() {
             let view = Topic::from_image(&image, topic);
@@ -122,6 +118,13 @@ impl Broker {
             group_min_session_timeout_ms: config.group_min_session_timeout_ms,
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
         };
+        let groups = Arc::new(crate::groups::Groups::new(group_config));
+        let group_coordinator = GroupCoordinator::new(
+            Arc::clone(&replicas),
+            Arc::clone(&groups),
+            config.offsets_retention_ms,
+            config.offsets_topic_num_partitions,
+        );
         Self {
             storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
             config,
@@ -129,12 +132,10 @@ impl Broker {
             metrics,
             metadata,
             topic_changes: Mutex::new(()),
-            offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
-            groups: Arc::new(crate::groups::Groups::new(group_config)),
-            group_store: Mutex::new(()),
+            group_coordinator,
+            groups,
             producer_ids: Default::default(),
             transactions: Default::default(),
-            pending_txn_offsets: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }
@@ -201,7 +202,34 @@ impl Broker {
                 topic: topic.into(),
                 source,
             })?;
+        self.coordinate(&applied);
         Ok(applied.image)
+    }
+
+    /// The coordinators load the internal-topic partitions this broker now
+    /// leads and unload those it lost.
+    fn coordinate(&self, applied: &Applied) {
+        for tp in applied.local.deletes.keys() {
+            if tp.topic == OFFSETS_TOPIC {
+                self.group_coordinator.unload(tp.partition);
+            }
+        }
+        for tp in applied.local.leaders.keys() {
+            if tp.topic != OFFSETS_TOPIC {
+                continue;
+            }
+            if let Some(topic) = applied.image.topic(OFFSETS_TOPIC) {
+                let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+                self.group_coordinator.set_partitions(partitions);
+            }
+            if let Err(err) = self.group_coordinator.load(tp.partition) {
+                tracing::error!(
+                    partition = tp.partition,
+                    error = %error_chain(&err),
+                    "cannot load an {OFFSETS_TOPIC} partition; its groups get NOT_COORDINATOR"
+                );
+            }
+        }
     }
 
     /// Creates a topic with its partition logs. `partitions` of -1 takes

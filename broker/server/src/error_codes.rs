@@ -7,6 +7,8 @@ use kafka_protocol::error::ResponseError;
 use runnel_coordinator::group::GroupError;
 use runnel_coordinator::txn::TxnError;
 
+use crate::group_coordinator::OffsetsError;
+
 /// The group coordinator's refusals, as Kafka's `GroupCoordinator` answers.
 pub fn group(error: GroupError) -> ResponseError {
     match error {
@@ -36,6 +38,16 @@ pub fn txn(error: TxnError) -> ResponseError {
         TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
         TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
         TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+    }
+}
+
+/// A failed write or read of committed offsets: NOT_COORDINATOR when the
+/// group's partition is not loaded here (the client looks the coordinator
+/// up again), COORDINATOR_NOT_AVAILABLE for anything else.
+pub fn offsets(error: &OffsetsError) -> ResponseError {
+    match error {
+        OffsetsError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        _ => ResponseError::CoordinatorNotAvailable,
     }
 }
 

@@ -87,7 +87,7 @@ fn snapshot(broker: &Broker) -> (Vec<GroupFigures>, Vec<CommittedFigures>) {
         .map(|g| (g.group_id.clone(), g))
         .collect();
     let mut committed = Vec::new();
-    for (group, topic, partition, offset) in broker.committed_offsets() {
+    for (group, topic, partition, offset) in broker.group_coordinator.committed_offsets() {
         let end = broker
             .partition(&topic, partition)
             .map(|p| p.log().log_end_offset());

@@ -28,6 +28,7 @@ mod connection_limits;
 mod error_codes;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod group_coordinator;
 mod group_metrics;
 mod groups;
 mod handlers;

@@ -340,7 +340,7 @@ async fn expire_offsets(broker: Arc<Broker>, stop: watch::Receiver<bool>) {
         interval,
         stop,
         "expiring committed offsets",
-        move || match broker.expire_offsets(now_ms()) {
+        move || match broker.group_coordinator.expire_offsets(now_ms()) {
             Ok((0, 0)) => {}
             Ok((offsets, groups)) => {
                 tracing::info!(

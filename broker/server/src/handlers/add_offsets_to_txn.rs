@@ -7,7 +7,7 @@ use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnRespon
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
-use crate::committed::OFFSETS_TOPIC;
+use crate::group_coordinator::OFFSETS_TOPIC;
 
 pub fn handle(
     broker: &Broker,

@@ -21,7 +21,7 @@ pub fn handle(broker: &Broker, request: DeleteGroupsRequest, now_ms: i64) -> Del
         let membership = broker.groups.delete(&id);
         out.error_code = match membership {
             Some(Err(error)) => error_codes::group(error).code(),
-            _ => match broker.delete_committed(&id, now_ms) {
+            _ => match broker.group_coordinator.delete_committed(&id, now_ms) {
                 Ok(0) if membership.is_none() => ResponseError::GroupIdNotFound.code(),
                 Ok(_) => 0,
                 Err(err) => {

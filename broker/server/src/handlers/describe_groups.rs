@@ -42,7 +42,11 @@ pub fn handle(
                     })
                     .collect();
             }
-            None if !broker.committed_partitions(&id).is_empty() => {
+            None if !broker
+                .group_coordinator
+                .committed_partitions(&id)
+                .is_empty() =>
+            {
                 // No protocol type: a "simple" group, as Kafka describes it.
                 out.group_state = str_bytes("Empty");
             }

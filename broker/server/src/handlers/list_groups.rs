@@ -13,6 +13,7 @@ use crate::broker::Broker;
 pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     // group id -> (protocol type, state)
     let mut groups: BTreeMap<String, (String, String)> = broker
+        .group_coordinator
         .committed_groups()
         .into_iter()
         // A group that only commits (an `assign` consumer) has no protocol

@@ -12,8 +12,8 @@ use kafka_protocol::messages::offset_commit_response::{
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
-use crate::committed::Commit;
 use crate::error_codes;
+use crate::group_coordinator::Commit;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -81,10 +81,11 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
         && let Err(err) = broker.commit_offsets(&group, &commits, now_ms)
     {
         tracing::error!(group, error = %error_chain(&err), "storing committed offsets failed");
+        let code = crate::error_codes::offsets(&err).code();
         for topic in &mut response.topics {
             for p in &mut topic.partitions {
                 if p.error_code == 0 {
-                    p.error_code = ResponseError::CoordinatorNotAvailable.code();
+                    p.error_code = code;
                 }
             }
         }

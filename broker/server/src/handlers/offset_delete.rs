@@ -24,7 +24,9 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> Off
     } else {
         match broker.groups.offset_deletion(&group) {
             Some(deletion) => deletion,
-            None if broker.committed_groups().contains(&group) => OffsetDeletion::Any,
+            None if broker.group_coordinator.committed_groups().contains(&group) => {
+                OffsetDeletion::Any
+            }
             None => OffsetDeletion::NotFound,
         }
     };
@@ -62,7 +64,10 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> Off
         }
         response.topics.push(out);
     }
-    if let Err(err) = broker.delete_offsets(&group, &deleting, now_ms) {
+    if let Err(err) = broker
+        .group_coordinator
+        .delete_offsets(&group, &deleting, now_ms)
+    {
         tracing::error!(group, error = %error_chain(&err), "deleting committed offsets failed");
         response.error_code = ResponseError::CoordinatorNotAvailable.code();
         response.topics.clear();

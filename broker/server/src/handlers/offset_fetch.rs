@@ -102,16 +102,18 @@ fn committed(
     wanted: Wanted,
     require_stable: bool,
 ) -> Vec<(String, Vec<Committed>)> {
-    let wanted = wanted.unwrap_or_else(|| broker.committed_partitions(group));
+    let wanted = wanted.unwrap_or_else(|| broker.group_coordinator.committed_partitions(group));
     wanted
         .into_iter()
         .map(|(topic, partitions)| {
             let found = partitions
                 .into_iter()
                 .map(|partition| {
-                    let unstable =
-                        require_stable && broker.has_pending_txn_offset(group, &topic, partition);
-                    match broker.committed(group, &topic, partition) {
+                    let unstable = require_stable
+                        && broker
+                            .group_coordinator
+                            .has_pending_txn_offset(group, &topic, partition);
+                    match broker.group_coordinator.committed(group, &topic, partition) {
                         Some(c) if !unstable => Committed {
                             partition,
                             offset: c.offset,

@@ -3,7 +3,6 @@
 //! them once the transaction commits, never if it aborts. From v3 a
 //! member's generation is checked as OffsetCommit checks it.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
@@ -11,8 +10,8 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
-use crate::committed::Commit;
 use crate::error_codes;
+use crate::group_coordinator::Commit;
 
 pub fn handle(
     broker: &Broker,
@@ -70,7 +69,7 @@ pub fn handle(
             Ok(()) => 0,
             Err(err) => {
                 tracing::error!(group, error = %error_chain(&err), "cannot write transactional offsets");
-                ResponseError::CoordinatorNotAvailable.code()
+                crate::error_codes::offsets(&err).code()
             }
         },
     };
