@@ -18,8 +18,7 @@ use runnel_protocol::fetch_writer::{
 use runnel_protocol::request::Request;
 use tokio::time::Instant;
 
-use super::{HandlerError, Reply};
-use crate::broker::Broker;
+use super::{DataPath, HandlerError, Reply};
 use crate::replica_manager::Waiter;
 
 /// Kafka's `FETCH_SESSION_ID_NOT_FOUND`: an incremental fetch on a session
@@ -28,7 +27,7 @@ const NO_SESSION_EPOCH: i32 = -1;
 const INITIAL_EPOCH: i32 = 0;
 
 pub async fn handle(
-    broker: &Broker,
+    path: &DataPath<'_>,
     request: &Request,
     fetch: FetchRequest,
 ) -> Result<Reply, HandlerError> {
@@ -47,16 +46,16 @@ pub async fn handle(
     let enough = |bytes: u64| bytes >= fetch.min_bytes.max(0) as u64;
     // The first look registers nowhere: most fetches of a busy partition
     // are answered by it.
-    let (response, bytes, has_error) = read(broker, &fetch, version, None);
+    let (response, bytes, has_error) = read(path, &fetch, version, None);
     if enough(bytes) || has_error || Instant::now() >= deadline {
         return write(version, correlation_id, response);
     }
-    let _waiting = broker.metrics.fetch_waiting();
+    let _waiting = path.metrics.fetch_waiting();
     let waiter = Waiter::new();
     loop {
         // Registered with each partition before it is read again, so an
         // append between this read and the sleep still wakes it.
-        let (response, bytes, has_error) = read(broker, &fetch, version, Some(&waiter));
+        let (response, bytes, has_error) = read(path, &fetch, version, Some(&waiter));
         if enough(bytes) || has_error || Instant::now() >= deadline {
             return write(version, correlation_id, response);
         }
@@ -64,7 +63,7 @@ pub async fn handle(
             .await
             .is_err()
         {
-            let (response, _, _) = read(broker, &fetch, version, None);
+            let (response, _, _) = read(path, &fetch, version, None);
             return write(version, correlation_id, response);
         }
     }
@@ -85,7 +84,7 @@ fn write(
 /// `waiter`, it is registered with each partition's high watermark before
 /// the partition is read.
 fn read(
-    broker: &Broker,
+    path: &DataPath<'_>,
     fetch: &FetchRequest,
     version: i16,
     waiter: Option<&Waiter>,
@@ -98,7 +97,10 @@ fn read(
     let mut topics = Vec::with_capacity(fetch.topics.len());
     for topic in &fetch.topics {
         let name = if version >= 13 {
-            broker.topic_by_id(topic.topic_id).map(|t| t.name)
+            path.metadata
+                .image()
+                .topic_by_id(&topic.topic_id)
+                .map(|t| t.name.clone())
         } else {
             Some(topic.topic.0.to_string())
         };
@@ -107,7 +109,7 @@ fn read(
             let mut out = FetchPartitionData::new(wanted.partition);
             let partition = name
                 .as_deref()
-                .and_then(|n| broker.partition(n, wanted.partition));
+                .and_then(|n| path.replicas.get(n, wanted.partition));
             let Some(partition) = partition else {
                 has_error = true;
                 out.error_code = if version >= 13 && name.is_none() {
@@ -165,7 +167,7 @@ fn read(
                         total += region.length;
                         remaining = remaining.saturating_sub(region.length);
                         if let Some(name) = &name {
-                            broker.metrics.record_fetch(name, region.length);
+                            path.metrics.record_fetch(name, region.length);
                         }
                         out.records = Some(vec![Chunk::Region(region)]);
                     }

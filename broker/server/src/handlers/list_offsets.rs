@@ -10,14 +10,18 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
+use super::DataPath;
 
 const LATEST: i64 = -1;
 const READ_COMMITTED: i8 = 1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    path: &DataPath<'_>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
     // v2+ carries it; older requests are read_uncommitted.
     let request_isolation = request.isolation_level;
@@ -30,7 +34,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
             p.partition_index = partition.partition_index;
             p.timestamp = -1;
             p.offset = -1;
-            match broker.partition(&name, partition.partition_index) {
+            match path.replicas.get(&name, partition.partition_index) {
                 None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(hosted) => {
                     if version >= 4 {

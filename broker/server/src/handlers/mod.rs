@@ -43,6 +43,21 @@ use runnel_protocol::versions;
 use thiserror::Error;
 
 use crate::broker::Broker;
+use crate::cluster_metadata::ClusterMetadata;
+use crate::metrics::BrokerMetrics;
+use crate::replica_manager::ReplicaManager;
+use crate::storage_health::StorageHealth;
+
+/// What the data-path handlers (Produce, Fetch, ListOffsets) are given:
+/// the partitions, the metadata image, the metrics and the log dirs'
+/// health, never the coordinators or the rest of the broker.
+#[derive(Debug, Clone, Copy)]
+pub struct DataPath<'a> {
+    pub replicas: &'a ReplicaManager,
+    pub metadata: &'a ClusterMetadata,
+    pub metrics: &'a BrokerMetrics,
+    pub storage: &'a StorageHealth,
+}
 
 /// What goes back on the connection for one request.
 #[derive(Debug)]
@@ -100,19 +115,25 @@ pub async fn dispatch(
         return Err(HandlerError::UnsupportedVersion { api, version });
     }
     let now = now_ms();
+    let data_path = DataPath {
+        replicas: &broker.replicas,
+        metadata: &broker.metadata,
+        metrics: &broker.metrics,
+        storage: &broker.storage,
+    };
     match api {
         ApiKey::Metadata => respond(
             request,
             &metadata::handle(broker, body(request)?, version, now),
         ),
-        ApiKey::Produce => match produce::handle(broker, body(request)?, version, now).await {
+        ApiKey::Produce => match produce::handle(&data_path, body(request)?, version, now).await {
             Some(response) => respond(request, &response),
             None => Ok(Reply::Nothing),
         },
-        ApiKey::Fetch => fetch::handle(broker, request, body(request)?).await,
+        ApiKey::Fetch => fetch::handle(&data_path, request, body(request)?).await,
         ApiKey::ListOffsets => respond(
             request,
-            &list_offsets::handle(broker, body(request)?, version),
+            &list_offsets::handle(&data_path, body(request)?, version),
         ),
         ApiKey::CreateTopics => respond(
             request,

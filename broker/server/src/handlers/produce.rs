@@ -19,8 +19,9 @@ use runnel_log::batch::BatchError;
 use runnel_log::producer_state::SequenceError;
 use tokio::time::Instant;
 
+use super::DataPath;
 use super::str_bytes;
-use crate::broker::{Broker, error_chain};
+use crate::broker::error_chain;
 use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
 
 /// `None` when the producer asked for no acknowledgement. With `acks=all`
@@ -28,7 +29,7 @@ use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
 /// high watermark has passed its batches (at once while this broker is
 /// the only replica).
 pub async fn handle(
-    broker: &Broker,
+    path: &DataPath<'_>,
     request: ProduceRequest,
     version: i16,
     now_ms: i64,
@@ -58,7 +59,7 @@ pub async fn handle(
                 ))
             } else {
                 append(
-                    broker,
+                    path,
                     &name,
                     partition.index,
                     partition.records.as_deref(),
@@ -81,8 +82,7 @@ pub async fn handle(
                             "an idempotent producer's retry: answered with the first write's offsets"
                         );
                     } else {
-                        broker
-                            .metrics
+                        path.metrics
                             .record_produce(&name, info.size_bytes, info.records_count);
                     }
                     if request.acks == -1 {
@@ -135,13 +135,13 @@ pub async fn handle(
 }
 
 fn append(
-    broker: &Broker,
+    path: &DataPath<'_>,
     topic: &str,
     partition: i32,
     records: Option<&[u8]>,
     now_ms: i64,
 ) -> Result<(Arc<Partition>, Appended), (ResponseError, String)> {
-    let Some(target) = broker.partition(topic, partition) else {
+    let Some(target) = path.replicas.get(topic, partition) else {
         return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("this broker has no partition {topic}-{partition}"),
@@ -149,17 +149,14 @@ fn append(
     };
     match target.append(records.unwrap_or_default(), now_ms) {
         Ok(appended) => {
-            broker
-                .storage
-                .write_succeeded(target.dir(), &*broker.metrics);
+            path.storage.write_succeeded(target.dir(), path.metrics);
             Ok((target, appended))
         }
         Err(err) => {
             let code = error_code(&err);
             if code == ResponseError::KafkaStorageError {
-                broker
-                    .storage
-                    .write_failed(target.dir(), &error_chain(&err), &*broker.metrics);
+                path.storage
+                    .write_failed(target.dir(), &error_chain(&err), path.metrics);
             }
             Err((code, format!("{err}")))
         }
