@@ -20,6 +20,26 @@
 //!   timed on its own), and loopback TCP with 1 MiB writes to a thread that
 //!   reads and discards.
 //!
+//! Then two steps, each on a broker of its own, print how the broker's
+//! work scales with what it holds rather than with the bytes it moves:
+//!
+//! - parked fetches (`broker/parked_fetches.rs`): the produce load above on
+//!   one partition, for an eighth of SIZE, first with no fetch waiting and
+//!   then while 10,000 fetches (`RUNNEL_BENCH_PARKED_FETCHES`; 50 without
+//!   `--bench`) wait on the partitions of another, empty topic, one per
+//!   connection (the open files limit is raised for them, the broker's
+//!   too). Printed: MB/s and broker CPU s/GB appended for each, and their
+//!   ratios; appends should cost the same whether or not fetches wait on
+//!   other partitions;
+//! - topic creation (`broker/topic_creation.rs`): a producer sends one
+//!   16 KiB batch at a time (acks=1, one request in flight) while a topic
+//!   of 1,000 partitions (`RUNNEL_BENCH_CREATE_PARTITIONS`; 20 without
+//!   `--bench`) is created on another connection. Printed: the producer's
+//!   p50, p99 and max latency in a 3 s window before the CreateTopics and
+//!   over the requests that overlap it, the ratio of the p99s, and how long
+//!   the CreateTopics took; creating a topic should barely move the p99 of
+//!   a producer to another.
+//!
 //! Before anything is timed, a file of the benchmark's size is written and
 //! deleted: on a VM the first touch of guest memory costs a host page fault
 //! per page, which would otherwise be billed to whichever step ran first.
@@ -35,6 +55,9 @@
 //! `RUNNEL_BENCH_PARTITIONS` (default 4) sets partitions and so connections,
 //! `RUNNEL_BENCH_IN_FLIGHT` (default 8) the produce requests in flight per
 //! connection, `RUNNEL_BENCH_DIR` the parent of the temporary directory.
+//! To compare two builds in one session, run the bench once per binary:
+//! `RUNNEL_BENCH_BINARY=/path/to/old/runnel cargo bench -p runnel-broker
+//! --bench broker_bench -- 512M`, then again with the new one.
 //! A size past the kernel's dirty-page thresholds (`vm.dirty_background_ratio`
 //! of memory) measures writeback to the device rather than the page cache,
 //! for the broker and the plain write alike.
@@ -44,11 +67,17 @@
 //! generator's CPU is part of what limits the figures; both are printed.
 //!
 //! Code: what this bench shares with group_bench (the broker process, CPU
-//! meters, Kafka frames) is `support/`.
+//! meters, Kafka frames) is `support/`; the last two steps are in
+//! `broker/`.
 
 #[allow(dead_code)] // each bench uses a part of the support
 #[path = "support/mod.rs"]
 mod support;
+
+#[path = "broker/parked_fetches.rs"]
+mod parked_fetches;
+#[path = "broker/topic_creation.rs"]
+mod topic_creation;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream as StdTcpStream};
@@ -80,6 +109,14 @@ const DEFAULT_BYTES: u64 = 2 << 30;
 const SMOKE_TEST_BYTES: u64 = 16 << 20;
 const DEFAULT_PARTITIONS: i32 = 4;
 const DEFAULT_IN_FLIGHT: usize = 8;
+/// The parked fetches step appends this share of the bytes produced.
+const PARKED_STEP_SHARE: u64 = 8;
+const DEFAULT_PARKED_FETCHES: usize = 10_000;
+const SMOKE_TEST_PARKED_FETCHES: usize = 50;
+const DEFAULT_CREATE_PARTITIONS: i32 = 1000;
+const SMOKE_TEST_CREATE_PARTITIONS: i32 = 20;
+const BASELINE_WINDOW: Duration = Duration::from_secs(3);
+const SMOKE_TEST_BASELINE_WINDOW: Duration = Duration::from_millis(300);
 const RECORD_BYTES: usize = 1024;
 /// 15 records of 1 KiB plus record and batch overhead stay under 16 KiB.
 const RECORDS_PER_BATCH: usize = 15;
@@ -104,6 +141,9 @@ struct Settings {
     target_bytes: u64,
     partitions: i32,
     in_flight: usize,
+    parked_fetches: usize,
+    create_partitions: i32,
+    baseline_window: Duration,
 }
 
 fn run() -> Result<()> {
@@ -201,7 +241,70 @@ fn run() -> Result<()> {
         100.0 * loopback.as_secs_f64() / fetch.cost.wall.as_secs_f64(),
         shutdown.as_secs_f64()
     );
+
+    // The next steps each start a broker of their own; this one's data
+    // would only hold disk and page cache.
+    std::fs::remove_dir_all(&log_dir)
+        .with_context(|| format!("cannot remove {}", log_dir.display()))?;
+    let batch = Bytes::from(batch);
+    let load = parked_fetches::Load {
+        parked: settings.parked_fetches,
+        batches: (batches / PARKED_STEP_SHARE).max(1),
+        in_flight: settings.in_flight,
+    };
+    print_parked(&parked_fetches::run(dir.path(), &runtime, &batch, load)?);
+    print_creation(&topic_creation::run(
+        dir.path(),
+        &runtime,
+        &batch,
+        settings.create_partitions,
+        settings.baseline_window,
+    )?);
     Ok(())
+}
+
+fn print_parked(report: &parked_fetches::Report) {
+    let gb = report.bytes as f64 / 1e9;
+    let line = |parked: usize, cost: &Cost| {
+        println!(
+            "appends to 1 partition, {parked:5} fetches parked on others: {:7.1} MB/s, broker {:.2} CPU s/GB in, load generator {:.2} CPU s/GB, machine {:.0}% busy",
+            mb_per_s(report.bytes, cost.wall),
+            cost.broker_cpu_seconds / gb,
+            cost.client_cpu_seconds / gb,
+            100.0 * cost.machine_busy,
+        );
+    };
+    line(0, &report.alone);
+    line(report.parked, &report.with_parked);
+    println!(
+        "{} parked fetches: {:.2}x the broker CPU per GB appended, {:.2}x the throughput ({:.0} MB appended each time; {} fetches still parked at the end)",
+        report.parked,
+        report.with_parked.broker_cpu_seconds / report.alone.broker_cpu_seconds,
+        report.alone.wall.as_secs_f64() / report.with_parked.wall.as_secs_f64(),
+        report.bytes as f64 / 1e6,
+        report.still_parked,
+    );
+}
+
+fn print_creation(report: &topic_creation::Report) {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let line = |when: &str, l: &topic_creation::Latencies| {
+        println!(
+            "producer latency, 16KiB batches, one in flight, {when}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
+            ms(l.p50),
+            ms(l.p99),
+            ms(l.max),
+            l.requests,
+        );
+    };
+    line("before creating a topic", &report.baseline);
+    line("while creating one     ", &report.during);
+    println!(
+        "creating a topic of {} partitions took {:.2} s; the producer's p99 latency meanwhile is {:.2}x the baseline",
+        report.partitions,
+        report.create.as_secs_f64(),
+        report.during.p99.as_secs_f64() / report.baseline.p99.as_secs_f64(),
+    );
 }
 
 fn settings() -> Result<Settings> {
@@ -217,10 +320,32 @@ fn settings() -> Result<Settings> {
         None if support::full_size() => DEFAULT_BYTES,
         None => SMOKE_TEST_BYTES,
     };
+    let full = support::full_size();
     Ok(Settings {
         target_bytes,
         partitions: env_positive("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS)?,
         in_flight: env_positive("RUNNEL_BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT)?,
+        parked_fetches: env_positive(
+            "RUNNEL_BENCH_PARKED_FETCHES",
+            if full {
+                DEFAULT_PARKED_FETCHES
+            } else {
+                SMOKE_TEST_PARKED_FETCHES
+            },
+        )?,
+        create_partitions: env_positive(
+            "RUNNEL_BENCH_CREATE_PARTITIONS",
+            if full {
+                DEFAULT_CREATE_PARTITIONS
+            } else {
+                SMOKE_TEST_CREATE_PARTITIONS
+            },
+        )?,
+        baseline_window: if full {
+            BASELINE_WINDOW
+        } else {
+            SMOKE_TEST_BASELINE_WINDOW
+        },
     })
 }
 

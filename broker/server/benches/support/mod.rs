@@ -5,13 +5,17 @@
 //!   stopped with SIGTERM;
 //! - `cpu`: CPU time of the broker and the load generator, and how busy the
 //!   machine was, over one timed phase;
-//! - `wire`: Kafka request and response frames over tokio sockets.
+//! - `wire`: Kafka request and response frames over tokio sockets;
+//! - `metrics`: gauges read from the broker's Prometheus endpoint;
+//! - `limits`: the open files limit, raised for thousands of connections.
 //!
 //! Included by each bench with `#[path = "support/mod.rs"] mod support;`:
 //! Cargo takes `benches/*.rs` and `benches/*/main.rs` as benches, so this
 //! directory is not one of its own.
 
 pub mod cpu;
+pub mod limits;
+pub mod metrics;
 pub mod process;
 pub mod wire;
 

@@ -17,6 +17,8 @@ const READY_DEADLINE: Duration = Duration::from_secs(30);
 pub struct BrokerProcess {
     child: Child,
     pub addr: SocketAddr,
+    /// The Prometheus endpoint, when the ready line names it.
+    pub metrics_addr: Option<SocketAddr>,
     exited: bool,
 }
 
@@ -59,21 +61,27 @@ impl BrokerProcess {
                 let Ok(line) = line else { break };
                 if let Some(rest) = line.strip_prefix("runnel: listening on ") {
                     let addr = rest.split(' ').next().unwrap_or_default().to_string();
-                    let _ = ready_tx.send(addr);
+                    let metrics = rest
+                        .split_once("metrics on http://")
+                        .and_then(|(_, url)| url.split('/').next())
+                        .map(str::to_string);
+                    let _ = ready_tx.send((addr, metrics));
                 }
             }
         });
         let mut broker = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: None,
             exited: false,
         };
-        let addr = ready
+        let (addr, metrics_addr) = ready
             .recv_timeout(READY_DEADLINE)
             .context("no `runnel: listening on` line from the broker")?;
         broker.addr = addr
             .parse()
             .with_context(|| format!("listener address {addr:?}"))?;
+        broker.metrics_addr = metrics_addr.and_then(|a| a.parse().ok());
         eprintln!(
             "{bench}: runnel serve (pid {}) listening on {}",
             broker.pid(),
