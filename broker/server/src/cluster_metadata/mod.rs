@@ -185,3 +185,77 @@ fn replay(
     }
     Ok(delta)
 }
+
+#[cfg(test)]
+mod tests {
+    use runnel_log::ManagerConfig;
+    use runnel_metadata::changes::{NewTopic, create_topic};
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn open(dir: &std::path::Path) -> (LogManager, ClusterMetadata) {
+        let logs =
+            LogManager::open(ManagerConfig::new(vec![dir.to_path_buf()]), NOW).expect("logs");
+        let metadata = ClusterMetadata::open(&logs, 1, NOW).expect("metadata");
+        (logs, metadata)
+    }
+
+    fn create(metadata: &ClusterMetadata, name: &str) -> Applied {
+        let topic = NewTopic {
+            name: name.into(),
+            id: uuid::Uuid::new_v4(),
+            partitions: 2,
+            replication_factor: 1,
+            configs: Default::default(),
+        };
+        metadata
+            .change(NOW, |image| Ok((create_topic(image, &topic, &[1])?, ())))
+            .expect("create")
+            .0
+    }
+
+    #[test]
+    fn changes_survive_a_crash_and_a_snapshot_and_tell_the_local_leaders() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (logs, metadata) = open(dir.path());
+        assert!(metadata.image().offset() < 0, "a new data dir");
+        let applied = create(&metadata, "a");
+        assert_eq!(applied.local.leaders.len(), 2, "this broker leads both");
+        let id = applied.image.topic("a").expect("a").id;
+        // Dropped without a snapshot or a clean shutdown: replayed from the
+        // log.
+        drop((metadata, logs));
+        let (logs, metadata) = open(dir.path());
+        assert_eq!(metadata.image().topic("a").map(|t| t.id), Some(id));
+        let refused = metadata.change(NOW, |image| {
+            let again = NewTopic {
+                name: "a".into(),
+                id: uuid::Uuid::new_v4(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: Default::default(),
+            };
+            Ok((create_topic(image, &again, &[1])?, ()))
+        });
+        assert!(
+            matches!(refused, Err(MetadataError::Refused(_))),
+            "{refused:?}"
+        );
+
+        create(&metadata, "b");
+        metadata.snapshot(NOW).expect("snapshot");
+        drop((metadata, logs));
+        let (_logs, metadata) = open(dir.path());
+        let image = metadata.image();
+        assert_eq!(image.topic("a").map(|t| t.id), Some(id));
+        assert_eq!(image.topic("b").map(|t| t.partitions.len()), Some(2));
+        let snapshots = std::fs::read_dir(dir.path().join("__cluster_metadata-0"))
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint"))
+            .count();
+        assert_eq!(snapshots, 1);
+    }
+}
