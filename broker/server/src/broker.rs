@@ -55,13 +55,13 @@ pub enum TopicOpError {
 pub struct Broker {
     pub config: BrokerConfig,
     /// The partitions this broker hosts (replica_manager/).
-    pub replicas: ReplicaManager,
+    pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
     /// Log dirs that cannot take writes (storage_health.rs).
     pub storage: crate::storage_health::StorageHealth,
     /// The metadata log and its image: topics, partitions, configs,
     /// producer-id blocks (cluster_metadata/).
-    pub metadata: ClusterMetadata,
+    pub metadata: Arc<ClusterMetadata>,
     /// Held for a whole topic creation, deletion or growth: its checks,
     /// its records and the logs they create or delete.
     topic_changes: Mutex<()>,
@@ -73,9 +73,9 @@ pub struct Broker {
     /// reach `__consumer_offsets` in the order they happened.
     pub(crate) group_store: Mutex<()>,
     /// InitProducerId's ids.
-    pub producer_ids: crate::producer_ids::ProducerIds,
-    /// The transactional ids this broker coordinates (txns.rs).
-    pub(crate) transactions: crate::txn_registry::Transactions,
+    pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    /// The transaction coordinator (txn_coordinator/).
+    pub txn_coordinator: crate::txn_coordinator::TxnCoordinator,
     /// Offsets of open transactions (TxnOffsetCommit) by producer id,
     /// applied when the transaction commits (committed.rs).
     pub(crate) pending_txn_offsets:
@@ -93,7 +93,7 @@ impl Broker {
         metadata: ClusterMetadata,
         metrics: Arc<BrokerMetrics>,
     ) -> Self {
-        let replicas = ReplicaManager::new(Arc::clone(&logs));
+        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&logs)));
         let image = metadata.image();
         for topic in image.topics() {
             let view = Topic::from_image(&image, topic);
@@ -122,6 +122,14 @@ impl Broker {
             group_min_session_timeout_ms: config.group_min_session_timeout_ms,
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
         };
+        let metadata = Arc::new(metadata);
+        let producer_ids = Arc::<crate::producer_ids::ProducerIds>::default();
+        let txn_coordinator = crate::txn_coordinator::TxnCoordinator::open(
+            &config,
+            &replicas,
+            &metadata,
+            &producer_ids,
+        );
         Self {
             storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
             config,
@@ -132,8 +140,8 @@ impl Broker {
             offsets: Mutex::new(runnel_coordinator::OffsetStore::new()),
             groups: Arc::new(crate::groups::Groups::new(group_config)),
             group_store: Mutex::new(()),
-            producer_ids: Default::default(),
-            transactions: Default::default(),
+            producer_ids,
+            txn_coordinator,
             pending_txn_offsets: Default::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
@@ -201,6 +209,7 @@ impl Broker {
                 topic: topic.into(),
                 source,
             })?;
+        self.follow_transaction_partitions(&applied.local, now_ms);
         Ok(applied.image)
     }
 

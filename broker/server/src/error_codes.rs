@@ -7,6 +7,8 @@ use kafka_protocol::error::ResponseError;
 use runnel_coordinator::group::GroupError;
 use runnel_coordinator::txn::TxnError;
 
+use crate::txn_coordinator::TxnRequestError;
+
 /// The group coordinator's refusals, as Kafka's `GroupCoordinator` answers.
 pub fn group(error: GroupError) -> ResponseError {
     match error {
@@ -36,6 +38,16 @@ pub fn txn(error: TxnError) -> ResponseError {
         TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
         TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
         TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+    }
+}
+
+/// A transactional request the coordinator did not carry out.
+pub fn txn_request(error: &TxnRequestError) -> ResponseError {
+    match error {
+        TxnRequestError::Refused(err) => txn(*err),
+        TxnRequestError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        // Retriable: the client tries again.
+        TxnRequestError::Store(_) => ResponseError::CoordinatorNotAvailable,
     }
 }
 
@@ -72,6 +84,9 @@ mod tests {
         ];
         for (error, code) in txns {
             assert_eq!(txn(error).code(), code, "{error:?}");
+            assert_eq!(txn_request(&error.into()).code(), code, "{error:?}");
         }
+        let not_coordinator = TxnRequestError::NotCoordinator { partition: 3 };
+        assert_eq!(txn_request(&not_coordinator).code(), 16);
     }
 }

@@ -41,7 +41,7 @@ mod serve;
 mod storage_health;
 mod tools;
 mod topics;
-mod txn_registry;
+mod txn_coordinator;
 mod txns;
 
 use std::process::ExitCode;
