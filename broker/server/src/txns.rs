@@ -88,3 +88,48 @@ impl Broker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn_coordinator::TxnRequestError;
+
+    fn not_coordinator<T: std::fmt::Debug>(result: Result<T, TxnRequestError>) {
+        assert!(
+            matches!(result, Err(TxnRequestError::NotCoordinator { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn partitions_load_when_created_or_started_and_unload_when_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = crate::broker::open_for_test(dir.path());
+        not_coordinator(broker.txn_coordinator.init_producer("a", 60_000, 0));
+        broker.ensure_transaction_topic(0).expect("create");
+        let init = broker
+            .txn_coordinator
+            .init_producer("a", 60_000, 0)
+            .expect("loaded on creation");
+        drop(broker);
+
+        let broker = crate::broker::open_for_test(dir.path());
+        not_coordinator(
+            broker
+                .txn_coordinator
+                .check_producer("a", init.producer_id, 0),
+        );
+        assert_eq!(broker.load_transactions(1).expect("load"), 1);
+        let again = broker
+            .txn_coordinator
+            .init_producer("a", 60_000, 2)
+            .expect("init");
+        assert_eq!(
+            (again.producer_id, again.producer_epoch),
+            (init.producer_id, 1)
+        );
+
+        broker.delete_topic(TRANSACTION_TOPIC).expect("delete");
+        not_coordinator(broker.txn_coordinator.init_producer("a", 60_000, 3));
+    }
+}
