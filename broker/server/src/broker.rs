@@ -62,7 +62,7 @@ pub struct Broker {
     pub storage: crate::storage_health::StorageHealth,
     /// The metadata log and its image: topics, partitions, configs,
     /// producer-id blocks (cluster_metadata/).
-    pub metadata: ClusterMetadata,
+    pub metadata: Arc<ClusterMetadata>,
     /// Held for a whole topic creation, deletion or growth: its checks,
     /// its records and the logs they create or delete.
     topic_changes: Mutex<()>,
@@ -73,9 +73,9 @@ pub struct Broker {
     /// Consumer groups and their held requests (groups.rs).
     pub groups: Arc<crate::groups::Groups>,
     /// InitProducerId's ids.
-    pub producer_ids: crate::producer_ids::ProducerIds,
-    /// The transactional ids this broker coordinates (txns.rs).
-    pub(crate) transactions: crate::txn_registry::Transactions,
+    pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    /// The transaction coordinator (txn_coordinator/).
+    pub txn_coordinator: crate::txn_coordinator::TxnCoordinator,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -125,6 +125,14 @@ impl Broker {
             config.offsets_retention_ms,
             config.offsets_topic_num_partitions,
         );
+        let metadata = Arc::new(metadata);
+        let producer_ids = Arc::<crate::producer_ids::ProducerIds>::default();
+        let txn_coordinator = crate::txn_coordinator::TxnCoordinator::open(
+            &config,
+            &replicas,
+            &metadata,
+            &producer_ids,
+        );
         Self {
             storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
             config,
@@ -134,8 +142,8 @@ impl Broker {
             topic_changes: Mutex::new(()),
             group_coordinator,
             groups,
-            producer_ids: Default::default(),
-            transactions: Default::default(),
+            producer_ids,
+            txn_coordinator,
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }
@@ -182,27 +190,35 @@ impl Broker {
         now_ms: i64,
         build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ChangeError>,
     ) -> Result<Arc<MetadataImage>, TopicOpError> {
+        let mut storage = Ok(());
         let (applied, ()) = self
             .metadata
-            .change(now_ms, |image| build(image).map(|records| (records, ())))
+            .change_then(
+                now_ms,
+                |image| build(image).map(|records| (records, ())),
+                |applied| {
+                    let image = &applied.image;
+                    storage = self.replicas.apply(&applied.local, now_ms, |name| {
+                        image
+                            .topic(name)
+                            .map(|t| Topic::from_image(image, t))
+                            .and_then(|t| t.log_config(&self.config.log).ok())
+                            .unwrap_or_else(|| self.config.log.clone())
+                    });
+                    self.coordinate(applied);
+                    self.follow_transaction_partitions(&applied.local, now_ms);
+                },
+            )
             .map_err(|source| TopicOpError::Metadata {
                 topic: topic.into(),
                 source: Box::new(source),
             })?;
-        let image = &applied.image;
-        self.replicas
-            .apply(&applied.local, now_ms, |name| {
-                image
-                    .topic(name)
-                    .map(|t| Topic::from_image(image, t))
-                    .and_then(|t| t.log_config(&self.config.log).ok())
-                    .unwrap_or_else(|| self.config.log.clone())
-            })
-            .map_err(|source| TopicOpError::Storage {
-                topic: topic.into(),
-                source,
-            })?;
-        self.coordinate(&applied);
+        // The records are in the metadata log either way; a partition whose
+        // log could not be made is not served.
+        storage.map_err(|source| TopicOpError::Storage {
+            topic: topic.into(),
+            source,
+        })?;
         Ok(applied.image)
     }
 

@@ -8,6 +8,7 @@ use runnel_coordinator::group::GroupError;
 use runnel_coordinator::txn::TxnError;
 
 use crate::group_coordinator::OffsetsError;
+use crate::txn_coordinator::TxnRequestError;
 
 /// The group coordinator's refusals, as Kafka's `GroupCoordinator` answers.
 pub fn group(error: GroupError) -> ResponseError {
@@ -51,6 +52,16 @@ pub fn offsets(error: &OffsetsError) -> ResponseError {
     }
 }
 
+/// A transactional request the coordinator did not carry out.
+pub fn txn_request(error: &TxnRequestError) -> ResponseError {
+    match error {
+        TxnRequestError::Refused(err) => txn(*err),
+        TxnRequestError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        // Retriable: the client tries again.
+        TxnRequestError::Store(_) => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +95,9 @@ mod tests {
         ];
         for (error, code) in txns {
             assert_eq!(txn(error).code(), code, "{error:?}");
+            assert_eq!(txn_request(&error.into()).code(), code, "{error:?}");
         }
+        let not_coordinator = TxnRequestError::NotCoordinator { partition: 3 };
+        assert_eq!(txn_request(&not_coordinator).code(), 16);
     }
 }

@@ -9,8 +9,6 @@ const READ_CHUNK_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Error)]
 pub enum ReadError {
-    #[error("partition {partition} of {topic} is missing")]
-    MissingPartition { topic: String, partition: i32 },
     #[error("cannot read {topic}")]
     Log {
         topic: String,

@@ -32,7 +32,6 @@ mod group_coordinator;
 mod group_metrics;
 mod groups;
 mod handlers;
-mod internal_topic;
 mod log_reader;
 mod meta;
 mod metrics;
@@ -42,7 +41,7 @@ mod serve;
 mod storage_health;
 mod tools;
 mod topics;
-mod txn_registry;
+mod txn_coordinator;
 mod txns;
 
 use std::process::ExitCode;

@@ -389,15 +389,8 @@ async fn abort_timed_out_transactions(broker: Arc<Broker>, stop: watch::Receiver
         "aborting timed-out transactions",
         move || {
             let now = now_ms();
-            let pass = broker
-                .abort_timed_out_transactions(now)
-                .and_then(|_| broker.expire_transactional_ids(now));
-            if let Err(err) = pass {
-                tracing::error!(
-                    error = %error_chain(&err),
-                    "aborting timed-out transactions failed"
-                );
-            }
+            broker.txns_ended(broker.txn_coordinator.abort_timed_out(now));
+            broker.txn_coordinator.expire_ids(now);
         },
     )
     .await

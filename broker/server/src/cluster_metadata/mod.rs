@@ -143,6 +143,20 @@ impl ClusterMetadata {
         now_ms: i64,
         build: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ChangeError>,
     ) -> Result<(Applied, T), MetadataError> {
+        self.change_then(now_ms, build, |_| {})
+    }
+
+    /// As [`ClusterMetadata::change`], with `apply` run on the result
+    /// before the new image is published: this broker's share of a change
+    /// (logs created, coordinators loaded) is in place before any request
+    /// sees the topic, so none finds a topic whose partitions are not
+    /// there yet. Changes apply one at a time.
+    pub fn change_then<T>(
+        &self,
+        now_ms: i64,
+        build: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ChangeError>,
+        apply: impl FnOnce(&Applied),
+    ) -> Result<(Applied, T), MetadataError> {
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         let image = self.image();
         let (records, extra) = build(&image).map_err(MetadataError::Refused)?;
@@ -156,9 +170,13 @@ impl ClusterMetadata {
             ));
         }
         let (image, delta) = store.append_and_replay(&image, &records, now_ms)?;
-        *self.image.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&image);
-        let local = delta.local_changes(self.node_id);
-        Ok((Applied { image, local }, extra))
+        let applied = Applied {
+            local: delta.local_changes(self.node_id),
+            image,
+        };
+        apply(&applied);
+        *self.image.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&applied.image);
+        Ok((applied, extra))
     }
 
     /// Writes a snapshot of the current image and lets the log start after

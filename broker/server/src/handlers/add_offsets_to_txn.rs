@@ -7,6 +7,7 @@ use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnRespon
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
+use crate::error_codes;
 use crate::group_coordinator::OFFSETS_TOPIC;
 
 pub fn handle(
@@ -22,7 +23,7 @@ pub fn handle(
         return response;
     }
     let partition = broker.coordinator_partition(&request.group_id.0);
-    if let Err(err) = broker.add_partitions_to_txn(
+    if let Err(err) = broker.txn_coordinator.add_partitions(
         &request.transactional_id.0,
         request.producer_id.0,
         request.producer_epoch,
@@ -30,7 +31,7 @@ pub fn handle(
         now_ms,
     ) {
         tracing::debug!(transactional_id = %request.transactional_id.0, error = %error_chain(&err), "AddOffsetsToTxn refused");
-        response.error_code = err.code();
+        response.error_code = error_codes::txn_request(&err).code();
     }
     response
 }

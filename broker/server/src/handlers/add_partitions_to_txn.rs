@@ -13,9 +13,11 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResponse, AddPartitionsToTxnResult,
     AddPartitionsToTxnTopicResult,
 };
+use runnel_coordinator::txn::TxnError;
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(
     broker: &Broker,
@@ -31,7 +33,8 @@ pub fn handle(
             .map(|txn| {
                 let topic_results = if txn.verify_only {
                     let wanted = partitions_of(&txn.topics);
-                    let codes = broker.verify_partitions_in_txn(
+                    let codes = verify(
+                        broker,
                         &txn.transactional_id.0,
                         txn.producer_id.0,
                         txn.producer_epoch,
@@ -74,6 +77,35 @@ fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect()
+}
+
+/// `verify_only`: each partition answered 0 when it is in the producer's
+/// open transaction, INVALID_TXN_STATE when not, or the producer's error.
+fn verify(
+    broker: &Broker,
+    transactional_id: &str,
+    producer_id: i64,
+    producer_epoch: i16,
+    wanted: &[(String, i32)],
+) -> Vec<i16> {
+    match broker.txn_coordinator.verify_partitions(
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        wanted,
+    ) {
+        Ok(held) => held
+            .into_iter()
+            .map(|held| {
+                if held {
+                    0
+                } else {
+                    error_codes::txn(TxnError::InvalidTxnState).code()
+                }
+            })
+            .collect(),
+        Err(err) => vec![error_codes::txn_request(&err).code(); wanted.len()],
+    }
 }
 
 /// Each partition of `topics` answered with `code_for` it.
@@ -128,7 +160,7 @@ fn add(
         }
     };
     let all = if unknown.is_empty() {
-        match broker.add_partitions_to_txn(
+        match broker.txn_coordinator.add_partitions(
             transactional_id,
             producer_id,
             producer_epoch,
@@ -138,7 +170,7 @@ fn add(
             Ok(()) => 0,
             Err(err) => {
                 tracing::debug!(transactional_id, error = %error_chain(&err), "AddPartitionsToTxn refused");
-                err.code()
+                error_codes::txn_request(&err).code()
             }
         }
     } else {

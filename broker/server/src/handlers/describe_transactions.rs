@@ -23,7 +23,7 @@ pub fn describe(
     broker: &Broker,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    let all = broker.transactions_now();
+    let all = broker.txn_coordinator.transactions_now();
     let mut response = DescribeTransactionsResponse::default();
     response.transaction_states = request
         .transactional_ids
@@ -97,6 +97,7 @@ pub fn list(
         -1
     };
     response.transaction_states = broker
+        .txn_coordinator
         .transactions_now()
         .into_iter()
         .filter(|(_, t)| request.state_filters.is_empty() || wanted_states.contains(&t.state))

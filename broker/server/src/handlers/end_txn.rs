@@ -6,18 +6,22 @@ use kafka_protocol::messages::end_txn_response::EndTxnResponse;
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(broker: &Broker, request: EndTxnRequest, now_ms: i64) -> EndTxnResponse {
     let mut response = EndTxnResponse::default();
-    if let Err(err) = broker.end_txn(
+    match broker.txn_coordinator.end_txn(
         &request.transactional_id.0,
         request.producer_id.0,
         request.producer_epoch,
         request.committed,
         now_ms,
     ) {
-        tracing::debug!(transactional_id = %request.transactional_id.0, error = %error_chain(&err), "EndTxn refused");
-        response.error_code = err.code();
+        Ok(ended) => broker.txns_ended(ended),
+        Err(err) => {
+            tracing::debug!(transactional_id = %request.transactional_id.0, error = %error_chain(&err), "EndTxn refused");
+            response.error_code = error_codes::txn_request(&err).code();
+        }
     }
     response
 }

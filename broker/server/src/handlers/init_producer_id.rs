@@ -1,7 +1,7 @@
 //! InitProducerId: without a transactional id, a new producer id at epoch
 //! 0 for every request, as Kafka does (a producer that asks with its
 //! current id and epoch, KIP-360, gets a new id too); with one, the
-//! transaction coordinator's id and next epoch (txns.rs), fencing the
+//! transaction coordinator's id and next epoch (txn_coordinator/), fencing the
 //! previous producer of that transactional id.
 
 use kafka_protocol::error::ResponseError;
@@ -11,6 +11,7 @@ use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use runnel_http::error_chain;
 
 use crate::broker::Broker;
+use crate::error_codes;
 
 pub fn handle(
     broker: &Broker,
@@ -21,17 +22,25 @@ pub fn handle(
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(transactional_id) = &request.transactional_id {
-        return match broker.init_transactional_producer(
+        if let Err(err) = broker.ensure_transaction_topic(now_ms) {
+            tracing::error!(error = %error_chain(&err), "cannot create the transaction state topic");
+            response.error_code = ResponseError::CoordinatorNotAvailable.code();
+            return response;
+        }
+        return match broker.txn_coordinator.init_producer(
             &transactional_id.0,
             request.transaction_timeout_ms,
             now_ms,
         ) {
-            Ok((id, epoch)) => response
-                .with_producer_id(ProducerId(id))
-                .with_producer_epoch(epoch),
+            Ok(initialized) => {
+                broker.txns_ended(initialized.ended);
+                response
+                    .with_producer_id(ProducerId(initialized.producer_id))
+                    .with_producer_epoch(initialized.producer_epoch)
+            }
             Err(err) => {
                 tracing::debug!(transactional_id = %transactional_id.0, error = %error_chain(&err), "InitProducerId refused");
-                response.error_code = err.code();
+                response.error_code = error_codes::txn_request(&err).code();
                 response
             }
         };

@@ -20,12 +20,13 @@ pub fn handle(
 ) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let checked = broker
-        .check_txn_producer(
+        .txn_coordinator
+        .check_producer(
             &request.transactional_id.0,
             request.producer_id.0,
             request.producer_epoch,
         )
-        .map_err(|err| error_codes::txn(err).code())
+        .map_err(|err| error_codes::txn_request(&err).code())
         .and_then(|()| {
             if request.generation_id >= 0 {
                 match broker
