@@ -15,12 +15,14 @@ import java.util.function.BooleanSupplier;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -92,12 +94,29 @@ final class Env {
         return name;
     }
 
+    /**
+     * Waits until every partition of {@code topic} has a leader that serves it. Metadata
+     * names a leader before Kafka's broker has created the partition's log; a producer
+     * that sends in that window gets NOT_LEADER_OR_FOLLOWER, and the Java idempotent
+     * producer's retry of it was seen looping on OUT_OF_ORDER_SEQUENCE_NUMBER until its
+     * delivery timeout, losing the record (GroupTest on Kafka, once). ListOffsets
+     * answers only once the leader hosts the partition.
+     */
     static void awaitLeaders(Admin admin, String topic, int partitions) {
         await("topic " + topic + " with " + partitions + " led partitions", () -> {
             try {
                 TopicDescription d = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic);
-                return d.partitions().size() == partitions
+                boolean led = d.partitions().size() == partitions
                         && d.partitions().stream().allMatch(p -> p.leader() != null && !p.leader().isEmpty());
+                if (!led) {
+                    return false;
+                }
+                Map<TopicPartition, OffsetSpec> latest = new HashMap<>();
+                for (int p = 0; p < partitions; p++) {
+                    latest.put(new TopicPartition(topic, p), OffsetSpec.latest());
+                }
+                admin.listOffsets(latest).all().get();
+                return true;
             } catch (ExecutionException e) {
                 return false;
             }
