@@ -137,4 +137,25 @@ pub enum LogError {
     OpenWorkerPanicked { dir: PathBuf },
 }
 
+impl LogError {
+    /// Whether the storage under the log failed (a full disk, an I/O
+    /// error), as opposed to the request or its records being refused:
+    /// the log dir cannot take writes until it recovers.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::CreateDir { .. }
+                | Self::ListDir { .. }
+                | Self::OpenSegment { .. }
+                | Self::WriteSegment { .. }
+                | Self::ReadSegment { .. }
+                | Self::Flush { .. }
+                | Self::Rename { .. }
+                | Self::Delete { .. }
+                | Self::WriteCheckpoint { .. }
+                | Self::WriteSnapshot { .. }
+        )
+    }
+}
+
 pub type Result<T, E = LogError> = std::result::Result<T, E>;

@@ -231,15 +231,20 @@ impl LogManager {
             .collect()
     }
 
-    /// Flushes the logs whose `flush.ms` has passed; returns how many.
-    pub fn flush_due(&self, now_ms: i64) -> Result<usize> {
+    /// Flushes the logs whose `flush.ms` has passed; returns how many. A
+    /// log that fails to flush is given to `failed` with its directory,
+    /// and the others are still flushed.
+    pub fn flush_due(&self, now_ms: i64, mut failed: impl FnMut(&Path, LogError)) -> usize {
         let mut flushed = 0;
         for (_, _, log) in self.all_logs() {
-            if lock(&log).flush_if_due(now_ms)? {
-                flushed += 1;
+            let mut log = lock(&log);
+            match log.flush_if_due(now_ms) {
+                Ok(true) => flushed += 1,
+                Ok(false) => {}
+                Err(err) => failed(log.dir(), err),
             }
         }
-        Ok(flushed)
+        flushed
     }
 
     /// Applies retention to every log; returns the segments removed.

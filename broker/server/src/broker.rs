@@ -1,56 +1,26 @@
-//! The broker's shared state: its settings, the partition logs, the topic
-//! registry, the append signal long-polling fetches wait on, and metrics.
-//! Handlers get `&Broker`; nothing here is held across an await.
+//! The broker's assembly: it builds the parts (the replica manager, the
+//! metadata, topic changes, the coordinators) and wires them together.
+//! Handlers get a context of the parts they use (handlers/mod.rs), never
+//! the whole; nothing here is held across an await.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
-use runnel_log::{LogConfig, LogManager};
-use thiserror::Error;
-use uuid::Uuid;
+use runnel_log::LogManager;
 
-use runnel_metadata::changes::{self, NewTopic};
-use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
+use crate::cluster_metadata::ClusterMetadata;
+use crate::group_coordinator::GroupCoordinator;
+use crate::internal_topics::InternalTopics;
+use crate::topic_admin::{LocalChangesListener, TopicAdmin};
+use crate::txn_coordinator::TxnCoordinator;
+use crate::txns::TxnPartitions;
 
-use crate::cluster_metadata::{Applied, ClusterMetadata};
-use crate::group_coordinator::{GroupCoordinator, OFFSETS_TOPIC};
-
-/// Logged errors keep their causes; the helper is runnel-http's, shared
-/// with the operator, and stays reachable here for existing imports.
-pub use runnel_http::error_chain;
+use runnel_http::error_chain;
 
 use crate::config::BrokerConfig;
 use crate::metrics::BrokerMetrics;
 use crate::replica_manager::{Partition, ReplicaManager};
-use crate::topics::{Topic, TopicError, effective_config, validate_name};
-
-#[derive(Debug, Error)]
-pub enum TopicOpError {
-    #[error(transparent)]
-    InvalidName(TopicError),
-    #[error("topic {0:?} already exists")]
-    AlreadyExists(String),
-    #[error("topic {0:?} does not exist")]
-    Unknown(String),
-    #[error("partition count {count} is invalid: {reason}")]
-    InvalidPartitions { count: i32, reason: String },
-    #[error("replication factor {0} is invalid: this cluster has one broker")]
-    InvalidReplicationFactor(i16),
-    #[error(transparent)]
-    InvalidConfig(TopicError),
-    #[error("the metadata change for topic {topic} failed")]
-    Metadata {
-        topic: String,
-        #[source]
-        source: Box<crate::cluster_metadata::MetadataError>,
-    },
-    #[error("storage failed for topic {topic}")]
-    Storage {
-        topic: String,
-        #[source]
-        source: runnel_log::LogError,
-    },
-}
+use crate::storage_health::StorageHealth;
+use crate::topics::Topic;
 
 #[derive(Debug)]
 pub struct Broker {
@@ -59,23 +29,27 @@ pub struct Broker {
     pub replicas: Arc<ReplicaManager>,
     pub metrics: Arc<BrokerMetrics>,
     /// Log dirs that cannot take writes (storage_health.rs).
-    pub storage: crate::storage_health::StorageHealth,
+    pub storage: Arc<StorageHealth>,
     /// The metadata log and its image: topics, partitions, configs,
     /// producer-id blocks (cluster_metadata/).
     pub metadata: Arc<ClusterMetadata>,
-    /// Held for a whole topic creation, deletion or growth: its checks,
-    /// its records and the logs they create or delete.
-    topic_changes: Mutex<()>,
+    /// Creating, deleting, growing and configuring topics (topic_admin.rs).
+    pub topics: Arc<TopicAdmin>,
+    /// `__consumer_offsets` and `__transaction_state`, made when first
+    /// needed (internal_topics.rs).
+    pub internal: InternalTopics,
     /// Committed offsets and stored groups, sharded by the
     /// `__consumer_offsets` partitions this broker leads
     /// (group_coordinator/).
-    pub group_coordinator: GroupCoordinator,
+    pub group_coordinator: Arc<GroupCoordinator>,
     /// Consumer groups and their held requests (groups.rs).
     pub groups: Arc<crate::groups::Groups>,
     /// InitProducerId's ids.
     pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
     /// The transaction coordinator (txn_coordinator/).
-    pub txn_coordinator: crate::txn_coordinator::TxnCoordinator,
+    pub txn_coordinator: Arc<TxnCoordinator>,
+    /// Loads and unloads the transaction coordinator's partitions (txns.rs).
+    pub txn_partitions: Arc<TxnPartitions>,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -89,353 +63,102 @@ impl Broker {
         metadata: ClusterMetadata,
         metrics: Arc<BrokerMetrics>,
     ) -> Self {
-        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&logs)));
-        let image = metadata.image();
-        for topic in image.topics() {
-            let view = Topic::from_image(&image, topic);
-            let log_config = view.log_config(&config.log).unwrap_or_else(|err| {
-                tracing::warn!(
-                    topic = %view.name,
-                    error = %error_chain(&err),
-                    "keeping the broker's log settings: the topic's stored config is invalid"
-                );
-                config.log.clone()
-            });
-            // Logs found at start were opened with the broker's settings;
-            // a partition whose directory is gone starts empty, as Kafka's
-            // leader would.
-            if let Err(err) = replicas.host(&view.name, 0, view.partitions, &log_config, 0) {
-                tracing::error!(
-                    topic = %view.name,
-                    error = %error_chain(&err),
-                    "cannot open the topic's partition logs; it is not served"
-                );
-            }
-            replicas.set_config(&view.name, &log_config);
-        }
+        let storage = Arc::new(StorageHealth::new(
+            logs.log_dirs(),
+            Arc::clone(&metrics) as _,
+        ));
+        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&logs), Arc::clone(&storage)));
+        host_partitions(&replicas, &metadata, &config);
         let group_config = runnel_coordinator::GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
             group_min_session_timeout_ms: config.group_min_session_timeout_ms,
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
         };
         let groups = Arc::new(crate::groups::Groups::new(group_config));
-        let group_coordinator = GroupCoordinator::new(
+        let group_coordinator = Arc::new(GroupCoordinator::new(
             Arc::clone(&replicas),
             Arc::clone(&groups),
             config.offsets_retention_ms,
             config.offsets_topic_num_partitions,
-        );
+        ));
         let metadata = Arc::new(metadata);
         let producer_ids = Arc::<crate::producer_ids::ProducerIds>::default();
-        let txn_coordinator = crate::txn_coordinator::TxnCoordinator::open(
+        let txn_coordinator = Arc::new(TxnCoordinator::open(
             &config,
             &replicas,
             &metadata,
             &producer_ids,
+        ));
+        let txn_partitions = Arc::new(TxnPartitions::new(
+            Arc::clone(&txn_coordinator),
+            Arc::clone(&group_coordinator),
+        ));
+        let listeners: Vec<Arc<dyn LocalChangesListener>> = vec![
+            Arc::clone(&group_coordinator) as _,
+            Arc::clone(&txn_partitions) as _,
+        ];
+        let topics = Arc::new(TopicAdmin::new(
+            config.log.clone(),
+            config.num_partitions,
+            Arc::clone(&metadata),
+            Arc::clone(&replicas),
+            listeners,
+        ));
+        let internal = InternalTopics::new(
+            Arc::clone(&topics),
+            config.offsets_topic_num_partitions,
+            config.transaction_state_log_num_partitions,
         );
         Self {
-            storage: crate::storage_health::StorageHealth::new(logs.log_dirs()),
+            storage,
             config,
             replicas,
             metrics,
             metadata,
-            topic_changes: Mutex::new(()),
+            topics,
+            internal,
             group_coordinator,
             groups,
             producer_ids,
             txn_coordinator,
+            txn_partitions,
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }
-    }
-
-    /// A topic, as the current metadata image has it.
-    pub fn topic(&self, name: &str) -> Option<Topic> {
-        let image = self.metadata.image();
-        image.topic(name).map(|t| Topic::from_image(&image, t))
-    }
-
-    /// A topic by its id.
-    pub fn topic_by_id(&self, id: Uuid) -> Option<Topic> {
-        let image = self.metadata.image();
-        image.topic_by_id(&id).map(|t| Topic::from_image(&image, t))
-    }
-
-    /// Every topic, by name.
-    pub fn topic_list(&self) -> Vec<Topic> {
-        let image = self.metadata.image();
-        image
-            .topics()
-            .map(|t| Topic::from_image(&image, t))
-            .collect()
-    }
-
-    fn topic_changes(&self) -> MutexGuard<'_, ()> {
-        self.topic_changes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A partition of an existing topic that this broker hosts.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.replicas.get(topic, partition)
     }
-
-    /// Writes `build`'s records to the metadata log and applies this
-    /// broker's share: logs of new partitions are created, deleted ones
-    /// removed, changed configs reach the logs.
-    fn change_metadata(
-        &self,
-        topic: &str,
-        now_ms: i64,
-        build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ChangeError>,
-    ) -> Result<Arc<MetadataImage>, TopicOpError> {
-        let mut storage = Ok(());
-        let (applied, ()) = self
-            .metadata
-            .change_then(
-                now_ms,
-                |image| build(image).map(|records| (records, ())),
-                |applied| {
-                    let image = &applied.image;
-                    storage = self.replicas.apply(&applied.local, now_ms, |name| {
-                        image
-                            .topic(name)
-                            .map(|t| Topic::from_image(image, t))
-                            .and_then(|t| t.log_config(&self.config.log).ok())
-                            .unwrap_or_else(|| self.config.log.clone())
-                    });
-                    self.coordinate(applied);
-                    self.follow_transaction_partitions(&applied.local, now_ms);
-                },
-            )
-            .map_err(|source| TopicOpError::Metadata {
-                topic: topic.into(),
-                source: Box::new(source),
-            })?;
-        // The records are in the metadata log either way; a partition whose
-        // log could not be made is not served.
-        storage.map_err(|source| TopicOpError::Storage {
-            topic: topic.into(),
-            source,
-        })?;
-        Ok(applied.image)
-    }
-
-    /// The coordinators load the internal-topic partitions this broker now
-    /// leads and unload those it lost.
-    fn coordinate(&self, applied: &Applied) {
-        for tp in applied.local.deletes.keys() {
-            if tp.topic == OFFSETS_TOPIC {
-                self.group_coordinator.unload(tp.partition);
-            }
-        }
-        for tp in applied.local.leaders.keys() {
-            if tp.topic != OFFSETS_TOPIC {
-                continue;
-            }
-            if let Some(topic) = applied.image.topic(OFFSETS_TOPIC) {
-                let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-                self.group_coordinator.set_partitions(partitions);
-            }
-            if let Err(err) = self.group_coordinator.load(tp.partition) {
-                tracing::error!(
-                    partition = tp.partition,
-                    error = %error_chain(&err),
-                    "cannot load an {OFFSETS_TOPIC} partition; its groups get NOT_COORDINATOR"
-                );
-            }
-        }
-    }
-
-    /// Creates a topic with its partition logs. `partitions` of -1 takes
-    /// `num.partitions`; a replication factor of -1 or 1 is accepted.
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-        validate_only: bool,
-        now_ms: i64,
-    ) -> Result<Topic, TopicOpError> {
-        validate_name(name).map_err(TopicOpError::InvalidName)?;
-        let partitions = if partitions == -1 {
-            self.config.num_partitions
-        } else {
-            partitions
-        };
-        if partitions < 1 {
-            return Err(TopicOpError::InvalidPartitions {
-                count: partitions,
-                reason: "must be at least 1".into(),
-            });
-        }
-        if !matches!(replication_factor, -1 | 1) {
-            return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
-        }
-        checked_config(name, &self.config.log, &configs)?;
-        let _changing = self.topic_changes();
-        if self.topic(name).is_some() {
-            return Err(TopicOpError::AlreadyExists(name.into()));
-        }
-        let folded = name.replace('.', "_");
-        if let Some(existing) = self
-            .metadata
-            .image()
-            .topic_names()
-            .find(|t| *t != name && t.replace('.', "_") == folded)
-        {
-            tracing::warn!(
-                topic = name,
-                existing,
-                "topic names differ only in '.' and '_'; their metrics will collide"
-            );
-        }
-        let topic = Topic {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
-        };
-        if validate_only {
-            return Ok(topic);
-        }
-        let new = NewTopic {
-            name: topic.name.clone(),
-            id: topic.id,
-            partitions,
-            replication_factor: 1,
-            configs: topic.configs.clone(),
-        };
-        let node = self.metadata.node_id();
-        self.change_metadata(name, now_ms, |image| {
-            // Topic names that differ only in '.' and '_' are let in, as
-            // before the metadata log: checked against an image without
-            // the others' names would refuse them.
-            match changes::create_topic(image, &new, &[node]) {
-                Err(ChangeError::TopicNameCollision { .. }) => {
-                    changes::create_topic(&MetadataImage::empty(), &new, &[node])
-                }
-                other => other,
-            }
-        })?;
-        tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
-        Ok(topic)
-    }
-
-    /// Deletes a topic and its logs.
-    pub fn delete_topic(&self, name: &str) -> Result<Topic, TopicOpError> {
-        let _changing = self.topic_changes();
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        self.change_metadata(name, crate::clock::now_ms(), |image| {
-            changes::delete_topic(image, name)
-        })?;
-        tracing::info!(topic = name, "deleted topic");
-        Ok(topic)
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn add_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-        now_ms: i64,
-    ) -> Result<Topic, TopicOpError> {
-        let _changing = self.topic_changes();
-        let mut topic = self
-            .topic(name)
-            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        if count <= topic.partitions {
-            return Err(TopicOpError::InvalidPartitions {
-                count,
-                reason: format!(
-                    "topic {name} has {} partitions; the count can only grow",
-                    topic.partitions
-                ),
-            });
-        }
-        if validate_only {
-            topic.partitions = count;
-            return Ok(topic);
-        }
-        topic
-            .log_config(&self.config.log)
-            .map_err(TopicOpError::InvalidConfig)?;
-        let node = self.metadata.node_id();
-        self.change_metadata(name, now_ms, |image| {
-            changes::create_partitions(image, name, count, &[node])
-        })?;
-        topic.partitions = count;
-        tracing::info!(topic = name, partitions = count, "added partitions");
-        Ok(topic)
-    }
-
-    /// Changes a topic's config overrides: `edit` gets the current ones and
-    /// leaves the new ones, while topic changes are held, so concurrent
-    /// changes to one topic do not lose each other's keys. The result is
-    /// checked as a whole before anything is stored; then it is written to
-    /// the metadata log and applied to every partition log.
-    pub fn alter_topic_configs(
-        &self,
-        name: &str,
-        validate_only: bool,
-        edit: impl FnOnce(&mut BTreeMap<String, String>),
-    ) -> Result<Topic, TopicOpError> {
-        let _changing = self.topic_changes();
-        let mut topic = self
-            .topic(name)
-            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
-        let before = topic.configs.clone();
-        edit(&mut topic.configs);
-        checked_config(name, &self.config.log, &topic.configs)?;
-        if validate_only {
-            return Ok(topic);
-        }
-        let mut changed: BTreeMap<String, Option<String>> = before
-            .keys()
-            .filter(|key| !topic.configs.contains_key(*key))
-            .map(|key| (key.clone(), None))
-            .collect();
-        for (key, value) in &topic.configs {
-            if before.get(key) != Some(value) {
-                changed.insert(key.clone(), Some(value.clone()));
-            }
-        }
-        self.change_metadata(name, crate::clock::now_ms(), |image| {
-            changes::alter_topic_configs(image, name, &changed)
-        })?;
-        tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
-        Ok(topic)
-    }
 }
 
-/// The log settings of topic `name` with `configs` over the broker's, once
-/// every value is known to fit the registry's one-line records: a line break
-/// that `LogConfig` would trim away (`delete,\ncompact`) would otherwise be
-/// stored and stop the next start.
-fn checked_config(
-    name: &str,
-    broker: &LogConfig,
-    configs: &BTreeMap<String, String>,
-) -> Result<LogConfig, TopicOpError> {
-    if let Some((key, value)) = configs
-        .iter()
-        .find(|(key, value)| key.contains(char::is_control) || value.contains(char::is_control))
-    {
-        return Err(TopicOpError::InvalidConfig(TopicError::Config {
-            topic: name.into(),
-            source: runnel_log::LogError::InvalidConfig {
-                key: key.clone(),
-                value: value.clone(),
-                reason: "must not contain control characters".into(),
-            },
-        }));
+/// Hosts every partition the metadata image places on this broker, with
+/// its topic's log settings.
+fn host_partitions(replicas: &ReplicaManager, metadata: &ClusterMetadata, config: &BrokerConfig) {
+    let image = metadata.image();
+    for topic in image.topics() {
+        let view = Topic::from_image(&image, topic);
+        let log_config = view.log_config(&config.log).unwrap_or_else(|err| {
+            tracing::warn!(
+                topic = %view.name,
+                error = %error_chain(&err),
+                "keeping the broker's log settings: the topic's stored config is invalid"
+            );
+            config.log.clone()
+        });
+        // Logs found at start were opened with the broker's settings; a
+        // partition whose directory is gone starts empty, as Kafka's
+        // leader would.
+        if let Err(err) = replicas.host(&view.name, 0, view.partitions, &log_config, 0) {
+            tracing::error!(
+                topic = %view.name,
+                error = %error_chain(&err),
+                "cannot open the topic's partition logs; it is not served"
+            );
+        }
+        replicas.set_config(&view.name, &log_config);
     }
-    effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
 }
 
 impl BrokerConfig {
@@ -465,73 +188,4 @@ pub fn open_for_test(dir: &std::path::Path) -> Broker {
     let metadata = ClusterMetadata::open(&logs, config.node_id, 0).expect("open metadata");
     let metrics = Arc::new(BrokerMetrics::new());
     Broker::new(config, Arc::new(logs), metadata, metrics)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn open(dir: &std::path::Path) -> Broker {
-        open_for_test(dir)
-    }
-
-    fn log_config(broker: &Broker, partition: i32) -> LogConfig {
-        let partition = broker.partition("t", partition).expect("partition");
-        partition.log().config().clone()
-    }
-
-    #[test]
-    fn altered_configs_reach_the_logs_and_survive_a_restart() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let broker = open(dir.path());
-        broker
-            .create_topic("t", 2, 1, BTreeMap::new(), false, 0)
-            .expect("create");
-        let set = |configs: &mut BTreeMap<String, String>| {
-            configs.insert("retention.ms".into(), "1000".into());
-        };
-        let checked = broker.alter_topic_configs("t", true, set).expect("valid");
-        assert_eq!(checked.configs["retention.ms"], "1000");
-        assert_eq!(
-            log_config(&broker, 1).retention_ms,
-            604_800_000,
-            "validate only"
-        );
-
-        broker.alter_topic_configs("t", false, set).expect("alter");
-        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
-        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
-
-        let err = broker
-            .alter_topic_configs("t", false, |c| {
-                c.insert("cleanup.policy".into(), "forever".into());
-            })
-            .expect_err("invalid");
-        assert!(matches!(err, TopicOpError::InvalidConfig(_)), "{err:?}");
-        assert!(error_chain(&err).contains("\"forever\" for log config cleanup.policy"));
-        assert!(
-            !broker
-                .topic("t")
-                .expect("t")
-                .configs
-                .contains_key("cleanup.policy")
-        );
-        let err = broker
-            .alter_topic_configs("t", false, |c| {
-                c.insert("cleanup.policy".into(), "delete,\ncompact".into());
-            })
-            .expect_err("a line break would split the registry record");
-        assert!(error_chain(&err).contains("control characters"), "{err:?}");
-        let unknown = broker.alter_topic_configs("u", false, |_| {});
-        assert!(matches!(unknown, Err(TopicOpError::Unknown(_))));
-        drop(broker);
-
-        let broker = open(dir.path());
-        assert_eq!(
-            broker.topic("t").expect("t").configs["retention.ms"],
-            "1000"
-        );
-        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
-        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
-    }
 }

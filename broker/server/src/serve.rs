@@ -26,6 +26,7 @@ use crate::connection;
 use crate::connection_limits::ConnectionLimits;
 use crate::handlers::now_ms;
 use crate::metrics::BrokerMetrics;
+use crate::storage_health::StorageHealth;
 use runnel_http::{self as http, HttpState};
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -121,7 +122,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         tokio::task::spawn_blocking(move || ClusterMetadata::open(&manager, node_id, now_ms()))
             .await
             .context("loading the cluster metadata panicked")?
-            .map_err(|err| anyhow::anyhow!(crate::broker::error_chain(&err)))
+            .map_err(|err| anyhow::anyhow!(error_chain(&err)))
             .context("cannot load the cluster metadata")?
     };
     let broker = Arc::new(Broker::new(
@@ -139,10 +140,14 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     metrics.attach_collector(Box::new(crate::group_metrics::GroupCollector::new(&broker)));
     let loaded = {
         let broker = Arc::clone(&broker);
-        tokio::task::spawn_blocking(move || broker.load_offsets())
-            .await
-            .context("loading committed offsets panicked")?
-            .context("cannot load committed offsets")?
+        tokio::task::spawn_blocking(move || {
+            broker
+                .group_coordinator
+                .load_hosted(&broker.metadata.image())
+        })
+        .await
+        .context("loading committed offsets panicked")?
+        .context("cannot load committed offsets")?
     };
     tracing::info!(
         committed = loaded.offsets,
@@ -151,10 +156,12 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     );
     let transactional_ids = {
         let broker = Arc::clone(&broker);
-        tokio::task::spawn_blocking(move || broker.load_transactions(now_ms()))
-            .await
-            .context("loading transactions panicked")?
-            .context("cannot load the transaction state")?
+        tokio::task::spawn_blocking(move || {
+            broker.txn_partitions.load_led(&broker.metadata, now_ms())
+        })
+        .await
+        .context("loading transactions panicked")?
+        .context("cannot load the transaction state")?
     };
     tracing::info!(transactional_ids, "transactions loaded");
     http_state.set_ready(true);
@@ -168,7 +175,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     let group_timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
     let group_store = tokio::spawn(store_groups(Arc::clone(&broker)));
     let (stop, stopped) = watch::channel(false);
-    let maintenance = tokio::spawn(maintain(Arc::clone(&manager), stopped.clone()));
+    let maintenance = tokio::spawn(maintain(
+        Arc::clone(&manager),
+        Arc::clone(&broker.storage),
+        stopped.clone(),
+    ));
     let offsets_expiry = tokio::spawn(expire_offsets(Arc::clone(&broker), stopped.clone()));
     let producer_expiry = tokio::spawn(expire_producer_ids(Arc::clone(&broker), stopped.clone()));
     let txn_timeouts = tokio::spawn(abort_timed_out_transactions(
@@ -231,12 +242,12 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     group_store.abort();
     let _ = group_store.await;
     // What the groups did last (members that left at shutdown) still lands.
-    if let Err(err) = broker.flush_group_stores(now_ms()) {
+    if let Err(err) = crate::handlers::GroupPath::of(&broker).flush_group_stores(now_ms()) {
         tracing::error!(error = %error_chain(&err), "cannot store groups at shutdown");
     }
     // The next start loads this snapshot instead of replaying the log.
     if let Err(err) = broker.metadata.snapshot(now_ms()) {
-        tracing::error!(error = %crate::broker::error_chain(&err), "cannot write a metadata snapshot at shutdown");
+        tracing::error!(error = %error_chain(&err), "cannot write a metadata snapshot at shutdown");
     }
     let _ = stop_http.send(());
     http_task.await.context("the metrics server panicked")?;
@@ -255,7 +266,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
 /// Flushes logs whose `flush.ms` has passed and applies retention every
 /// second, cleans compacted logs every 15 s, and writes the checkpoints
 /// every minute, until told to stop. A failure is logged and retried.
-async fn maintain(manager: Arc<LogManager>, mut stop: watch::Receiver<bool>) {
+async fn maintain(
+    manager: Arc<LogManager>,
+    storage: Arc<StorageHealth>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_checkpoint = Instant::now();
@@ -275,8 +290,11 @@ async fn maintain(manager: Arc<LogManager>, mut stop: watch::Receiver<bool>) {
         }
         let tasks = Maintenance { checkpoint, clean };
         let manager = Arc::clone(&manager);
-        let done =
-            tokio::task::spawn_blocking(move || maintain_once(&manager, now_ms(), tasks)).await;
+        let storage = Arc::clone(&storage);
+        let done = tokio::task::spawn_blocking(move || {
+            maintain_once(&manager, &storage, now_ms(), tasks);
+        })
+        .await;
         if let Err(err) = done {
             tracing::error!(error = %err, "storage maintenance panicked");
         }
@@ -288,7 +306,9 @@ async fn maintain(manager: Arc<LogManager>, mut stop: watch::Receiver<bool>) {
 async fn store_groups(broker: Arc<Broker>) {
     loop {
         broker.groups.stores_queued().await;
-        let stored = tokio::task::block_in_place(|| broker.flush_group_stores(now_ms()));
+        let stored = tokio::task::block_in_place(|| {
+            crate::handlers::GroupPath::of(&broker).flush_group_stores(now_ms())
+        });
         if let Err(err) = stored {
             tracing::error!(
                 error = %error_chain(&err),
@@ -327,7 +347,7 @@ async fn watch_storage(
     stop: watch::Receiver<bool>,
 ) {
     every(STORAGE_CHECK_MS, stop, "checking the log dirs", move || {
-        broker.storage.probe_failing(&*broker.metrics);
+        broker.storage.probe_failing();
         http_state.set_not_ready_because(broker.storage.not_ready_because());
     })
     .await
@@ -389,7 +409,9 @@ async fn abort_timed_out_transactions(broker: Arc<Broker>, stop: watch::Receiver
         "aborting timed-out transactions",
         move || {
             let now = now_ms();
-            broker.txns_ended(broker.txn_coordinator.abort_timed_out(now));
+            broker
+                .group_coordinator
+                .txns_ended(broker.txn_coordinator.abort_timed_out(now));
             broker.txn_coordinator.expire_ids(now);
         },
     )
@@ -403,11 +425,18 @@ struct Maintenance {
     clean: bool,
 }
 
-fn maintain_once(manager: &LogManager, now_ms: i64, tasks: Maintenance) {
-    match manager.flush_due(now_ms) {
-        Ok(0) => {}
-        Ok(flushed) => tracing::debug!(flushed, "flushed logs past flush.ms"),
-        Err(err) => tracing::error!(error = %error_chain(&err), "flushing logs failed"),
+fn maintain_once(manager: &LogManager, storage: &StorageHealth, now_ms: i64, tasks: Maintenance) {
+    // A flush that fails on storage marks its log dir failing, as a
+    // failed append does (logged there, rate-limited).
+    let flushed = manager.flush_due(now_ms, |dir, err| {
+        if err.is_storage_failure() {
+            storage.write_failed(dir, &error_chain(&err));
+        } else {
+            tracing::error!(dir = %dir.display(), error = %error_chain(&err), "flushing a log failed");
+        }
+    });
+    if flushed > 0 {
+        tracing::debug!(flushed, "flushed logs past flush.ms");
     }
     if let Err(err) = manager.apply_retention(now_ms) {
         tracing::error!(error = %error_chain(&err), "applying retention failed");

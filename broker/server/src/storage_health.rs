@@ -13,12 +13,12 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Where the counts go (the broker's metrics implement it), so that this
 /// module needs nothing else of the broker.
-pub trait StorageMetrics {
+pub trait StorageMetrics: Send + Sync + std::fmt::Debug {
     /// A write to `log_dir` failed on storage.
     fn storage_error(&self, log_dir: &str);
     /// Whether `log_dir` cannot take writes now.
@@ -48,6 +48,7 @@ struct DirState {
 pub struct StorageHealth {
     dirs: Vec<DirState>,
     any_failing: AtomicBool,
+    metrics: Arc<dyn StorageMetrics>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -55,7 +56,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl StorageHealth {
-    pub fn new<'a>(log_dirs: impl IntoIterator<Item = &'a Path>) -> Self {
+    pub fn new<'a>(
+        log_dirs: impl IntoIterator<Item = &'a Path>,
+        metrics: Arc<dyn StorageMetrics>,
+    ) -> Self {
         Self {
             dirs: log_dirs
                 .into_iter()
@@ -68,6 +72,7 @@ impl StorageHealth {
                 })
                 .collect(),
             any_failing: AtomicBool::new(false),
+            metrics,
         }
     }
 
@@ -80,7 +85,8 @@ impl StorageHealth {
 
     /// A write under `partition_dir` failed on storage with `error` (its
     /// whole cause chain).
-    pub fn write_failed(&self, partition_dir: &Path, error: &str, metrics: &dyn StorageMetrics) {
+    pub fn write_failed(&self, partition_dir: &Path, error: &str) {
+        let metrics = &*self.metrics;
         let Some(dir) = self.dir_of(partition_dir) else {
             return;
         };
@@ -111,19 +117,19 @@ impl StorageHealth {
 
     /// A write under `partition_dir` succeeded: clears its dir if it was
     /// failing. One atomic load while no dir is failing.
-    pub fn write_succeeded(&self, partition_dir: &Path, metrics: &dyn StorageMetrics) {
+    pub fn write_succeeded(&self, partition_dir: &Path) {
         if !self.any_failing.load(Ordering::Acquire) {
             return;
         }
         if let Some(dir) = self.dir_of(partition_dir) {
-            self.clear(dir, "a write succeeded", metrics);
+            self.clear(dir, "a write succeeded");
         }
     }
 
-    fn clear(&self, dir: &DirState, how: &str, metrics: &dyn StorageMetrics) {
+    fn clear(&self, dir: &DirState, how: &str) {
         if dir.failing.swap(false, Ordering::AcqRel) {
             let dir_name = dir.path.display().to_string();
-            metrics.log_dir_failing(&dir_name, false);
+            self.metrics.log_dir_failing(&dir_name, false);
             tracing::info!(log_dir = %dir_name, how, "log dir takes writes again");
             self.refresh_any_failing();
         }
@@ -139,13 +145,13 @@ impl StorageHealth {
 
     /// Tries a probe write in every failing dir and clears those where it
     /// succeeds (blocking: run it off the async workers).
-    pub fn probe_failing(&self, metrics: &dyn StorageMetrics) {
+    pub fn probe_failing(&self) {
         for dir in &self.dirs {
             if !dir.failing.load(Ordering::Acquire) {
                 continue;
             }
             match probe(&dir.path) {
-                Ok(()) => self.clear(dir, "a probe write succeeded", metrics),
+                Ok(()) => self.clear(dir, "a probe write succeeded"),
                 Err(err) => *lock(&dir.last_error) = format!("probe write: {err}"),
             }
         }
@@ -189,14 +195,13 @@ mod tests {
     fn a_failed_write_marks_its_dir_until_a_write_or_a_probe_succeeds() {
         let a = tempfile::tempdir().expect("tempdir");
         let b = tempfile::tempdir().expect("tempdir");
-        let metrics = BrokerMetrics::new();
-        let health = StorageHealth::new([a.path(), b.path()]);
+        let metrics = Arc::new(BrokerMetrics::new());
+        let health = StorageHealth::new([a.path(), b.path()], Arc::clone(&metrics) as _);
         assert!(health.not_ready_because().is_empty());
 
         health.write_failed(
             &a.path().join("t-0"),
             "No space left on device (os error 28)",
-            &metrics,
         );
         assert_eq!(
             health.not_ready_because(),
@@ -206,17 +211,13 @@ mod tests {
             )]
         );
         // Another dir's success clears nothing.
-        health.write_succeeded(&b.path().join("t-1"), &metrics);
+        health.write_succeeded(&b.path().join("t-1"));
         assert_eq!(health.not_ready_because().len(), 1);
-        health.write_succeeded(&a.path().join("t-0"), &metrics);
+        health.write_succeeded(&a.path().join("t-0"));
         assert!(health.not_ready_because().is_empty());
 
-        health.write_failed(
-            &b.path().join("t-1"),
-            "Input/output error (os error 5)",
-            &metrics,
-        );
-        health.probe_failing(&metrics);
+        health.write_failed(&b.path().join("t-1"), "Input/output error (os error 5)");
+        health.probe_failing();
         assert!(
             health.not_ready_because().is_empty(),
             "the probe write succeeded"

@@ -2,7 +2,8 @@
 //! KAFKA_STORAGE_ERROR, the broker logs the log dir and the OS error, counts
 //! the failures, and `/readyz` turns not ready naming the dir; when space
 //! comes back (the tmpfs grown in place, as a volume is) the dir clears by
-//! itself and `/readyz` is ready again. Mounting needs root: as anyone else
+//! itself and `/readyz` is ready again; the same holds when the write that
+//! fails is the group coordinator's. Mounting needs root: as anyone else
 //! the test says so on stderr and checks nothing.
 
 #[allow(dead_code)] // each test binary uses a part of the helpers
@@ -212,6 +213,100 @@ fn a_full_disk_is_logged_counted_and_unready_until_space_returns() {
             && logged[0].contains("No space left on device (os error 28)"),
         "{}",
         logged[0]
+    );
+    assert!(stderr.contains("log dir takes writes again"), "{stderr}");
+}
+
+/// Writes `dir/filler` until the filesystem refuses a byte more.
+fn fill_up(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("filler");
+    for chunk in [64 << 10, 4 << 10, 1] {
+        let bytes = vec![0u8; chunk];
+        while file.write_all(&bytes).is_ok() {}
+    }
+    path
+}
+
+fn commit_offset(client: &mut Client, group: &str, topic: &str) -> i16 {
+    let mut partition = offset_commit_request::OffsetCommitRequestPartition::default();
+    partition.partition_index = 0;
+    partition.committed_offset = 1;
+    let mut topic_data = offset_commit_request::OffsetCommitRequestTopic::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
+    topic_data.partitions = vec![partition];
+    let mut request = OffsetCommitRequest::default();
+    request.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    request.generation_id_or_member_epoch = -1;
+    request.topics = vec![topic_data];
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &request);
+    response.topics[0].partitions[0].error_code
+}
+
+/// The group coordinator's own writes mark the dir too: an offset commit
+/// on a full disk is refused, `/readyz` names the dir, and when space
+/// comes back the probe clears it without any produce request.
+#[test]
+fn a_full_disk_under_a_coordinator_write_is_unready_until_space_returns() {
+    if !is_root() {
+        eprintln!("storage_faults: not run: mounting a small tmpfs needs root");
+        return;
+    }
+    let disk = SmallDisk::mount("4m");
+    let data = disk.mount.join("data");
+    let mut broker = Broker::serve_with(
+        &data,
+        &["num.partitions=1", "offsets.topic.num.partitions=1"],
+    );
+    broker.wait_ready();
+    let mut client = Client::connect(&broker.bootstrap);
+    client.create_topic("t");
+    // The first commit creates __consumer_offsets and writes to it.
+    let code = wait_for("a first offset commit", || {
+        let code = commit_offset(&mut client, "g", "t");
+        (code == 0).then(|| code.to_string())
+    });
+    assert_eq!(code, "0");
+
+    let filler = fill_up(&disk.mount);
+    // Each commit is a batch of its own; one of them needs a page the
+    // disk no longer has.
+    let mut refused = None;
+    for _ in 0..200 {
+        let code = commit_offset(&mut client, "g", "t");
+        if code != 0 {
+            refused = Some(code);
+            break;
+        }
+    }
+    let code = refused.expect("an offset commit refused on a full disk");
+    assert_eq!(code, 15, "COORDINATOR_NOT_AVAILABLE, retriable");
+    let data_name = data.display().to_string();
+    let ready = wait_for("/readyz not ready", || {
+        let ready = readyz(&broker.metrics);
+        ready.starts_with("HTTP/1.1 503").then_some(ready)
+    });
+    assert!(
+        ready.contains(&format!(
+            "not ready: log dir {data_name} cannot take writes"
+        )) && ready.contains("No space left on device"),
+        "{ready}"
+    );
+
+    std::fs::remove_file(&filler).expect("remove the filler");
+    wait_for("/readyz ready again", || {
+        let ready = readyz(&broker.metrics);
+        ready.starts_with("HTTP/1.1 200").then_some(ready)
+    });
+    assert_eq!(commit_offset(&mut client, "g", "t"), 0);
+
+    broker.terminate();
+    let exit = broker.wait_exit();
+    let stderr = common::plain(&exit.stderr);
+    assert!(
+        stderr.contains("log dir cannot take writes") && stderr.contains("__consumer_offsets-0"),
+        "the log line names the offsets partition:\n{stderr}"
     );
     assert!(stderr.contains("log dir takes writes again"), "{stderr}");
 }

@@ -7,6 +7,8 @@
 //! NOT_COORDINATOR. Records go to the partition through the replica
 //! manager, like any producer's, and only then show in the shard.
 //!
+//! - `follow`: loading and unloading shards as this broker's share of the
+//!   metadata changes.
 //! - `load`: rebuilding one shard from its partition.
 //! - `shard`: one partition's committed offsets and the offsets of open
 //!   transactions waiting for their markers.
@@ -14,6 +16,7 @@
 //! Each shard has its own locks, held for an update of its maps only,
 //! never across a write or an await.
 
+mod follow;
 mod load;
 mod shard;
 
@@ -131,16 +134,21 @@ impl GroupCoordinator {
     }
 
     /// Stops coordinating the groups of `partition` (this broker no longer
-    /// leads it): their offsets are dropped from memory, not from the log.
+    /// leads it): their offsets and membership state are dropped from
+    /// memory, not from the log.
     pub fn unload(&self, partition: i32) {
         let removed = self
             .shards
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&partition);
-        if removed.is_some() {
+        let members = self
+            .groups
+            .unload(|group| self.partition_of(group) == partition);
+        if removed.is_some() || members > 0 {
             tracing::info!(
                 partition,
+                groups_with_members = members,
                 "unloaded the groups of an {OFFSETS_TOPIC} partition"
             );
         }
@@ -410,7 +418,7 @@ mod tests {
     fn coordinator(dir: &std::path::Path) -> GroupCoordinator {
         let logs =
             LogManager::open(ManagerConfig::new(vec![dir.to_path_buf()]), NOW).expect("open");
-        let replicas = Arc::new(ReplicaManager::new(Arc::new(logs)));
+        let replicas = Arc::new(ReplicaManager::for_test(Arc::new(logs)));
         replicas
             .host(OFFSETS_TOPIC, 0, PARTITIONS, &LogConfig::default(), NOW)
             .expect("host");
@@ -501,5 +509,33 @@ mod tests {
             Some(9)
         );
         assert_eq!(coordinator.committed_groups(), [group]);
+    }
+
+    #[test]
+    fn unload_drops_the_membership_of_the_partitions_groups_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let coordinator = coordinator(dir.path());
+        let (gone, kept) = (group_on(&coordinator, 0), group_on(&coordinator, 1));
+        for group in [&gone, &kept] {
+            let join = runnel_coordinator::group::JoinRequest {
+                // v3: no MEMBER_ID_REQUIRED round trip.
+                api_version: 3,
+                member_id: String::new(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), bytes::Bytes::new())],
+                new_member_id: format!("c-{group}"),
+            };
+            // The answer may be held for the rebalance; the member is in.
+            let _reply = coordinator.groups.join(group, join);
+            assert!(coordinator.groups.exists(group));
+        }
+        coordinator.unload(0);
+        assert!(!coordinator.groups.exists(&gone), "its partition went");
+        assert!(coordinator.groups.exists(&kept));
     }
 }

@@ -2,28 +2,28 @@
 //! offsets in its transaction: the group's `__consumer_offsets` partition
 //! joins the transaction, so EndTxn writes its marker there too.
 
+use super::TxnPath;
 use kafka_protocol::messages::add_offsets_to_txn_request::AddOffsetsToTxnRequest;
 use kafka_protocol::messages::add_offsets_to_txn_response::AddOffsetsToTxnResponse;
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::error_codes;
 use crate::group_coordinator::OFFSETS_TOPIC;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: AddOffsetsToTxnRequest,
     now_ms: i64,
 ) -> AddOffsetsToTxnResponse {
     let mut response = AddOffsetsToTxnResponse::default();
-    if let Err(err) = broker.ensure_offsets_topic(now_ms) {
+    if let Err(err) = cx.internal.ensure_offsets(now_ms) {
         tracing::error!(error = %error_chain(&err), "cannot create the offsets topic");
         // COORDINATOR_NOT_AVAILABLE: the client retries.
         response.error_code = 15;
         return response;
     }
-    let partition = broker.coordinator_partition(&request.group_id.0);
-    if let Err(err) = broker.txn_coordinator.add_partitions(
+    let partition = cx.group_coordinator.partition_of(&request.group_id.0);
+    if let Err(err) = cx.txn_coordinator.add_partitions(
         &request.transactional_id.0,
         request.producer_id.0,
         request.producer_epoch,

@@ -5,6 +5,7 @@
 //! transaction (clients); v4 a batch of them (brokers), each either added
 //! or, with `verify_only`, checked to be in the transaction already.
 
+use super::TxnPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnTopic,
@@ -16,11 +17,10 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use runnel_coordinator::txn::TxnError;
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::error_codes;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: AddPartitionsToTxnRequest,
     version: i16,
     now_ms: i64,
@@ -34,7 +34,7 @@ pub fn handle(
                 let topic_results = if txn.verify_only {
                     let wanted = partitions_of(&txn.topics);
                     let codes = verify(
-                        broker,
+                        cx,
                         &txn.transactional_id.0,
                         txn.producer_id.0,
                         txn.producer_epoch,
@@ -45,7 +45,7 @@ pub fn handle(
                     })
                 } else {
                     add(
-                        broker,
+                        cx,
                         &txn.transactional_id.0,
                         txn.producer_id.0,
                         txn.producer_epoch,
@@ -62,7 +62,7 @@ pub fn handle(
         return response;
     }
     response.results_by_topic_v3_and_below = add(
-        broker,
+        cx,
         &request.v3_and_below_transactional_id.0,
         request.v3_and_below_producer_id.0,
         request.v3_and_below_producer_epoch,
@@ -82,13 +82,13 @@ fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<(String, i32)> {
 /// `verify_only`: each partition answered 0 when it is in the producer's
 /// open transaction, INVALID_TXN_STATE when not, or the producer's error.
 fn verify(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     wanted: &[(String, i32)],
 ) -> Vec<i16> {
-    match broker.txn_coordinator.verify_partitions(
+    match cx.txn_coordinator.verify_partitions(
         transactional_id,
         producer_id,
         producer_epoch,
@@ -135,7 +135,7 @@ fn results(
 
 /// Adds the partitions of one transaction; the answer per partition.
 fn add(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
@@ -148,7 +148,7 @@ fn add(
         .collect();
     let unknown: Vec<&(String, i32)> = wanted
         .iter()
-        .filter(|(topic, partition)| broker.partition(topic, *partition).is_none())
+        .filter(|(topic, partition)| cx.replicas.get(topic, *partition).is_none())
         .collect();
     let code_for = |tp: &(String, i32), all: i16| {
         if unknown.is_empty() {
@@ -160,7 +160,7 @@ fn add(
         }
     };
     let all = if unknown.is_empty() {
-        match broker.txn_coordinator.add_partitions(
+        match cx.txn_coordinator.add_partitions(
             transactional_id,
             producer_id,
             producer_epoch,

@@ -6,6 +6,7 @@
 //!
 //! The checks shared with IncrementalAlterConfigs live here too.
 
+use super::Admin;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
@@ -17,7 +18,8 @@ use kafka_protocol::messages::alter_configs_response::{
 use super::create_topics::error_code;
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::str_bytes;
-use crate::broker::{Broker, TopicOpError, error_chain};
+use crate::topic_admin::TopicOpError;
+use runnel_http::error_chain;
 
 /// Why a resource was not altered: the error and its message.
 pub(super) type Failure = (ResponseError, String);
@@ -71,7 +73,7 @@ pub(super) fn topic_failure(err: &TopicOpError) -> Failure {
     (error_code(err), error_chain(err))
 }
 
-pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn handle(cx: &Admin<'_>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let duplicates = duplicated(
         request
             .resources
@@ -91,7 +93,7 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
                     .iter()
                     .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                     .collect();
-                broker
+                cx.topics
                     .alter_topic_configs(name, request.validate_only, |current| {
                         *current = configs;
                     })
@@ -140,6 +142,7 @@ mod tests {
         let broker = crate::broker::open_for_test(dir.path());
         let flush = BTreeMap::from([("flush.ms".to_string(), "10".to_string())]);
         broker
+            .topics
             .create_topic("t", 1, 1, flush, false, 0)
             .expect("create");
         let entry = |name: &str, value: Option<&str>| {
@@ -157,14 +160,14 @@ mod tests {
         ];
         let mut request = AlterConfigsRequest::default();
         request.resources = vec![resource.clone(), resource];
-        let response = handle(&broker, request.clone());
+        let response = handle(&super::Admin::of(&broker), request.clone());
         let duplicate = ResponseError::InvalidRequest.code();
         assert!(response.responses.iter().all(|r| r.error_code == duplicate));
 
         request.resources.truncate(1);
-        let response = handle(&broker, request);
+        let response = handle(&super::Admin::of(&broker), request);
         assert_eq!(response.responses[0].error_code, 0);
-        let configs = broker.topic("t").expect("t").configs.clone();
+        let configs = broker.topics.topic("t").expect("t").configs.clone();
         let expected = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
         assert_eq!(configs, expected);
         let partition = broker.partition("t", 0).expect("log");

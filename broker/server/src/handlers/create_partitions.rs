@@ -1,5 +1,6 @@
 //! CreatePartitions: a topic's partition count only grows.
 
+use super::Admin;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsRequest;
 use kafka_protocol::messages::create_partitions_response::{
     CreatePartitionsResponse, CreatePartitionsTopicResult,
@@ -7,10 +8,9 @@ use kafka_protocol::messages::create_partitions_response::{
 
 use super::create_topics::error_code;
 use super::str_bytes;
-use crate::broker::Broker;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: CreatePartitionsRequest,
     now_ms: i64,
 ) -> CreatePartitionsResponse {
@@ -19,7 +19,10 @@ pub fn handle(
         let name = topic.name.0.to_string();
         let mut out = CreatePartitionsTopicResult::default();
         out.name = topic.name;
-        if let Err(err) = broker.add_partitions(&name, topic.count, request.validate_only, now_ms) {
+        if let Err(err) =
+            cx.topics
+                .add_partitions(&name, topic.count, request.validate_only, now_ms)
+        {
             out.error_code = error_code(&err).code();
             out.error_message = Some(str_bytes(err.to_string()));
         }

@@ -1,7 +1,8 @@
 //! CreateTopics: name rules, partition count (-1 = `num.partitions`),
-//! replication factor 1 (one broker), per-topic configs checked before
+//! replication factor 1 (one cx), per-topic configs checked before
 //! anything is created, `validate_only`.
 
+use super::Admin;
 use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
@@ -11,13 +12,13 @@ use kafka_protocol::messages::create_topics_response::{
 };
 
 use super::str_bytes;
-use crate::broker::{Broker, TopicOpError};
+use crate::topic_admin::TopicOpError;
 
 /// Kafka's `ConfigSource.DYNAMIC_TOPIC_CONFIG`.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: CreateTopicsRequest,
     version: i16,
     now_ms: i64,
@@ -41,7 +42,7 @@ pub fn handle(
         } else {
             topic.assignments.len() as i32
         };
-        match broker.create_topic(
+        match cx.topics.create_topic(
             &name,
             partitions,
             topic.replication_factor,

@@ -1,5 +1,6 @@
 //! DeleteTopics: by name (v0-5) or by name or topic id (v6).
 
+use super::Admin;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_response::{
@@ -9,9 +10,8 @@ use uuid::Uuid;
 
 use super::create_topics::error_code;
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub fn handle(cx: &Admin<'_>, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<String>, Uuid)> = if version >= 6 {
         request
             .topics
@@ -31,12 +31,12 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
         if version >= 6 {
             out.topic_id = id;
         }
-        let name = name.or_else(|| broker.topic_by_id(id).map(|t| t.name));
+        let name = name.or_else(|| cx.topics.topic_by_id(id).map(|t| t.name));
         match name {
             None => out.error_code = ResponseError::UnknownTopicId.code(),
             Some(name) => {
                 out.name = Some(topic_name(&name));
-                match broker.delete_topic(&name) {
+                match cx.topics.delete_topic(&name) {
                     Ok(topic) if version >= 6 => out.topic_id = topic.id,
                     Ok(_) => {}
                     Err(err) => {

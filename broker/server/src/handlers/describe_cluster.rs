@@ -4,6 +4,7 @@
 //! UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers answer (INVALID_REQUEST in
 //! v0, which has no endpoint type of its own).
 
+use super::Admin;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
@@ -12,14 +13,13 @@ use kafka_protocol::messages::describe_cluster_response::{
 };
 
 use super::str_bytes;
-use crate::broker::Broker;
 
 /// Kafka's `EndpointType` codes.
 const ENDPOINT_BROKER: i8 = 1;
 const ENDPOINT_CONTROLLER: i8 = 2;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
@@ -29,14 +29,14 @@ pub fn handle(
         response.error_message = Some(str_bytes(message));
         return response;
     }
-    let node = BrokerId(broker.config.node_id);
-    let (host, port) = broker.config.advertised();
+    let node = BrokerId(cx.config.node_id);
+    let (host, port) = cx.config.advertised();
     let mut this = DescribeClusterBroker::default();
     this.broker_id = node;
     this.host = str_bytes(host);
     this.port = i32::from(port);
     response.brokers = vec![this];
-    response.cluster_id = str_bytes(broker.config.cluster_id());
+    response.cluster_id = str_bytes(cx.config.cluster_id());
     response.controller_id = node;
     response
 }
@@ -84,7 +84,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = crate::broker::open_for_test(dir.path());
         for version in 0..=1 {
-            let response = handle(&broker, DescribeClusterRequest::default(), version);
+            let response = handle(
+                &super::Admin::of(&broker),
+                DescribeClusterRequest::default(),
+                version,
+            );
             assert_eq!(response.error_code, 0);
             assert_eq!(response.controller_id, BrokerId(1));
             let nodes: Vec<_> = response
@@ -103,7 +107,7 @@ mod tests {
         }
         let mut controllers = DescribeClusterRequest::default();
         controllers.endpoint_type = 2;
-        let response = handle(&broker, controllers, 1);
+        let response = handle(&super::Admin::of(&broker), controllers, 1);
         assert_eq!(
             response.error_code,
             ResponseError::MismatchedEndpointType.code()

@@ -2,13 +2,14 @@
 //! and this broker's settings, with Kafka's names, value renderings, config
 //! sources and types.
 //!
-//! A topic lists every topic-level key [`LogConfig`] knows. A broker
+//! A topic lists every topic-level key [`LogConfig`] knows. A cx
 //! resource named by this broker's node id lists its settings, read-only
 //! since they come from `server.properties`, `RUNNEL_*` variables and
 //! `--override` at start; the empty name, which stands for Kafka's
 //! cluster-wide dynamic defaults, lists none, as Kafka does when none are
 //! set.
 
+use super::Admin;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::{
     DescribeConfigsRequest, DescribeConfigsResource,
@@ -21,9 +22,9 @@ use kafka_protocol::protocol::StrBytes;
 use runnel_log::{CleanupPolicy, LogConfig, TimestampType};
 
 use super::str_bytes;
-use crate::broker::{Broker, error_chain};
 use crate::config::BrokerConfig;
 use crate::topics::{Topic, validate_name};
+use runnel_http::error_chain;
 
 /// Kafka's `ConfigResource.Type` codes.
 pub(super) const RESOURCE_TOPIC: i8 = 2;
@@ -224,34 +225,31 @@ fn describe_broker(config: &BrokerConfig) -> Vec<Described> {
 /// Why a resource could not be described: the error and its message.
 type Failure = (ResponseError, String);
 
-fn describe(
-    broker: &Broker,
-    resource: &DescribeConfigsResource,
-) -> Result<Vec<Described>, Failure> {
+fn describe(cx: &Admin<'_>, resource: &DescribeConfigsResource) -> Result<Vec<Described>, Failure> {
     let name = resource.resource_name.as_str();
     match resource.resource_type {
         RESOURCE_TOPIC => {
             if let Err(err) = validate_name(name) {
                 return Err((ResponseError::InvalidTopicException, error_chain(&err)));
             }
-            let Some(topic) = broker.topic(name) else {
+            let Some(topic) = cx.topics.topic(name) else {
                 let message = format!("topic {name:?} does not exist");
                 return Err((ResponseError::UnknownTopicOrPartition, message));
             };
-            Ok(describe_topic(&topic, &broker.config.log))
+            Ok(describe_topic(&topic, &cx.config.log))
         }
         RESOURCE_BROKER => {
             if name.is_empty() {
                 return Ok(Vec::new());
             }
-            if name.parse::<i32>().ok() != Some(broker.config.node_id) {
+            if name.parse::<i32>().ok() != Some(cx.config.node_id) {
                 let message = format!(
                     "unexpected broker id, expected {} or empty string, but received {name:?}",
-                    broker.config.node_id
+                    cx.config.node_id
                 );
                 return Err((ResponseError::InvalidRequest, message));
             }
-            Ok(describe_broker(&broker.config))
+            Ok(describe_broker(cx.config))
         }
         other => Err((
             ResponseError::InvalidRequest,
@@ -263,14 +261,14 @@ fn describe(
 }
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
     for resource in request.resources {
         let mut out = DescribeConfigsResult::default();
-        match describe(broker, &resource) {
+        match describe(cx, &resource) {
             Ok(described) => {
                 out.error_message = None;
                 let wanted = |name: &str| {
@@ -499,6 +497,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = crate::broker::open_for_test(dir.path());
         broker
+            .topics
             .create_topic("t", 1, 1, Default::default(), false, 0)
             .expect("create");
         let resource = |resource_type, name: &str, keys: Option<&[&str]>| {
@@ -522,7 +521,7 @@ mod tests {
             resource(8, "root", None),
         ];
         for version in 1..=4 {
-            let response = handle(&broker, request.clone(), version);
+            let response = handle(&super::Admin::of(&broker), request.clone(), version);
             let encoded = runnel_protocol::response::encode(
                 kafka_protocol::messages::ApiKey::DescribeConfigs,
                 version,
@@ -531,7 +530,7 @@ mod tests {
             );
             assert!(encoded.is_ok(), "v{version}: {encoded:?}");
         }
-        let response = handle(&broker, request, 4);
+        let response = handle(&super::Admin::of(&broker), request, 4);
         let answered: Vec<_> = response
             .results
             .iter()

@@ -2,16 +2,16 @@
 //! only has committed offsets is `Empty`; one unknown is `Dead`, as Kafka
 //! answers up to v5.
 
+use super::GroupPath;
 use kafka_protocol::messages::describe_groups_request::DescribeGroupsRequest;
 use kafka_protocol::messages::describe_groups_response::{
     DescribeGroupsResponse, DescribedGroup, DescribedGroupMember,
 };
 
 use super::str_bytes;
-use crate::broker::Broker;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &GroupPath<'_>,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -20,7 +20,7 @@ pub fn handle(
         let id = group_id.0.to_string();
         let mut out = DescribedGroup::default();
         out.group_id = group_id;
-        match broker.groups.describe(&id) {
+        match cx.groups.describe(&id) {
             Some(described) => {
                 out.group_state = str_bytes(described.state);
                 out.protocol_type = str_bytes(described.protocol_type);
@@ -42,11 +42,7 @@ pub fn handle(
                     })
                     .collect();
             }
-            None if !broker
-                .group_coordinator
-                .committed_partitions(&id)
-                .is_empty() =>
-            {
+            None if !cx.group_coordinator.committed_partitions(&id).is_empty() => {
                 // No protocol type: a "simple" group, as Kafka describes it.
                 out.group_state = str_bytes("Empty");
             }

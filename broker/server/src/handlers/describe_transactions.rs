@@ -4,6 +4,7 @@
 //! timeout, start time and partitions; the list filtered by states,
 //! producer ids and (v1) how long the transaction has been running.
 
+use super::TxnPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::describe_transactions_response::{
@@ -17,13 +18,12 @@ use kafka_protocol::messages::{ProducerId, TopicName};
 use runnel_coordinator::txn_log::TxnState;
 
 use super::str_bytes;
-use crate::broker::Broker;
 
 pub fn describe(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    let all = broker.txn_coordinator.transactions_now();
+    let all = cx.txn_coordinator.transactions_now();
     let mut response = DescribeTransactionsResponse::default();
     response.transaction_states = request
         .transactional_ids
@@ -68,7 +68,7 @@ pub fn describe(
 }
 
 pub fn list(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: ListTransactionsRequest,
     version: i16,
     now_ms: i64,
@@ -96,7 +96,7 @@ pub fn list(
     } else {
         -1
     };
-    response.transaction_states = broker
+    response.transaction_states = cx
         .txn_coordinator
         .transactions_now()
         .into_iter()

@@ -1,6 +1,7 @@
 //! FindCoordinator: this broker coordinates every group and every
 //! transactional id. v4 answers a batch of keys.
 
+use super::Coordinators;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
@@ -8,28 +9,27 @@ use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoord
 use runnel_http::error_chain;
 
 use super::str_bytes;
-use crate::broker::Broker;
 
 /// Kafka's `CoordinatorType`: 0 group, 1 transaction.
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Coordinators<'_>,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let (host, port) = broker.config.advertised();
-    let node = BrokerId(broker.config.node_id);
+    let (host, port) = cx.config.advertised();
+    let node = BrokerId(cx.config.node_id);
     let error = match request.key_type {
-        GROUP => match broker.ensure_offsets_topic(super::now_ms()) {
+        GROUP => match cx.internal.ensure_offsets(super::now_ms()) {
             Ok(()) => None,
             Err(err) => {
                 tracing::error!(error = %error_chain(&err), "cannot create the offsets topic");
                 Some(ResponseError::CoordinatorNotAvailable)
             }
         },
-        TRANSACTION => match broker.ensure_transaction_topic(super::now_ms()) {
+        TRANSACTION => match cx.internal.ensure_transactions(super::now_ms()) {
             Ok(()) => None,
             Err(err) => {
                 tracing::error!(error = %error_chain(&err), "cannot create the transaction state topic");

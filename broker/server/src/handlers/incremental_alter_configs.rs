@@ -4,6 +4,7 @@
 //! it has no override. The resulting overrides are checked as a whole, so
 //! a bad value changes nothing. Broker settings are static here.
 
+use super::Admin;
 use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::error::ResponseError;
@@ -20,7 +21,6 @@ use super::alter_configs::{
 };
 use super::describe_configs::{ConfigType, topic_key};
 use super::str_bytes;
-use crate::broker::Broker;
 
 /// One change to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,7 +130,7 @@ fn split(list: &str) -> Vec<String> {
 }
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let duplicates = duplicated(
@@ -148,9 +148,9 @@ pub fn handle(
             check_topic_resource(resource.resource_type, name)
                 .and_then(|()| parse_ops(&resource.configs))
                 .and_then(|ops| {
-                    broker
+                    cx.topics
                         .alter_topic_configs(name, request.validate_only, |configs| {
-                            apply_ops(configs, &ops, &broker.config.log);
+                            apply_ops(configs, &ops, &cx.config.log);
                         })
                         .map(drop)
                         .map_err(|err| topic_failure(&err))
@@ -256,6 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let broker = crate::broker::open_for_test(dir.path());
         broker
+            .topics
             .create_topic("t", 1, 1, BTreeMap::new(), false, 0)
             .expect("create");
         let resource = |resource_type, name: &str, configs| {
@@ -278,7 +279,7 @@ mod tests {
             resource(2, "u", vec![config("retention.ms", 0, Some("1"))]),
             resource(4, "1", vec![config("num.partitions", 0, Some("2"))]),
         ];
-        let response = handle(&broker, request.clone());
+        let response = handle(&super::Admin::of(&broker), request.clone());
         let codes: Vec<_> = response.responses.iter().map(|r| r.error_code).collect();
         let expected = [
             0,
@@ -287,7 +288,7 @@ mod tests {
         ];
         assert_eq!(codes, expected);
         assert_eq!(response.responses[0].error_message, None);
-        let configs = broker.topic("t").expect("t").configs.clone();
+        let configs = broker.topics.topic("t").expect("t").configs.clone();
         let expected = BTreeMap::from([
             ("cleanup.policy".to_string(), "delete,compact".to_string()),
             ("retention.ms".to_string(), "1000".to_string()),
@@ -307,7 +308,7 @@ mod tests {
 
         request.resources.truncate(1);
         request.resources[0].configs = vec![config("retention.ms", 0, Some("-5"))];
-        let response = handle(&broker, request);
+        let response = handle(&super::Admin::of(&broker), request);
         assert_eq!(
             response.responses[0].error_code,
             ResponseError::InvalidConfig.code()
@@ -320,7 +321,7 @@ mod tests {
             message.contains("\"-5\" for log config retention.ms"),
             "{message}"
         );
-        assert_eq!(broker.topic("t").expect("t").configs, expected);
+        assert_eq!(broker.topics.topic("t").expect("t").configs, expected);
     }
 
     #[test]

@@ -4,17 +4,17 @@
 //! transaction coordinator's id and next epoch (txn_coordinator/), fencing the
 //! previous producer of that transactional id.
 
+use super::TxnPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::error_codes;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: InitProducerIdRequest,
     now_ms: i64,
 ) -> InitProducerIdResponse {
@@ -22,18 +22,18 @@ pub fn handle(
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if let Some(transactional_id) = &request.transactional_id {
-        if let Err(err) = broker.ensure_transaction_topic(now_ms) {
+        if let Err(err) = cx.internal.ensure_transactions(now_ms) {
             tracing::error!(error = %error_chain(&err), "cannot create the transaction state topic");
             response.error_code = ResponseError::CoordinatorNotAvailable.code();
             return response;
         }
-        return match broker.txn_coordinator.init_producer(
+        return match cx.txn_coordinator.init_producer(
             &transactional_id.0,
             request.transaction_timeout_ms,
             now_ms,
         ) {
             Ok(initialized) => {
-                broker.txns_ended(initialized.ended);
+                cx.group_coordinator.txns_ended(initialized.ended);
                 response
                     .with_producer_id(ProducerId(initialized.producer_id))
                     .with_producer_epoch(initialized.producer_epoch)
@@ -45,7 +45,7 @@ pub fn handle(
             }
         };
     }
-    match broker.producer_ids.next(&broker.metadata, now_ms) {
+    match cx.producer_ids.next(cx.metadata, now_ms) {
         Ok(id) => response
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),

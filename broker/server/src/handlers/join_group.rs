@@ -1,17 +1,17 @@
 //! JoinGroup: held until the group's rebalance answers it (the group's
 //! state machine lives in runnel-coordinator; see groups.rs).
 
+use super::GroupPath;
 use kafka_protocol::messages::join_group_request::JoinGroupRequest;
 use kafka_protocol::messages::join_group_response::{JoinGroupResponse, JoinGroupResponseMember};
 use runnel_coordinator::group::{GroupError, JoinRequest, JoinResponse};
 use uuid::Uuid;
 
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes;
 
 pub async fn handle(
-    broker: &Broker,
+    cx: &GroupPath<'_>,
     request: JoinGroupRequest,
     version: i16,
     client_id: &str,
@@ -41,7 +41,7 @@ pub async fn handle(
         new_member_id: format!("{client_id}-{}", Uuid::new_v4()),
     };
     let member_id = join.member_id.clone();
-    let reply = broker
+    let reply = cx
         .groups
         .join(&group_id, join)
         // The group went away under the request.

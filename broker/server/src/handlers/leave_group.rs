@@ -1,14 +1,14 @@
 //! LeaveGroup: one member (v0-2) or a batch (v3+) leaves; the group
 //! rebalances without them.
 
+use super::GroupPath;
 use kafka_protocol::messages::leave_group_request::LeaveGroupRequest;
 use kafka_protocol::messages::leave_group_response::{LeaveGroupResponse, MemberResponse};
 use runnel_coordinator::group::LeaveMember;
 
-use crate::broker::Broker;
 use crate::error_codes;
 
-pub fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn handle(cx: &GroupPath<'_>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let members: Vec<LeaveMember> = if version >= 3 {
         request
             .members
@@ -24,7 +24,7 @@ pub fn handle(broker: &Broker, request: LeaveGroupRequest, version: i16) -> Leav
             group_instance_id: None,
         }]
     };
-    let outcome = broker.groups.leave(&request.group_id.0, &members);
+    let outcome = cx.groups.leave(&request.group_id.0, &members);
     let mut response = LeaveGroupResponse::default();
     response.error_code = error_codes::group_code(outcome.error);
     if version >= 3 {

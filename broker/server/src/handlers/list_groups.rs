@@ -1,6 +1,7 @@
 //! ListGroups: every group with members or committed offsets, filtered by
 //! state from v4 (case-insensitive, as Kafka).
 
+use super::GroupPath;
 use std::collections::BTreeMap;
 
 use kafka_protocol::messages::GroupId;
@@ -8,11 +9,10 @@ use kafka_protocol::messages::list_groups_request::ListGroupsRequest;
 use kafka_protocol::messages::list_groups_response::{ListGroupsResponse, ListedGroup};
 
 use super::str_bytes;
-use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn handle(cx: &GroupPath<'_>, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
     // group id -> (protocol type, state)
-    let mut groups: BTreeMap<String, (String, String)> = broker
+    let mut groups: BTreeMap<String, (String, String)> = cx
         .group_coordinator
         .committed_groups()
         .into_iter()
@@ -20,7 +20,7 @@ pub fn handle(broker: &Broker, request: ListGroupsRequest, version: i16) -> List
         // type, as Kafka lists it; clients call it a "simple" group.
         .map(|g| (g, (String::new(), "Empty".to_string())))
         .collect();
-    for described in broker.groups.list() {
+    for described in cx.groups.list() {
         if described.state != "Dead" {
             groups.insert(
                 described.group_id,

@@ -2,6 +2,7 @@
 //! partition; topics by name or (v10+) id; auto-creation as Kafka does it,
 //! except that the topic is ready in the same response.
 
+use super::Admin;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
 use kafka_protocol::messages::metadata_request::MetadataRequest;
@@ -13,17 +14,17 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
-use crate::broker::{Broker, TopicOpError};
+use crate::topic_admin::TopicOpError;
 use crate::topics::Topic;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &Admin<'_>,
     request: MetadataRequest,
     version: i16,
     now_ms: i64,
 ) -> MetadataResponse {
-    let node = BrokerId(broker.config.node_id);
-    let (host, port) = broker.config.advertised();
+    let node = BrokerId(cx.config.node_id);
+    let (host, port) = cx.config.advertised();
     let mut response = MetadataResponse::default();
     response.brokers = vec![{
         let mut b = MetadataResponseBroker::default();
@@ -33,14 +34,14 @@ pub fn handle(
         b
     }];
     if version >= 2 {
-        response.cluster_id = Some(str_bytes(broker.config.cluster_id()));
+        response.cluster_id = Some(str_bytes(cx.config.cluster_id()));
     }
     if version >= 1 {
         response.controller_id = node;
     }
 
-    let auto_create = broker.config.auto_create_topics_enable
-        && (version < 4 || request.allow_auto_topic_creation);
+    let auto_create =
+        cx.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
     let wanted: Option<Vec<(Option<String>, Uuid)>> = match request.topics {
         None => None,
         Some(topics) if topics.is_empty() && version == 0 => None,
@@ -52,39 +53,40 @@ pub fn handle(
         ),
     };
     response.topics = match wanted {
-        None => broker
+        None => cx
+            .topics
             .topic_list()
             .iter()
             .map(|t| describe(node, t, version))
             .collect(),
         Some(wanted) => wanted
             .into_iter()
-            .map(|(name, id)| lookup(broker, name, id, auto_create, version, now_ms))
+            .map(|(name, id)| lookup(cx, name, id, auto_create, version, now_ms))
             .collect(),
     };
     response
 }
 
 fn lookup(
-    broker: &Broker,
+    cx: &Admin<'_>,
     name: Option<String>,
     id: Uuid,
     auto_create: bool,
     version: i16,
     now_ms: i64,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config.node_id);
+    let node = BrokerId(cx.config.node_id);
     // A topic id, when given, is what the topic is looked up by (the Java
     // admin's describeTopics by id sends it with an empty name), as Kafka.
     let name = name.filter(|_| id.is_nil());
     let Some(name) = name else {
-        let found = broker.topic_by_id(id);
+        let found = cx.topics.topic_by_id(id);
         return match found {
             Some(topic) => describe(node, &topic, version),
             None => error_topic(None, id, ResponseError::UnknownTopicId, version),
         };
     };
-    let existing = broker.topic(&name);
+    let existing = cx.topics.topic(&name);
     if let Some(topic) = existing {
         return describe(node, &topic, version);
     }
@@ -96,9 +98,12 @@ fn lookup(
             version,
         );
     }
-    match broker.create_topic(&name, -1, -1, BTreeMap::new(), false, now_ms) {
+    match cx
+        .topics
+        .create_topic(&name, -1, -1, BTreeMap::new(), false, now_ms)
+    {
         Ok(topic) => describe(node, &topic, version),
-        Err(TopicOpError::AlreadyExists(_)) => match broker.topic(&name) {
+        Err(TopicOpError::AlreadyExists(_)) => match cx.topics.topic(&name) {
             Some(topic) => describe(node, &topic, version),
             None => error_topic(
                 Some(&name),

@@ -6,6 +6,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
+mod context;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -43,21 +44,7 @@ use runnel_protocol::versions;
 use thiserror::Error;
 
 use crate::broker::Broker;
-use crate::cluster_metadata::ClusterMetadata;
-use crate::metrics::BrokerMetrics;
-use crate::replica_manager::ReplicaManager;
-use crate::storage_health::StorageHealth;
-
-/// What the data-path handlers (Produce, Fetch, ListOffsets) are given:
-/// the partitions, the metadata image, the metrics and the log dirs'
-/// health, never the coordinators or the rest of the broker.
-#[derive(Debug, Clone, Copy)]
-pub struct DataPath<'a> {
-    pub replicas: &'a ReplicaManager,
-    pub metadata: &'a ClusterMetadata,
-    pub metrics: &'a BrokerMetrics,
-    pub storage: &'a StorageHealth,
-}
+pub use context::{Admin, Coordinators, DataPath, GroupPath, TxnPath};
 
 /// What goes back on the connection for one request.
 #[derive(Debug)]
@@ -115,16 +102,14 @@ pub async fn dispatch(
         return Err(HandlerError::UnsupportedVersion { api, version });
     }
     let now = now_ms();
-    let data_path = DataPath {
-        replicas: &broker.replicas,
-        metadata: &broker.metadata,
-        metrics: &broker.metrics,
-        storage: &broker.storage,
-    };
+    let data_path = DataPath::of(broker);
+    let admin = Admin::of(broker);
+    let group_path = GroupPath::of(broker);
+    let txn_path = TxnPath::of(broker);
     match api {
         ApiKey::Metadata => respond(
             request,
-            &metadata::handle(broker, body(request)?, version, now),
+            &metadata::handle(&admin, body(request)?, version, now),
         ),
         ApiKey::Produce => match produce::handle(&data_path, body(request)?, version, now).await {
             Some(response) => respond(request, &response),
@@ -137,32 +122,38 @@ pub async fn dispatch(
         ),
         ApiKey::CreateTopics => respond(
             request,
-            &disk_work(|| Ok(create_topics::handle(broker, body(request)?, version, now)))?,
+            &disk_work(|| Ok(create_topics::handle(&admin, body(request)?, version, now)))?,
         ),
         ApiKey::DeleteTopics => respond(
             request,
-            &disk_work(|| Ok(delete_topics::handle(broker, body(request)?, version)))?,
+            &disk_work(|| Ok(delete_topics::handle(&admin, body(request)?, version)))?,
         ),
         ApiKey::CreatePartitions => respond(
             request,
-            &disk_work(|| Ok(create_partitions::handle(broker, body(request)?, now)))?,
+            &disk_work(|| Ok(create_partitions::handle(&admin, body(request)?, now)))?,
         ),
         ApiKey::DescribeConfigs => respond(
             request,
-            &describe_configs::handle(broker, body(request)?, version),
+            &describe_configs::handle(&admin, body(request)?, version),
         ),
-        ApiKey::AlterConfigs => respond(request, &alter_configs::handle(broker, body(request)?)),
+        ApiKey::AlterConfigs => respond(request, &alter_configs::handle(&admin, body(request)?)),
         ApiKey::IncrementalAlterConfigs => respond(
             request,
-            &incremental_alter_configs::handle(broker, body(request)?),
+            &incremental_alter_configs::handle(&admin, body(request)?),
         ),
         ApiKey::DescribeCluster => respond(
             request,
-            &describe_cluster::handle(broker, body(request)?, version),
+            &describe_cluster::handle(&admin, body(request)?, version),
         ),
         ApiKey::FindCoordinator => respond(
             request,
-            &disk_work(|| Ok(find_coordinator::handle(broker, body(request)?, version)))?,
+            &disk_work(|| {
+                Ok(find_coordinator::handle(
+                    &Coordinators::of(broker),
+                    body(request)?,
+                    version,
+                ))
+            })?,
         ),
         ApiKey::JoinGroup => {
             let client_id = request
@@ -172,42 +163,44 @@ pub async fn dispatch(
                 .unwrap_or_default()
                 .to_string();
             let response =
-                join_group::handle(broker, body(request)?, version, &client_id, peer).await;
+                join_group::handle(&group_path, body(request)?, version, &client_id, peer).await;
             respond(request, &response)
         }
         ApiKey::SyncGroup => respond(
             request,
-            &sync_group::handle(broker, body(request)?, version).await,
+            &sync_group::handle(&group_path, body(request)?, version).await,
         ),
-        ApiKey::Heartbeat => respond(request, &heartbeat::handle(broker, body(request)?)),
+        ApiKey::Heartbeat => respond(request, &heartbeat::handle(&group_path, body(request)?)),
         ApiKey::LeaveGroup => respond(
             request,
-            &leave_group::handle(broker, body(request)?, version),
+            &leave_group::handle(&group_path, body(request)?, version),
         ),
         ApiKey::DescribeGroups => respond(
             request,
-            &describe_groups::handle(broker, body(request)?, version),
+            &describe_groups::handle(&group_path, body(request)?, version),
         ),
-        ApiKey::DeleteGroups => {
-            respond(request, &delete_groups::handle(broker, body(request)?, now))
-        }
+        ApiKey::DeleteGroups => respond(
+            request,
+            &delete_groups::handle(&group_path, body(request)?, now),
+        ),
         ApiKey::ListGroups => respond(
             request,
-            &list_groups::handle(broker, body(request)?, version),
+            &list_groups::handle(&group_path, body(request)?, version),
         ),
-        ApiKey::OffsetCommit => {
-            respond(request, &offset_commit::handle(broker, body(request)?, now))
-        }
+        ApiKey::OffsetCommit => respond(
+            request,
+            &offset_commit::handle(&group_path, body(request)?, now),
+        ),
         ApiKey::InitProducerId => respond(
             request,
             // A new block of ids is written and fsynced once per 1,000.
-            &disk_work(|| Ok(init_producer_id::handle(broker, body(request)?, now)))?,
+            &disk_work(|| Ok(init_producer_id::handle(&txn_path, body(request)?, now)))?,
         ),
         ApiKey::AddPartitionsToTxn => respond(
             request,
             &disk_work(|| {
                 Ok(add_partitions_to_txn::handle(
-                    broker,
+                    &txn_path,
                     body(request)?,
                     version,
                     now,
@@ -216,31 +209,32 @@ pub async fn dispatch(
         ),
         ApiKey::AddOffsetsToTxn => respond(
             request,
-            &disk_work(|| Ok(add_offsets_to_txn::handle(broker, body(request)?, now)))?,
+            &disk_work(|| Ok(add_offsets_to_txn::handle(&txn_path, body(request)?, now)))?,
         ),
         ApiKey::TxnOffsetCommit => respond(
             request,
-            &disk_work(|| Ok(txn_offset_commit::handle(broker, body(request)?, now)))?,
+            &disk_work(|| Ok(txn_offset_commit::handle(&txn_path, body(request)?, now)))?,
         ),
         ApiKey::EndTxn => respond(
             request,
             // The markers are written before the answer.
-            &disk_work(|| Ok(end_txn::handle(broker, body(request)?, now)))?,
+            &disk_work(|| Ok(end_txn::handle(&txn_path, body(request)?, now)))?,
         ),
         ApiKey::DescribeTransactions => respond(
             request,
-            &describe_transactions::describe(broker, body(request)?),
+            &describe_transactions::describe(&txn_path, body(request)?),
         ),
         ApiKey::ListTransactions => respond(
             request,
-            &describe_transactions::list(broker, body(request)?, version, now),
+            &describe_transactions::list(&txn_path, body(request)?, version, now),
         ),
-        ApiKey::OffsetDelete => {
-            respond(request, &offset_delete::handle(broker, body(request)?, now))
-        }
+        ApiKey::OffsetDelete => respond(
+            request,
+            &offset_delete::handle(&group_path, body(request)?, now),
+        ),
         ApiKey::OffsetFetch => respond(
             request,
-            &offset_fetch::handle(broker, body(request)?, version),
+            &offset_fetch::handle(&group_path, body(request)?, version),
         ),
         api => Err(HandlerError::NotImplemented { api }),
     }

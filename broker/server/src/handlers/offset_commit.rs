@@ -4,6 +4,7 @@
 //! `assign`s partitions commits outside any (generation -1, no member id)
 //! while the group has no members.
 
+use super::GroupPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
 use kafka_protocol::messages::offset_commit_response::{
@@ -11,14 +12,17 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::error_codes;
 use crate::group_coordinator::Commit;
 
 /// Kafka's `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
 
-pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> OffsetCommitResponse {
+pub fn handle(
+    cx: &GroupPath<'_>,
+    request: OffsetCommitRequest,
+    now_ms: i64,
+) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
     let simple = request.generation_id_or_member_epoch < 0 && request.member_id.is_empty();
     let group_error = if group.is_empty() {
@@ -26,13 +30,11 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
     } else if simple {
         // A commit outside any generation (an `assign` consumer) is taken
         // only while no member has joined, as Kafka.
-        broker
-            .groups
+        cx.groups
             .exists(&group)
             .then_some(ResponseError::UnknownMemberId)
     } else {
-        broker
-            .groups
+        cx.groups
             .check_member(
                 &group,
                 &request.member_id,
@@ -55,7 +57,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
                 .unwrap_or_default();
             let error = if let Some(error) = group_error {
                 Some(error)
-            } else if broker.partition(&name, partition.partition_index).is_none() {
+            } else if cx.replicas.get(&name, partition.partition_index).is_none() {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > MAX_METADATA_BYTES {
                 Some(ResponseError::OffsetMetadataTooLarge)
@@ -78,7 +80,7 @@ pub fn handle(broker: &Broker, request: OffsetCommitRequest, now_ms: i64) -> Off
         response.topics.push(out);
     }
     if !commits.is_empty()
-        && let Err(err) = broker.commit_offsets(&group, &commits, now_ms)
+        && let Err(err) = cx.commit_offsets(&group, &commits, now_ms)
     {
         tracing::error!(group, error = %error_chain(&err), "storing committed offsets failed");
         let code = crate::error_codes::offsets(&err).code();

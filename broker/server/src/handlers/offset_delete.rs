@@ -5,6 +5,7 @@
 //! the others); a group with members whose subscriptions cannot be read
 //! keeps them all (NON_EMPTY_GROUP); an unknown group is GROUP_ID_NOT_FOUND.
 
+use super::GroupPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_request::OffsetDeleteRequest;
 use kafka_protocol::messages::offset_delete_response::{
@@ -12,21 +13,22 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::groups::OffsetDeletion;
 
-pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> OffsetDeleteResponse {
+pub fn handle(
+    cx: &GroupPath<'_>,
+    request: OffsetDeleteRequest,
+    now_ms: i64,
+) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
     let mut response = OffsetDeleteResponse::default();
     let deletion = if group.is_empty() {
         response.error_code = ResponseError::InvalidGroupId.code();
         return response;
     } else {
-        match broker.groups.offset_deletion(&group) {
+        match cx.groups.offset_deletion(&group) {
             Some(deletion) => deletion,
-            None if broker.group_coordinator.committed_groups().contains(&group) => {
-                OffsetDeletion::Any
-            }
+            None if cx.group_coordinator.committed_groups().contains(&group) => OffsetDeletion::Any,
             None => OffsetDeletion::NotFound,
         }
     };
@@ -52,7 +54,7 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> Off
             let index = partition.partition_index;
             let mut p = OffsetDeleteResponsePartition::default();
             p.partition_index = index;
-            p.error_code = if broker.partition(&name, index).is_none() {
+            p.error_code = if cx.replicas.get(&name, index).is_none() {
                 ResponseError::UnknownTopicOrPartition.code()
             } else if subscribed {
                 ResponseError::GroupSubscribedToTopic.code()
@@ -64,7 +66,7 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest, now_ms: i64) -> Off
         }
         response.topics.push(out);
     }
-    if let Err(err) = broker
+    if let Err(err) = cx
         .group_coordinator
         .delete_offsets(&group, &deleting, now_ms)
     {

@@ -4,6 +4,7 @@
 //! committed an offset for answers UNSTABLE_OFFSET_COMMIT, so that the client
 //! retries once the transaction ended.
 
+use super::GroupPath;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -12,7 +13,6 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 
 use super::{str_bytes, topic_name};
-use crate::broker::Broker;
 
 /// One group's wanted partitions, `None` for all it has committed.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
@@ -26,7 +26,11 @@ struct Committed {
     error_code: i16,
 }
 
-pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn handle(
+    cx: &GroupPath<'_>,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
         for group in request.groups {
@@ -39,7 +43,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = group.group_id;
-            for (topic, partitions) in committed(broker, &id, wanted, request.require_stable) {
+            for (topic, partitions) in committed(cx, &id, wanted, request.require_stable) {
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = topic_name(&topic);
                 t.partitions = partitions
@@ -71,7 +75,7 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
         response.error_code = ResponseError::InvalidGroupId.code();
     }
     let require_stable = version >= 7 && request.require_stable;
-    for (topic, partitions) in committed(broker, &id, wanted, require_stable) {
+    for (topic, partitions) in committed(cx, &id, wanted, require_stable) {
         let mut t = OffsetFetchResponseTopic::default();
         t.name = topic_name(&topic);
         t.partitions = partitions
@@ -97,12 +101,12 @@ pub fn handle(broker: &Broker, request: OffsetFetchRequest, version: i16) -> Off
 /// with `require_stable`, -1 and UNSTABLE_OFFSET_COMMIT where an open
 /// transaction has committed one.
 fn committed(
-    broker: &Broker,
+    cx: &GroupPath<'_>,
     group: &str,
     wanted: Wanted,
     require_stable: bool,
 ) -> Vec<(String, Vec<Committed>)> {
-    let wanted = wanted.unwrap_or_else(|| broker.group_coordinator.committed_partitions(group));
+    let wanted = wanted.unwrap_or_else(|| cx.group_coordinator.committed_partitions(group));
     wanted
         .into_iter()
         .map(|(topic, partitions)| {
@@ -110,10 +114,10 @@ fn committed(
                 .into_iter()
                 .map(|partition| {
                     let unstable = require_stable
-                        && broker
+                        && cx
                             .group_coordinator
                             .has_pending_txn_offset(group, &topic, partition);
-                    match broker.group_coordinator.committed(group, &topic, partition) {
+                    match cx.group_coordinator.committed(group, &topic, partition) {
                         Some(c) if !unstable => Committed {
                             partition,
                             offset: c.offset,

@@ -21,7 +21,6 @@ use tokio::time::Instant;
 
 use super::DataPath;
 use super::str_bytes;
-use crate::broker::error_chain;
 use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
 
 /// `None` when the producer asked for no acknowledgement. With `acks=all`
@@ -147,19 +146,10 @@ fn append(
             format!("this broker has no partition {topic}-{partition}"),
         ));
     };
+    // A storage failure marks the log dir failing in Partition::append.
     match target.append(records.unwrap_or_default(), now_ms) {
-        Ok(appended) => {
-            path.storage.write_succeeded(target.dir(), path.metrics);
-            Ok((target, appended))
-        }
-        Err(err) => {
-            let code = error_code(&err);
-            if code == ResponseError::KafkaStorageError {
-                path.storage
-                    .write_failed(target.dir(), &error_chain(&err), path.metrics);
-            }
-            Err((code, format!("{err}")))
-        }
+        Ok(appended) => Ok((target, appended)),
+        Err(err) => Err((error_code(&err), format!("{err}"))),
     }
 }
 

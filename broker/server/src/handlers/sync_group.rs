@@ -1,16 +1,20 @@
 //! SyncGroup: the leader's assignments reach every member; followers wait
 //! for the leader.
 
+use super::GroupPath;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequest;
 use kafka_protocol::messages::sync_group_response::SyncGroupResponse;
 use runnel_coordinator::group::{GroupError, SyncRequest, SyncResponse};
 use runnel_http::error_chain;
 
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::error_codes;
 
-pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn handle(
+    cx: &GroupPath<'_>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
     let group_id = request.group_id.0.to_string();
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
@@ -24,7 +28,7 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let reply = broker
+    let reply = cx
         .groups
         .sync(&group_id, sync)
         // The group went away under the request.
@@ -33,7 +37,7 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest, version: i16) ->
     if reply.error.is_none() {
         // The leader's sync stored the group: on disk before it is answered,
         // as Kafka's storeGroup.
-        let stored = tokio::task::block_in_place(|| broker.flush_group_stores(super::now_ms()));
+        let stored = tokio::task::block_in_place(|| cx.flush_group_stores(super::now_ms()));
         if let Err(err) = stored {
             tracing::error!(group = group_id, error = %error_chain(&err), "cannot store the group in __consumer_offsets");
         }

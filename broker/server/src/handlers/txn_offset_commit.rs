@@ -3,23 +3,23 @@
 //! them once the transaction commits, never if it aborts. From v3 a
 //! member's generation is checked as OffsetCommit checks it.
 
+use super::TxnPath;
 use kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequest;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponse, TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use runnel_http::error_chain;
 
-use crate::broker::Broker;
 use crate::error_codes;
 use crate::group_coordinator::Commit;
 
 pub fn handle(
-    broker: &Broker,
+    cx: &TxnPath<'_>,
     request: TxnOffsetCommitRequest,
     now_ms: i64,
 ) -> TxnOffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let checked = broker
+    let checked = cx
         .txn_coordinator
         .check_producer(
             &request.transactional_id.0,
@@ -29,7 +29,7 @@ pub fn handle(
         .map_err(|err| error_codes::txn_request(&err).code())
         .and_then(|()| {
             if request.generation_id >= 0 {
-                match broker
+                match cx
                     .groups
                     .check_member(&group, &request.member_id, request.generation_id)
                 {
@@ -60,7 +60,7 @@ pub fn handle(
         .collect();
     let code = match checked {
         Err(code) => code,
-        Ok(()) => match broker.commit_txn_offsets(
+        Ok(()) => match cx.commit_txn_offsets(
             request.producer_id.0,
             request.producer_epoch,
             &group,

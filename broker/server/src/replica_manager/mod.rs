@@ -23,6 +23,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use runnel_log::{LogConfig, LogError, LogManager, TopicPartition};
 use runnel_metadata::LocalReplicaChanges;
 
+use crate::storage_health::StorageHealth;
+
 pub use partition::{Appended, Partition};
 pub use purgatory::wait_for_high_watermarks;
 pub use watchers::Waiter;
@@ -30,16 +32,28 @@ pub use watchers::Waiter;
 #[derive(Debug)]
 pub struct ReplicaManager {
     logs: Arc<LogManager>,
+    /// Told of every write's outcome: a storage failure marks the log dir.
+    storage: Arc<StorageHealth>,
     /// Each topic's partitions, index `i` holding partition `i`.
     partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
 }
 
 impl ReplicaManager {
-    pub fn new(logs: Arc<LogManager>) -> Self {
+    pub fn new(logs: Arc<LogManager>, storage: Arc<StorageHealth>) -> Self {
         Self {
             logs,
+            storage,
             partitions: RwLock::default(),
         }
+    }
+
+    /// A replica manager over `logs` whose storage failures go to metrics
+    /// of its own, for tests.
+    #[cfg(test)]
+    pub fn for_test(logs: Arc<LogManager>) -> Self {
+        let metrics = Arc::new(crate::metrics::BrokerMetrics::new());
+        let storage = Arc::new(StorageHealth::new(logs.log_dirs(), metrics));
+        Self::new(logs, storage)
     }
 
     /// The log manager, for maintenance over every log (flush, retention,
@@ -94,7 +108,13 @@ impl ReplicaManager {
                 config.clone(),
                 now_ms,
             )?;
-            opened.push(Arc::new(Partition::new(Arc::clone(&name), index, log, 0)));
+            opened.push(Arc::new(Partition::new(
+                Arc::clone(&name),
+                index,
+                log,
+                0,
+                Arc::clone(&self.storage),
+            )));
         }
         let mut partitions = self.write();
         let hosted = partitions.entry(name).or_default();
@@ -173,7 +193,7 @@ mod tests {
     fn manager(dir: &std::path::Path) -> ReplicaManager {
         let logs =
             LogManager::open(ManagerConfig::new(vec![dir.to_path_buf()]), NOW).expect("open");
-        ReplicaManager::new(Arc::new(logs))
+        ReplicaManager::for_test(Arc::new(logs))
     }
 
     #[test]

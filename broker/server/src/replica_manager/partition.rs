@@ -4,13 +4,15 @@
 //! `acks=all` producers).
 //!
 //! Every write goes through [`Partition::append`] or
-//! [`Partition::append_marker`], which move the high watermark and wake
-//! only this partition's waiters. On one broker the in-sync replicas are
+//! [`Partition::append_marker`], which move the high watermark, wake only
+//! this partition's waiters, and tell the log dirs' health of a storage
+//! failure (a full disk marks the dir failing, whoever wrote: a producer
+//! or a coordinator). On one broker the in-sync replicas are
 //! this broker alone, so the high watermark follows the log end; with
 //! replication it becomes the ISR's smallest log end. Consumers never read
 //! past it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, MutexGuard};
 
@@ -19,6 +21,7 @@ use runnel_log::manager::lock;
 use runnel_log::{AppendInfo, LogError, PartitionLog, SharedLog};
 
 use super::watchers::{Waiter, Watchers};
+use crate::storage_health::StorageHealth;
 
 #[derive(Debug)]
 pub struct Partition {
@@ -33,6 +36,9 @@ pub struct Partition {
     /// replication lands.
     log_end_watchers: Watchers,
     high_watermark_watchers: Watchers,
+    /// Told of each write's outcome: a storage failure marks the log dir
+    /// failing, a success clears it.
+    storage: Arc<StorageHealth>,
 }
 
 /// What one append left: the append and the log's start offset after it.
@@ -43,7 +49,13 @@ pub struct Appended {
 }
 
 impl Partition {
-    pub fn new(topic: Arc<str>, index: i32, log: SharedLog, leader_epoch: i32) -> Self {
+    pub fn new(
+        topic: Arc<str>,
+        index: i32,
+        log: SharedLog,
+        leader_epoch: i32,
+        storage: Arc<StorageHealth>,
+    ) -> Self {
         let (dir, log_end) = {
             let log = lock(&log);
             (log.dir().to_path_buf(), log.log_end_offset())
@@ -57,6 +69,7 @@ impl Partition {
             high_watermark: AtomicI64::new(log_end),
             log_end_watchers: Watchers::default(),
             high_watermark_watchers: Watchers::default(),
+            storage,
         }
     }
 
@@ -66,10 +79,6 @@ impl Partition {
 
     pub fn index(&self) -> i32 {
         self.index
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     pub fn leader_epoch(&self) -> i32 {
@@ -128,7 +137,17 @@ impl Partition {
     ) -> Result<Appended, LogError> {
         let appended = {
             let mut log = self.log();
-            let info = append(&mut log)?;
+            let info = match append(&mut log) {
+                Ok(info) => info,
+                Err(err) => {
+                    drop(log);
+                    if err.is_storage_failure() {
+                        self.storage
+                            .write_failed(&self.dir, &runnel_http::error_chain(&err));
+                    }
+                    return Err(err);
+                }
+            };
             // One replica in sync: this one. The store happens under the
             // log lock so the high watermark never moves backwards.
             self.high_watermark
@@ -138,6 +157,7 @@ impl Partition {
                 log_start_offset: log.log_start_offset(),
             }
         };
+        self.storage.write_succeeded(&self.dir);
         if !appended.info.duplicate {
             self.log_end_watchers.wake();
             self.high_watermark_watchers.wake();

@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     let logs = LogManager::open(ManagerConfig::new(vec![dir.path().to_path_buf()]), NOW)
         .expect("open logs");
     let metadata = ClusterMetadata::open(&logs, 1, NOW).expect("open metadata");
-    let replicas = Arc::new(ReplicaManager::new(Arc::new(logs)));
+    let replicas = Arc::new(ReplicaManager::for_test(Arc::new(logs)));
     let config = LogConfig::default();
     replicas
         .host(TRANSACTION_TOPIC, 0, PARTITIONS, &config, NOW)

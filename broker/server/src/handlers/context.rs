@@ -1,0 +1,167 @@
+//! What each family of handlers is given: the parts of the broker it uses,
+//! never the whole. The data path (Produce, Fetch, ListOffsets) sees
+//! partitions and metadata; the admin handlers topic changes; the group
+//! handlers the group coordinator; the transaction handlers the
+//! transaction coordinator and producer ids.
+
+use crate::broker::Broker;
+use crate::cluster_metadata::ClusterMetadata;
+use crate::config::BrokerConfig;
+use crate::group_coordinator::{Commit, GroupCoordinator, OffsetsError};
+use crate::groups::Groups;
+use crate::internal_topics::InternalTopics;
+use crate::metrics::BrokerMetrics;
+use crate::producer_ids::ProducerIds;
+use crate::replica_manager::ReplicaManager;
+use crate::topic_admin::TopicAdmin;
+use crate::txn_coordinator::TxnCoordinator;
+
+/// Produce, Fetch and ListOffsets: the partitions, the metadata image and
+/// the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct DataPath<'a> {
+    pub replicas: &'a ReplicaManager,
+    pub metadata: &'a ClusterMetadata,
+    pub metrics: &'a BrokerMetrics,
+}
+
+impl<'a> DataPath<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Self {
+            replicas: &broker.replicas,
+            metadata: &broker.metadata,
+            metrics: &broker.metrics,
+        }
+    }
+}
+
+/// Metadata, the topic and config handlers, DescribeCluster: the broker's
+/// settings and topic changes.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    pub config: &'a BrokerConfig,
+    pub topics: &'a TopicAdmin,
+}
+
+impl<'a> Admin<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Self {
+            config: &broker.config,
+            topics: &broker.topics,
+        }
+    }
+}
+
+/// FindCoordinator: the advertised address and the internal topics, made
+/// when a coordinator is first looked up.
+#[derive(Debug, Clone, Copy)]
+pub struct Coordinators<'a> {
+    pub config: &'a BrokerConfig,
+    pub internal: &'a InternalTopics,
+}
+
+impl<'a> Coordinators<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Self {
+            config: &broker.config,
+            internal: &broker.internal,
+        }
+    }
+}
+
+/// The group handlers: membership, committed offsets, and the partitions
+/// (a commit names partitions that must exist).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupPath<'a> {
+    pub groups: &'a Groups,
+    pub group_coordinator: &'a GroupCoordinator,
+    pub internal: &'a InternalTopics,
+    pub replicas: &'a ReplicaManager,
+}
+
+impl<'a> GroupPath<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Self {
+            groups: &broker.groups,
+            group_coordinator: &broker.group_coordinator,
+            internal: &broker.internal,
+            replicas: &broker.replicas,
+        }
+    }
+
+    /// Creates `__consumer_offsets` when needed, then commits.
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        commits: &[Commit],
+        now_ms: i64,
+    ) -> Result<(), OffsetsError> {
+        self.ensure_offsets_topic(now_ms)?;
+        self.group_coordinator
+            .commit_offsets(group, commits, now_ms)
+    }
+
+    /// Writes the group records queued so far, creating
+    /// `__consumer_offsets` first when there are any and it is missing.
+    pub fn flush_group_stores(&self, now_ms: i64) -> Result<usize, OffsetsError> {
+        self.group_coordinator
+            .flush_group_stores(now_ms, || self.ensure_offsets_topic(now_ms))
+    }
+
+    fn ensure_offsets_topic(&self, now_ms: i64) -> Result<(), OffsetsError> {
+        self.internal
+            .ensure_offsets(now_ms)
+            .map_err(|err| OffsetsError::Create(Box::new(err)))
+    }
+}
+
+/// The transaction handlers and TxnOffsetCommit: the transaction
+/// coordinator, producer ids, the group coordinator (offsets in a
+/// transaction settle when it ends) and the partitions a transaction adds.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnPath<'a> {
+    pub txn_coordinator: &'a TxnCoordinator,
+    pub group_coordinator: &'a GroupCoordinator,
+    pub producer_ids: &'a ProducerIds,
+    pub internal: &'a InternalTopics,
+    pub replicas: &'a ReplicaManager,
+    pub metadata: &'a ClusterMetadata,
+    /// TxnOffsetCommit v3+ checks the member's generation.
+    pub groups: &'a Groups,
+}
+
+impl<'a> TxnPath<'a> {
+    pub fn of(broker: &'a Broker) -> Self {
+        Self {
+            txn_coordinator: &broker.txn_coordinator,
+            group_coordinator: &broker.group_coordinator,
+            producer_ids: &broker.producer_ids,
+            internal: &broker.internal,
+            replicas: &broker.replicas,
+            metadata: &broker.metadata,
+            groups: &broker.groups,
+        }
+    }
+
+    /// Creates `__consumer_offsets` when needed, then commits the
+    /// transaction's offsets (pending until its markers).
+    pub fn commit_txn_offsets(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+        commits: &[Commit],
+        now_ms: i64,
+    ) -> Result<(), OffsetsError> {
+        self.internal
+            .ensure_offsets(now_ms)
+            .map_err(|err| OffsetsError::Create(Box::new(err)))?;
+        self.group_coordinator.commit_txn_offsets(
+            producer_id,
+            producer_epoch,
+            group,
+            commits,
+            now_ms,
+        )
+    }
+}

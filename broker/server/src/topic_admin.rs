@@ -1,0 +1,426 @@
+//! Topic changes on this broker: creating, deleting and growing topics
+//! and altering their configs. Each is checked, written to the metadata
+//! log as records, replayed, and applied here: the replica manager creates
+//! or deletes the partition logs, then every listener (the coordinators)
+//! follows this broker's share, and only then is the new image published.
+//! One change runs at a time.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use runnel_log::LogConfig;
+use thiserror::Error;
+use uuid::Uuid;
+
+use runnel_metadata::changes::{self, NewTopic};
+use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
+
+use crate::cluster_metadata::{Applied, ClusterMetadata};
+use crate::replica_manager::ReplicaManager;
+use crate::topics::{Topic, TopicError, effective_config, validate_name};
+
+#[derive(Debug, Error)]
+pub enum TopicOpError {
+    #[error(transparent)]
+    InvalidName(TopicError),
+    #[error("topic {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("topic {0:?} does not exist")]
+    Unknown(String),
+    #[error("partition count {count} is invalid: {reason}")]
+    InvalidPartitions { count: i32, reason: String },
+    #[error("replication factor {0} is invalid: this cluster has one broker")]
+    InvalidReplicationFactor(i16),
+    #[error(transparent)]
+    InvalidConfig(TopicError),
+    #[error("the metadata change for topic {topic} failed")]
+    Metadata {
+        topic: String,
+        #[source]
+        source: Box<crate::cluster_metadata::MetadataError>,
+    },
+    #[error("storage failed for topic {topic}")]
+    Storage {
+        topic: String,
+        #[source]
+        source: runnel_log::LogError,
+    },
+}
+
+/// Follows this broker's share of each metadata change, after the
+/// partition logs it needs exist and before the new image is published
+/// (the coordinators load and unload their partitions here).
+pub trait LocalChangesListener: Send + Sync + std::fmt::Debug {
+    fn changed(&self, applied: &Applied, now_ms: i64);
+}
+
+/// Makes topic changes; shared by the admin handlers and the internal
+/// topics' creation.
+#[derive(Debug)]
+pub struct TopicAdmin {
+    /// The broker's log settings, under every topic's overrides.
+    log_defaults: LogConfig,
+    /// `num.partitions`: a topic created with -1 partitions gets these.
+    num_partitions: i32,
+    metadata: Arc<ClusterMetadata>,
+    replicas: Arc<ReplicaManager>,
+    listeners: Vec<Arc<dyn LocalChangesListener>>,
+    /// Held for a whole topic creation, deletion or growth: its checks,
+    /// its records and the logs they create or delete.
+    changes: Mutex<()>,
+}
+
+impl TopicAdmin {
+    pub fn new(
+        log_defaults: LogConfig,
+        num_partitions: i32,
+        metadata: Arc<ClusterMetadata>,
+        replicas: Arc<ReplicaManager>,
+        listeners: Vec<Arc<dyn LocalChangesListener>>,
+    ) -> Self {
+        Self {
+            log_defaults,
+            num_partitions,
+            metadata,
+            replicas,
+            listeners,
+            changes: Mutex::new(()),
+        }
+    }
+
+    /// A topic, as the current metadata image has it.
+    pub fn topic(&self, name: &str) -> Option<Topic> {
+        let image = self.metadata.image();
+        image.topic(name).map(|t| Topic::from_image(&image, t))
+    }
+
+    /// A topic by its id.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Topic> {
+        let image = self.metadata.image();
+        image.topic_by_id(&id).map(|t| Topic::from_image(&image, t))
+    }
+
+    /// Every topic, by name.
+    pub fn topic_list(&self) -> Vec<Topic> {
+        let image = self.metadata.image();
+        image
+            .topics()
+            .map(|t| Topic::from_image(&image, t))
+            .collect()
+    }
+
+    fn topic_changes(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `build`'s records to the metadata log and applies this
+    /// broker's share: logs of new partitions are created, deleted ones
+    /// removed, changed configs reach the logs.
+    fn change_metadata(
+        &self,
+        topic: &str,
+        now_ms: i64,
+        build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ChangeError>,
+    ) -> Result<Arc<MetadataImage>, TopicOpError> {
+        let mut storage = Ok(());
+        let (applied, ()) = self
+            .metadata
+            .change_then(
+                now_ms,
+                |image| build(image).map(|records| (records, ())),
+                |applied| {
+                    let image = &applied.image;
+                    storage = self.replicas.apply(&applied.local, now_ms, |name| {
+                        image
+                            .topic(name)
+                            .map(|t| Topic::from_image(image, t))
+                            .and_then(|t| t.log_config(&self.log_defaults).ok())
+                            .unwrap_or_else(|| self.log_defaults.clone())
+                    });
+                    for listener in &self.listeners {
+                        listener.changed(applied, now_ms);
+                    }
+                },
+            )
+            .map_err(|source| TopicOpError::Metadata {
+                topic: topic.into(),
+                source: Box::new(source),
+            })?;
+        // The records are in the metadata log either way; a partition whose
+        // log could not be made is not served.
+        storage.map_err(|source| TopicOpError::Storage {
+            topic: topic.into(),
+            source,
+        })?;
+        Ok(applied.image)
+    }
+
+    /// Creates a topic with its partition logs. `partitions` of -1 takes
+    /// `num.partitions`; a replication factor of -1 or 1 is accepted.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Topic, TopicOpError> {
+        validate_name(name).map_err(TopicOpError::InvalidName)?;
+        let partitions = if partitions == -1 {
+            self.num_partitions
+        } else {
+            partitions
+        };
+        if partitions < 1 {
+            return Err(TopicOpError::InvalidPartitions {
+                count: partitions,
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !matches!(replication_factor, -1 | 1) {
+            return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
+        }
+        checked_config(name, &self.log_defaults, &configs)?;
+        let _changing = self.topic_changes();
+        if self.topic(name).is_some() {
+            return Err(TopicOpError::AlreadyExists(name.into()));
+        }
+        let folded = name.replace('.', "_");
+        if let Some(existing) = self
+            .metadata
+            .image()
+            .topic_names()
+            .find(|t| *t != name && t.replace('.', "_") == folded)
+        {
+            tracing::warn!(
+                topic = name,
+                existing,
+                "topic names differ only in '.' and '_'; their metrics will collide"
+            );
+        }
+        let topic = Topic {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs,
+        };
+        if validate_only {
+            return Ok(topic);
+        }
+        let new = NewTopic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions,
+            replication_factor: 1,
+            configs: topic.configs.clone(),
+        };
+        let node = self.metadata.node_id();
+        self.change_metadata(name, now_ms, |image| {
+            // Topic names that differ only in '.' and '_' are let in, as
+            // before the metadata log: checked against an image without
+            // the others' names would refuse them.
+            match changes::create_topic(image, &new, &[node]) {
+                Err(ChangeError::TopicNameCollision { .. }) => {
+                    changes::create_topic(&MetadataImage::empty(), &new, &[node])
+                }
+                other => other,
+            }
+        })?;
+        tracing::info!(topic = name, partitions, id = %topic.id, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic and its logs.
+    pub fn delete_topic(&self, name: &str) -> Result<Topic, TopicOpError> {
+        let _changing = self.topic_changes();
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
+        self.change_metadata(name, crate::clock::now_ms(), |image| {
+            changes::delete_topic(image, name)
+        })?;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Topic, TopicOpError> {
+        let _changing = self.topic_changes();
+        let mut topic = self
+            .topic(name)
+            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
+        if count <= topic.partitions {
+            return Err(TopicOpError::InvalidPartitions {
+                count,
+                reason: format!(
+                    "topic {name} has {} partitions; the count can only grow",
+                    topic.partitions
+                ),
+            });
+        }
+        if validate_only {
+            topic.partitions = count;
+            return Ok(topic);
+        }
+        topic
+            .log_config(&self.log_defaults)
+            .map_err(TopicOpError::InvalidConfig)?;
+        let node = self.metadata.node_id();
+        self.change_metadata(name, now_ms, |image| {
+            changes::create_partitions(image, name, count, &[node])
+        })?;
+        topic.partitions = count;
+        tracing::info!(topic = name, partitions = count, "added partitions");
+        Ok(topic)
+    }
+
+    /// Changes a topic's config overrides: `edit` gets the current ones and
+    /// leaves the new ones, while topic changes are held, so concurrent
+    /// changes to one topic do not lose each other's keys. The result is
+    /// checked as a whole before anything is stored; then it is written to
+    /// the metadata log and applied to every partition log.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        validate_only: bool,
+        edit: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> Result<Topic, TopicOpError> {
+        let _changing = self.topic_changes();
+        let mut topic = self
+            .topic(name)
+            .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
+        let before = topic.configs.clone();
+        edit(&mut topic.configs);
+        checked_config(name, &self.log_defaults, &topic.configs)?;
+        if validate_only {
+            return Ok(topic);
+        }
+        let mut changed: BTreeMap<String, Option<String>> = before
+            .keys()
+            .filter(|key| !topic.configs.contains_key(*key))
+            .map(|key| (key.clone(), None))
+            .collect();
+        for (key, value) in &topic.configs {
+            if before.get(key) != Some(value) {
+                changed.insert(key.clone(), Some(value.clone()));
+            }
+        }
+        self.change_metadata(name, crate::clock::now_ms(), |image| {
+            changes::alter_topic_configs(image, name, &changed)
+        })?;
+        tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
+        Ok(topic)
+    }
+}
+
+/// The log settings of topic `name` with `configs` over the broker's, once
+/// every value is known to fit the registry's one-line records: a line break
+/// that `LogConfig` would trim away (`delete,\ncompact`) would otherwise be
+/// stored and stop the next start.
+fn checked_config(
+    name: &str,
+    broker: &LogConfig,
+    configs: &BTreeMap<String, String>,
+) -> Result<LogConfig, TopicOpError> {
+    if let Some((key, value)) = configs
+        .iter()
+        .find(|(key, value)| key.contains(char::is_control) || value.contains(char::is_control))
+    {
+        return Err(TopicOpError::InvalidConfig(TopicError::Config {
+            topic: name.into(),
+            source: runnel_log::LogError::InvalidConfig {
+                key: key.clone(),
+                value: value.clone(),
+                reason: "must not contain control characters".into(),
+            },
+        }));
+    }
+    effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runnel_http::error_chain;
+
+    fn open(dir: &std::path::Path) -> crate::broker::Broker {
+        crate::broker::open_for_test(dir)
+    }
+
+    fn log_config(broker: &crate::broker::Broker, partition: i32) -> LogConfig {
+        let partition = broker.partition("t", partition).expect("partition");
+        partition.log().config().clone()
+    }
+
+    #[test]
+    fn altered_configs_reach_the_logs_and_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = open(dir.path());
+        broker
+            .topics
+            .create_topic("t", 2, 1, BTreeMap::new(), false, 0)
+            .expect("create");
+        let set = |configs: &mut BTreeMap<String, String>| {
+            configs.insert("retention.ms".into(), "1000".into());
+        };
+        let checked = broker
+            .topics
+            .alter_topic_configs("t", true, set)
+            .expect("valid");
+        assert_eq!(checked.configs["retention.ms"], "1000");
+        assert_eq!(
+            log_config(&broker, 1).retention_ms,
+            604_800_000,
+            "validate only"
+        );
+
+        broker
+            .topics
+            .alter_topic_configs("t", false, set)
+            .expect("alter");
+        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
+        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
+
+        let err = broker
+            .topics
+            .alter_topic_configs("t", false, |c| {
+                c.insert("cleanup.policy".into(), "forever".into());
+            })
+            .expect_err("invalid");
+        assert!(matches!(err, TopicOpError::InvalidConfig(_)), "{err:?}");
+        assert!(error_chain(&err).contains("\"forever\" for log config cleanup.policy"));
+        assert!(
+            !broker
+                .topics
+                .topic("t")
+                .expect("t")
+                .configs
+                .contains_key("cleanup.policy")
+        );
+        let err = broker
+            .topics
+            .alter_topic_configs("t", false, |c| {
+                c.insert("cleanup.policy".into(), "delete,\ncompact".into());
+            })
+            .expect_err("a line break would split the registry record");
+        assert!(error_chain(&err).contains("control characters"), "{err:?}");
+        let unknown = broker.topics.alter_topic_configs("u", false, |_| {});
+        assert!(matches!(unknown, Err(TopicOpError::Unknown(_))));
+        drop(broker);
+
+        let broker = open(dir.path());
+        assert_eq!(
+            broker.topics.topic("t").expect("t").configs["retention.ms"],
+            "1000"
+        );
+        assert_eq!(log_config(&broker, 0).retention_ms, 1000);
+        assert_eq!(log_config(&broker, 1).retention_ms, 1000);
+    }
+}
