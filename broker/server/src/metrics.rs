@@ -20,6 +20,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use runnel_log::{LogManager, manager};
 
+use crate::cluster_metadata::METADATA_TOPIC;
+
 /// The smallest request-duration bucket; a Produce served from the page
 /// cache takes tens of microseconds.
 const DURATION_START_SECONDS: f64 = 50e-6;
@@ -378,6 +380,9 @@ impl PartitionCollector {
         };
         logs.partitions()
             .into_iter()
+            // The metadata log is the cluster's, not a topic's: Kafka's
+            // partition metrics leave it out too.
+            .filter(|tp| tp.topic != METADATA_TOPIC)
             .filter_map(|tp| {
                 // Deleted since the listing: nothing to report.
                 let log = logs.get(&tp)?;
@@ -503,6 +508,10 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        assert!(
+            !text.contains(METADATA_TOPIC),
+            "the metadata log is no topic:\n{text}"
+        );
         assert!(!text.contains("messages_out"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
     }
@@ -533,6 +542,12 @@ mod tests {
         manager::lock(&log).append(&batch, 1_000).expect("append");
         let size = manager::lock(&log).size_bytes();
         assert_eq!(size, batch.len() as u64);
+        logs.get_or_create(
+            &TopicPartition::new(METADATA_TOPIC, 0),
+            LogConfig::default(),
+            0,
+        )
+        .expect("create the metadata log");
 
         let metrics = BrokerMetrics::new().with_log_manager(&logs);
         let text = metrics.encode();
@@ -549,6 +564,10 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+        assert!(
+            !text.contains(METADATA_TOPIC),
+            "the metadata log is no topic:\n{text}"
+        );
 
         // Dropping the manager must not be blocked by the registry; the
         // partition families are then empty.
