@@ -340,6 +340,18 @@ impl Groups {
         Some(outcome)
     }
 
+    /// Drops the membership state of the groups `owned` picks (this broker
+    /// stopped coordinating their `__consumer_offsets` partition); their
+    /// held JoinGroup and SyncGroup requests are answered as on shutdown.
+    /// Nothing is stored: the new coordinator reads the groups back from
+    /// the partition. Returns how many groups went.
+    pub fn unload(&self, owned: impl Fn(&str) -> bool) -> usize {
+        let mut slots = self.slots();
+        let before = slots.len();
+        slots.retain(|group_id, _| !owned(group_id));
+        before - slots.len()
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         self.slots().get(group_id).map(|s| s.group.describe())
     }
