@@ -113,14 +113,36 @@ impl BatchBuilder {
     /// Appends one record, encoded in place (no allocation beyond the
     /// batch buffer's growth).
     pub fn push(&mut self, key: Option<&[u8]>, value: Option<&[u8]>, timestamp: i64) {
+        self.push_with_headers(key, value, timestamp, (0, &[]), &[]);
+    }
+
+    /// Appends one record with headers: `kept` is a count and headers as
+    /// encoded (a record's [`crate::records::RecordView::headers`]), copied
+    /// as they are; `extra` headers follow them.
+    pub fn push_with_headers(
+        &mut self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        timestamp: i64,
+        kept: (i32, &[u8]),
+        extra: &[(&str, &[u8])],
+    ) {
         let timestamp_delta = timestamp - self.first_timestamp;
         let offset_delta = i64::from(self.count);
+        let (kept_count, kept_bytes) = kept;
+        let headers_count = i64::from(kept_count) + extra.len() as i64;
+        let extra_len: usize = extra
+            .iter()
+            .map(|(k, v)| bytes_size(Some(k.as_bytes())) + bytes_size(Some(v)))
+            .sum();
         let body_len = 1 // attributes
             + varlong_size(timestamp_delta)
             + varlong_size(offset_delta)
             + bytes_size(key)
             + bytes_size(value)
-            + 1; // no headers
+            + varlong_size(headers_count)
+            + kept_bytes.len()
+            + extra_len;
         let out = &mut self.buf;
         out.reserve(varlong_size(body_len as i64) + body_len);
         put_varlong(out, body_len as i64);
@@ -129,7 +151,12 @@ impl BatchBuilder {
         put_varlong(out, offset_delta);
         put_bytes(out, key);
         put_bytes(out, value);
-        put_varlong(out, 0); // headers
+        put_varlong(out, headers_count);
+        out.extend_from_slice(kept_bytes);
+        for (k, v) in extra {
+            put_bytes(out, Some(k.as_bytes()));
+            put_bytes(out, Some(v));
+        }
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
     }
@@ -232,6 +259,48 @@ mod tests {
     use super::*;
     use crate::batch::validate;
     use crate::records::BatchRecords;
+
+    #[test]
+    fn headers_are_kept_as_encoded_and_extra_ones_follow() {
+        let first = BatchBuilder::new(5)
+            .record(Some(b"k"), Some(b"v"), 5)
+            .build();
+        let first = BatchRecords::decode(&first).expect("decode");
+        let record = &first.records[0];
+        assert_eq!(record.headers_count, 0);
+        let mut builder = BatchBuilder::new(9);
+        builder.push_with_headers(
+            Some(b"k"),
+            Some(b"v"),
+            9,
+            (record.headers_count, first.headers(record)),
+            &[("a", b"1"), ("b", b"")],
+        );
+        let second = BatchRecords::decode(&builder.build()).expect("decode");
+        let record = &second.records[0];
+        assert_eq!(record.headers_count, 2);
+        let mut again = BatchBuilder::new(9);
+        again.push_with_headers(
+            None,
+            None,
+            12,
+            (record.headers_count, second.headers(record)),
+            &[("c", b"3")],
+        );
+        let third = BatchRecords::decode(&again.build()).expect("decode");
+        let record = &third.records[0];
+        let pairs: Vec<_> = third.header_pairs(record).collect();
+        assert_eq!(
+            pairs,
+            [
+                (&b"a"[..], Some(&b"1"[..])),
+                (&b"b"[..], Some(&b""[..])),
+                (&b"c"[..], Some(&b"3"[..]))
+            ]
+        );
+        assert_eq!((third.key(record), third.value(record)), (None, None));
+        assert_eq!(third.timestamp(record), 12);
+    }
 
     #[test]
     fn control_batches_carry_the_control_bit_and_epoch_only() {

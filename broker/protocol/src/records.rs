@@ -62,6 +62,11 @@ pub struct RecordView {
     pub is_tombstone: bool,
     /// Range of the value bytes, `None` for a null value.
     pub value: Option<Range<usize>>,
+    /// How many headers the record has (the count read, capped at 0 below).
+    pub headers_count: i32,
+    /// Range of the headers' bytes after their count, as they are encoded
+    /// (each: key length, key, value length, value).
+    pub headers: Range<usize>,
     /// The whole record, length prefix included.
     pub raw: Range<usize>,
 }
@@ -103,6 +108,26 @@ impl BatchRecords {
 
     pub fn value(&self, record: &RecordView) -> Option<&[u8]> {
         record.value.clone().map(|range| &self.data[range])
+    }
+
+    /// The record's headers as encoded, after their count.
+    pub fn headers(&self, record: &RecordView) -> &[u8] {
+        &self.data[record.headers.clone()]
+    }
+
+    /// Each header of the record as (key, value); a malformed header ends
+    /// the list.
+    pub fn header_pairs<'a>(
+        &'a self,
+        record: &RecordView,
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+        let data = &self.data[record.headers.clone()];
+        let mut reader = VarReader { data, pos: 0 };
+        (0..record.headers_count).map_while(move |_| {
+            let key = reader.bytes_field()??;
+            let value = reader.bytes_field()?;
+            Some((&data[key], value.map(|v| &data[v])))
+        })
     }
 
     pub fn offset(&self, record: &RecordView) -> i64 {
@@ -219,12 +244,15 @@ fn split_records(header: &BatchHeader, data: &[u8]) -> Result<Vec<RecordView>, R
         let offset_delta = body.varint().ok_or(malformed("offset delta"))?;
         let key = body.bytes_field().ok_or(malformed("key"))?;
         let value = body.bytes_field().ok_or(malformed("value"))?;
+        let headers_count = body.varint().ok_or(malformed("headers count"))?.max(0);
         records.push(RecordView {
             offset_delta,
             timestamp_delta,
             key,
             is_tombstone: value.is_none(),
             value,
+            headers_count,
+            headers: body.pos..end,
             raw: start..end,
         });
         reader.pos = end;

@@ -37,7 +37,7 @@ pub struct Broker {
     pub topics: Arc<TopicAdmin>,
     /// `__consumer_offsets` and `__transaction_state`, made when first
     /// needed (internal_topics.rs).
-    pub internal: InternalTopics,
+    pub internal: Arc<InternalTopics>,
     /// Committed offsets and stored groups, sharded by the
     /// `__consumer_offsets` partitions this broker leads
     /// (group_coordinator/).
@@ -75,12 +75,15 @@ impl Broker {
             group_max_session_timeout_ms: config.group_max_session_timeout_ms,
         };
         let groups = Arc::new(crate::groups::Groups::new(group_config));
-        let group_coordinator = Arc::new(GroupCoordinator::new(
-            Arc::clone(&replicas),
-            Arc::clone(&groups),
-            config.offsets_retention_ms,
-            config.offsets_topic_num_partitions,
-        ));
+        let group_coordinator = Arc::new(
+            GroupCoordinator::new(
+                Arc::clone(&replicas),
+                Arc::clone(&groups),
+                config.offsets_retention_ms,
+                config.offsets_topic_num_partitions,
+            )
+            .keeping(&[crate::delivery::DELIVERY_GROUP]),
+        );
         let metadata = Arc::new(metadata);
         let producer_ids = Arc::<crate::producer_ids::ProducerIds>::default();
         let txn_coordinator = Arc::new(TxnCoordinator::open(
@@ -104,11 +107,11 @@ impl Broker {
             Arc::clone(&replicas),
             listeners,
         ));
-        let internal = InternalTopics::new(
+        let internal = Arc::new(InternalTopics::new(
             Arc::clone(&topics),
             config.offsets_topic_num_partitions,
             config.transaction_state_log_num_partitions,
-        );
+        ));
         Self {
             storage,
             config,
@@ -125,6 +128,19 @@ impl Broker {
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }
+    }
+
+    /// The delay levels' mover (delivery/), to run as a task.
+    pub fn delivery_mover(&self) -> crate::delivery::Mover {
+        crate::delivery::Mover::new(
+            Arc::clone(&self.replicas),
+            Arc::clone(&self.metadata),
+            Arc::clone(&self.txn_coordinator),
+            Arc::clone(&self.group_coordinator),
+            Arc::clone(&self.internal),
+            Arc::clone(&self.metrics),
+            self.config.log.clone(),
+        )
     }
 
     /// A partition of an existing topic that this broker hosts.

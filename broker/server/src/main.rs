@@ -24,6 +24,7 @@ mod cluster_metadata;
 mod config;
 mod connection;
 mod connection_limits;
+mod delivery;
 mod error_codes;
 #[cfg(feature = "fault-injection")]
 mod fault;

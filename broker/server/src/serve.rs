@@ -186,6 +186,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         Arc::clone(&broker),
         stopped.clone(),
     ));
+    let delivery = tokio::spawn(crate::delivery::mover::run(
+        broker.delivery_mover(),
+        stopped.clone(),
+    ));
     let storage_watch = tokio::spawn(watch_storage(
         Arc::clone(&broker),
         Arc::clone(&http_state),
@@ -234,6 +238,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     txn_timeouts
         .await
         .context("the transaction timeout task panicked")?;
+    delivery
+        .await
+        .context("the delayed delivery task panicked")?;
     storage_watch
         .await
         .context("the storage watch task panicked")?;

@@ -16,6 +16,7 @@ use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
 use crate::cluster_metadata::{Applied, ClusterMetadata};
+use crate::delivery::config::{LevelConfig, LevelConfigError};
 use crate::replica_manager::ReplicaManager;
 use crate::topics::{Topic, TopicError, effective_config, validate_name};
 
@@ -33,6 +34,12 @@ pub enum TopicOpError {
     InvalidReplicationFactor(i16),
     #[error(transparent)]
     InvalidConfig(TopicError),
+    #[error("invalid delay level config for topic {topic}")]
+    InvalidDelivery {
+        topic: String,
+        #[source]
+        source: LevelConfigError,
+    },
     #[error("the metadata change for topic {topic} failed")]
     Metadata {
         topic: String,
@@ -181,6 +188,8 @@ impl TopicAdmin {
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
         }
+        let mut configs = configs;
+        LevelConfig::stamp_append_time(&mut configs);
         checked_config(name, &self.log_defaults, &configs)?;
         let _changing = self.topic_changes();
         if self.topic(name).is_some() {
@@ -298,6 +307,7 @@ impl TopicAdmin {
             .ok_or_else(|| TopicOpError::Unknown(name.into()))?;
         let before = topic.configs.clone();
         edit(&mut topic.configs);
+        LevelConfig::stamp_append_time(&mut topic.configs);
         checked_config(name, &self.log_defaults, &topic.configs)?;
         if validate_only {
             return Ok(topic);
@@ -342,7 +352,14 @@ fn checked_config(
             },
         }));
     }
-    effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)
+    let log = effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)?;
+    LevelConfig::from_configs(name, configs, &log).map_err(|source| {
+        TopicOpError::InvalidDelivery {
+            topic: name.into(),
+            source,
+        }
+    })?;
+    Ok(log)
 }
 
 #[cfg(test)]

@@ -96,7 +96,9 @@ pub fn effective_config(
     configs: &BTreeMap<String, String>,
 ) -> Result<LogConfig, TopicError> {
     let mut config = broker.clone();
-    for (key, value) in configs {
+    // `delivery.*` configs make a delay level (delivery/config.rs); they
+    // are no log setting.
+    for (key, value) in configs.iter().filter(|(k, _)| !k.starts_with("delivery.")) {
         config
             .set(key, value)
             .map_err(|source| TopicError::Config {

@@ -121,6 +121,12 @@ fn consume_transform_produce_is_exactly_once_across_a_killed_worker() {
 }
 
 #[test]
+fn delayed_records_reach_their_target_on_time_exactly_once() {
+    let (_dir, broker) = common::started_with(&[]);
+    python("delayed.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
     let (_dir, broker) = common::started_with(&[]);
     python("times.py", &[&broker.bootstrap]);

@@ -82,6 +82,9 @@ pub struct GroupCoordinator {
     /// Held while queued group records are taken and written, so they
     /// reach `__consumer_offsets` in the order they happened.
     group_store: Mutex<()>,
+    /// Groups whose offsets never expire: the broker's own (the delay
+    /// movers' positions).
+    kept: BTreeSet<String>,
 }
 
 impl GroupCoordinator {
@@ -98,7 +101,14 @@ impl GroupCoordinator {
             partitions: AtomicI32::new(default_partitions),
             shards: RwLock::default(),
             group_store: Mutex::new(()),
+            kept: BTreeSet::new(),
         }
+    }
+
+    /// Offsets of `groups` never expire, whatever `offsets.retention.minutes`.
+    pub fn keeping(mut self, groups: &[&str]) -> Self {
+        self.kept = groups.iter().map(|g| g.to_string()).collect();
+        self
     }
 
     /// Sets the partition count of `__consumer_offsets` once it exists.
@@ -254,6 +264,9 @@ impl GroupCoordinator {
         let mut expired = 0;
         for shard in self.all_shards() {
             let keys = shard.expire(now_ms, self.retention_ms, |group| {
+                if self.kept.contains(group) {
+                    return runnel_coordinator::RetentionClock::Paused;
+                }
                 self.groups.retention_clock(group)
             });
             let Some(first) = keys.first() else { continue };

@@ -74,7 +74,7 @@ pub fn handle(
             }
             Err(err) => {
                 out.error_code = error_code(&err).code();
-                out.error_message = Some(str_bytes(err.to_string()));
+                out.error_message = Some(str_bytes(runnel_http::error_chain(&err)));
             }
         }
         response.topics.push(out);
@@ -89,7 +89,9 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
         TopicOpError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicOpError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         TopicOpError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        TopicOpError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        TopicOpError::InvalidConfig(_) | TopicOpError::InvalidDelivery { .. } => {
+            ResponseError::InvalidConfig
+        }
         TopicOpError::Metadata { .. } | TopicOpError::Storage { .. } => {
             ResponseError::KafkaStorageError
         }

@@ -26,6 +26,8 @@ use crate::config::BrokerConfig;
 use crate::topics::{Topic, validate_name};
 use runnel_http::error_chain;
 
+use crate::delivery::config as delivery_config;
+
 /// Kafka's `ConfigResource.Type` codes.
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
@@ -140,6 +142,28 @@ struct Described {
 /// A topic's settings: its overrides, else the broker's (from its settings
 /// or Kafka's defaults).
 fn describe_topic(topic: &Topic, broker: &LogConfig) -> Vec<Described> {
+    let mut described = describe_log_keys(topic, broker);
+    // A delay level's settings (delivery/config.rs), when set: they have
+    // no broker-wide value.
+    for (name, config_type) in [
+        (delivery_config::DELAY_MS, ConfigType::Long),
+        (delivery_config::TARGET, ConfigType::String),
+    ] {
+        if let Some(value) = topic.configs.get(name) {
+            described.push(Described {
+                name,
+                value: value.clone(),
+                source: DYNAMIC_TOPIC_CONFIG,
+                read_only: false,
+                config_type,
+                synonyms: vec![(name, value.clone(), DYNAMIC_TOPIC_CONFIG)],
+            });
+        }
+    }
+    described
+}
+
+fn describe_log_keys(topic: &Topic, broker: &LogConfig) -> Vec<Described> {
     let effective = topic.log_config(broker);
     let defaults = LogConfig::default();
     TOPIC_KEYS

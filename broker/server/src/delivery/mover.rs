@@ -1,0 +1,580 @@
+//! The mover: for each delay-level partition this broker leads, it moves
+//! the records whose time has come to the level's target topic, exactly
+//! once.
+//!
+//! A level has one delay and its batches carry their append time, so its
+//! records fall due in log order: the mover keeps a position (the next
+//! offset to move) and the next due time per partition, never an index of
+//! records. A move is one transaction of the level partition's own
+//! transactional id (`__runnel-delivery-<topic>-<partition>`): the records
+//! are appended to the target partitions as transactional batches, the new
+//! position is committed as an offset of the group [`DELIVERY_GROUP`] in
+//! the same transaction, and the commit markers end it. A crash anywhere
+//! leaves either the whole move or none of it for `read_committed`
+//! readers: on restart the position is the last committed one, and the
+//! first step, InitProducerId for the same transactional id, aborts a move
+//! left open.
+//!
+//! Only what `read_committed` readers of the level see is moved: records
+//! up to its last stable offset, without aborted transactions or control
+//! batches.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use runnel_client::partitioner::{murmur2, to_positive};
+use runnel_http::error_chain;
+use runnel_log::batch::Batches;
+use runnel_log::txn_index::AbortedTxn;
+use runnel_log::{BatchBuilder, BatchHeader, LogError};
+use runnel_protocol::records::BatchRecords;
+use thiserror::Error;
+
+use super::config::LevelConfig;
+use crate::cluster_metadata::ClusterMetadata;
+use crate::group_coordinator::{Commit, GroupCoordinator, OFFSETS_TOPIC, OffsetsError};
+use crate::internal_topics::InternalTopics;
+use crate::metrics::BrokerMetrics;
+use crate::replica_manager::ReplicaManager;
+use crate::topic_admin::TopicOpError;
+use crate::topics::effective_config;
+use crate::txn_coordinator::{TxnCoordinator, TxnRequestError};
+
+/// The group whose committed offsets are the movers' positions. Its
+/// offsets never expire (see `Groups::retention_clock`).
+pub const DELIVERY_GROUP: &str = "__runnel-delivery";
+/// The header naming where a delivered record came from:
+/// `<level topic>-<partition>@<offset>`.
+pub const SOURCE_HEADER: &str = "runnel-delivery-source";
+/// The header holding a delivered record's due time, epoch ms in decimal.
+pub const DUE_HEADER: &str = "runnel-delivery-due-ms";
+
+/// The most bytes of a level partition one move reads.
+const MAX_MOVE_BYTES: u64 = 1 << 20;
+/// The longest the mover sleeps: new records in a level are seen this
+/// soon (their due time is a delay after their append anyway).
+const MAX_IDLE: Duration = Duration::from_millis(50);
+/// How long to wait before retrying a level partition whose move failed.
+const RETRY_MS: i64 = 1_000;
+/// The mover's transaction timeout; a move takes milliseconds.
+const TXN_TIMEOUT_MS: i32 = 60_000;
+
+#[derive(Debug, Error)]
+pub enum MoveError {
+    #[error("cannot create {0}")]
+    InternalTopic(#[source] TopicOpError),
+    #[error("cannot read or commit the mover's position")]
+    Offsets(#[source] OffsetsError),
+    #[error("the transaction coordinator refused the move")]
+    Txn(#[source] TxnRequestError),
+    #[error("cannot read level partition {topic}-{partition}")]
+    Read {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: LogError,
+    },
+    #[error("cannot read level partition {topic}-{partition}'s segment")]
+    Copy {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot decode a batch of {topic}-{partition} at offset {offset}")]
+    Decode {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        #[source]
+        source: runnel_protocol::records::RecordsError,
+    },
+    #[error("target topic {target} does not exist")]
+    NoTarget { target: String },
+    #[error("target partition {topic}-{partition} is not on this broker")]
+    TargetNotHere { topic: String, partition: i32 },
+    #[error("cannot append to target partition {topic}-{partition}")]
+    Append {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: LogError,
+    },
+}
+
+/// The mover's transactional producer for one level partition.
+#[derive(Debug)]
+struct Producer {
+    id: i64,
+    epoch: i16,
+    /// The next sequence per target partition, from 0 in each epoch.
+    sequences: HashMap<(String, i32), i32>,
+}
+
+/// One level partition this broker leads.
+#[derive(Debug)]
+struct LevelPartition {
+    level: LevelConfig,
+    /// The next offset to move; `None` until read from the group.
+    position: Option<i64>,
+    producer: Option<Producer>,
+    /// When the oldest record not moved falls due; `None` when none is
+    /// waiting (or not known yet).
+    next_due: Option<i64>,
+    /// Not before this time (after a failure).
+    retry_at: i64,
+}
+
+/// The records of one move, by target partition.
+#[derive(Debug, Default)]
+struct Move {
+    batches: BTreeMap<i32, BatchBuilder>,
+    records: u64,
+    /// Each moved record's lateness, in seconds.
+    lateness: Vec<f64>,
+}
+
+/// Moves every led level partition's due records; driven by [`run`].
+#[derive(Debug)]
+pub struct Mover {
+    replicas: Arc<ReplicaManager>,
+    metadata: Arc<ClusterMetadata>,
+    txns: Arc<TxnCoordinator>,
+    offsets: Arc<GroupCoordinator>,
+    internal: Arc<InternalTopics>,
+    metrics: Arc<BrokerMetrics>,
+    log_defaults: runnel_log::LogConfig,
+    levels: HashMap<(String, i32), LevelPartition>,
+}
+
+impl Mover {
+    pub fn new(
+        replicas: Arc<ReplicaManager>,
+        metadata: Arc<ClusterMetadata>,
+        txns: Arc<TxnCoordinator>,
+        offsets: Arc<GroupCoordinator>,
+        internal: Arc<InternalTopics>,
+        metrics: Arc<BrokerMetrics>,
+        log_defaults: runnel_log::LogConfig,
+    ) -> Self {
+        Self {
+            replicas,
+            metadata,
+            txns,
+            offsets,
+            internal,
+            metrics,
+            log_defaults,
+            levels: HashMap::new(),
+        }
+    }
+
+    /// Follows the metadata (level partitions come and go), moves what is
+    /// due, and says how long to sleep before the next pass (blocking:
+    /// run it off the async workers).
+    pub fn pass(&mut self, now_ms: i64) -> Duration {
+        self.follow_levels();
+        let mut next_wake = now_ms + MAX_IDLE.as_millis() as i64;
+        let keys: Vec<(String, i32)> = self.levels.keys().cloned().collect();
+        for key in keys {
+            let Some(mut state) = self.levels.remove(&key) else {
+                continue;
+            };
+            if now_ms >= state.retry_at
+                && let Err(err) = self.move_due(&key.0, key.1, &mut state, now_ms)
+            {
+                tracing::warn!(
+                    topic = key.0,
+                    partition = key.1,
+                    error = %error_chain(&err),
+                    "delayed delivery: a move failed; retrying in {RETRY_MS} ms"
+                );
+                // A move that failed half-way is aborted by the next
+                // InitProducerId.
+                state.producer = None;
+                state.retry_at = now_ms + RETRY_MS;
+            }
+            if let Some(due) = state.next_due {
+                next_wake = next_wake.min(due.max(state.retry_at));
+            }
+            self.levels.insert(key, state);
+        }
+        self.report(now_ms);
+        Duration::from_millis(next_wake.saturating_sub(now_ms).max(1) as u64)
+    }
+
+    /// The level partitions this broker leads, as the metadata image has
+    /// them now.
+    fn follow_levels(&mut self) {
+        let image = self.metadata.image();
+        let node = self.metadata.node_id();
+        let mut led = HashMap::new();
+        for topic in image.topics() {
+            let configs: BTreeMap<String, String> = image
+                .topic_config(&topic.name)
+                .map(|c| (**c).clone())
+                .unwrap_or_default();
+            if !configs.keys().any(|k| super::config::is_delivery_key(k)) {
+                continue;
+            }
+            let level = effective_config(&topic.name, &self.log_defaults, &configs)
+                .ok()
+                .and_then(|log| LevelConfig::from_configs(&topic.name, &configs, &log).ok())
+                .flatten();
+            let Some(level) = level else { continue };
+            for (partition, state) in &topic.partitions {
+                if state.leader == node {
+                    led.insert((topic.name.clone(), *partition), level.clone());
+                }
+            }
+        }
+        self.levels.retain(|key, _| led.contains_key(key));
+        for (key, level) in led {
+            self.levels
+                .entry(key)
+                .and_modify(|state| state.level = level.clone())
+                .or_insert(LevelPartition {
+                    level,
+                    position: None,
+                    producer: None,
+                    next_due: None,
+                    retry_at: 0,
+                });
+        }
+    }
+
+    fn report(&self, now_ms: i64) {
+        let mut by_level: HashMap<&str, (i64, i64)> = HashMap::new();
+        for ((topic, partition), state) in &self.levels {
+            let end = self
+                .replicas
+                .get(topic, *partition)
+                .map_or(0, |p| p.high_watermark());
+            let pending = state.position.map_or(0, |position| end - position).max(0);
+            let waited = state
+                .next_due
+                .filter(|due| *due <= now_ms)
+                .map_or(0, |due| now_ms - due);
+            let entry = by_level.entry(topic).or_default();
+            entry.0 += pending;
+            entry.1 = entry.1.max(waited);
+        }
+        for (level, (pending, waited_ms)) in by_level {
+            self.metrics
+                .set_delivery_backlog(level, pending, waited_ms as f64 / 1_000.0);
+        }
+    }
+
+    /// Moves the due records of one level partition, one transaction per
+    /// read of up to [`MAX_MOVE_BYTES`], until none is due.
+    fn move_due(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &mut LevelPartition,
+        now_ms: i64,
+    ) -> Result<(), MoveError> {
+        let position = match state.position {
+            Some(position) => position,
+            None => {
+                let position = self.load_position(topic, partition, now_ms)?;
+                state.position = Some(position);
+                position
+            }
+        };
+        if state.producer.is_none() {
+            state.producer = Some(self.init_producer(topic, partition, now_ms)?);
+        }
+        let mut position = position;
+        loop {
+            let Some(level_partition) = self.replicas.get(topic, partition) else {
+                return Ok(());
+            };
+            let (bytes, aborted, start) = {
+                let log = level_partition.log();
+                let start = log.log_start_offset();
+                let lso = log.last_stable_offset();
+                let from = position.max(start);
+                let read = log
+                    .read(from, MAX_MOVE_BYTES, Some(lso), true)
+                    .map_err(|source| MoveError::Read {
+                        topic: topic.into(),
+                        partition,
+                        source,
+                    })?;
+                let Some(region) = read.region else {
+                    state.next_due = None;
+                    if from > position {
+                        self.records_lost(topic, partition, position, from);
+                        state.position = Some(from);
+                    }
+                    return Ok(());
+                };
+                (region, log.aborted_transactions(from, lso), start)
+            };
+            if position < start {
+                self.records_lost(topic, partition, position, start);
+                position = start;
+                state.position = Some(start);
+            }
+            let bytes = bytes.to_vec().map_err(|source| MoveError::Copy {
+                topic: topic.into(),
+                partition,
+                source,
+            })?;
+            let (moved_to, records, next_due) =
+                self.collect_due(topic, partition, state, &bytes, &aborted, position, now_ms)?;
+            state.next_due = next_due;
+            if moved_to == position {
+                return Ok(());
+            }
+            self.commit_move(topic, partition, state, records, moved_to, now_ms)?;
+            position = moved_to;
+            state.position = Some(moved_to);
+            if next_due.is_some() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The due batches of `bytes` from `position`, as target batches;
+    /// returns where the move ends and when the first batch left behind
+    /// falls due.
+    #[allow(clippy::too_many_arguments)]
+    fn collect_due(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &LevelPartition,
+        bytes: &[u8],
+        aborted: &[AbortedTxn],
+        position: i64,
+        now_ms: i64,
+    ) -> Result<(i64, Move, Option<i64>), MoveError> {
+        let image = self.metadata.image();
+        let target = &state.level.target;
+        let target_partitions = image
+            .topic(target)
+            .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+            .filter(|n| *n > 0)
+            .ok_or_else(|| MoveError::NoTarget {
+                target: target.clone(),
+            })?;
+        let mut moved_to = position;
+        let mut next_due = None;
+        let mut out = Move::default();
+        for batch in Batches::new(bytes) {
+            // A region may end inside a batch: the next read starts there.
+            let Ok((header, batch)) = batch else { break };
+            if header.next_offset() <= position {
+                continue;
+            }
+            let due = header.max_timestamp.saturating_add(state.level.delay_ms);
+            if due > now_ms {
+                next_due = Some(due);
+                break;
+            }
+            moved_to = header.next_offset();
+            if header.is_control() || is_aborted(&header, aborted) {
+                continue;
+            }
+            let records = BatchRecords::decode(batch).map_err(|source| MoveError::Decode {
+                topic: topic.into(),
+                partition,
+                offset: header.base_offset,
+                source,
+            })?;
+            let lateness = (now_ms - due) as f64 / 1_000.0;
+            let due_text = due.to_string();
+            for record in &records.records {
+                let key = records.key(record);
+                let to = match key {
+                    Some(key) => to_positive(murmur2(key)) % target_partitions,
+                    None => partition % target_partitions,
+                };
+                // The record's own time: the batch's max timestamp is the
+                // level's append time.
+                let timestamp = header.first_timestamp + record.timestamp_delta;
+                let source = format!("{topic}-{partition}@{}", records.offset(record));
+                out.batches
+                    .entry(to)
+                    .or_insert_with(|| BatchBuilder::new(timestamp))
+                    .push_with_headers(
+                        key,
+                        records.value(record),
+                        timestamp,
+                        (record.headers_count, records.headers(record)),
+                        &[
+                            (SOURCE_HEADER, source.as_bytes()),
+                            (DUE_HEADER, due_text.as_bytes()),
+                        ],
+                    );
+                out.records += 1;
+                out.lateness.push(lateness);
+            }
+        }
+        Ok((moved_to, out, next_due))
+    }
+
+    /// Writes one move in a transaction: the target batches, the new
+    /// position, then the commit markers.
+    fn commit_move(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &mut LevelPartition,
+        moved: Move,
+        moved_to: i64,
+        now_ms: i64,
+    ) -> Result<(), MoveError> {
+        let txn_id = transactional_id(topic, partition);
+        let target = state.level.target.clone();
+        let producer = state
+            .producer
+            .as_mut()
+            .expect("the producer is initialized before a move");
+        let mut partitions: Vec<(String, i32)> =
+            moved.batches.keys().map(|p| (target.clone(), *p)).collect();
+        partitions.push((
+            OFFSETS_TOPIC.to_string(),
+            self.offsets.partition_of(DELIVERY_GROUP),
+        ));
+        self.txns
+            .add_partitions(&txn_id, producer.id, producer.epoch, partitions, now_ms)
+            .map_err(MoveError::Txn)?;
+        for (to, builder) in moved.batches {
+            let count = i32::try_from(builder.len()).unwrap_or(i32::MAX);
+            let sequence = producer.sequences.entry((target.clone(), to)).or_insert(0);
+            let batch = builder
+                .producer(producer.id, producer.epoch, *sequence)
+                .transactional()
+                .into_batch();
+            let target_partition =
+                self.replicas
+                    .get(&target, to)
+                    .ok_or_else(|| MoveError::TargetNotHere {
+                        topic: target.clone(),
+                        partition: to,
+                    })?;
+            target_partition
+                .append(&batch, now_ms)
+                .map_err(|source| MoveError::Append {
+                    topic: target.clone(),
+                    partition: to,
+                    source,
+                })?;
+            *sequence = runnel_log::batch::increment_sequence(*sequence, count);
+        }
+        let commit = Commit {
+            topic: topic.to_string(),
+            partition,
+            offset: moved_to,
+            leader_epoch: -1,
+            metadata: String::new(),
+            expire_timestamp_ms: None,
+        };
+        self.offsets
+            .commit_txn_offsets(
+                producer.id,
+                producer.epoch,
+                DELIVERY_GROUP,
+                &[commit],
+                now_ms,
+            )
+            .map_err(MoveError::Offsets)?;
+        let ended = self
+            .txns
+            .end_txn(&txn_id, producer.id, producer.epoch, true, now_ms)
+            .map_err(MoveError::Txn)?;
+        self.offsets.txns_ended(ended);
+        self.metrics
+            .record_delivery(topic, moved.records, moved.lateness.into_iter());
+        Ok(())
+    }
+
+    /// Where a level partition's mover left off: its committed position,
+    /// or the log start for a level never moved from.
+    fn load_position(&self, topic: &str, partition: i32, now_ms: i64) -> Result<i64, MoveError> {
+        self.internal
+            .ensure_offsets(now_ms)
+            .map_err(MoveError::InternalTopic)?;
+        if let Some(committed) = self.offsets.committed(DELIVERY_GROUP, topic, partition) {
+            return Ok(committed.offset);
+        }
+        Ok(self
+            .replicas
+            .get(topic, partition)
+            .map_or(0, |p| p.log().log_start_offset()))
+    }
+
+    /// A new epoch of the level partition's transactional producer; a move
+    /// a crash left open is aborted on the way.
+    fn init_producer(
+        &self,
+        topic: &str,
+        partition: i32,
+        now_ms: i64,
+    ) -> Result<Producer, MoveError> {
+        self.internal
+            .ensure_transactions(now_ms)
+            .map_err(MoveError::InternalTopic)?;
+        let initialized = self
+            .txns
+            .init_producer(&transactional_id(topic, partition), TXN_TIMEOUT_MS, now_ms)
+            .map_err(MoveError::Txn)?;
+        self.offsets.txns_ended(initialized.ended);
+        Ok(Producer {
+            id: initialized.producer_id,
+            epoch: initialized.producer_epoch,
+            sequences: HashMap::new(),
+        })
+    }
+
+    fn records_lost(&self, topic: &str, partition: i32, from: i64, to: i64) {
+        tracing::error!(
+            topic,
+            partition,
+            from,
+            to,
+            "delayed delivery: records were deleted from the level before they were moved"
+        );
+    }
+}
+
+fn transactional_id(topic: &str, partition: i32) -> String {
+    format!("__runnel-delivery-{topic}-{partition}")
+}
+
+/// Whether a transactional batch belongs to an aborted transaction.
+fn is_aborted(header: &BatchHeader, aborted: &[AbortedTxn]) -> bool {
+    header.is_transactional()
+        && aborted.iter().any(|txn| {
+            txn.producer_id == header.producer_id
+                && txn.first_offset <= header.base_offset
+                && header.base_offset < txn.last_offset
+        })
+}
+
+/// Runs the mover until `stop`.
+pub async fn run(mut mover: Mover, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let (back, wait) = match tokio::task::spawn_blocking(move || {
+            let wait = mover.pass(crate::clock::now_ms());
+            (mover, wait)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(err) => {
+                tracing::error!(error = %err, "delayed delivery: the mover panicked; it stops");
+                return;
+            }
+        };
+        mover = back;
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
