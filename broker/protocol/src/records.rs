@@ -121,13 +121,7 @@ impl BatchRecords {
         &'a self,
         record: &RecordView,
     ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
-        let data = &self.data[record.headers.clone()];
-        let mut reader = VarReader { data, pos: 0 };
-        (0..record.headers_count).map_while(move |_| {
-            let key = reader.bytes_field()??;
-            let value = reader.bytes_field()?;
-            Some((&data[key], value.map(|v| &data[v])))
-        })
+        header_pairs(&self.data[record.headers.clone()], record.headers_count)
     }
 
     pub fn offset(&self, record: &RecordView) -> i64 {
@@ -213,6 +207,17 @@ pub fn compress_records(
         source: source.into(),
     })?;
     Ok(out.to_vec())
+}
+
+/// The `count` headers encoded in `data` (a record's headers after their
+/// count) as (key, value); a malformed header ends the list.
+pub fn header_pairs(data: &[u8], count: i32) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    let mut reader = VarReader { data, pos: 0 };
+    (0..count).map_while(move |_| {
+        let key = reader.bytes_field()??;
+        let value = reader.bytes_field()?;
+        Some((&data[key], value.map(|v| &data[v])))
+    })
 }
 
 fn split_records(header: &BatchHeader, data: &[u8]) -> Result<Vec<RecordView>, RecordsError> {

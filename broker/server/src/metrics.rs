@@ -314,13 +314,16 @@ impl BrokerMetrics {
 
     /// Counts `bytes` of record batches holding `messages` records appended
     /// to `topic`.
-    /// A delay level moved `records`, each `lateness` (seconds) past due.
-    pub fn record_delivery(&self, level: &str, records: u64, lateness: impl Iterator<Item = f64>) {
+    /// A delay level moved `records`; `lateness` holds each moved batch's
+    /// seconds past due and its record count.
+    pub fn record_delivery(&self, level: &str, records: u64, lateness: &[(f64, u64)]) {
         self.delivered
             .get_or_create(&TopicLabels::new(level))
             .inc_by(records);
-        for seconds in lateness {
-            self.delivery_lateness.observe(seconds);
+        for &(seconds, count) in lateness {
+            for _ in 0..count {
+                self.delivery_lateness.observe(seconds);
+            }
         }
     }
 

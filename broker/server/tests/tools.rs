@@ -372,3 +372,81 @@ fn topics_creates_describes_grows_lists_and_deletes() {
     let missing = topics(&["--describe", "--topic", "audit"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("topic audit does not exist"));
 }
+
+#[test]
+fn topics_makes_delay_levels_and_produce_sends_through_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["num.partitions=2"]);
+    broker.wait_ready();
+    let created = runnel(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--create",
+            "--topic",
+            "orders",
+            "--delay-levels",
+            "1s,30m",
+        ],
+        "",
+    );
+    assert!(created.status.success(), "{created:?}");
+    let printed = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        printed.contains("Created delay level orders_1s (1000 ms to orders).")
+            && printed.contains("Created delay level orders_30m (1800000 ms to orders)."),
+        "{printed}"
+    );
+    let bad = runnel(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--create",
+            "--topic",
+            "other",
+            "--delay-levels",
+            "1w",
+        ],
+        "",
+    );
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("--delay-levels: \"1w\"") && said.contains("ms, s, m, h or d"),
+        "{said}"
+    );
+
+    let sent_at = std::time::Instant::now();
+    let produced = runnel(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "orders",
+            "--delay",
+            "1s",
+        ],
+        "later\n",
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    // kcat waits for the record on orders (-c 1), with a deadline.
+    let read = common::kcat()
+        .args(["-b", &broker.bootstrap, "-C", "-t", "orders", "-c", "1"])
+        .args(["-X", "isolation.level=read_committed", "-f", "%s %h\\n"])
+        .output()
+        .expect("kcat");
+    assert!(read.status.success(), "{read:?}");
+    let line = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        line.starts_with("later ") && line.contains("runnel-delivery-source=orders_1s-"),
+        "{line}"
+    );
+    assert!(
+        sent_at.elapsed() >= std::time::Duration::from_millis(900),
+        "delivered after {:?}, before its delay",
+        sent_at.elapsed()
+    );
+}

@@ -59,6 +59,17 @@ pub struct ConsumerRecord {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
+    /// The record's headers as encoded (a slice of the fetched buffer, not
+    /// a copy); [`ConsumerRecord::headers`] reads them.
+    pub headers_data: Bytes,
+    pub headers_count: i32,
+}
+
+impl ConsumerRecord {
+    /// Each header as (key, value), in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        runnel_protocol::records::header_pairs(&self.headers_data, self.headers_count)
+    }
 }
 
 /// A Kafka consumer of assigned partitions.
@@ -710,6 +721,8 @@ fn read_records(
                 timestamp: records.timestamp(record),
                 key: record.key.clone().map(|r| records.data.slice(r)),
                 value: record.value.clone().map(|r| records.data.slice(r)),
+                headers_data: records.data.slice(record.headers.clone()),
+                headers_count: record.headers_count,
             });
         }
     }

@@ -20,6 +20,7 @@
 //! batches.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,8 +132,8 @@ struct LevelPartition {
 struct Move {
     batches: BTreeMap<i32, BatchBuilder>,
     records: u64,
-    /// Each moved record's lateness, in seconds.
-    lateness: Vec<f64>,
+    /// Each moved batch's lateness in seconds, with its record count.
+    lateness: Vec<(f64, u64)>,
 }
 
 /// Moves every led level partition's due records; driven by [`run`].
@@ -364,6 +365,8 @@ impl Mover {
         let mut moved_to = position;
         let mut next_due = None;
         let mut out = Move::default();
+        // Reused for each record's source header.
+        let mut source = String::new();
         for batch in Batches::new(bytes) {
             // A region may end inside a batch: the next read starts there.
             let Ok((header, batch)) = batch else { break };
@@ -387,6 +390,7 @@ impl Mover {
             })?;
             let lateness = (now_ms - due) as f64 / 1_000.0;
             let due_text = due.to_string();
+            out.lateness.push((lateness, records.records.len() as u64));
             for record in &records.records {
                 let key = records.key(record);
                 let to = match key {
@@ -396,7 +400,8 @@ impl Mover {
                 // The record's own time: the batch's max timestamp is the
                 // level's append time.
                 let timestamp = header.first_timestamp + record.timestamp_delta;
-                let source = format!("{topic}-{partition}@{}", records.offset(record));
+                source.clear();
+                let _ = write!(source, "{topic}-{partition}@{}", records.offset(record));
                 out.batches
                     .entry(to)
                     .or_insert_with(|| BatchBuilder::new(timestamp))
@@ -411,7 +416,6 @@ impl Mover {
                         ],
                     );
                 out.records += 1;
-                out.lateness.push(lateness);
             }
         }
         Ok((moved_to, out, next_due))
@@ -489,7 +493,7 @@ impl Mover {
             .map_err(MoveError::Txn)?;
         self.offsets.txns_ended(ended);
         self.metrics
-            .record_delivery(topic, moved.records, moved.lateness.into_iter());
+            .record_delivery(topic, moved.records, &moved.lateness);
         Ok(())
     }
 

@@ -214,6 +214,8 @@ mod tests {
             timestamp: 0,
             key: None,
             value: Some(bytes::Bytes::from_static(b"v")),
+            headers_data: bytes::Bytes::new(),
+            headers_count: 0,
         };
         let output = Output::from_properties(&["print.key=true".into()]).expect("valid");
         let mut out = Vec::new();

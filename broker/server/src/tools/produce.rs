@@ -11,6 +11,7 @@ use runnel_client::{Producer, ProducerConfig, ProducerRecord};
 use runnel_http::error_chain;
 
 use super::name_value;
+use crate::delivery::config::{level_topic, parse_delay};
 
 /// Records answered before more are read: bounds the lines held in memory.
 const IN_FLIGHT: usize = 10_000;
@@ -29,6 +30,11 @@ pub struct ProduceArgs {
     /// A producer setting by Kafka's name, e.g. acks=all, linger.ms=5
     #[arg(long, value_name = "NAME=VALUE")]
     producer_property: Vec<String>,
+    /// Deliver the records to --topic this long after they are written,
+    /// through its delay level (30s sends to <topic>_30s, which
+    /// `runnel topics --create --delay-levels 30s` makes)
+    #[arg(long, value_name = "DELAY")]
+    delay: Option<String>,
 }
 
 /// How lines become records.
@@ -86,7 +92,14 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         let (name, value) = name_value("--producer-property", property)?;
         config = config.set(&name, &value)?;
     }
-    super::runtime()?.block_on(produce(config, &args.topic, &format))
+    let topic = match &args.delay {
+        Some(delay) => {
+            parse_delay(delay).with_context(|| format!("--delay {delay:?} is not a delay"))?;
+            level_topic(&args.topic, delay)
+        }
+        None => args.topic.clone(),
+    };
+    super::runtime()?.block_on(produce(config, &topic, &format))
 }
 
 async fn produce(config: ProducerConfig, topic: &str, format: &LineFormat) -> Result<()> {

@@ -6,6 +6,7 @@ use clap::Args;
 use runnel_client::Admin;
 
 use super::name_value;
+use crate::delivery::config::{DELAY_MS, TARGET, level_topic, parse_delay};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["create", "delete", "describe", "list", "alter"])))]
@@ -37,6 +38,16 @@ pub struct TopicsArgs {
     /// A topic config override, e.g. cleanup.policy=compact
     #[arg(long, value_name = "NAME=VALUE")]
     config: Vec<String>,
+    /// With --create: also create delay levels of the topic, e.g.
+    /// 30s,30m,1h makes orders_30s, orders_30m and orders_1h, whose records
+    /// reach the topic that long after they were produced
+    #[arg(
+        long,
+        value_name = "DELAYS",
+        value_delimiter = ',',
+        requires = "create"
+    )]
+    delay_levels: Vec<String>,
 }
 
 pub fn run(args: TopicsArgs) -> Result<()> {
@@ -53,6 +64,15 @@ async fn topics(args: TopicsArgs) -> Result<()> {
         .map(|c| name_value("--config", c))
         .collect::<Result<Vec<_>>>()?;
     let topic = || args.topic.as_deref().context("this action needs --topic");
+    let levels = args
+        .delay_levels
+        .iter()
+        .map(|delay| {
+            parse_delay(delay)
+                .map(|ms| (delay.clone(), ms))
+                .with_context(|| format!("--delay-levels: {delay:?} is not a delay"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     if args.create {
         let name = topic()?;
         admin
@@ -65,6 +85,23 @@ async fn topics(args: TopicsArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot create topic {name}"))?;
         println!("Created topic {name}.");
+        for (delay, ms) in levels {
+            let level = level_topic(name, &delay);
+            let level_configs = [
+                (DELAY_MS.to_string(), ms.to_string()),
+                (TARGET.to_string(), name.to_string()),
+            ];
+            admin
+                .create_topic(
+                    &level,
+                    args.partitions.unwrap_or(-1),
+                    args.replication_factor.unwrap_or(-1),
+                    &level_configs,
+                )
+                .await
+                .with_context(|| format!("cannot create delay level {level}"))?;
+            println!("Created delay level {level} ({ms} ms to {name}).");
+        }
     } else if args.delete {
         let name = topic()?;
         admin
