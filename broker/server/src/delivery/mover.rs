@@ -191,9 +191,6 @@ impl Mover {
                     error = %error_chain(&err),
                     "delayed delivery: a move failed; retrying in {RETRY_MS} ms"
                 );
-                // A move that failed half-way is aborted by the next
-                // InitProducerId.
-                state.producer = None;
                 state.retry_at = now_ms + RETRY_MS;
             }
             if let Some(due) = state.next_due {
@@ -284,9 +281,28 @@ impl Mover {
                 position
             }
         };
-        if state.producer.is_none() {
-            state.producer = Some(self.init_producer(topic, partition, now_ms)?);
+        let mut producer = match state.producer.take() {
+            Some(producer) => producer,
+            None => self.init_producer(topic, partition, now_ms)?,
+        };
+        let moved = self.move_from(topic, partition, state, &mut producer, position, now_ms);
+        // A failed move is aborted by the next InitProducerId: the producer
+        // is dropped with it.
+        if moved.is_ok() {
+            state.producer = Some(producer);
         }
+        moved
+    }
+
+    fn move_from(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &mut LevelPartition,
+        producer: &mut Producer,
+        position: i64,
+        now_ms: i64,
+    ) -> Result<(), MoveError> {
         let mut position = position;
         loop {
             let Some(level_partition) = self.replicas.get(topic, partition) else {
@@ -330,7 +346,15 @@ impl Mover {
             if moved_to == position {
                 return Ok(());
             }
-            self.commit_move(topic, partition, state, records, moved_to, now_ms)?;
+            let target = state.level.target.as_str();
+            self.commit_move(
+                (topic, partition),
+                target,
+                producer,
+                records,
+                moved_to,
+                now_ms,
+            )?;
             position = moved_to;
             state.position = Some(moved_to);
             if next_due.is_some() {
@@ -425,19 +449,15 @@ impl Mover {
     /// position, then the commit markers.
     fn commit_move(
         &self,
-        topic: &str,
-        partition: i32,
-        state: &mut LevelPartition,
+        (topic, partition): (&str, i32),
+        target: &str,
+        producer: &mut Producer,
         moved: Move,
         moved_to: i64,
         now_ms: i64,
     ) -> Result<(), MoveError> {
         let txn_id = transactional_id(topic, partition);
-        let target = state.level.target.clone();
-        let producer = state
-            .producer
-            .as_mut()
-            .expect("the producer is initialized before a move");
+        let target = target.to_string();
         let mut partitions: Vec<(String, i32)> =
             moved.batches.keys().map(|p| (target.clone(), *p)).collect();
         partitions.push((
