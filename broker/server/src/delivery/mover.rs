@@ -523,7 +523,13 @@ impl Mover {
         self.internal
             .ensure_offsets(now_ms)
             .map_err(MoveError::InternalTopic)?;
-        if let Some(committed) = self.offsets.committed(DELIVERY_GROUP, topic, partition) {
+        // Strict: a group partition not loaded here must not read as "never
+        // moved", which would move everything again.
+        let committed = self
+            .offsets
+            .committed_here(DELIVERY_GROUP, topic, partition)
+            .map_err(MoveError::Offsets)?;
+        if let Some(committed) = committed {
             return Ok(committed.offset);
         }
         Ok(self

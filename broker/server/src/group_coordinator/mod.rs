@@ -321,6 +321,18 @@ impl GroupCoordinator {
         shard.committed(group, topic, partition)
     }
 
+    /// As [`GroupCoordinator::committed`], but NOT_COORDINATOR when the
+    /// group's partition is not loaded here, rather than "none committed".
+    pub fn committed_here(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<OffsetValue>, OffsetsError> {
+        let (_, shard) = self.shard(group)?;
+        Ok(shard.committed(group, topic, partition))
+    }
+
     /// Removes every committed offset of `group`, writing a tombstone for
     /// each first. Returns how many there were.
     pub fn delete_committed(&self, group: &str, now_ms: i64) -> Result<usize, OffsetsError> {
