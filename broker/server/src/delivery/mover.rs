@@ -147,6 +147,8 @@ pub struct Mover {
     metrics: Arc<BrokerMetrics>,
     log_defaults: runnel_log::LogConfig,
     levels: HashMap<(String, i32), LevelPartition>,
+    /// The metadata image `levels` follows, by its log offset.
+    followed: Option<i64>,
 }
 
 impl Mover {
@@ -168,6 +170,7 @@ impl Mover {
             metrics,
             log_defaults,
             levels: HashMap::new(),
+            followed: None,
         }
     }
 
@@ -206,6 +209,10 @@ impl Mover {
     /// them now.
     fn follow_levels(&mut self) {
         let image = self.metadata.image();
+        if self.followed == Some(image.offset()) {
+            return;
+        }
+        self.followed = Some(image.offset());
         let node = self.metadata.node_id();
         let mut led = HashMap::new();
         for topic in image.topics() {
