@@ -56,6 +56,10 @@ const MAX_MOVE_BYTES: u64 = 1 << 20;
 /// The longest the mover sleeps: new records in a level are seen this
 /// soon (their due time is a delay after their append anyway).
 const MAX_IDLE: Duration = Duration::from_millis(50);
+/// The shortest sleep between passes: records falling due meanwhile move
+/// together, one transaction per level partition and pass, which bounds
+/// the transactions per second (and adds at most this much lateness).
+const MIN_PASS_INTERVAL: Duration = Duration::from_millis(20);
 /// How long to wait before retrying a level partition whose move failed.
 const RETRY_MS: i64 = 1_000;
 /// The mover's transaction timeout; a move takes milliseconds.
@@ -202,7 +206,7 @@ impl Mover {
             self.levels.insert(key, state);
         }
         self.report(now_ms);
-        Duration::from_millis(next_wake.saturating_sub(now_ms).max(1) as u64)
+        Duration::from_millis(next_wake.saturating_sub(now_ms).max(0) as u64).max(MIN_PASS_INTERVAL)
     }
 
     /// The level partitions this broker leads, as the metadata image has
