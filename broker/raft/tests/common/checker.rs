@@ -2,15 +2,17 @@
 //!
 //! - at most one leader per epoch (election safety);
 //! - a committed entry (below the high watermark of any node that believed
-//!   it) is the same on every node that has that offset, now or later, and
-//!   in every snapshot (no committed entry lost or changed);
+//!   it) is the same on every node that has that offset below its own high
+//!   watermark, now or later, and in every snapshot; no node truncates below
+//!   its high watermark (no committed entry lost or changed);
 //! - log matching: two entries with the same (offset, epoch) carry the same
 //!   payload and follow entries of the same epoch, so logs that agree on an
 //!   entry agree on everything before it;
 //! - the `quorum-state` never goes back an epoch, one vote per epoch;
 //! - a node's high watermark never moves back while it runs, and never past
 //!   its log end;
-//! - a new leader's log holds every committed entry (leader completeness).
+//! - a new leader's log holds every entry committed in an earlier epoch
+//!   (leader completeness).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,8 +21,9 @@ use runnel_raft::{Entry, Epoch, MemoryLog, NodeId, Payload, QuorumStateData, Rep
 #[derive(Debug, Default)]
 pub struct Checker {
     leaders_by_epoch: BTreeMap<Epoch, NodeId>,
-    /// Every committed entry, by offset.
-    committed: BTreeMap<u64, Entry>,
+    /// Every committed entry, by offset, with the epoch it was committed
+    /// in (the epoch of the first node whose high watermark covered it).
+    committed: BTreeMap<u64, (Entry, Epoch)>,
     /// (offset, epoch) -> (payload, epoch of the entry before, if known).
     entries_seen: HashMap<(u64, Epoch), (Payload, Option<Epoch>)>,
 }
@@ -31,7 +34,7 @@ impl Checker {
     }
 
     pub fn committed(&self, offset: u64) -> Option<&Entry> {
-        self.committed.get(&offset)
+        self.committed.get(&offset).map(|(entry, _)| entry)
     }
 
     pub fn leaders(&self) -> usize {
@@ -44,15 +47,10 @@ impl Checker {
         {
             return Err(format!("two leaders in epoch {epoch}: {other} and {id}"));
         }
-        let end = self.committed_end();
-        if log.end_offset() < end {
-            return Err(format!(
-                "node {id} leads epoch {epoch} with log end {} but offsets up to {end} are committed",
-                log.end_offset()
-            ));
-        }
-        for (offset, committed) in self.committed.range(log.log_start_offset()..) {
-            if log.entry(*offset) != Some(committed) {
+        // Leader completeness: a leader of a later epoch than the commit has
+        // the entry (one elected late in an earlier epoch need not).
+        for (offset, (committed, commit_epoch)) in self.committed.range(log.log_start_offset()..) {
+            if *commit_epoch < epoch && log.entry(*offset) != Some(committed) {
                 return Err(format!(
                     "node {id} leads epoch {epoch} without committed {committed:?} (has {:?})",
                     log.entry(*offset)
@@ -99,6 +97,7 @@ impl Checker {
     pub fn on_high_watermark(
         &mut self,
         id: NodeId,
+        epoch: Epoch,
         log: &MemoryLog,
         from: u64,
         high_watermark: u64,
@@ -114,14 +113,14 @@ impl Checker {
                 continue;
             };
             match self.committed.get(&offset) {
-                Some(committed) if committed != entry => {
+                Some((committed, _)) if committed != entry => {
                     return Err(format!(
                         "node {id} commits {entry:?} at offset {offset}, but {committed:?} was committed there"
                     ));
                 }
                 Some(_) => {}
                 None => {
-                    self.committed.insert(offset, entry.clone());
+                    self.committed.insert(offset, (entry.clone(), epoch));
                 }
             }
         }
@@ -129,13 +128,28 @@ impl Checker {
     }
 
     /// Checks the entries of `log` from `from` on (those that changed).
-    pub fn check_log(&mut self, id: NodeId, log: &MemoryLog, from: u64) -> Result<(), String> {
+    /// Below the node's high watermark they must be the committed ones; above
+    /// it a stale node may hold others until it learns better.
+    pub fn check_log(
+        &mut self,
+        id: NodeId,
+        log: &MemoryLog,
+        from: u64,
+        high_watermark: u64,
+    ) -> Result<(), String> {
+        if high_watermark > log.end_offset() {
+            return Err(format!(
+                "node {id} truncated to {} below its high watermark {high_watermark}",
+                log.end_offset()
+            ));
+        }
         let start = from.max(log.log_start_offset());
         for offset in start..log.end_offset() {
             let Some(entry) = log.entry(offset) else {
                 continue;
             };
-            if let Some(committed) = self.committed.get(&offset)
+            if offset < high_watermark
+                && let Some((committed, _)) = self.committed.get(&offset)
                 && committed != entry
             {
                 return Err(format!(
@@ -180,7 +194,7 @@ impl Checker {
             return Ok(());
         };
         for entry in MemoryLog::decode_snapshot(bytes) {
-            if self.committed.get(&entry.offset) != Some(&entry) {
+            if self.committed(entry.offset) != Some(&entry) {
                 return Err(format!(
                     "node {id}'s snapshot holds {entry:?}, not the committed entry"
                 ));

@@ -509,10 +509,16 @@ impl Sim {
                     }
                     let from = node.high_watermark;
                     node.high_watermark = high_watermark;
+                    let epoch = node.raft.as_ref().map_or(0, RaftNode::epoch);
                     self.check_node_log(index)?;
                     let node = &self.nodes[index];
-                    self.checker
-                        .on_high_watermark(id, &node.log.inner, from, high_watermark)?;
+                    self.checker.on_high_watermark(
+                        id,
+                        epoch,
+                        &node.log.inner,
+                        from,
+                        high_watermark,
+                    )?;
                 }
                 Effect::RoleChanged {
                     role,
@@ -536,7 +542,8 @@ impl Sim {
     fn check_node_log(&mut self, index: usize) -> Result<(), String> {
         let node = &mut self.nodes[index];
         if let Some(from) = node.log.dirty_from.take() {
-            self.checker.check_log(node.id, &node.log.inner, from)?;
+            self.checker
+                .check_log(node.id, &node.log.inner, from, node.high_watermark)?;
         }
         if std::mem::take(&mut node.log.snapshot_installed) {
             self.report.snapshots_installed += 1;
