@@ -627,7 +627,14 @@ impl RaftNode {
         log: &mut impl ReplicatedLog,
         now_ms: u64,
     ) -> Result<(), RaftError> {
-        let epoch = self.state.epoch() + 1;
+        let Some(epoch) = self.state.epoch().checked_add(1) else {
+            // Only a faulty peer brings a node to the last epoch; no election
+            // can follow it, and wrapping would reuse epochs.
+            let (epoch, voted_id) = (self.state.epoch(), self.state.voted_id(self.config.node_id));
+            let deadline_ms = now_ms + self.random_election_timeout();
+            self.transition_to_unattached(epoch, voted_id, deadline_ms);
+            return Ok(());
+        };
         let election_deadline_ms = now_ms + self.random_election_timeout();
         self.state = EpochState::Candidate(CandidateState {
             epoch,

@@ -298,7 +298,7 @@ impl RaftNode {
         }
         follower.fetch_deadline_ms = now_ms + fetch_timeout_ms;
         follower.next_fetch_ms = now_ms;
-        let next_position = response.position + len;
+        let next_position = response.position.saturating_add(len);
         let complete = next_position >= response.size;
         follower.snapshot_fetch = if complete {
             None
