@@ -87,7 +87,9 @@ impl RaftNode {
     fn can_grant_pre_vote(&self, now_ms: u64) -> bool {
         match &self.state {
             EpochState::Leader(_) | EpochState::Resigned(_) => false,
-            EpochState::Follower(s) => s.leader_resigned || now_ms >= s.fetch_deadline_ms,
+            EpochState::Follower(s) => {
+                !s.has_fetched_from_leader || s.leader_resigned || now_ms >= s.fetch_deadline_ms
+            }
             EpochState::Unattached(_) | EpochState::Prospective(_) | EpochState::Candidate(_) => {
                 true
             }

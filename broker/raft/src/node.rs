@@ -174,6 +174,7 @@ impl RaftNode {
                     next_fetch_ms: now_ms,
                     snapshot_fetch: None,
                     leader_resigned: false,
+                    has_fetched_from_leader: false,
                 }),
                 None => EpochState::Unattached(UnattachedState {
                     epoch,
@@ -533,6 +534,7 @@ impl RaftNode {
             next_fetch_ms: now_ms,
             snapshot_fetch: None,
             leader_resigned: false,
+            has_fetched_from_leader: false,
         });
         self.after_transition();
     }
@@ -748,12 +750,17 @@ impl RaftNode {
             }
             return true;
         }
+        // A leader of this epoch learned by a node that has none. A
+        // prospective that came from following that very leader keeps
+        // running: it is why it looks for another (Kafka's `hasLeader`).
+        let has_no_leader = match &self.state {
+            EpochState::Unattached(_) | EpochState::Candidate(_) => true,
+            EpochState::Prospective(p) => p.leader_id.is_none(),
+            _ => false,
+        };
         if current.epoch == epoch
             && let Some(leader) = leader
-            && matches!(
-                self.state,
-                EpochState::Unattached(_) | EpochState::Prospective(_) | EpochState::Candidate(_)
-            )
+            && has_no_leader
         {
             self.transition_to_follower(epoch, leader, now_ms);
             return true;

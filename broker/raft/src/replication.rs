@@ -186,6 +186,7 @@ impl RaftNode {
             return Ok(());
         }
         follower.fetch_deadline_ms = now_ms + fetch_timeout_ms;
+        follower.has_fetched_from_leader = true;
         let epoch = follower.epoch;
         if let Some(diverging) = response.diverging_epoch {
             follower.next_fetch_ms = now_ms;
@@ -297,6 +298,7 @@ impl RaftNode {
             return Ok(());
         }
         follower.fetch_deadline_ms = now_ms + fetch_timeout_ms;
+        follower.has_fetched_from_leader = true;
         follower.next_fetch_ms = now_ms;
         let next_position = response.position.saturating_add(len);
         let complete = next_position >= response.size;

@@ -88,6 +88,12 @@ pub struct FollowerState {
     pub snapshot_fetch: Option<(OffsetAndEpoch, u64)>,
     /// The leader resigned (EndQuorumEpoch): pre-votes may be granted.
     pub leader_resigned: bool,
+    /// A fetch from the leader succeeded since this state began (Kafka's
+    /// `hasFetchedFromLeader`). Until then the leader may be out of reach,
+    /// so pre-votes may be granted; otherwise two followers that each tried
+    /// a pre-vote and fell back to following would refuse each other for
+    /// ever.
+    pub has_fetched_from_leader: bool,
 }
 
 /// A former leader of `epoch` that gave up (shutdown, check-quorum, or

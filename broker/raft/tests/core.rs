@@ -170,6 +170,32 @@ fn a_pre_vote_moves_no_epoch_and_is_refused_while_the_leader_is_heard() -> TestR
             pre_vote: true,
         })
     };
+    // Not yet fetched from the leader, which may be out of reach: granted.
+    let effects = follower.handle(&mut log, 3, pre_vote(1), 15)?;
+    assert!(effects.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            message: Message::VoteResponse(VoteResponse {
+                vote_granted: true,
+                ..
+            }),
+            ..
+        }
+    )));
+    let fetched = Message::FetchResponse(FetchResponse {
+        error: None,
+        current_leader: LeaderAndEpoch {
+            leader_id: Some(2),
+            epoch: 1,
+        },
+        high_watermark: 0,
+        log_start_offset: 0,
+        records: Vec::new(),
+        diverging_epoch: None,
+        snapshot_id: None,
+        request_position: OffsetAndEpoch::new(0, 0),
+    });
+    follower.handle(&mut log, 2, fetched, 18)?;
     let effects = follower.handle(&mut log, 3, pre_vote(1), 20)?;
     assert!(matches!(
         &sends(&effects)[..],
