@@ -1,7 +1,9 @@
 //! The deterministic simulation over fixed seeds (more by hand with
 //! `RUNNEL_SIM_SEEDS=<n>` or `RUNNEL_SIM_SEED_RANGE=<a>..<b>`), one seed
-//! replayed with `RUNNEL_SIM_SEED`, and the bugs planted on purpose that it
-//! must find.
+//! replayed with `RUNNEL_SIM_SEED`, and a bug planted on purpose that it
+//! must find. (A high watermark moved on a previous epoch's entry is not
+//! found by the random schedule in thousands of seeds; `scenarios.rs` plays
+//! the schedule that exposes it.)
 
 mod common;
 
@@ -55,48 +57,17 @@ fn replay() {
 }
 
 /// The first seed below `limit` on which the simulation finds `mutation`.
-fn first_failing_seed(
-    nodes: usize,
-    mutation: Mutation,
-    limit: u64,
-    tune: impl Fn(&mut SimConfig),
-) -> Option<(u64, String)> {
+fn first_failing_seed(nodes: usize, mutation: Mutation, limit: u64) -> Option<(u64, String)> {
     (0..limit).find_map(|seed| {
         let mut config = SimConfig::new(nodes, seed);
         config.mutation = mutation;
-        tune(&mut config);
         Sim::new(config).run().err().map(|failure| (seed, failure))
     })
 }
 
 #[test]
 fn a_vote_granted_without_the_log_check_is_caught() {
-    let found = first_failing_seed(3, Mutation::GrantVoteWithoutLogCheck, 40, |_| {});
-    let Some((seed, failure)) = found else {
-        panic!("no seed found the planted bug");
-    };
-    eprintln!(
-        "planted bug found by seed {seed}: {}",
-        failure.lines().next().unwrap_or("")
-    );
-}
-
-#[test]
-#[ignore = "the random schedule has not found it in 1000 seeds; see the scripted scenario"]
-fn a_high_watermark_on_a_previous_epoch_entry_is_caught() {
-    let limit = std::env::var("RUNNEL_SIM_MUT_LIMIT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let nodes = std::env::var("RUNNEL_SIM_NODES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let found = first_failing_seed(nodes, Mutation::HighWatermarkBeforeEpochStart, limit, |c| {
-        c.max_fetch_entries = 1;
-        c.crash_per_million *= 5;
-        c.partition_per_million *= 10;
-    });
+    let found = first_failing_seed(3, Mutation::GrantVoteWithoutLogCheck, 40);
     let Some((seed, failure)) = found else {
         panic!("no seed found the planted bug");
     };

@@ -68,6 +68,8 @@ pub struct SimReport {
     pub committed: u64,
     pub leaders: usize,
     pub crashes: u64,
+    /// Controlled shutdowns of the leader (resign, then stop).
+    pub shutdowns: u64,
     pub snapshots_installed: u64,
     pub messages: u64,
     pub healed_commit_ms: u64,
@@ -307,7 +309,7 @@ impl Sim {
     fn tick(&mut self) -> Result<(), String> {
         self.now_ms += TICK_MS;
         if self.chaos {
-            self.faults();
+            self.faults()?;
         }
         for index in 0..self.nodes.len() {
             if self.chaos
@@ -347,7 +349,31 @@ impl Sim {
         Ok(())
     }
 
-    fn faults(&mut self) {
+    fn faults(&mut self) -> Result<(), String> {
+        if self.chance(self.config.crash_per_million / 2) {
+            // A controlled shutdown: the leader resigns with EndQuorumEpoch,
+            // then stops with its log synced.
+            let leader = self
+                .nodes
+                .iter()
+                .position(|n| n.raft.as_ref().is_some_and(|r| r.role() == Role::Leader));
+            if let Some(index) = leader {
+                let now_ms = self.now_ms;
+                let effects = self.nodes[index]
+                    .raft
+                    .as_mut()
+                    .map(|r| r.resign(now_ms))
+                    .unwrap_or_default();
+                let id = self.nodes[index].id;
+                self.trace(format!("node {id} resigns and shuts down"));
+                self.apply(index, effects)?;
+                let node = &mut self.nodes[index];
+                node.log.inner.flush();
+                node.raft = None;
+                node.restart_at_ms = now_ms + 200 + self.rng.below(2_000);
+                self.report.shutdowns += 1;
+            }
+        }
         if self.chance(self.config.crash_per_million) {
             let index = self.rng.below(self.nodes.len() as u64) as usize;
             if self.nodes[index].raft.is_some() {
@@ -396,6 +422,7 @@ impl Sim {
                 }
             }
         }
+        Ok(())
     }
 
     fn restart(&mut self, index: usize) {
@@ -631,6 +658,7 @@ pub fn run_seeds(
         *totals.entry("committed").or_insert(0) += report.committed;
         *totals.entry("leaders").or_insert(0) += report.leaders as u64;
         *totals.entry("crashes").or_insert(0) += report.crashes;
+        *totals.entry("shutdowns").or_insert(0) += report.shutdowns;
         *totals.entry("snapshots_installed").or_insert(0) += report.snapshots_installed;
         *totals.entry("messages").or_insert(0) += report.messages;
         *totals.entry("ticks").or_insert(0) += report.ticks;
