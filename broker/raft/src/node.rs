@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use crate::error::RaftError;
 use crate::log::ReplicatedLog;
-use crate::message::{BeginQuorumEpochRequest, EndQuorumEpochRequest, Message, VoteRequest};
+use crate::message::{
+    BeginQuorumEpochRequest, EndQuorumEpochRequest, FetchRequest, Message, VoteRequest,
+};
 use crate::rng::SplitMix64;
 use crate::state::{
     CandidateState, EpochState, FollowerState, LeaderState, ProspectiveState, ReplicaState,
@@ -359,8 +361,11 @@ impl RaftNode {
     fn poll_timers(&mut self, log: &mut impl ReplicatedLog, now_ms: u64) -> Result<(), RaftError> {
         match &self.state {
             EpochState::Unattached(s) => {
-                if now_ms >= s.election_deadline_ms {
+                if now_ms < s.election_deadline_ms {
+                } else if self.config.is_voter(self.config.node_id) {
                     self.transition_to_prospective(log, now_ms)?;
+                } else {
+                    self.discover_leader(log, now_ms);
                 }
             }
             EpochState::Prospective(s) => {
@@ -388,6 +393,27 @@ impl RaftNode {
             EpochState::Leader(_) => self.poll_leader(log, now_ms),
         }
         Ok(())
+    }
+
+    /// An observer (a broker that is not a voter) finds the leader as
+    /// Kafka's do: a Fetch to some voter, whose answer names the leader.
+    fn discover_leader(&mut self, log: &impl ReplicatedLog, now_ms: u64) {
+        let voters: Vec<NodeId> = self.config.voters.iter().copied().collect();
+        let pick = usize::try_from(self.rng.below(voters.len() as u64)).unwrap_or(0);
+        let Some(&voter) = voters.get(pick) else {
+            return;
+        };
+        let retry_ms = now_ms + self.config.request_timeout_ms;
+        let EpochState::Unattached(s) = &mut self.state else {
+            return;
+        };
+        s.election_deadline_ms = retry_ms;
+        let request = FetchRequest {
+            current_leader_epoch: s.epoch,
+            fetch_offset: log.end_offset(),
+            last_fetched_epoch: log.last_fetched_epoch(),
+        };
+        self.send(voter, Message::FetchRequest(request));
     }
 
     fn poll_leader(&mut self, log: &mut impl ReplicatedLog, now_ms: u64) {

@@ -552,3 +552,42 @@ fn garbage_input_is_answered_or_ignored_never_a_panic() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn an_observer_finds_the_leader_by_fetching_from_a_voter() -> TestResult {
+    let mut leader_log = MemoryLog::new();
+    let mut leader = node(1, &[1], &leader_log);
+    leader.poll(&mut leader_log, 5_000)?;
+    leader.propose(&mut leader_log, [Bytes::from_static(b"a")])?;
+    leader.poll(&mut leader_log, 5_001)?;
+    leader_log.flush();
+    assert_eq!(leader.high_watermark(), 2);
+
+    let mut observer_log = MemoryLog::new();
+    let mut observer = node(4, &[1], &observer_log);
+    let mut now_ms = observer.next_poll_ms();
+    let mut outbox = sends(&observer.poll(&mut observer_log, now_ms)?);
+    for _ in 0..10 {
+        let Some((to, message)) = outbox.pop() else {
+            break;
+        };
+        now_ms += 1;
+        outbox = if to == 1 {
+            let answers = leader.handle(&mut leader_log, 4, message, 5_000 + now_ms)?;
+            sends(&answers)
+        } else {
+            let effects = observer.handle(&mut observer_log, 1, message, now_ms)?;
+            for effect in &effects {
+                if let Effect::FlushLog { .. } = effect {
+                    observer_log.flush();
+                }
+            }
+            sends(&effects)
+        };
+    }
+    assert_eq!(observer.role(), Role::Follower);
+    assert_eq!(observer.leader_id(), Some(1));
+    assert_eq!(observer_log.end_offset(), 2);
+    assert_eq!(observer.high_watermark(), 2);
+    Ok(())
+}

@@ -1,4 +1,5 @@
-//! The deterministic simulation: N nodes over a seeded network that drops,
+//! The deterministic simulation: N voters and an observer over a seeded
+//! network that drops,
 //! delays (and so reorders) and duplicates messages; nodes crash with or
 //! without their unsynced tail and restart from their `quorum-state` and
 //! synced log; partitions come and heal; clients propose at the leader;
@@ -25,7 +26,10 @@ const TRACE_LINES: usize = 60;
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// Voters, ids `1..=nodes`.
     pub nodes: usize,
+    /// Observers (brokers that fetch but do not vote), the ids after.
+    pub observers: usize,
     pub seed: u64,
     pub chaos_ms: u64,
     /// After the heal, a leader must commit a new entry within this.
@@ -46,6 +50,7 @@ impl SimConfig {
     pub fn new(nodes: usize, seed: u64) -> Self {
         SimConfig {
             nodes,
+            observers: 1,
             seed,
             chaos_ms: 20_000,
             liveness_ms: 30_000,
@@ -194,7 +199,7 @@ fn raft_config(id: NodeId, sim: &SimConfig) -> RaftConfig {
 impl Sim {
     pub fn new(config: SimConfig) -> Self {
         let mut rng = SplitMix64::new(config.seed);
-        let nodes = (1..=config.nodes)
+        let nodes = (1..=config.nodes + config.observers)
             .map(|i| {
                 let id = i as NodeId;
                 let log = SimLog::default();
@@ -259,11 +264,13 @@ impl Sim {
         let mut pending: Option<(NodeId, OffsetAndEpoch)> = None;
         while self.now_ms < deadline_ms {
             self.tick()?;
+            // Committed, and every node (the observer too) knows it.
             if let Some((_, end)) = pending
                 && self
                     .checker
                     .committed(end.offset - 1)
                     .is_some_and(|e| e.epoch == end.epoch)
+                && self.nodes.iter().all(|n| n.high_watermark >= end.offset)
             {
                 self.report.healed_commit_ms = self.now_ms - healed_at_ms;
                 return Ok(());
@@ -279,7 +286,7 @@ impl Sim {
             }
         }
         Err(format!(
-            "liveness: no new entry committed within {} ms of the heal",
+            "liveness: no new entry committed and known to every node within {} ms of the heal",
             self.config.liveness_ms
         ))
     }
