@@ -439,13 +439,22 @@ impl RaftNode {
         if now_ms >= leader.begin_quorum_resend_ms {
             leader.begin_quorum_resend_ms = now_ms + request_timeout_ms;
             let epoch = leader.epoch;
-            let unacknowledged: Vec<NodeId> = leader
+            // Also to voters gone quiet: one stranded in a later epoch (a
+            // candidate that crashed before asking anyone) can't follow us
+            // and can't win against a longer log; its FencedLeaderEpoch
+            // answer makes us step down so a new election takes it along.
+            let fetch_timeout_ms = self.config.fetch_timeout_ms;
+            let quiet: Vec<NodeId> = leader
                 .voter_states
                 .iter()
-                .filter(|(_, s)| !s.has_acknowledged_leader)
+                .filter(|(_, s)| {
+                    !s.has_acknowledged_leader
+                        || s.last_fetch_ms
+                            .is_none_or(|t| now_ms.saturating_sub(t) >= fetch_timeout_ms)
+                })
                 .map(|(id, _)| *id)
                 .collect();
-            for to in unacknowledged {
+            for to in quiet {
                 self.send(
                     to,
                     Message::BeginQuorumEpochRequest(BeginQuorumEpochRequest {

@@ -1,7 +1,8 @@
 //! The deterministic simulation: N voters and an observer over a seeded
 //! network that drops,
 //! delays (and so reorders) and duplicates messages; nodes crash with or
-//! without their unsynced tail and restart from their `quorum-state` and
+//! without their unsynced tail, also part way through carrying out a step's
+//! effects and restart from their `quorum-state` and
 //! synced log; partitions come and heal; clients propose at the leader;
 //! nodes take snapshots at their high watermark so lagging followers fetch
 //! them. Every step is checked by [`Checker`]. After the chaos the network
@@ -39,6 +40,9 @@ pub struct SimConfig {
     pub max_delay_ms: u64,
     /// Chance per tick, in millionths, of crashing a node.
     pub crash_per_million: u64,
+    /// Chance per effect carried out, in millionths, that the node dies
+    /// just before it.
+    pub crash_mid_effects_per_million: u64,
     pub partition_per_million: u64,
     pub propose_per_mille: u64,
     pub snapshot_per_million: u64,
@@ -58,6 +62,7 @@ impl SimConfig {
             duplicate_per_mille: 20,
             max_delay_ms: 60,
             crash_per_million: 2_000,
+            crash_mid_effects_per_million: 300,
             partition_per_million: 1_500,
             propose_per_mille: 80,
             snapshot_per_million: 1_000,
@@ -385,25 +390,7 @@ impl Sim {
             let index = self.rng.below(self.nodes.len() as u64) as usize;
             if self.nodes[index].raft.is_some() {
                 let lose_tail = self.rng.below(2) == 0;
-                let down_ms = 200 + self.rng.below(3_000);
-                let node = &mut self.nodes[index];
-                if !lose_tail {
-                    node.log.inner.flush();
-                }
-                node.log.inner.crash();
-                node.log.mark(node.log.inner.end_offset());
-                node.raft = None;
-                node.restart_at_ms = self.now_ms + down_ms;
-                let (id, end) = (node.id, node.log.inner.end_offset());
-                self.report.crashes += 1;
-                self.trace(format!(
-                    "crash node {id} ({}), log end now {end}",
-                    if lose_tail {
-                        "unsynced tail lost"
-                    } else {
-                        "tail synced"
-                    }
-                ));
+                self.crash(index, lose_tail, "");
             }
         }
         if self.partition.is_none() && self.chance(self.config.partition_per_million) {
@@ -430,6 +417,27 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// Stops a node; with `lose_tail` what it had not synced is gone.
+    fn crash(&mut self, index: usize, lose_tail: bool, when: &str) {
+        let down_ms = 200 + self.rng.below(3_000);
+        let node = &mut self.nodes[index];
+        if !lose_tail {
+            node.log.inner.flush();
+        }
+        node.log.inner.crash();
+        node.log.mark(node.log.inner.end_offset());
+        node.raft = None;
+        node.restart_at_ms = self.now_ms + down_ms;
+        let (id, end) = (node.id, node.log.inner.end_offset());
+        self.report.crashes += 1;
+        let tail = if lose_tail {
+            "unsynced tail lost"
+        } else {
+            "tail synced"
+        };
+        self.trace(format!("crash node {id}{when} ({tail}), log end now {end}"));
     }
 
     fn restart(&mut self, index: usize) {
@@ -524,6 +532,12 @@ impl Sim {
 
     fn apply(&mut self, index: usize, effects: Vec<Effect>) -> Result<(), String> {
         for effect in effects {
+            if self.chaos && self.chance(self.config.crash_mid_effects_per_million) {
+                // The process dies part way: the effects before this one
+                // were carried out, this one and the rest never are.
+                self.crash(index, true, " part way through its effects");
+                break;
+            }
             let id = self.nodes[index].id;
             match effect {
                 Effect::PersistQuorumState(data) => {
