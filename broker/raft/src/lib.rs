@@ -9,7 +9,8 @@
 //! - [`log`]: [`ReplicatedLog`], the narrow view of the local log.
 //! - [`state`]: the epoch states (unattached, prospective, candidate,
 //!   leader, follower, resigned).
-//! - [`node`]: [`RaftNode`], its configuration, effects and transitions.
+//! - [`config`]: [`RaftConfig`], Kafka's `controller.quorum.*` settings.
+//! - [`node`]: [`RaftNode`], its effects and transitions.
 //! - `election`: Vote, BeginQuorumEpoch and EndQuorumEpoch handling.
 //! - `replication`: Fetch and FetchSnapshot handling, the high watermark.
 //! - [`memory_log`]: an in-memory log with an unsynced tail, for the
@@ -62,6 +63,7 @@
 //! # }
 //! ```
 
+pub mod config;
 mod election;
 pub mod error;
 pub mod log;
