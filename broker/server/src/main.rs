@@ -77,6 +77,9 @@ enum Command {
     /// Lists groups and describes their offsets, lag and members (as
     /// kafka-consumer-groups)
     Groups(tools::groups::GroupsArgs),
+    /// Formats log dirs and makes cluster ids (as kafka-storage)
+    #[command(subcommand)]
+    Storage(tools::storage::StorageCommand),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => tools::produce::run(args),
         Command::Consume(args) => tools::consume::run(args),
+        Command::Storage(command) => tools::storage::run(command),
         Command::Perf(command) => tools::perf::run(command),
         Command::Topics(args) => tools::topics::run(args),
         Command::Groups(args) => tools::groups::run(args),

@@ -48,16 +48,58 @@ pub fn cluster_id(dir: &Path, configured: Option<&str>, node_id: i32) -> Result<
     }
     let id = configured.map_or_else(new_cluster_id, str::to_string);
     let text = format!("version=1\ncluster.id={id}\nnode.id={node_id}\n");
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    write_synced(&path, &text)?;
     Ok(id)
 }
 
+/// Whether `id` reads as Kafka's `Uuid.fromString` reads one: 22
+/// characters of URL-safe base64 without padding, 16 bytes.
+pub fn is_valid_uuid(id: &str) -> bool {
+    id.len() == 22
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        // The last character carries 2 bits of the 128: the other 4 are 0.
+        && id.bytes().last().is_some_and(|b| {
+            let value = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'-' => 62,
+                _ => 63,
+            };
+            value & 0x0f == 0
+        })
+}
+
+/// Writes `meta.properties` in `dir` for a node of `cluster_id`, as
+/// `kafka-storage format` does (with a directory id of its own, KIP-858);
+/// `Ok(false)` when `dir` is already formatted.
+pub fn format(dir: &Path, cluster_id: &str, node_id: i32) -> Result<bool> {
+    let path = dir.join(FILE_NAME);
+    if path.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let text = format!(
+        "#\n#{}\nnode.id={node_id}\ndirectory.id={}\nversion=1\ncluster.id={cluster_id}\n",
+        "Written by runnel storage format",
+        new_cluster_id()
+    );
+    write_synced(&path, &text)?;
+    Ok(true)
+}
+
+fn write_synced(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// A Kafka-style cluster id: a random UUID in URL-safe base64, 22 chars.
-fn new_cluster_id() -> String {
+pub fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = Uuid::new_v4().into_bytes();
     let mut bits: u128 = u128::from_be_bytes(bytes);
@@ -81,5 +123,26 @@ mod tests {
         assert_eq!(cluster_id(dir.path(), None, 1).expect("restart"), id);
         assert!(cluster_id(dir.path(), Some("other"), 1).is_err());
         assert!(cluster_id(dir.path(), None, 2).is_err());
+    }
+
+    #[test]
+    fn format_writes_once_and_serve_reads_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let id = new_cluster_id();
+        assert!(is_valid_uuid(&id), "{id}");
+        assert!(format(&data, &id, 3).expect("format"));
+        assert!(!format(&data, &id, 3).expect("already formatted"));
+        assert_eq!(cluster_id(&data, None, 3).expect("read"), id);
+        assert!(cluster_id(&data, None, 4).is_err(), "another node's dir");
+        for bad in [
+            "",
+            "abc",
+            "MkU3OEVBNTcwNTJENDM2Qk",
+            "MkU3OEVBNTcwNTJENDM2Q!",
+        ] {
+            assert!(!is_valid_uuid(bad), "{bad}");
+        }
+        assert!(is_valid_uuid("MkU3OEVBNTcwNTJENDM2Qg"));
     }
 }

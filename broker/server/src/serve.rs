@@ -472,7 +472,14 @@ fn display_dirs(dirs: &[std::path::PathBuf]) -> String {
         .join(", ")
 }
 
-/// Whether a log dir holds nothing yet, so this is its first start.
+/// Whether a log dir holds nothing yet, so this is its first start: it
+/// may be formatted (`meta.properties`, and Kafka's `bootstrap.checkpoint`
+/// when Kafka's tool formatted it).
 fn is_missing_or_empty(dir: &Path) -> bool {
-    std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
+    std::fs::read_dir(dir).map_or(true, |entries| {
+        entries.flatten().all(|entry| {
+            let name = entry.file_name();
+            name == crate::meta::FILE_NAME || name == "bootstrap.checkpoint"
+        })
+    })
 }

@@ -450,3 +450,88 @@ fn topics_makes_delay_levels_and_produce_sends_through_one() {
         sent_at.elapsed()
     );
 }
+
+/// `runnel storage` does what kafka-storage does, and each reads the
+/// other's work: Kafka's StorageTool finds the metadata `runnel storage
+/// format` wrote, and `runnel serve` starts on a dir Kafka formatted, with
+/// Kafka's cluster id.
+#[test]
+fn storage_formats_as_kafka_storage_does() {
+    use common::kafka;
+    kafka::require_installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let properties = |data: &std::path::Path| {
+        let path = data.with_extension("properties");
+        let text = format!(
+            "process.roles=broker\nnode.id=2\ncontroller.quorum.voters=1@127.0.0.1:19093\n\
+             controller.listener.names=CONTROLLER\nlisteners=PLAINTEXT://127.0.0.1:0\n\
+             log.dirs={}\n",
+            data.display()
+        );
+        std::fs::write(&path, text).expect("write properties");
+        path
+    };
+    let uuid = runnel(&["storage", "random-uuid"], "");
+    assert!(uuid.status.success(), "{uuid:?}");
+    let id = String::from_utf8_lossy(&uuid.stdout).trim().to_string();
+    assert_eq!(id.len(), 22, "{id}");
+
+    let ours = dir.path().join("ours");
+    let ours_config = properties(&ours);
+    let config = ours_config.to_str().expect("utf-8");
+    let bad = runnel(&["storage", "format", "-t", "not-a-uuid", "-c", config], "");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("\"not-a-uuid\" is not a valid UUID"),
+        "{bad:?}"
+    );
+    let formatted = runnel(&["storage", "format", "-t", &id, "-c", config], "");
+    assert!(formatted.status.success(), "{formatted:?}");
+    let again = runnel(
+        &["storage", "format", "--cluster-id", &id, "--config", config],
+        "",
+    );
+    assert!(!again.status.success(), "formatted twice");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is formatted already"),
+        "{again:?}"
+    );
+    let ignored = runnel(
+        &[
+            "storage",
+            "format",
+            "-t",
+            &id,
+            "-c",
+            config,
+            "--ignore-formatted",
+            "--standalone",
+        ],
+        "",
+    );
+    assert!(ignored.status.success(), "{ignored:?}");
+    let info = kafka::tool("kafka.tools.StorageTool", &["info", "-c", config])
+        .expect_success("kafka-storage info");
+    assert!(
+        info.stdout.contains(&format!("cluster.id={id}")) && info.stdout.contains("node.id=2"),
+        "{}",
+        info.stdout
+    );
+
+    let theirs = dir.path().join("theirs");
+    let theirs_config = properties(&theirs);
+    let config = theirs_config.to_str().expect("utf-8");
+    kafka::tool(
+        "kafka.tools.StorageTool",
+        &["format", "-t", &id, "-c", config],
+    )
+    .expect_success("kafka-storage format");
+    // The node id of the formatted dir: another is refused.
+    let mut broker = Broker::serve_with(&theirs, &["node.id=2"]);
+    broker.wait_ready();
+    let stored = std::fs::read_to_string(theirs.join("meta.properties")).expect("meta");
+    assert!(stored.contains(&format!("cluster.id={id}")), "{stored}");
+    broker.terminate();
+    let exit = broker.wait_exit();
+    assert!(exit.status.success(), "{}", common::plain(&exit.stderr));
+}

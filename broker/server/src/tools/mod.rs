@@ -6,11 +6,13 @@
 //! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
 //! - [`topics`]: `runnel topics`, kafka-topics' actions.
 //! - [`groups`]: `runnel groups`, kafka-consumer-groups' list and describe.
+//! - [`storage`]: `runnel storage random-uuid|format`, as kafka-storage.
 
 pub mod consume;
 pub mod groups;
 pub mod perf;
 pub mod produce;
+pub mod storage;
 pub mod topics;
 
 use anyhow::{Context, Result, bail};
