@@ -15,6 +15,9 @@
 //! - [`admin`]: topics (create, delete, grow, list) and their configs;
 //!   groups (list, describe, committed offsets) and log end offsets.
 //!
+//! - [`delivery`]: the names of Runnel's delayed delivery (level configs,
+//!   level topic names, the headers of moved records).
+//!
 //! Consumer groups (`subscribe`) and group administration are still to come.
 
 pub mod admin;
@@ -22,6 +25,7 @@ pub mod cluster;
 pub mod connection;
 pub mod consumer;
 pub mod datetime;
+pub mod delivery;
 pub mod error;
 pub mod partitioner;
 pub mod producer;

@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 
-use crate::crd::{Cluster, ClusterStatus, ConsumerGroupStatus, TopicStatus};
+use crate::crd::{Cluster, ClusterStatus, ConsumerGroupStatus, DelayLevelStatus, TopicStatus};
 use crate::lag::{Decision, GroupLag};
 use crate::topic_sync::TopicOutcome;
 
@@ -161,7 +161,19 @@ pub fn topic_status(
         status.topic_id.clone_from(&outcome.topic_id);
     }
     status.observed_generation = generation;
+    status.delay_levels = outcome
+        .levels
+        .iter()
+        .map(|level| DelayLevelStatus {
+            topic: level.topic.clone(),
+            delay_ms: level.delay_ms,
+            pending: level.pending,
+        })
+        .collect();
     let (ready, reason, message) = match &outcome.refused {
+        Some(why) if why.starts_with("spec.delayedDelivery") => {
+            (false, "DelayRefused", why.clone())
+        }
         Some(why) => (false, "ShrinkRefused", why.clone()),
         None => (true, "Synced", format!("{} partitions", outcome.partitions)),
     };

@@ -2,9 +2,13 @@
 //! runnel-client's admin API (no Kubernetes involved, so it is tested
 //! against real brokers): create the topic, grow its partitions, set its
 //! configs; a shrink is refused with a reason for the resource's condition.
+//! Its delay levels (`<topic>_<delay>`) are created with it, and their
+//! pending records counted: each level partition's end offset minus the
+//! position its mover committed (the group `__runnel-delivery`).
 
 use std::collections::BTreeMap;
 
+use runnel_client::delivery::{DELAY_MS, DELIVERY_GROUP, TARGET, level_topic, parse_delay};
 use runnel_client::{Admin, ClientError};
 
 use crate::crd::TopicSpec;
@@ -21,8 +25,21 @@ pub struct TopicOutcome {
     pub grown_by: i32,
     /// Config keys set by this sync.
     pub configs_set: Vec<String>,
-    /// Why the spec could not be applied (a shrink).
+    /// Why the spec could not be applied (a shrink, a delay that is no
+    /// delay).
     pub refused: Option<String>,
+    /// The topic's delay levels.
+    pub levels: Vec<LevelOutcome>,
+}
+
+/// One delay level after a sync.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LevelOutcome {
+    pub topic: String,
+    pub delay_ms: i64,
+    pub created: bool,
+    /// Records in the level not moved yet.
+    pub pending: i64,
 }
 
 /// Brings topic `name` to `spec`. `scaled_partitions` is what a
@@ -59,6 +76,7 @@ pub async fn sync_topic(
                 .into_iter()
                 .find(|t| t.name == name)
                 .map(|t| t.topic_id.to_string());
+            sync_levels(admin, name, spec, &mut outcome).await?;
             return Ok(outcome);
         }
         Some(topic) => {
@@ -94,5 +112,69 @@ pub async fn sync_topic(
         admin.alter_configs(name, &changes).await?;
         outcome.configs_set = changes.into_iter().map(|(k, _)| k).collect();
     }
+    sync_levels(admin, name, spec, &mut outcome).await?;
     Ok(outcome)
+}
+
+/// Creates the delay levels `spec` names that are missing and counts each
+/// level's pending records.
+async fn sync_levels(
+    admin: &Admin,
+    name: &str,
+    spec: &TopicSpec,
+    outcome: &mut TopicOutcome,
+) -> Result<(), ClientError> {
+    let Some(delayed) = &spec.delayed_delivery else {
+        return Ok(());
+    };
+    let topics = admin.list_topics().await?;
+    let positions: BTreeMap<(String, i32), i64> = admin
+        .group_offsets(DELIVERY_GROUP)
+        .await?
+        .into_iter()
+        .map(|(topic, partition, offset)| ((topic, partition), offset))
+        .collect();
+    for delay in &delayed.levels {
+        let delay_ms = match parse_delay(delay) {
+            Ok(ms) => ms,
+            Err(err) => {
+                outcome.refused = Some(format!("spec.delayedDelivery.levels: {err}"));
+                continue;
+            }
+        };
+        let topic = level_topic(name, delay);
+        let mut level = LevelOutcome {
+            topic: topic.clone(),
+            delay_ms,
+            ..LevelOutcome::default()
+        };
+        let partitions = match topics.iter().find(|t| t.name == topic) {
+            Some(existing) => existing.partitions.len() as i32,
+            None => {
+                let configs = [
+                    (DELAY_MS.to_string(), delay_ms.to_string()),
+                    (TARGET.to_string(), name.to_string()),
+                ];
+                let replication = i16::try_from(spec.replication_factor).unwrap_or(i16::MAX);
+                admin
+                    .create_topic(&topic, outcome.partitions, replication, &configs)
+                    .await?;
+                level.created = true;
+                outcome.partitions
+            }
+        };
+        let wanted: Vec<(String, i32)> = (0..partitions).map(|p| (topic.clone(), p)).collect();
+        let ends = admin.end_offsets(&wanted).await?;
+        let starts = admin.offsets_at(&wanted, -2).await?;
+        level.pending = wanted
+            .iter()
+            .zip(ends.iter().zip(&starts))
+            .map(|(tp, (end, start))| {
+                let moved_to = positions.get(tp).copied().unwrap_or(*start);
+                (end - moved_to).max(0)
+            })
+            .sum();
+        outcome.levels.push(level);
+    }
+    Ok(())
 }

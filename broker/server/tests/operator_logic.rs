@@ -27,7 +27,79 @@ fn spec(partitions: i32, config: &[(&str, &str)]) -> TopicSpec {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
+        delayed_delivery: None,
     }
+}
+
+/// A Topic with `delayedDelivery` gets its levels, and their pending
+/// records counted: pending while not due, none once moved.
+#[test]
+fn a_topic_gets_its_delay_levels_and_their_pending_counts() {
+    let (_dir, broker) = common::started_with(&[]);
+    let bootstrap = broker.bootstrap.clone();
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "operator-test")
+            .await
+            .expect("admin");
+        let mut with_levels = spec(2, &[]);
+        with_levels.delayed_delivery = Some(runnel_operator::crd::DelayedDelivery {
+            levels: vec!["1s".into(), "1h".into()],
+        });
+        let created = sync_topic(&admin, "orders", &with_levels, None)
+            .await
+            .expect("sync");
+        let made: Vec<_> = created
+            .levels
+            .iter()
+            .map(|l| (l.topic.as_str(), l.delay_ms, l.created, l.pending))
+            .collect();
+        assert_eq!(
+            made,
+            [
+                ("orders_1s", 1_000, true, 0),
+                ("orders_1h", 3_600_000, true, 0)
+            ]
+        );
+        let configs = admin.describe_configs("orders_1h").await.expect("configs");
+        assert!(
+            configs
+                .iter()
+                .any(|c| c.name == "delivery.target" && c.value.as_deref() == Some("orders")),
+            "{configs:?}"
+        );
+        let producer = Producer::new(ProducerConfig::new(&bootstrap))
+            .await
+            .expect("producer");
+        for (level, count) in [("orders_1s", 3), ("orders_1h", 4)] {
+            for i in 0..count {
+                let record = ProducerRecord::new(level, b"later").partition(i % 2);
+                producer
+                    .send(record)
+                    .await
+                    .expect("send")
+                    .await
+                    .expect("ack");
+            }
+        }
+        producer.close().await;
+        // The 1 h level keeps its 4; the 1 s level's 3 move within seconds.
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        loop {
+            let synced = sync_topic(&admin, "orders", &with_levels, None)
+                .await
+                .expect("sync");
+            let pending: Vec<i64> = synced.levels.iter().map(|l| l.pending).collect();
+            assert!(synced.levels.iter().all(|l| !l.created));
+            if pending == [0, 4] {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pending stayed {pending:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
 }
 
 #[test]

@@ -12,7 +12,7 @@ pub use consumer_group::{
     ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, ForwardingSpec, LagPolicy, OffsetReset,
     OffsetResetTarget, PartitionLag, PartitionScaling,
 };
-pub use topic::{Topic, TopicSpec, TopicStatus};
+pub use topic::{DelayLevelStatus, DelayedDelivery, Topic, TopicSpec, TopicStatus};
 
 use kube::CustomResourceExt;
 

@@ -41,6 +41,32 @@ pub struct TopicSpec {
     /// Topic configs by Kafka's names (`retention.ms`, `cleanup.policy`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Delay levels of the topic: records produced to a level reach the
+    /// topic that long after they were written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delayed_delivery: Option<DelayedDelivery>,
+}
+
+/// The delay levels a Topic gets: one topic `<topic>_<delay>` each, made
+/// with the topic's partitions and replication factor.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayedDelivery {
+    /// Each level's delay: a whole number and a unit (ms, s, m, h, d),
+    /// e.g. `30s`, `30m`, `1h`.
+    #[schemars(length(min = 1), inner(regex(pattern = r"^[0-9]+(ms|s|m|h|d)$")))]
+    pub levels: Vec<String>,
+}
+
+/// One delay level as the operator last saw it.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayLevelStatus {
+    /// The level's topic, `<topic>_<delay>`.
+    pub topic: String,
+    pub delay_ms: i64,
+    /// Records written to the level and not moved to the topic yet.
+    pub pending: i64,
 }
 
 fn one() -> i32 {
@@ -63,6 +89,9 @@ pub struct TopicStatus {
     pub scaled_partitions: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The delay levels and their pending records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delay_levels: Vec<DelayLevelStatus>,
     /// `Ready`, and why not (e.g. a refused shrink).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,

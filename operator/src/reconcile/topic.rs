@@ -205,6 +205,23 @@ async fn delete_topic(
         return Ok(Action::await_change());
     }
     let admin = ctx.admins.get(&bootstrap).await?;
+    // Its delay levels first: they move records into the topic.
+    let levels = topic
+        .spec
+        .delayed_delivery
+        .iter()
+        .flat_map(|d| d.levels.iter())
+        .map(|delay| runnel_client::delivery::level_topic(&name, delay));
+    for level in levels {
+        match admin.delete_topic(&level).await {
+            Ok(()) => tracing::info!(topic = %level, namespace, "delay level deleted"),
+            Err(err) if err.kafka_code() == Some(3) => {}
+            Err(source) => {
+                ctx.admins.forget(&bootstrap);
+                return Err(ReconcileError::Brokers { bootstrap, source });
+            }
+        }
+    }
     match admin.delete_topic(&name).await {
         Ok(()) => {
             tracing::info!(topic = %name, namespace, "topic deleted");

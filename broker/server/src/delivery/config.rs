@@ -12,51 +12,13 @@ use runnel_log::LogConfig;
 use runnel_log::config::TimestampType;
 use thiserror::Error;
 
-pub const DELAY_MS: &str = "delivery.delay.ms";
-pub const TARGET: &str = "delivery.target";
+pub use runnel_client::delivery::{DELAY_MS, MAX_DELAY_MS, TARGET};
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
-/// The longest delay one level can have: 90 days.
-pub const MAX_DELAY_MS: i64 = 90 * 24 * 3_600_000;
 /// How long past its due time a record must still be in its level topic:
 /// room for the mover to fall behind (a broker down for a while) without
 /// retention deleting what it has not moved.
 pub const RETENTION_MARGIN_MS: i64 = 24 * 3_600_000;
-
-/// A level's delay written as the seed writes it in topic names: a whole
-/// number and a unit (`500ms`, `30s`, `30m`, `1h`, `1d`).
-pub fn parse_delay(text: &str) -> Result<i64, LevelConfigError> {
-    let invalid = |reason: &str| LevelConfigError::Delay {
-        value: text.to_string(),
-        reason: reason.into(),
-    };
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: i64 = number
-        .parse()
-        .map_err(|_| invalid("expected a whole number and a unit: ms, s, m, h or d"))?;
-    let unit_ms = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(invalid("the unit must be ms, s, m, h or d")),
-    };
-    let delay = number
-        .checked_mul(unit_ms)
-        .filter(|d| (1..=MAX_DELAY_MS).contains(d))
-        .ok_or_else(|| invalid(&format!("must be between 1 ms and {MAX_DELAY_MS} ms")))?;
-    Ok(delay)
-}
-
-/// The level topic of `target` for the delay written `delay`:
-/// `orders_30s`.
-pub fn level_topic(target: &str, delay: &str) -> String {
-    format!("{target}_{delay}")
-}
 
 /// The topic configs that belong to delayed delivery, not to the log.
 pub fn is_delivery_key(key: &str) -> bool {
@@ -254,28 +216,6 @@ mod tests {
             level(&[(DELAY_MS, "1000"), (TARGET, "t"), ("delivery.levels", "1s")]),
             Err(LevelConfigError::UnknownKey { .. })
         ));
-    }
-
-    #[test]
-    fn delays_are_read_as_the_level_names_write_them() {
-        assert_eq!(parse_delay("500ms"), Ok(500));
-        assert_eq!(parse_delay("30s"), Ok(30_000));
-        assert_eq!(parse_delay("30m"), Ok(1_800_000));
-        assert_eq!(parse_delay("1h"), Ok(3_600_000));
-        assert_eq!(parse_delay("7d"), Ok(7 * 86_400_000));
-        for bad in [
-            "",
-            "30",
-            "s",
-            "1.5h",
-            "0s",
-            "-1s",
-            "1w",
-            "99999999999999999d",
-        ] {
-            assert!(parse_delay(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(level_topic("orders", "30s"), "orders_30s");
     }
 
     #[test]

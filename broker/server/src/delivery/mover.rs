@@ -42,14 +42,10 @@ use crate::topic_admin::TopicOpError;
 use crate::topics::effective_config;
 use crate::txn_coordinator::{TxnCoordinator, TxnRequestError};
 
-/// The group whose committed offsets are the movers' positions. Its
-/// offsets never expire (see `Groups::retention_clock`).
-pub const DELIVERY_GROUP: &str = "__runnel-delivery";
-/// The header naming where a delivered record came from:
-/// `<level topic>-<partition>@<offset>`.
-pub const SOURCE_HEADER: &str = "runnel-delivery-source";
-/// The header holding a delivered record's due time, epoch ms in decimal.
-pub const DUE_HEADER: &str = "runnel-delivery-due-ms";
+/// The group whose committed offsets are the movers' positions (its
+/// offsets never expire: the broker keeps them), and the headers a moved
+/// record gets.
+pub use runnel_client::delivery::{DELIVERY_GROUP, DUE_HEADER, SOURCE_HEADER};
 
 /// The most bytes of a level partition one move reads.
 const MAX_MOVE_BYTES: u64 = 1 << 20;

@@ -11,7 +11,7 @@ use runnel_client::{Producer, ProducerConfig, ProducerRecord};
 use runnel_http::error_chain;
 
 use super::name_value;
-use crate::delivery::config::{level_topic, parse_delay};
+use runnel_client::delivery::{level_topic, parse_delay};
 
 /// Records answered before more are read: bounds the lines held in memory.
 const IN_FLIGHT: usize = 10_000;

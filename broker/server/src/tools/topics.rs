@@ -6,7 +6,7 @@ use clap::Args;
 use runnel_client::Admin;
 
 use super::name_value;
-use crate::delivery::config::{DELAY_MS, TARGET, level_topic, parse_delay};
+use runnel_client::delivery::{DELAY_MS, TARGET, level_topic, parse_delay};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["create", "delete", "describe", "list", "alter"])))]
