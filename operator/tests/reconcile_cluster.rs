@@ -61,6 +61,7 @@ fn assert_applied_by_us(query: &str, body: &Value) {
     assert_eq!(owner["kind"], "Cluster", "{body}");
     assert_eq!(owner["name"], "demo");
     assert_eq!(owner["controller"], true);
+    assert_eq!(owner["blockOwnerDeletion"], true);
 }
 
 /// Answers the StatefulSet apply with `status`, returning what was applied.
