@@ -10,8 +10,8 @@
 # Environment:
 #   LOCAL_K8S_DIR      where the control plane keeps its files (default: a
 #                      temporary directory, removed afterwards)
-#   RUNNEL_OPERATOR    the operator binary (default: cargo build -p
-#                      runnel-operator, target/debug/runnel-operator)
+#   RUNNEL_OPERATOR    the operator binary (when it is missing: cargo build
+#                      -p runnel-operator, target/debug/runnel-operator)
 #   LOCAL_K8S_TIMEOUT  seconds for each wait (default 60)
 #
 # Prints one line per check and `local control plane flows: N passed, M
@@ -110,7 +110,7 @@ eval "$(bash e2e/local/cluster.sh env "$DIR")"
 # kubectl's discovery cache: this run's, not ~/.kube/cache.
 export KUBECACHEDIR="$DIR/kube-cache"
 echo "kubectl: $(command -v kubectl), helm: $(command -v helm)"
-if [ -z "${RUNNEL_OPERATOR:-}" ]; then
+if [ ! -x "${RUNNEL_OPERATOR:-}" ]; then
     cargo build -q -p runnel-operator
     RUNNEL_OPERATOR="$ROOT/target/debug/runnel-operator"
 fi
