@@ -94,6 +94,7 @@ cleanup() {
     local status=$?
     stop_pid_file "$DIR/operator-1.pid" 20
     stop_pid_file "$DIR/operator-2.pid" 20
+    stop_pid_file "$DIR/operator-scoped.pid" 20
     bash e2e/local/cluster.sh stop "$DIR" || true
     if [ "$KEEP_DIR" = 0 ]; then
         rm -rf "$DIR"
@@ -211,7 +212,9 @@ section "the operator as the chart's ServiceAccount (TokenRequest token)"
 TOKEN="$(k -n "$OPERATOR_NAMESPACE" create token "$OPERATOR" --duration=1h)"
 SERVER="$(k config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
 CA_FILE="$(k config view --minify -o jsonpath='{.clusters[0].cluster.certificate-authority}')"
-cat >"$DIR/operator.kubeconfig" <<EOF
+# kubeconfig_for FILE TOKEN: a kubeconfig authenticating with TOKEN.
+kubeconfig_for() {
+    cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -219,12 +222,14 @@ clusters:
     cluster: {server: "$SERVER", certificate-authority: "$CA_FILE"}
 users:
   - name: operator
-    user: {token: "$TOKEN"}
+    user: {token: "$2"}
 contexts:
   - name: local
-    context: {cluster: local, user: operator, namespace: $OPERATOR_NAMESPACE}
+    context: {cluster: local, user: operator}
 current-context: local
 EOF
+}
+kubeconfig_for "$DIR/operator.kubeconfig" "$TOKEN"
 as_operator() { KUBECONFIG="$DIR/operator.kubeconfig" kubectl "$@"; }
 whoami_is_sa() {
     as_operator auth whoami -o jsonpath='{.status.userInfo.username}' |
@@ -364,10 +369,45 @@ topic_gone() { ! k -n "$NAMESPACE" get rnt orders >/dev/null 2>&1; }
 check "the Topic's finalizer clears with its Cluster gone, and the Topic goes" eventually "$TIMEOUT" topic_gone
 check "operator-2's log has no RBAC refusal (403 Forbidden)" no_forbidden "$DIR/operator-2.log"
 
+section "a release watching one namespace (watchNamespace: a Role, not a ClusterRole)"
+SCOPED=scoped
+SCOPED_OPERATOR="$SCOPED-operator"
+SCOPED_RELEASE_NAMESPACE=runnel-scoped
+SCOPED_NAMESPACE=runnel-e2e-scoped
+k create namespace "$SCOPED_NAMESPACE" >/dev/null
+check "helm install with watchNamespace=$SCOPED_NAMESPACE" \
+    helm install "$SCOPED" charts/runnel --namespace "$SCOPED_RELEASE_NAMESPACE" --create-namespace \
+    --set watchNamespace="$SCOPED_NAMESPACE" --set grafanaDashboard.enabled=false
+check "its rules are a Role in $SCOPED_NAMESPACE (no ClusterRole)" bash -c \
+    "kubectl -n $SCOPED_NAMESPACE get role/$SCOPED_OPERATOR rolebinding/$SCOPED_OPERATOR >/dev/null &&
+     ! kubectl get clusterrole/$SCOPED_OPERATOR >/dev/null 2>&1"
+SCOPED_TOKEN="$(k -n "$SCOPED_RELEASE_NAMESPACE" create token "$SCOPED_OPERATOR" --duration=1h)"
+kubeconfig_for "$DIR/scoped.kubeconfig" "$SCOPED_TOKEN"
+scoped_cannot_elsewhere() {
+    [ "$(KUBECONFIG="$DIR/scoped.kubeconfig" kubectl auth can-i list clusters.runnel.dev -n "$NAMESPACE" 2>/dev/null || true)" = no ]
+}
+check "its token may not list Clusters outside $SCOPED_NAMESPACE" scoped_cannot_elsewhere
+k -n "$SCOPED_NAMESPACE" apply -f examples/cluster.yaml >/dev/null
+port="$(python3 scripts/free_port.py 20000 29999)"
+KUBECONFIG="$DIR/scoped.kubeconfig" POD_NAME=scoped-1 RUST_LOG=info NO_COLOR=1 \
+    "$RUNNEL_OPERATOR" run --http-addr "127.0.0.1:$port" --log-format text --namespace "$SCOPED_NAMESPACE" \
+    --lease-name "$SCOPED_OPERATOR" --lease-namespace "$SCOPED_RELEASE_NAMESPACE" \
+    >"$DIR/operator-scoped.log" 2>&1 &
+echo $! >"$DIR/operator-scoped.pid"
+scoped_owned() {
+    local owner
+    owner="$(k -n "$SCOPED_NAMESPACE" get statefulset demo -o jsonpath='{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}')" || return 1
+    [ "$owner" = Cluster/demo ] &&
+        k -n "$SCOPED_NAMESPACE" get rnc demo -o jsonpath='{.status.bootstrap}' | grep -q "demo-bootstrap.$SCOPED_NAMESPACE.svc"
+}
+check "the namespaced operator makes the Cluster's StatefulSet and status there" eventually "$TIMEOUT" scoped_owned
+check "the namespaced operator's log has no RBAC refusal (403 Forbidden)" no_forbidden "$DIR/operator-scoped.log"
+stop_pid_file "$DIR/operator-scoped.pid" 20
+
 section "summary"
 if [ "$FAILED" -gt 0 ]; then
     for name in "${FAILED_NAMES[@]}"; do echo "failed: $name"; done
-    for log in operator-1 operator-2 kube-controller-manager; do
+    for log in operator-1 operator-2 operator-scoped kube-controller-manager; do
         echo "--- tail of $log.log"
         tail -n 30 "$DIR/$log.log" 2>/dev/null || true
     done
