@@ -41,19 +41,21 @@ for package in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     LDFLAGS+=" -X $package.gitMinor=$K8S_MINOR -X $package.gitTreeState=clean"
 done
 
-# go_build NAME PACKAGE: builds PACKAGE (a tool of go.mod) into $BIN/NAME.
-go_build() {
-    local name="$1" package="$2" started=$SECONDS
-    [ -x "$BIN/$name" ] && return 0
-    log "building $name $K8S_VERSION (go build $package; a first build takes minutes)"
-    (cd "$HERE" && go build -trimpath -ldflags="$LDFLAGS" -o "$BIN/$name.tmp" "$package")
-    mv "$BIN/$name.tmp" "$BIN/$name"
-    log "built $name in $((SECONDS - started)) s"
-}
-
-go_build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-go_build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-go_build kubectl k8s.io/kubernetes/cmd/kubectl
+# The programs missing from $BIN, built by one `go build` (it shares and
+# parallelises the work of the three).
+missing=()
+for name in kube-apiserver kube-controller-manager kubectl; do
+    [ -x "$BIN/$name" ] || missing+=("k8s.io/kubernetes/cmd/$name")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    started=$SECONDS
+    log "building ${missing[*]##*/} $K8S_VERSION (go build; a first build takes 10 to 30 minutes)"
+    out="$(mktemp -d "$BIN/.build.XXXXXX")"
+    (cd "$HERE" && go build -trimpath -ldflags="$LDFLAGS -w" -o "$out/" "${missing[@]}")
+    mv "$out"/* "$BIN/"
+    rmdir "$out"
+    log "built ${missing[*]##*/} in $((SECONDS - started)) s"
+fi
 
 if [ ! -x "$BIN/etcd" ]; then
     log "fetching etcd (Debian package etcd-server)"
