@@ -314,6 +314,18 @@ scaled_to_2() {
 }
 check "brokers 1 -> 2 on the Cluster: the operator applies replicas 2 to the StatefulSet" \
     patch_then "$TIMEOUT" rnc/demo '{"spec":{"brokers":2}}' scaled_to_2
+spec_refused() {
+    k -n "$NAMESPACE" get rnc demo \
+        -o jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}' | grep -qx SpecRefused
+}
+check "storage 10Gi -> 20Gi: the StatefulSet refuses it (immutable claims), the Cluster says Degraded SpecRefused" \
+    patch_then "$TIMEOUT" rnc/demo '{"spec":{"storage":{"size":"20Gi"}}}' spec_refused
+spec_taken() {
+    k -n "$NAMESPACE" get rnc demo \
+        -o jsonpath='{.status.conditions[?(@.type=="Degraded")].reason}' | grep -qvx SpecRefused
+}
+check "storage back to 10Gi: SpecRefused clears" \
+    patch_then "$TIMEOUT" rnc/demo '{"spec":{"storage":{"size":"10Gi"}}}' spec_taken
 # no_forbidden LOG: the operator's LOG has no RBAC refusal.
 no_forbidden() {
     ! grep -iE 'forbidden|\b403\b[^.:]' "$1"
