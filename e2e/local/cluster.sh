@@ -190,11 +190,13 @@ env_lines() {
     printf 'export PATH=%q:"$PATH"\n' "$bin"
 }
 
-[ $# -eq 2 ] || die "usage: cluster.sh start|stop|env DIR"
+case "$#:${1:-}" in
+    2:start | 2:stop | 2:env) ;;
+    *) die "usage: cluster.sh start|stop|env DIR" ;;
+esac
 DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
 case "$1" in
     start) start ;;
     stop) stop ;;
     env) env_lines ;;
-    *) die "usage: cluster.sh start|stop|env DIR" ;;
 esac
