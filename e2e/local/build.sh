@@ -75,7 +75,9 @@ if [ ! -x "$BIN/helm" ]; then
     else
         started=$SECONDS
         log "building helm $HELM_VERSION (go install helm.sh/helm/v4/cmd/helm)"
-        GOBIN="$BIN" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+        GOBIN="$BIN" go install -trimpath \
+            -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+            "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
         log "built helm in $((SECONDS - started)) s"
     fi
 fi
