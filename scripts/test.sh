@@ -69,4 +69,11 @@ echo "test.sh: Kafka's Java client (e2e/java) against Runnel and Kafka"
 bash e2e/java/run.sh both
 echo "test.sh: franz-go (e2e/go) against Runnel and Kafka"
 bash e2e/go/run.sh both
+# A real Kubernetes control plane on loopback (e2e/local: etcd,
+# kube-apiserver and kube-controller-manager built once into
+# ~/.cache/runnel-test-tools, no kubelet): the chart by helm, the CRDs'
+# schemas, its RBAC, the operator, the garbage collector, leader election.
+# The operator binary is the one cargo test built (for operator/tests).
+echo "test.sh: the chart and the operator on a local control plane (e2e/local)"
+RUNNEL_OPERATOR="$(pwd)/target/debug/runnel-operator" bash e2e/local/run.sh
 echo "test.sh: all checks passed"

@@ -74,9 +74,18 @@ fn meta(cluster: &Cluster, name: String) -> ObjectMeta {
 }
 
 /// The controller reference to the Cluster (when it has a uid, as
-/// anything read from the API does).
+/// anything read from the API does), blocking the Cluster's foreground
+/// deletion until the garbage collector has deleted the object (kube's
+/// `controller_owner_ref` leaves `blockOwnerDeletion` unset, and a
+/// `kubectl delete --cascade=foreground` of the Cluster would then return
+/// while its StatefulSet still ran).
 fn owner(cluster: &Cluster) -> Option<OwnerReference> {
-    cluster.controller_owner_ref(&())
+    cluster
+        .controller_owner_ref(&())
+        .map(|owner| OwnerReference {
+            block_owner_deletion: Some(true),
+            ..owner
+        })
 }
 
 pub fn headless_service_name(cluster: &Cluster) -> String {

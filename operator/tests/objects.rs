@@ -47,6 +47,7 @@ fn the_statefulset_wires_identity_storage_and_probes() {
         ("Cluster", "demo")
     );
     assert_eq!(owner.controller, Some(true));
+    assert_eq!(owner.block_owner_deletion, Some(true));
     let pod = spec.template.spec.expect("pod");
     let container = &pod.containers[0];
     let env: Vec<(&str, Option<&str>)> = container

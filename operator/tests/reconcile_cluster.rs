@@ -61,6 +61,7 @@ fn assert_applied_by_us(query: &str, body: &Value) {
     assert_eq!(owner["kind"], "Cluster", "{body}");
     assert_eq!(owner["name"], "demo");
     assert_eq!(owner["controller"], true);
+    assert_eq!(owner["blockOwnerDeletion"], true);
 }
 
 /// Answers the StatefulSet apply with `status`, returning what was applied.
@@ -333,5 +334,30 @@ async fn a_storage_change_the_statefulset_refuses_is_reported_in_the_cluster() {
         degraded.message
     );
     reconcile.await.expect("no panic").expect_err("refused");
+    api.expect_nothing_more();
+}
+
+/// A foreground deletion of the Cluster: the garbage collector deletes
+/// the StatefulSet, whose watch event wakes the reconciler. Applying again
+/// would recreate the StatefulSet and the deletion would never end (a real
+/// API server showed it, e2e/local/run.sh).
+#[tokio::test]
+async fn a_cluster_being_deleted_is_not_applied_again() {
+    let (client, mut api) = client();
+    let ctx = context(client);
+    let mut resource = (*demo(1, "runnel:1", 1, None)).clone();
+    resource.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    resource.metadata.finalizers = Some(vec!["foregroundDeletion".to_string()]);
+    // Without an answer from the mock, a request would hang it: bounded.
+    let action = tokio::time::timeout(
+        Duration::from_secs(5),
+        cluster::reconcile(Arc::new(resource), ctx),
+    )
+    .await
+    .expect("the reconciler sent a request (it applied the deleted Cluster)")
+    .expect("reconcile");
+    assert_eq!(action, Action::await_change());
     api.expect_nothing_more();
 }

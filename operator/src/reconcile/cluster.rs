@@ -8,7 +8,9 @@
 //! config changes the pod template's `runnel.dev/config-hash`, so it rolls
 //! the brokers too. Deleting the Cluster deletes what it owns through the
 //! owner references; the data volumes stay (the StatefulSet's retention
-//! policy is the default, Retain).
+//! policy is the default, Retain). A Cluster being deleted is left alone:
+//! applying its objects again would recreate what the garbage collector has
+//! just deleted, and a foreground deletion would never end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ const SETTLED_REQUEUE: Duration = Duration::from_secs(300);
 const ROLLOUT_REQUEUE: Duration = Duration::from_secs(10);
 
 pub async fn reconcile(cluster: Arc<Cluster>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    if cluster.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let namespace = namespace_of(cluster.as_ref(), "Cluster")?;
     let client = &ctx.client;
     apply(
