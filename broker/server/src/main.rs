@@ -4,10 +4,15 @@
 //! - [`serve`]: `runnel serve`, the broker process.
 //! - [`config`]: the broker's settings from flags, `RUNNEL_*` variables and
 //!   a `server.properties` file, with Kafka's names and defaults.
-//! - [`broker`]: the shared state handlers work on; [`topics`]: the topic
-//!   registry; [`meta`]: `meta.properties` and the cluster id;
-//!   [`committed`]: committed offsets in `__consumer_offsets`; [`groups`]:
-//!   consumer groups and their held requests.
+//! - [`broker`]: the assembly of the parts below; [`cluster_metadata`]:
+//!   the metadata log and image; [`topic_admin`]: topic changes;
+//!   [`internal_topics`]: `__consumer_offsets` and `__transaction_state`;
+//!   [`replica_manager`]: the hosted partitions; [`group_coordinator`] and
+//!   [`groups`]: committed offsets and consumer groups;
+//!   [`txn_coordinator`]: transactions; [`topics`]: a topic as handlers see
+//!   it; [`meta`]: `meta.properties` and the cluster id.
+//! - [`delivery`]: delayed delivery's mover; [`level_config`]: a delay
+//!   level's topic configs.
 //! - [`connection`]: one client connection; [`connection_limits`]:
 //!   `max.connections` and `max.connections.per.ip`; [`handlers`]: one per
 //!   API key; [`error_codes`]: Kafka's code for each typed error of the
@@ -16,7 +21,8 @@
 //! - [`metrics`]: the broker's Prometheus metrics; [`http`]: the metrics
 //!   port: `/metrics`, `/healthz`, `/readyz`.
 //! - [`tools`]: client subcommands on runnel-client (`runnel produce`,
-//!   `runnel consume`, `runnel perf`, `runnel topics`, `runnel groups`).
+//!   `runnel consume`, `runnel perf`, `runnel topics`, `runnel groups`,
+//!   `runnel storage`).
 
 mod broker;
 mod clock;
@@ -33,6 +39,7 @@ mod group_metrics;
 mod groups;
 mod handlers;
 mod internal_topics;
+mod level_config;
 mod log_reader;
 mod meta;
 mod metrics;

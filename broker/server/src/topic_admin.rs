@@ -16,7 +16,7 @@ use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
 use crate::cluster_metadata::{Applied, ClusterMetadata};
-use crate::delivery::config::{LevelConfig, LevelConfigError};
+use crate::level_config::{LevelConfig, LevelConfigError};
 use crate::replica_manager::ReplicaManager;
 use crate::topics::{Topic, TopicError, effective_config, validate_name};
 

@@ -2,11 +2,11 @@
 //! `delivery.target`) is an ordinary topic whose records this broker moves
 //! to the target topic when their time comes, exactly once.
 //!
-//! - `config`: a level's topic configs and the checks that keep its
-//!   records until they are moved.
 //! - `mover`: the task that moves due records, one transaction per move.
+//!
+//! A level's topic configs and their checks are `level_config.rs`, which
+//! topic changes use without the mover.
 
-pub mod config;
 pub mod mover;
 
 pub use mover::{DELIVERY_GROUP, Mover};

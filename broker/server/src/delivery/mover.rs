@@ -32,10 +32,10 @@ use runnel_log::{BatchBuilder, BatchHeader, LogError};
 use runnel_protocol::records::BatchRecords;
 use thiserror::Error;
 
-use super::config::LevelConfig;
 use crate::cluster_metadata::ClusterMetadata;
 use crate::group_coordinator::{Commit, GroupCoordinator, OFFSETS_TOPIC, OffsetsError};
 use crate::internal_topics::InternalTopics;
+use crate::level_config::{self, LevelConfig};
 use crate::metrics::BrokerMetrics;
 use crate::replica_manager::ReplicaManager;
 use crate::topic_admin::TopicOpError;
@@ -220,7 +220,7 @@ impl Mover {
                 .topic_config(&topic.name)
                 .map(|c| (**c).clone())
                 .unwrap_or_default();
-            if !configs.keys().any(|k| super::config::is_delivery_key(k)) {
+            if !configs.keys().any(|k| level_config::is_delivery_key(k)) {
                 continue;
             }
             let level = effective_config(&topic.name, &self.log_defaults, &configs)

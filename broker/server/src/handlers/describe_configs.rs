@@ -26,7 +26,7 @@ use crate::config::BrokerConfig;
 use crate::topics::{Topic, validate_name};
 use runnel_http::error_chain;
 
-use crate::delivery::config as delivery_config;
+use crate::level_config as delivery_config;
 
 /// Kafka's `ConfigResource.Type` codes.
 pub(super) const RESOURCE_TOPIC: i8 = 2;

@@ -31,7 +31,7 @@ pub struct ProduceArgs {
     #[arg(long, value_name = "NAME=VALUE")]
     producer_property: Vec<String>,
     /// Deliver the records to --topic this long after they are written,
-    /// through its delay level (30s sends to <topic>_30s, which
+    /// through its delay level (30s sends to TOPIC_30s, which
     /// `runnel topics --create --delay-levels 30s` makes)
     #[arg(long, value_name = "DELAY")]
     delay: Option<String>,
