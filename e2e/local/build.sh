@@ -69,7 +69,7 @@ fi
 
 if [ ! -x "$BIN/helm" ]; then
     found="$(command -v helm 2>/dev/null || true)"
-    [ -n "$found" ] || found="$(find "$HELM_LAYER_DIR" -type f -name helm 2>/dev/null | head -n 1)"
+    [ -n "$found" ] || found="$(find "$HELM_LAYER_DIR" -type f -name helm 2>/dev/null | head -n 1 || true)"
     if [ -n "$found" ]; then
         ln -sfn "$found" "$BIN/helm"
     else
