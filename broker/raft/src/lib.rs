@@ -11,8 +11,8 @@
 //!   leader, follower, resigned).
 //! - [`config`]: [`RaftConfig`], Kafka's `controller.quorum.*` settings.
 //! - [`node`]: [`RaftNode`], its effects and transitions.
-//! - `election`: Vote, BeginQuorumEpoch and EndQuorumEpoch handling.
-//! - `replication`: Fetch and FetchSnapshot handling, the high watermark.
+//! - `node/election`: Vote, BeginQuorumEpoch and EndQuorumEpoch handling.
+//! - `node/replication`: Fetch and FetchSnapshot handling, the high watermark.
 //! - [`memory_log`]: an in-memory log with an unsynced tail, for the
 //!   simulation, the model check and tests.
 //! - [`rng`]: the seeded random source.
@@ -64,13 +64,11 @@
 //! ```
 
 pub mod config;
-mod election;
 pub mod error;
 pub mod log;
 pub mod memory_log;
 pub mod message;
 pub mod node;
-mod replication;
 pub mod rng;
 pub mod state;
 pub mod types;

@@ -6,8 +6,11 @@
 //!
 //! This module holds the effects, the timers and the
 //! transitions between epoch states; the handlers of the election messages
-//! are in [`crate::election`] and those of Fetch and FetchSnapshot in
-//! [`crate::replication`].
+//! are in the child module `election` and those of Fetch and
+//! FetchSnapshot in `replication`.
+
+mod election;
+mod replication;
 
 use std::collections::BTreeSet;
 
