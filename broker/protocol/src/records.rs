@@ -220,6 +220,33 @@ pub fn header_pairs(data: &[u8], count: i32) -> impl Iterator<Item = (&[u8], Opt
     })
 }
 
+/// Copies the `count` headers encoded in `data` to `out` as encoded,
+/// leaving out those `drop` names; returns how many it copied. A malformed
+/// header ends the list.
+pub fn copy_headers_except(
+    data: &[u8],
+    count: i32,
+    drop: impl Fn(&[u8]) -> bool,
+    out: &mut Vec<u8>,
+) -> i32 {
+    let mut reader = VarReader { data, pos: 0 };
+    let mut copied = 0;
+    for _ in 0..count {
+        let start = reader.pos;
+        let Some(Some(name)) = reader.bytes_field() else {
+            break;
+        };
+        if reader.bytes_field().is_none() {
+            break;
+        }
+        if !drop(&data[name]) {
+            out.extend_from_slice(&data[start..reader.pos]);
+            copied += 1;
+        }
+    }
+    copied
+}
+
 fn split_records(header: &BatchHeader, data: &[u8]) -> Result<Vec<RecordView>, RecordsError> {
     let count = header.records_count.max(0) as usize;
     let mut records = Vec::with_capacity(count.min(data.len()));
@@ -351,6 +378,33 @@ mod varlong_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_are_copied_as_encoded_without_the_dropped_ones() {
+        let mut builder = crate::BatchBuilder::new(0);
+        builder.push_with_headers(
+            None,
+            Some(b"v"),
+            0,
+            (0, &[]),
+            &[("a", b"1"), ("drop", b"2"), ("b", b"")],
+        );
+        let batch = BatchRecords::decode(&builder.build()).expect("batch");
+        let record = &batch.records[0];
+        let mut out = Vec::new();
+        let copied = copy_headers_except(
+            batch.headers(record),
+            record.headers_count,
+            |name| name == b"drop",
+            &mut out,
+        );
+        assert_eq!(copied, 2);
+        let kept: Vec<_> = header_pairs(&out, copied).collect();
+        assert_eq!(
+            kept,
+            vec![(&b"a"[..], Some(&b"1"[..])), (&b"b"[..], Some(&b""[..]))]
+        );
+    }
     use crate::batch::validate;
     use crate::builder::BatchBuilder;
 

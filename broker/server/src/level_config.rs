@@ -1,6 +1,8 @@
-//! A delay level's topic configs: `delivery.delay.ms` (how long after its
-//! append a record is moved) and `delivery.target` (the topic it is moved
-//! to). Both or neither are set. A level topic stamps its batches with the
+//! The topic configs of delayed delivery. A delay level has
+//! `delivery.delay.ms` (how long after its append a record is moved) and
+//! `delivery.target` (the topic it is moved to): both or neither. An entry
+//! topic (any delay) has `delivery.levels` (the target's levels it hops
+//! through), `delivery.target` and optionally `delivery.max.delay.ms`. A level topic stamps its batches with the
 //! append time (`message.timestamp.type=LogAppendTime`, set for it when
 //! missing; the records' own timestamps are kept and delivered), and its
 //! logs must keep a record until it is moved: time retention at least the
@@ -12,7 +14,13 @@ use runnel_log::LogConfig;
 use runnel_log::config::TimestampType;
 use thiserror::Error;
 
-pub use runnel_client::delivery::{DELAY_MS, MAX_DELAY_MS, TARGET};
+pub use runnel_client::delivery::{
+    DEFAULT_MAX_DELIVERY_DELAY_MS, DELAY_MS, LEVELS, MAX_DELAY_MS, MAX_DELIVERY_DELAY, TARGET,
+};
+use runnel_client::delivery::{level_topic, parse_levels};
+
+/// The longest `delivery.max.delay.ms` an entry topic may have: a year.
+pub const MAX_ENTRY_DELAY_MS: i64 = 366 * 24 * 3_600_000;
 const TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 /// How long past its due time a record must still be in its level topic:
@@ -31,10 +39,151 @@ pub struct LevelConfig {
     pub target: String,
 }
 
+/// An entry topic: its records hop through the target's levels until their
+/// own due time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryConfig {
+    pub target: String,
+    /// The levels it asks for: (delay as written, ms), shortest first.
+    pub levels: Vec<(String, i64)>,
+    pub max_delay_ms: i64,
+}
+
+impl EntryConfig {
+    /// The level topics of the entry: (name, delay ms), shortest first.
+    pub fn level_topics(&self) -> impl Iterator<Item = (String, i64)> + '_ {
+        self.levels
+            .iter()
+            .map(|(text, ms)| (level_topic(&self.target, text), *ms))
+    }
+}
+
+/// What delayed delivery makes of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryConfig {
+    Level(LevelConfig),
+    Entry(EntryConfig),
+}
+
+impl DeliveryConfig {
+    /// The delivery role `configs` give topic `topic`, if any; `log` is the
+    /// topic's effective log settings, checked against it.
+    pub fn from_configs(
+        topic: &str,
+        configs: &BTreeMap<String, String>,
+        log: &LogConfig,
+    ) -> Result<Option<Self>, LevelConfigError> {
+        if !configs.contains_key(LEVELS) {
+            if configs.contains_key(MAX_DELIVERY_DELAY) {
+                return Err(LevelConfigError::Incomplete {
+                    present: MAX_DELIVERY_DELAY,
+                    missing: LEVELS,
+                });
+            }
+            return Ok(LevelConfig::from_configs(topic, configs, log)?.map(DeliveryConfig::Level));
+        }
+        if let Some(key) = configs.keys().find(|k| {
+            is_delivery_key(k) && ![LEVELS, TARGET, MAX_DELIVERY_DELAY].contains(&k.as_str())
+        }) {
+            return Err(if key == DELAY_MS {
+                LevelConfigError::LevelAndEntry
+            } else {
+                LevelConfigError::UnknownKey { key: key.clone() }
+            });
+        }
+        let Some(target) = configs.get(TARGET) else {
+            return Err(LevelConfigError::Incomplete {
+                present: LEVELS,
+                missing: TARGET,
+            });
+        };
+        let target = checked_target(topic, target)?;
+        let text = &configs[LEVELS];
+        let levels = parse_levels(text).map_err(|err| LevelConfigError::Levels {
+            value: text.clone(),
+            reason: err.to_string(),
+        })?;
+        let max_delay_ms = match configs.get(MAX_DELIVERY_DELAY) {
+            None => DEFAULT_MAX_DELIVERY_DELAY_MS,
+            Some(value) => value
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|ms| (1..=MAX_ENTRY_DELAY_MS).contains(ms))
+                .ok_or_else(|| LevelConfigError::MaxDelay {
+                    value: value.clone(),
+                })?,
+        };
+        let entry = EntryConfig {
+            target,
+            levels,
+            max_delay_ms,
+        };
+        if let Some((level, _)) = entry
+            .level_topics()
+            .find(|(name, _)| crate::topics::validate_name(name).is_err() || name == topic)
+        {
+            return Err(LevelConfigError::LevelName { level });
+        }
+        // An entry's records move at once: only the mover's lag counts.
+        check_keeps_records(log, 0)?;
+        Ok(Some(DeliveryConfig::Entry(entry)))
+    }
+}
+
+fn checked_target(topic: &str, target: &str) -> Result<String, LevelConfigError> {
+    let target = target.trim().to_string();
+    if target == topic {
+        return Err(LevelConfigError::TargetIsSelf { target });
+    }
+    if crate::topics::validate_name(&target).is_err() {
+        return Err(LevelConfigError::TargetName { target });
+    }
+    Ok(target)
+}
+
+/// The log must keep a record `delay_ms` plus the margin, by time only.
+fn check_keeps_records(log: &LogConfig, delay_ms: i64) -> Result<(), LevelConfigError> {
+    if log.message_timestamp_type != TimestampType::LogAppendTime {
+        return Err(LevelConfigError::TimestampType {
+            value: "CreateTime".into(),
+        });
+    }
+    let needed = delay_ms.saturating_add(RETENTION_MARGIN_MS);
+    if log.retention_ms >= 0 && log.retention_ms < needed {
+        return Err(LevelConfigError::Retention {
+            retention_ms: log.retention_ms,
+            delay_ms,
+            needed,
+        });
+    }
+    if log.retention_bytes >= 0 {
+        return Err(LevelConfigError::RetentionBytes(log.retention_bytes));
+    }
+    if log.cleanup_policy.compact {
+        return Err(LevelConfigError::Compaction);
+    }
+    Ok(())
+}
+
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum LevelConfigError {
-    #[error("{key} is not a delivery setting; known: {DELAY_MS}, {TARGET}")]
+    #[error(
+        "{key} is not a delivery setting; known: {DELAY_MS}, {TARGET}, {LEVELS}, {MAX_DELIVERY_DELAY}"
+    )]
     UnknownKey { key: String },
+    #[error(
+        "{DELAY_MS} and {LEVELS} are both set: a topic is either a delay level or an entry topic"
+    )]
+    LevelAndEntry,
+    #[error("{LEVELS}={value:?} is not a list of delays: {reason}")]
+    Levels { value: String, reason: String },
+    #[error(
+        "{MAX_DELIVERY_DELAY}={value:?} must be a whole number of ms from 1 to {MAX_ENTRY_DELAY_MS}"
+    )]
+    MaxDelay { value: String },
+    #[error("level topic {level:?} would not be a valid topic name")]
+    LevelName { level: String },
     #[error("{DELAY_MS}={value:?} is not a delay: {reason}")]
     Delay { value: String, reason: String },
     #[error("{present} is set but {missing} is not: a delay level needs both")]
@@ -78,7 +227,11 @@ impl LevelConfig {
             .keys()
             .find(|k| is_delivery_key(k) && *k != DELAY_MS && *k != TARGET)
         {
-            return Err(LevelConfigError::UnknownKey { key: key.clone() });
+            return Err(if key == LEVELS {
+                LevelConfigError::LevelAndEntry
+            } else {
+                LevelConfigError::UnknownKey { key: key.clone() }
+            });
         }
         let (delay, target) = match (configs.get(DELAY_MS), configs.get(TARGET)) {
             (None, None) => return Ok(None),
@@ -110,32 +263,8 @@ impl LevelConfig {
         if delay_ms > MAX_DELAY_MS {
             return Err(delay_error(&format!("must be at most {MAX_DELAY_MS}")));
         }
-        let target = target.trim().to_string();
-        if target == topic {
-            return Err(LevelConfigError::TargetIsSelf { target });
-        }
-        if crate::topics::validate_name(&target).is_err() {
-            return Err(LevelConfigError::TargetName { target });
-        }
-        if log.message_timestamp_type != TimestampType::LogAppendTime {
-            return Err(LevelConfigError::TimestampType {
-                value: "CreateTime".into(),
-            });
-        }
-        let needed = delay_ms.saturating_add(RETENTION_MARGIN_MS);
-        if log.retention_ms >= 0 && log.retention_ms < needed {
-            return Err(LevelConfigError::Retention {
-                retention_ms: log.retention_ms,
-                delay_ms,
-                needed,
-            });
-        }
-        if log.retention_bytes >= 0 {
-            return Err(LevelConfigError::RetentionBytes(log.retention_bytes));
-        }
-        if log.cleanup_policy.compact {
-            return Err(LevelConfigError::Compaction);
-        }
+        let target = checked_target(topic, target)?;
+        check_keeps_records(log, delay_ms)?;
         Ok(Some(Self { delay_ms, target }))
     }
 
@@ -143,7 +272,9 @@ impl LevelConfig {
     /// configs when it is not set, so the stored configs say what the
     /// logs do.
     pub fn stamp_append_time(configs: &mut BTreeMap<String, String>) {
-        if configs.contains_key(DELAY_MS) && !configs.contains_key(TIMESTAMP_TYPE) {
+        if (configs.contains_key(DELAY_MS) || configs.contains_key(LEVELS))
+            && !configs.contains_key(TIMESTAMP_TYPE)
+        {
             configs.insert(TIMESTAMP_TYPE.into(), "LogAppendTime".into());
         }
     }
@@ -214,8 +345,89 @@ mod tests {
         ));
         assert!(matches!(
             level(&[(DELAY_MS, "1000"), (TARGET, "t"), ("delivery.levels", "1s")]),
+            Err(LevelConfigError::LevelAndEntry)
+        ));
+        assert!(matches!(
+            level(&[(DELAY_MS, "1000"), (TARGET, "t"), ("delivery.speed", "1")]),
             Err(LevelConfigError::UnknownKey { .. })
         ));
+    }
+
+    fn delivery(pairs: &[(&str, &str)]) -> Result<Option<DeliveryConfig>, LevelConfigError> {
+        let mut configs = configs(pairs);
+        LevelConfig::stamp_append_time(&mut configs);
+        let mut log = LogConfig::default();
+        for (k, v) in &configs {
+            if !is_delivery_key(k) {
+                log.set(k, v).expect("a log setting");
+            }
+        }
+        DeliveryConfig::from_configs("orders_delayed", &configs, &log)
+    }
+
+    #[test]
+    fn an_entry_topic_names_its_levels_and_its_longest_delay() {
+        let Ok(Some(DeliveryConfig::Entry(entry))) =
+            delivery(&[(LEVELS, "1m,1s,30s"), (TARGET, "orders")])
+        else {
+            panic!("an entry topic");
+        };
+        assert_eq!(entry.max_delay_ms, DEFAULT_MAX_DELIVERY_DELAY_MS);
+        assert_eq!(
+            entry.level_topics().collect::<Vec<_>>(),
+            vec![
+                ("orders_1s".to_string(), 1_000),
+                ("orders_30s".to_string(), 30_000),
+                ("orders_1m".to_string(), 60_000)
+            ]
+        );
+        assert!(matches!(
+            delivery(&[
+                (LEVELS, "1s"),
+                (TARGET, "orders"),
+                (MAX_DELIVERY_DELAY, "3600000")
+            ]),
+            Ok(Some(DeliveryConfig::Entry(EntryConfig {
+                max_delay_ms: 3_600_000,
+                ..
+            })))
+        ));
+        assert!(matches!(
+            delivery(&[(DELAY_MS, "1000"), (TARGET, "orders")]),
+            Ok(Some(DeliveryConfig::Level(_)))
+        ));
+        assert_eq!(delivery(&[]), Ok(None));
+        for (pairs, expected) in [
+            (vec![(LEVELS, "1s")], "delivery.target is not"),
+            (
+                vec![(LEVELS, "1s,soon"), (TARGET, "orders")],
+                "\"soon\" is not a delay",
+            ),
+            (
+                vec![(LEVELS, "1s,1000ms"), (TARGET, "orders")],
+                "listed twice",
+            ),
+            (
+                vec![(LEVELS, "1s"), (TARGET, "orders"), (DELAY_MS, "5")],
+                "either a delay level or an entry",
+            ),
+            (
+                vec![
+                    (LEVELS, "1s"),
+                    (TARGET, "orders"),
+                    (MAX_DELIVERY_DELAY, "0"),
+                ],
+                "delivery.max.delay.ms=\"0\"",
+            ),
+            (vec![(MAX_DELIVERY_DELAY, "5")], "delivery.levels is not"),
+            (
+                vec![(LEVELS, "1s"), (TARGET, "orders"), ("retention.ms", "1000")],
+                "needs at least 86400000 ms",
+            ),
+        ] {
+            let err = delivery(&pairs).expect_err(expected);
+            assert!(err.to_string().contains(expected), "{err} / {expected}");
+        }
     }
 
     #[test]

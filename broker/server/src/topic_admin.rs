@@ -16,7 +16,9 @@ use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
 use crate::cluster_metadata::{Applied, ClusterMetadata};
-use crate::level_config::{LevelConfig, LevelConfigError};
+use crate::level_config::{
+    DELAY_MS, DeliveryConfig, EntryConfig, LevelConfig, LevelConfigError, TARGET,
+};
 use crate::replica_manager::ReplicaManager;
 use crate::topics::{Topic, TopicError, effective_config, validate_name};
 
@@ -39,6 +41,15 @@ pub enum TopicOpError {
         topic: String,
         #[source]
         source: LevelConfigError,
+    },
+    #[error(
+        "entry topic {entry} hops through level {level}, but that topic exists and is not a level of {target} with a delay of {delay_ms} ms"
+    )]
+    LevelConflict {
+        entry: String,
+        level: String,
+        target: String,
+        delay_ms: i64,
     },
     #[error("the metadata change for topic {topic} failed")]
     Metadata {
@@ -190,11 +201,92 @@ impl TopicAdmin {
         }
         let mut configs = configs;
         LevelConfig::stamp_append_time(&mut configs);
-        checked_config(name, &self.log_defaults, &configs)?;
+        let delivery = checked_config(name, &self.log_defaults, &configs)?;
         let _changing = self.topic_changes();
         if self.topic(name).is_some() {
             return Err(TopicOpError::AlreadyExists(name.into()));
         }
+        let entry = match delivery {
+            Some(DeliveryConfig::Entry(entry)) => Some(entry),
+            _ => None,
+        };
+        if let Some(entry) = &entry {
+            self.check_levels(name, entry)?;
+        }
+        let topic = self.create_locked(name, partitions, configs, validate_only, now_ms)?;
+        if let Some(entry) = &entry
+            && !validate_only
+        {
+            self.create_levels(name, entry, partitions, now_ms)?;
+        }
+        Ok(topic)
+    }
+
+    /// The levels an entry topic hops through that exist already must be
+    /// levels of its target with the delay their name says.
+    fn check_levels(&self, entry_name: &str, entry: &EntryConfig) -> Result<(), TopicOpError> {
+        let image = self.metadata.image();
+        for (level, delay_ms) in entry.level_topics() {
+            if image.topic(&level).is_none() {
+                continue;
+            }
+            let configs = image
+                .topic_config(&level)
+                .map(|c| (**c).clone())
+                .unwrap_or_default();
+            let is_that_level = configs.get(DELAY_MS) == Some(&delay_ms.to_string())
+                && configs.get(TARGET) == Some(&entry.target);
+            if !is_that_level {
+                return Err(TopicOpError::LevelConflict {
+                    entry: entry_name.into(),
+                    level,
+                    target: entry.target.clone(),
+                    delay_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the levels of an entry topic that do not exist yet, with the
+    /// entry's partition count.
+    fn create_levels(
+        &self,
+        entry_name: &str,
+        entry: &EntryConfig,
+        partitions: i32,
+        now_ms: i64,
+    ) -> Result<(), TopicOpError> {
+        for (level, delay_ms) in entry.level_topics() {
+            if self.topic(&level).is_some() {
+                continue;
+            }
+            let mut configs = BTreeMap::from([
+                (DELAY_MS.to_string(), delay_ms.to_string()),
+                (TARGET.to_string(), entry.target.clone()),
+            ]);
+            LevelConfig::stamp_append_time(&mut configs);
+            checked_config(&level, &self.log_defaults, &configs)?;
+            self.create_locked(&level, partitions, configs, false, now_ms)?;
+            tracing::info!(
+                entry = entry_name,
+                level,
+                delay_ms,
+                "created a delay level of an entry topic"
+            );
+        }
+        Ok(())
+    }
+
+    /// Creates a topic once checked, while topic changes are held.
+    fn create_locked(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        now_ms: i64,
+    ) -> Result<Topic, TopicOpError> {
         let folded = name.replace('.', "_");
         if let Some(existing) = self
             .metadata
@@ -308,7 +400,10 @@ impl TopicAdmin {
         let before = topic.configs.clone();
         edit(&mut topic.configs);
         LevelConfig::stamp_append_time(&mut topic.configs);
-        checked_config(name, &self.log_defaults, &topic.configs)?;
+        let delivery = checked_config(name, &self.log_defaults, &topic.configs)?;
+        if let Some(DeliveryConfig::Entry(entry)) = &delivery {
+            self.check_levels(name, entry)?;
+        }
         if validate_only {
             return Ok(topic);
         }
@@ -326,19 +421,22 @@ impl TopicAdmin {
             changes::alter_topic_configs(image, name, &changed)
         })?;
         tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
+        if let Some(DeliveryConfig::Entry(entry)) = &delivery {
+            self.create_levels(name, entry, topic.partitions, crate::clock::now_ms())?;
+        }
         Ok(topic)
     }
 }
 
-/// The log settings of topic `name` with `configs` over the broker's, once
-/// every value is known to fit the registry's one-line records: a line break
-/// that `LogConfig` would trim away (`delete,\ncompact`) would otherwise be
-/// stored and stop the next start.
+/// Checks topic `name`'s `configs` over the broker's log settings, once
+/// every value is known to fit the registry's one-line records (a line break
+/// that `LogConfig` would trim away, `delete,\ncompact`, would otherwise be
+/// stored and stop the next start); returns its delivery role.
 fn checked_config(
     name: &str,
     broker: &LogConfig,
     configs: &BTreeMap<String, String>,
-) -> Result<LogConfig, TopicOpError> {
+) -> Result<Option<DeliveryConfig>, TopicOpError> {
     if let Some((key, value)) = configs
         .iter()
         .find(|(key, value)| key.contains(char::is_control) || value.contains(char::is_control))
@@ -353,13 +451,12 @@ fn checked_config(
         }));
     }
     let log = effective_config(name, broker, configs).map_err(TopicOpError::InvalidConfig)?;
-    LevelConfig::from_configs(name, configs, &log).map_err(|source| {
+    DeliveryConfig::from_configs(name, configs, &log).map_err(|source| {
         TopicOpError::InvalidDelivery {
             topic: name.into(),
             source,
         }
-    })?;
-    Ok(log)
+    })
 }
 
 #[cfg(test)]

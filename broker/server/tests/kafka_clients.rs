@@ -127,6 +127,12 @@ fn delayed_records_reach_their_target_on_time_exactly_once() {
 }
 
 #[test]
+fn any_delay_hops_through_the_levels_and_arrives_on_time() {
+    let (_dir, broker) = common::started_with(&[]);
+    python("delayed_any.py", &[&broker.bootstrap]);
+}
+
+#[test]
 fn offsets_for_times_seek_reset_and_large_messages() {
     let (_dir, broker) = common::started_with(&[]);
     python("times.py", &[&broker.bootstrap]);

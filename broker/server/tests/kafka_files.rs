@@ -119,7 +119,7 @@ async fn produce(
             partition: Some(0),
             key: Some(key.as_bytes()),
             value: value.as_ref().map(|v| v.as_bytes()),
-            timestamp: None,
+            ..ProducerRecord::default()
         };
         deliveries.push(producer.send(record).await.expect("send"));
     }

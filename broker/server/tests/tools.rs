@@ -374,7 +374,7 @@ fn topics_creates_describes_grows_lists_and_deletes() {
 }
 
 #[test]
-fn topics_makes_delay_levels_and_produce_sends_through_one() {
+fn topics_makes_delay_levels_and_produce_sends_through_the_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::serve_with(dir.path(), &["num.partitions=2"]);
     broker.wait_ready();
@@ -394,7 +394,9 @@ fn topics_makes_delay_levels_and_produce_sends_through_one() {
     assert!(created.status.success(), "{created:?}");
     let printed = String::from_utf8_lossy(&created.stdout);
     assert!(
-        printed.contains("Created delay level orders_1s (1000 ms to orders).")
+        printed.contains(
+            "Created entry topic orders_delayed (any delay up to 604800000 ms to orders)."
+        ) && printed.contains("Created delay level orders_1s (1000 ms to orders).")
             && printed.contains("Created delay level orders_30m (1800000 ms to orders)."),
         "{printed}"
     );
@@ -441,13 +443,31 @@ fn topics_makes_delay_levels_and_produce_sends_through_one() {
     assert!(read.status.success(), "{read:?}");
     let line = String::from_utf8_lossy(&read.stdout);
     assert!(
-        line.starts_with("later ") && line.contains("runnel-delivery-source=orders_1s-"),
+        line.starts_with("later ") && line.contains("runnel-delivery-source=orders_delayed-"),
         "{line}"
     );
     assert!(
         sent_at.elapsed() >= std::time::Duration::from_millis(900),
         "delivered after {:?}, before its delay",
         sent_at.elapsed()
+    );
+    let bad_time = runnel(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--topic",
+            "orders",
+            "--deliver-at",
+            "noon",
+        ],
+        "never\n",
+    );
+    assert!(!bad_time.status.success());
+    let said = String::from_utf8_lossy(&bad_time.stderr);
+    assert!(
+        said.contains("--deliver-at \"noon\" is neither epoch ms nor a time"),
+        "{said}"
     );
 }
 

@@ -30,6 +30,15 @@ pub(crate) fn buffered_bytes(key: Option<&[u8]>, value: Option<&[u8]>) -> usize 
     24 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)
 }
 
+/// What a record's headers add to [`buffered_bytes`]: their names and
+/// values, and a varint per length.
+pub(crate) fn headers_bytes(headers: &[(&str, &[u8])]) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| 10 + name.len() + value.len())
+        .sum()
+}
+
 /// A batch for one partition and the callers waiting for its records.
 #[derive(Debug)]
 pub(crate) struct Batch {
@@ -90,6 +99,7 @@ pub(crate) struct Record<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub timestamp: i64,
+    pub headers: &'a [(&'a str, &'a [u8])],
 }
 
 #[derive(Debug, Default)]
@@ -246,7 +256,7 @@ impl Accumulator {
         record: Record<'_>,
         batch_size: usize,
     ) -> (Appended, Delivery) {
-        let record_bytes = buffered_bytes(record.key, record.value);
+        let record_bytes = buffered_bytes(record.key, record.value) + headers_bytes(record.headers);
         let mut sealed = false;
         if self
             .open
@@ -286,9 +296,13 @@ impl Accumulator {
             sequence: None,
             transactional: false,
         });
-        batch
-            .builder
-            .push(record.key, record.value, record.timestamp);
+        batch.builder.push_with_headers(
+            record.key,
+            record.value,
+            record.timestamp,
+            (0, &[]),
+            record.headers,
+        );
         let delivery = Delivery::new(Arc::clone(&batch.outcome), batch.records as u32);
         batch.records += 1;
         batch.buffered += record_bytes;
@@ -425,6 +439,7 @@ mod tests {
             key: None,
             value: Some(value),
             timestamp: 0,
+            headers: &[],
         };
         acc.append(("t", partition), record, 200).0.sealed
     }

@@ -36,9 +36,10 @@ pub use config::ProducerConfig;
 pub use delivery::Delivery;
 
 use crate::cluster::Cluster;
+use crate::delivery::{DeliveryTime, entry_topic};
 use crate::error::{ClientError, Result, error_chain};
 use crate::partitioner::{StickyPartitioner, partition_for_key};
-use accumulator::{Accumulator, Record, buffered_bytes};
+use accumulator::{Accumulator, Record, buffered_bytes, headers_bytes};
 
 /// One record to send.
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,6 +51,12 @@ pub struct ProducerRecord<'a> {
     pub value: Option<&'a [u8]>,
     /// Milliseconds since the epoch; now when `None`.
     pub timestamp: Option<i64>,
+    /// The record's headers, in order.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Delayed delivery: the record goes to `topic`'s entry topic
+    /// (`orders_delayed`) with the header saying when it is due, and the
+    /// broker delivers it to `topic` then.
+    pub delivery: Option<DeliveryTime>,
 }
 
 impl<'a> ProducerRecord<'a> {
@@ -68,6 +75,23 @@ impl<'a> ProducerRecord<'a> {
 
     pub fn partition(mut self, partition: i32) -> Self {
         self.partition = Some(partition);
+        self
+    }
+
+    pub fn headers(mut self, headers: &'a [(&'a str, &'a [u8])]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// Delivered to the topic `delay_ms` after the broker takes it.
+    pub fn delay_ms(mut self, delay_ms: i64) -> Self {
+        self.delivery = Some(DeliveryTime::After(delay_ms));
+        self
+    }
+
+    /// Delivered to the topic at `epoch_ms`.
+    pub fn deliver_at(mut self, epoch_ms: i64) -> Self {
+        self.delivery = Some(DeliveryTime::At(epoch_ms));
         self
     }
 }
@@ -157,7 +181,28 @@ impl Producer {
         if shared.closed.load(Ordering::Acquire) {
             return Err(ClientError::ProducerClosed);
         }
-        let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len);
+        // A delayed record goes to the entry topic, with one more header.
+        let entry;
+        let mut time_buf = [0; 20];
+        let delivery_header;
+        let with_delivery: Vec<(&str, &[u8])>;
+        let (topic_name, headers) = match record.delivery {
+            None => (record.topic, record.headers),
+            Some(time) => {
+                entry = entry_topic(record.topic);
+                delivery_header = (time.header_name(), time.header_value(&mut time_buf));
+                with_delivery = record
+                    .headers
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(delivery_header))
+                    .collect();
+                (entry.as_str(), with_delivery.as_slice())
+            }
+        };
+        let size = record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len)
+            + headers_bytes(headers);
         if size > shared.config.max_request_size {
             return Err(ClientError::RecordTooLarge {
                 size,
@@ -169,20 +214,20 @@ impl Producer {
         // reads the clock nor sets a timer. `blocked` is when send first
         // had to wait, for what is left of max.block.ms.
         let mut blocked = None;
-        let topic = match shared.cluster.topic(record.topic) {
+        let topic = match shared.cluster.topic(topic_name) {
             Some(topic) => topic,
             None => {
                 blocked = Some(Instant::now());
-                tokio::time::timeout(max_block, self.wait_for_topic(record.topic))
+                tokio::time::timeout(max_block, self.wait_for_topic(topic_name))
                     .await
                     .map_err(|_| ClientError::MetadataTimeout {
-                        topic: record.topic.to_string(),
+                        topic: topic_name.to_string(),
                         max_block_ms: max_block.as_millis() as u64,
                     })??
             }
         };
         // Room in buffer.memory, waiting up to what is left of max.block.ms.
-        let bytes = buffered_bytes(record.key, record.value);
+        let bytes = buffered_bytes(record.key, record.value) + headers_bytes(headers);
         let buffer_memory = shared.config.buffer_memory;
         let too_large = || ClientError::BufferTooSmall {
             size: bytes,
@@ -215,7 +260,7 @@ impl Producer {
             (Some(p), _) if (0..partitions).contains(&p) => p,
             (Some(p), _) => {
                 return Err(ClientError::UnknownPartition {
-                    topic: record.topic.to_string(),
+                    topic: topic_name.to_string(),
                     partition: p,
                     partitions,
                 });
@@ -225,19 +270,20 @@ impl Producer {
                 .sticky
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .partition(record.topic, partitions),
+                .partition(topic_name, partitions),
         };
         if shared.txn.is_some() {
-            self.add_to_transaction(record.topic, partition).await?;
+            self.add_to_transaction(topic_name, partition).await?;
         }
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         shared.pending.fetch_add(1, Ordering::AcqRel);
         let (appended, delivery) = shared.accumulator().append(
-            (record.topic, partition),
+            (topic_name, partition),
             Record {
                 key: record.key,
                 value: record.value,
                 timestamp,
+                headers,
             },
             shared.config.batch_size,
         );
@@ -246,7 +292,7 @@ impl Producer {
                 .sticky
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .batch_completed(record.topic, partition, partitions);
+                .batch_completed(topic_name, partition, partitions);
         }
         // A sealed batch is ready, or a new one sets a linger deadline the
         // sender does not know of yet; otherwise it has nothing new to do.

@@ -18,6 +18,14 @@
 //! Only what `read_committed` readers of the level see is moved: records
 //! up to its last stable offset, without aborted transactions or control
 //! batches.
+//!
+//! Any delay: an entry topic (`delivery.levels`) is moved like a level of
+//! no delay, but each of its records is due at its own time (see
+//! [`super::due_time`]). A record not yet due hops to one of its target's
+//! levels (see [`super::wheel`]) carrying `runnel-deliver-at`, in the same
+//! kind of transaction; the level's mover looks at that header when the
+//! record's level delay is over, and hops it again or delivers it. The
+//! wheel of a target is every level topic of that target.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -29,13 +37,16 @@ use runnel_http::error_chain;
 use runnel_log::batch::Batches;
 use runnel_log::txn_index::AbortedTxn;
 use runnel_log::{BatchBuilder, BatchHeader, LogError};
-use runnel_protocol::records::BatchRecords;
+use runnel_protocol::records::{BatchRecords, RecordView, copy_headers_except, header_pairs};
 use thiserror::Error;
+
+use super::due_time::{DELAY_HEADER, DELIVER_AT_HEADER, due_time};
+use super::wheel::{Hop, next_hop};
 
 use crate::cluster_metadata::ClusterMetadata;
 use crate::group_coordinator::{Commit, GroupCoordinator, OFFSETS_TOPIC, OffsetsError};
 use crate::internal_topics::InternalTopics;
-use crate::level_config::{self, LevelConfig};
+use crate::level_config::{self, DeliveryConfig, LevelConfig};
 use crate::metrics::BrokerMetrics;
 use crate::replica_manager::ReplicaManager;
 use crate::topic_admin::TopicOpError;
@@ -93,6 +104,16 @@ pub enum MoveError {
     },
     #[error("target topic {target} does not exist")]
     NoTarget { target: String },
+    #[error(
+        "a record of {topic}-{partition} at offset {offset} is due in {remaining_ms} ms, but target {target} has no delay levels to hold it"
+    )]
+    NoLevels {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        target: String,
+        remaining_ms: i64,
+    },
     #[error("target partition {topic}-{partition} is not on this broker")]
     TargetNotHere { topic: String, partition: i32 },
     #[error("cannot append to target partition {topic}-{partition}")]
@@ -113,10 +134,13 @@ struct Producer {
     sequences: HashMap<(String, i32), i32>,
 }
 
-/// One level partition this broker leads.
+/// One level (or entry topic) partition this broker leads.
 #[derive(Debug)]
 struct LevelPartition {
+    /// An entry topic is a level of no delay whose records say when they
+    /// are due.
     level: LevelConfig,
+    entry: bool,
     /// The next offset to move; `None` until read from the group.
     position: Option<i64>,
     producer: Option<Producer>,
@@ -127,12 +151,35 @@ struct LevelPartition {
     retry_at: i64,
 }
 
-/// The records of one move, by target partition.
+/// One level of a target's wheel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WheelLevel {
+    topic: String,
+    partitions: i32,
+}
+
+/// A target's levels, shortest first: the wheel its records hop through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Wheel {
+    delays_ms: Vec<i64>,
+    levels: Vec<WheelLevel>,
+}
+
+/// Where a moved record is written: the target, or a level of its wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Destination {
+    Target,
+    Level(usize),
+}
+
+/// The records of one move, by destination partition.
 #[derive(Debug, Default)]
 struct Move {
-    batches: BTreeMap<i32, BatchBuilder>,
+    batches: BTreeMap<(Destination, i32), BatchBuilder>,
+    /// Records delivered to the target.
     records: u64,
-    /// Each moved batch's lateness in seconds, with its record count.
+    /// Each delivered batch's (or record's) lateness in seconds, with its
+    /// record count.
     lateness: Vec<(f64, u64)>,
 }
 
@@ -147,6 +194,8 @@ pub struct Mover {
     metrics: Arc<BrokerMetrics>,
     log_defaults: runnel_log::LogConfig,
     levels: HashMap<(String, i32), LevelPartition>,
+    /// Each target's wheel, for records with their own due time.
+    wheels: HashMap<String, Wheel>,
     /// The metadata image `levels` follows, by its log offset.
     followed: Option<i64>,
 }
@@ -170,6 +219,7 @@ impl Mover {
             metrics,
             log_defaults,
             levels: HashMap::new(),
+            wheels: HashMap::new(),
             followed: None,
         }
     }
@@ -215,6 +265,7 @@ impl Mover {
         self.followed = Some(image.offset());
         let node = self.metadata.node_id();
         let mut led = HashMap::new();
+        let mut wheels: HashMap<String, Vec<(i64, WheelLevel)>> = HashMap::new();
         for topic in image.topics() {
             let configs: BTreeMap<String, String> = image
                 .topic_config(&topic.name)
@@ -223,24 +274,58 @@ impl Mover {
             if !configs.keys().any(|k| level_config::is_delivery_key(k)) {
                 continue;
             }
-            let level = effective_config(&topic.name, &self.log_defaults, &configs)
+            let delivery = effective_config(&topic.name, &self.log_defaults, &configs)
                 .ok()
-                .and_then(|log| LevelConfig::from_configs(&topic.name, &configs, &log).ok())
+                .and_then(|log| DeliveryConfig::from_configs(&topic.name, &configs, &log).ok())
                 .flatten();
-            let Some(level) = level else { continue };
+            let (level, entry) = match delivery {
+                Some(DeliveryConfig::Level(level)) => {
+                    wheels.entry(level.target.clone()).or_default().push((
+                        level.delay_ms,
+                        WheelLevel {
+                            topic: topic.name.clone(),
+                            partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+                        },
+                    ));
+                    (level, false)
+                }
+                Some(DeliveryConfig::Entry(entry)) => (
+                    LevelConfig {
+                        delay_ms: 0,
+                        target: entry.target,
+                    },
+                    true,
+                ),
+                None => continue,
+            };
             for (partition, state) in &topic.partitions {
                 if state.leader == node {
-                    led.insert((topic.name.clone(), *partition), level.clone());
+                    led.insert((topic.name.clone(), *partition), (level.clone(), entry));
                 }
             }
         }
+        self.wheels = wheels
+            .into_iter()
+            .map(|(target, mut levels)| {
+                // One level per delay: two levels of one delay are the same
+                // hop, the first by name takes it.
+                levels.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.topic.cmp(&b.1.topic)));
+                levels.dedup_by_key(|(delay, _)| *delay);
+                let (delays_ms, levels) = levels.into_iter().unzip();
+                (target, Wheel { delays_ms, levels })
+            })
+            .collect();
         self.levels.retain(|key, _| led.contains_key(key));
-        for (key, level) in led {
+        for (key, (level, entry)) in led {
             self.levels
                 .entry(key)
-                .and_modify(|state| state.level = level.clone())
+                .and_modify(|state| {
+                    state.level = level.clone();
+                    state.entry = entry;
+                })
                 .or_insert(LevelPartition {
                     level,
+                    entry,
                     position: None,
                     producer: None,
                     next_due: None,
@@ -370,9 +455,9 @@ impl Mover {
         }
     }
 
-    /// The due batches of `bytes` from `position`, as target batches;
-    /// returns where the move ends and when the first batch left behind
-    /// falls due.
+    /// The due batches of `bytes` from `position`, as batches for the
+    /// target and the levels; returns where the move ends and when the
+    /// first batch left behind falls due.
     #[allow(clippy::too_many_arguments)]
     fn collect_due(
         &self,
@@ -393,11 +478,16 @@ impl Mover {
             .ok_or_else(|| MoveError::NoTarget {
                 target: target.clone(),
             })?;
+        let no_wheel = Wheel::default();
+        let wheel = self.wheels.get(target).unwrap_or(&no_wheel);
         let mut moved_to = position;
         let mut next_due = None;
         let mut out = Move::default();
-        // Reused for each record's source header.
+        // Reused for each record: its source header, its due time written
+        // out, and the headers it keeps.
         let mut source = String::new();
+        let mut due_text = String::new();
+        let mut kept = Vec::new();
         for batch in Batches::new(bytes) {
             // A region may end inside a batch: the next read starts there.
             let Ok((header, batch)) = batch else { break };
@@ -419,41 +509,152 @@ impl Mover {
                 offset: header.base_offset,
                 source,
             })?;
-            let lateness = (now_ms - due) as f64 / 1_000.0;
-            let due_text = due.to_string();
-            out.lateness.push((lateness, records.records.len() as u64));
+            due_text.clear();
+            let _ = write!(due_text, "{due}");
+            let mut delivered = 0;
             for record in &records.records {
                 let key = records.key(record);
-                let to = match key {
-                    Some(key) => to_positive(murmur2(key)) % target_partitions,
-                    None => partition % target_partitions,
-                };
                 // The record's own time: the batch's max timestamp is the
                 // level's append time.
                 let timestamp = header.first_timestamp + record.timestamp_delta;
+                let Some(own_due) = self.own_due(topic, partition, state, &records, record) else {
+                    // A level's record: due with its batch, to the target.
+                    let to = place(key, partition, target_partitions);
+                    source.clear();
+                    let _ = write!(source, "{topic}-{partition}@{}", records.offset(record));
+                    out.batches
+                        .entry((Destination::Target, to))
+                        .or_insert_with(|| BatchBuilder::new(timestamp))
+                        .push_with_headers(
+                            key,
+                            records.value(record),
+                            timestamp,
+                            (record.headers_count, records.headers(record)),
+                            &[
+                                (SOURCE_HEADER, source.as_bytes()),
+                                (DUE_HEADER, due_text.as_bytes()),
+                            ],
+                        );
+                    delivered += 1;
+                    continue;
+                };
+                let remaining_ms = own_due.saturating_sub(now_ms);
+                if remaining_ms > 0 && wheel.levels.is_empty() {
+                    return Err(MoveError::NoLevels {
+                        topic: topic.into(),
+                        partition,
+                        offset: records.offset(record),
+                        target: target.clone(),
+                        remaining_ms,
+                    });
+                }
+                // The record keeps its headers but the delivery ones; its
+                // source is where it was first produced.
+                let headers = records.headers(record);
+                let first_source = header_pairs(headers, record.headers_count)
+                    .find(|(name, _)| *name == SOURCE_HEADER.as_bytes())
+                    .and_then(|(_, value)| value);
                 source.clear();
-                let _ = write!(source, "{topic}-{partition}@{}", records.offset(record));
+                match first_source {
+                    Some(first) => source.push_str(&String::from_utf8_lossy(first)),
+                    None => {
+                        let _ = write!(source, "{topic}-{partition}@{}", records.offset(record));
+                    }
+                }
+                kept.clear();
+                let kept_count = copy_headers_except(
+                    headers,
+                    record.headers_count,
+                    |name| {
+                        [DELAY_HEADER, DELIVER_AT_HEADER, SOURCE_HEADER]
+                            .iter()
+                            .any(|drop| name == drop.as_bytes())
+                    },
+                    &mut kept,
+                );
+                let mut own_due_text = [0u8; 20];
+                let own_due_text = runnel_client::delivery::DeliveryTime::At(own_due)
+                    .header_value(&mut own_due_text);
+                let (destination, to, time_header) = match next_hop(&wheel.delays_ms, remaining_ms)
+                {
+                    Hop::Deliver => {
+                        out.records += 1;
+                        out.lateness.push(((now_ms - own_due) as f64 / 1_000.0, 1));
+                        (
+                            Destination::Target,
+                            place(key, partition, target_partitions),
+                            DUE_HEADER,
+                        )
+                    }
+                    Hop::Level(index) => (
+                        Destination::Level(index),
+                        place(key, partition, wheel.levels[index].partitions),
+                        DELIVER_AT_HEADER,
+                    ),
+                };
                 out.batches
-                    .entry(to)
+                    .entry((destination, to))
                     .or_insert_with(|| BatchBuilder::new(timestamp))
                     .push_with_headers(
                         key,
                         records.value(record),
                         timestamp,
-                        (record.headers_count, records.headers(record)),
+                        (kept_count, &kept),
                         &[
                             (SOURCE_HEADER, source.as_bytes()),
-                            (DUE_HEADER, due_text.as_bytes()),
+                            (time_header, own_due_text),
                         ],
                     );
-                out.records += 1;
+            }
+            if delivered > 0 {
+                out.records += delivered;
+                out.lateness
+                    .push(((now_ms - due) as f64 / 1_000.0, delivered));
             }
         }
         Ok((moved_to, out, next_due))
     }
 
-    /// Writes one move in a transaction: the target batches, the new
-    /// position, then the commit markers.
+    /// When a record is due by its own headers: every record of an entry
+    /// topic, and a level's record that hops (it carries
+    /// `runnel-deliver-at`). `None` for a level's own records.
+    fn own_due(
+        &self,
+        topic: &str,
+        partition: i32,
+        state: &LevelPartition,
+        records: &BatchRecords,
+        record: &RecordView,
+    ) -> Option<i64> {
+        let append_ms = records.header.max_timestamp;
+        if state.entry {
+            return Some(
+                due_time(records.header_pairs(record), append_ms).unwrap_or_else(|err| {
+                    // Checked when produced; a record from before the topic
+                    // became an entry is delivered at once.
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        offset = records.offset(record),
+                        error = %err,
+                        "delayed delivery: a record's due time can't be read; delivering it now"
+                    );
+                    append_ms
+                }),
+            );
+        }
+        if record.headers_count == 0
+            || !records
+                .header_pairs(record)
+                .any(|(name, _)| name == DELIVER_AT_HEADER.as_bytes())
+        {
+            return None;
+        }
+        due_time(records.header_pairs(record), append_ms).ok()
+    }
+
+    /// Writes one move in a transaction: the target and level batches, the
+    /// new position, then the commit markers.
     fn commit_move(
         &self,
         (topic, partition): (&str, i32),
@@ -464,9 +665,17 @@ impl Mover {
         now_ms: i64,
     ) -> Result<(), MoveError> {
         let txn_id = transactional_id(topic, partition);
-        let target = target.to_string();
-        let mut partitions: Vec<(String, i32)> =
-            moved.batches.keys().map(|p| (target.clone(), *p)).collect();
+        let no_wheel = Wheel::default();
+        let wheel = self.wheels.get(target).unwrap_or(&no_wheel);
+        let name_of = |destination: Destination| match destination {
+            Destination::Target => target.to_string(),
+            Destination::Level(index) => wheel.levels[index].topic.clone(),
+        };
+        let mut partitions: Vec<(String, i32)> = moved
+            .batches
+            .keys()
+            .map(|(destination, p)| (name_of(*destination), *p))
+            .collect();
         partitions.push((
             OFFSETS_TOPIC.to_string(),
             self.offsets.partition_of(DELIVERY_GROUP),
@@ -474,24 +683,25 @@ impl Mover {
         self.txns
             .add_partitions(&txn_id, producer.id, producer.epoch, partitions, now_ms)
             .map_err(MoveError::Txn)?;
-        for (to, builder) in moved.batches {
+        for ((destination, to), builder) in moved.batches {
+            let name = name_of(destination);
             let count = i32::try_from(builder.len()).unwrap_or(i32::MAX);
-            let sequence = producer.sequences.entry((target.clone(), to)).or_insert(0);
+            let sequence = producer.sequences.entry((name.clone(), to)).or_insert(0);
             let batch = builder
                 .producer(producer.id, producer.epoch, *sequence)
                 .transactional()
                 .into_batch();
-            let target_partition =
-                self.replicas
-                    .get(&target, to)
-                    .ok_or_else(|| MoveError::TargetNotHere {
-                        topic: target.clone(),
-                        partition: to,
-                    })?;
-            target_partition
+            let written = self
+                .replicas
+                .get(&name, to)
+                .ok_or_else(|| MoveError::TargetNotHere {
+                    topic: name.clone(),
+                    partition: to,
+                })?;
+            written
                 .append(&batch, now_ms)
                 .map_err(|source| MoveError::Append {
-                    topic: target.clone(),
+                    topic: name.clone(),
                     partition: to,
                     source,
                 })?;
@@ -576,6 +786,15 @@ impl Mover {
             to,
             "delayed delivery: records were deleted from the level before they were moved"
         );
+    }
+}
+
+/// The partition of a record moved to a topic of `partitions`: the Java
+/// client's for its key, else the same partition number.
+fn place(key: Option<&[u8]>, partition: i32, partitions: i32) -> i32 {
+    match key {
+        Some(key) => to_positive(murmur2(key)) % partitions,
+        None => partition % partitions,
     }
 }
 

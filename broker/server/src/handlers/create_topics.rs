@@ -89,9 +89,9 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
         TopicOpError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicOpError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         TopicOpError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
-        TopicOpError::InvalidConfig(_) | TopicOpError::InvalidDelivery { .. } => {
-            ResponseError::InvalidConfig
-        }
+        TopicOpError::InvalidConfig(_)
+        | TopicOpError::InvalidDelivery { .. }
+        | TopicOpError::LevelConflict { .. } => ResponseError::InvalidConfig,
         TopicOpError::Metadata { .. } | TopicOpError::Storage { .. } => {
             ResponseError::KafkaStorageError
         }

@@ -5,11 +5,16 @@
 //! producer's retry of a batch already written is answered with that
 //! batch's offsets; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
 //! old epoch INVALID_PRODUCER_EPOCH.
+//!
+//! An entry topic of delayed delivery (`delivery.levels`) is the one place
+//! records are read on the way in: each record's due time header is
+//! checked, and a batch with one that can't be taken gets INVALID_RECORD
+//! naming the record and the header.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::ProduceRequest;
 use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +26,13 @@ use tokio::time::Instant;
 
 use super::DataPath;
 use super::str_bytes;
+use crate::delivery::due_time::check_batches;
+use crate::level_config::{DEFAULT_MAX_DELIVERY_DELAY_MS, LEVELS, MAX_DELIVERY_DELAY};
 use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
+
+/// Why a partition's batches were refused: the code, a sentence, and the
+/// index of the record at fault when one is.
+type Refusal = (ResponseError, String, Option<i32>);
 
 /// `None` when the producer asked for no acknowledgement. With `acks=all`
 /// the answer waits, up to the request's timeout, until every partition's
@@ -39,9 +50,19 @@ pub async fn handle(
     // the offset its high watermark must reach.
     let mut awaited: Vec<((usize, usize), Arc<Partition>, i64)> = Vec::new();
     let mut response = ProduceResponse::default();
+    let image = path.metadata.image();
     for topic in request.topic_data {
         // Produce is served up to v9; topic ids replace names only from v13.
         let name = topic.name.0.to_string();
+        let entry_max_delay_ms = image.topic_config(&name).and_then(|configs| {
+            configs.get(LEVELS)?;
+            Some(
+                configs
+                    .get(MAX_DELIVERY_DELAY)
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(DEFAULT_MAX_DELIVERY_DELAY_MS),
+            )
+        });
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name;
         topic_response.topic_id = topic.topic_id;
@@ -55,13 +76,14 @@ pub async fn handle(
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {}", request.acks),
+                    None,
                 ))
             } else {
                 append(
                     path,
-                    &name,
-                    partition.index,
+                    (&name, partition.index),
                     partition.records.as_deref(),
+                    entry_max_delay_ms,
                     now_ms,
                 )
             };
@@ -92,7 +114,7 @@ pub async fn handle(
                         awaited.push((slot, target, info.last_offset + 1));
                     }
                 }
-                Err((error, message)) => {
+                Err((error, message, record)) => {
                     tracing::debug!(
                         topic = name,
                         partition = partition.index,
@@ -102,6 +124,13 @@ pub async fn handle(
                     );
                     out.error_code = error.code();
                     if version >= 8 {
+                        if let Some(index) = record {
+                            let mut record_error = BatchIndexAndErrorMessage::default();
+                            record_error.batch_index = index;
+                            record_error.batch_index_error_message =
+                                Some(str_bytes(message.clone()));
+                            out.record_errors.push(record_error);
+                        }
                         out.error_message = Some(str_bytes(message));
                     }
                 }
@@ -133,23 +162,37 @@ pub async fn handle(
     (request.acks != 0).then_some(response)
 }
 
+/// Appends one partition's batches; `entry_max_delay_ms` is set for an
+/// entry topic of delayed delivery, whose records' due times are checked
+/// first.
 fn append(
     path: &DataPath<'_>,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
     records: Option<&[u8]>,
+    entry_max_delay_ms: Option<i64>,
     now_ms: i64,
-) -> Result<(Arc<Partition>, Appended), (ResponseError, String)> {
+) -> Result<(Arc<Partition>, Appended), Refusal> {
     let Some(target) = path.replicas.get(topic, partition) else {
         return Err((
             ResponseError::UnknownTopicOrPartition,
             format!("this broker has no partition {topic}-{partition}"),
+            None,
         ));
     };
+    let records = records.unwrap_or_default();
+    if let Some(max_delay_ms) = entry_max_delay_ms {
+        check_batches(records, max_delay_ms, now_ms).map_err(|err| {
+            (
+                ResponseError::InvalidRecord,
+                format!("entry topic {topic}: {err}"),
+                Some(err.index),
+            )
+        })?;
+    }
     // A storage failure marks the log dir failing in Partition::append.
-    match target.append(records.unwrap_or_default(), now_ms) {
+    match target.append(records, now_ms) {
         Ok(appended) => Ok((target, appended)),
-        Err(err) => Err((error_code(&err), format!("{err}"))),
+        Err(err) => Err((error_code(&err), format!("{err}"), None)),
     }
 }
 

@@ -11,7 +11,8 @@ use runnel_client::{Producer, ProducerConfig, ProducerRecord};
 use runnel_http::error_chain;
 
 use super::name_value;
-use runnel_client::delivery::{level_topic, parse_delay};
+use runnel_client::datetime::parse_datetime;
+use runnel_client::delivery::{DeliveryTime, parse_delay};
 
 /// Records answered before more are read: bounds the lines held in memory.
 const IN_FLIGHT: usize = 10_000;
@@ -30,11 +31,15 @@ pub struct ProduceArgs {
     /// A producer setting by Kafka's name, e.g. acks=all, linger.ms=5
     #[arg(long, value_name = "NAME=VALUE")]
     producer_property: Vec<String>,
-    /// Deliver the records to --topic this long after they are written,
-    /// through its delay level (30s sends to TOPIC_30s, which
-    /// `runnel topics --create --delay-levels 30s` makes)
-    #[arg(long, value_name = "DELAY")]
+    /// Deliver the records to --topic this long after they are written
+    /// (30s, 1500ms, 2h), through its entry topic TOPIC_delayed, which
+    /// `runnel topics --create --delay-levels ...` makes
+    #[arg(long, value_name = "DELAY", conflicts_with = "deliver_at")]
     delay: Option<String>,
+    /// Deliver the records to --topic at this time (epoch ms, or
+    /// 2026-12-24T18:00:00Z), through its entry topic TOPIC_delayed
+    #[arg(long, value_name = "TIME")]
+    deliver_at: Option<String>,
 }
 
 /// How lines become records.
@@ -92,17 +97,29 @@ pub fn run(args: ProduceArgs) -> Result<()> {
         let (name, value) = name_value("--producer-property", property)?;
         config = config.set(&name, &value)?;
     }
-    let topic = match &args.delay {
-        Some(delay) => {
-            parse_delay(delay).with_context(|| format!("--delay {delay:?} is not a delay"))?;
-            level_topic(&args.topic, delay)
-        }
-        None => args.topic.clone(),
+    let delivery = match (&args.delay, &args.deliver_at) {
+        (Some(delay), _) => Some(DeliveryTime::After(
+            parse_delay(delay).with_context(|| format!("--delay {delay:?} is not a delay"))?,
+        )),
+        (None, Some(at)) => Some(DeliveryTime::At(
+            at.parse::<i64>()
+                .ok()
+                .or_else(|| parse_datetime(at))
+                .with_context(|| {
+                    format!("--deliver-at {at:?} is neither epoch ms nor a time like 2026-12-24T18:00:00Z")
+                })?,
+        )),
+        (None, None) => None,
     };
-    super::runtime()?.block_on(produce(config, &topic, &format))
+    super::runtime()?.block_on(produce(config, &args.topic, delivery, &format))
 }
 
-async fn produce(config: ProducerConfig, topic: &str, format: &LineFormat) -> Result<()> {
+async fn produce(
+    config: ProducerConfig,
+    topic: &str,
+    delivery: Option<DeliveryTime>,
+    format: &LineFormat,
+) -> Result<()> {
     let producer = Producer::new(config)
         .await
         .context("cannot start the producer")?;
@@ -141,6 +158,7 @@ async fn produce(config: ProducerConfig, topic: &str, format: &LineFormat) -> Re
         };
         let mut record = ProducerRecord::new(topic, value.as_bytes());
         record.key = key.map(str::as_bytes);
+        record.delivery = delivery;
         let delivery = producer
             .send(record)
             .await

@@ -6,7 +6,9 @@ use clap::Args;
 use runnel_client::Admin;
 
 use super::name_value;
-use runnel_client::delivery::{DELAY_MS, TARGET, level_topic, parse_delay};
+use runnel_client::delivery::{
+    DEFAULT_MAX_DELIVERY_DELAY_MS, LEVELS, TARGET, entry_topic, level_topic, parse_delay,
+};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("action").required(true).args(["create", "delete", "describe", "list", "alter"])))]
@@ -38,9 +40,11 @@ pub struct TopicsArgs {
     /// A topic config override, e.g. cleanup.policy=compact
     #[arg(long, value_name = "NAME=VALUE")]
     config: Vec<String>,
-    /// With --create: also create delay levels of the topic, e.g.
-    /// 30s,30m,1h makes orders_30s, orders_30m and orders_1h, whose records
-    /// reach the topic that long after they were produced
+    /// With --create: also create the topic's entry topic for delayed
+    /// delivery and its delay levels, e.g. 30s,30m,1h makes orders_delayed
+    /// (records produced to it with runnel-deliver-at or runnel-delay-ms
+    /// reach orders at that time) and the levels orders_30s, orders_30m and
+    /// orders_1h (records produced to one reach orders that long after)
     #[arg(
         long,
         value_name = "DELAYS",
@@ -85,22 +89,30 @@ async fn topics(args: TopicsArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot create topic {name}"))?;
         println!("Created topic {name}.");
-        for (delay, ms) in levels {
-            let level = level_topic(name, &delay);
-            let level_configs = [
-                (DELAY_MS.to_string(), ms.to_string()),
+        if !levels.is_empty() {
+            // The broker creates the entry's levels with it.
+            let entry = entry_topic(name);
+            let entry_configs = [
+                (LEVELS.to_string(), args.delay_levels.join(",")),
                 (TARGET.to_string(), name.to_string()),
             ];
             admin
                 .create_topic(
-                    &level,
+                    &entry,
                     args.partitions.unwrap_or(-1),
                     args.replication_factor.unwrap_or(-1),
-                    &level_configs,
+                    &entry_configs,
                 )
                 .await
-                .with_context(|| format!("cannot create delay level {level}"))?;
-            println!("Created delay level {level} ({ms} ms to {name}).");
+                .with_context(|| format!("cannot create entry topic {entry}"))?;
+            println!(
+                "Created entry topic {entry} (any delay up to {} ms to {name}).",
+                DEFAULT_MAX_DELIVERY_DELAY_MS
+            );
+            for (delay, ms) in levels {
+                let level = level_topic(name, &delay);
+                println!("Created delay level {level} ({ms} ms to {name}).");
+            }
         }
     } else if args.delete {
         let name = topic()?;
