@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use runnel_client::delivery::{DELAY_MS, DELIVERY_GROUP, TARGET, level_topic, parse_delay};
+use runnel_client::delivery::{
+    DELAY_MS, DELIVERY_GROUP, LEVELS, TARGET, entry_topic, level_topic, parse_delay,
+};
 use runnel_client::{Admin, ClientError};
 
 use crate::crd::TopicSpec;
@@ -30,6 +32,9 @@ pub struct TopicOutcome {
     pub refused: Option<String>,
     /// The topic's delay levels.
     pub levels: Vec<LevelOutcome>,
+    /// The entry topic (`<topic>_delayed`) was created, or its levels
+    /// changed, by this sync.
+    pub entry_synced: bool,
 }
 
 /// One delay level after a sync.
@@ -176,5 +181,53 @@ async fn sync_levels(
             .sum();
         outcome.levels.push(level);
     }
+    sync_entry(admin, name, spec, &topics, &delayed.levels, outcome).await
+}
+
+/// Creates the entry topic `<topic>_delayed` (any delay, through the
+/// levels) or brings its `delivery.levels` to the spec's.
+async fn sync_entry(
+    admin: &Admin,
+    name: &str,
+    spec: &TopicSpec,
+    topics: &[runnel_client::admin::TopicDescription],
+    levels: &[String],
+    outcome: &mut TopicOutcome,
+) -> Result<(), ClientError> {
+    if outcome.refused.is_some() {
+        return Ok(());
+    }
+    let entry = entry_topic(name);
+    let wanted = levels.join(",");
+    if topics.iter().any(|t| t.name == entry) {
+        let current = admin
+            .describe_configs(&entry)
+            .await?
+            .into_iter()
+            .find(|c| c.name == LEVELS)
+            .and_then(|c| c.value);
+        if current.as_deref() != Some(wanted.as_str()) {
+            admin
+                .alter_configs(
+                    &entry,
+                    &[
+                        (LEVELS.to_string(), wanted),
+                        (TARGET.to_string(), name.to_string()),
+                    ],
+                )
+                .await?;
+            outcome.entry_synced = true;
+        }
+        return Ok(());
+    }
+    let configs = [
+        (LEVELS.to_string(), wanted),
+        (TARGET.to_string(), name.to_string()),
+    ];
+    let replication = i16::try_from(spec.replication_factor).unwrap_or(i16::MAX);
+    admin
+        .create_topic(&entry, outcome.partitions, replication, &configs)
+        .await?;
+    outcome.entry_synced = true;
     Ok(())
 }

@@ -96,7 +96,7 @@ pub fn effective_config(
     configs: &BTreeMap<String, String>,
 ) -> Result<LogConfig, TopicError> {
     let mut config = broker.clone();
-    // `delivery.*` configs make a delay level (delivery/config.rs); they
+    // `delivery.*` configs make a delay level or an entry topic (level_config.rs); they
     // are no log setting.
     for (key, value) in configs.iter().filter(|(k, _)| !k.starts_with("delivery.")) {
         config

@@ -60,6 +60,17 @@ fn a_topic_gets_its_delay_levels_and_their_pending_counts() {
                 ("orders_1h", 3_600_000, true, 0)
             ]
         );
+        assert!(created.entry_synced, "the entry topic was made");
+        let entry = admin
+            .describe_configs("orders_delayed")
+            .await
+            .expect("entry configs");
+        assert!(
+            entry
+                .iter()
+                .any(|c| c.name == "delivery.levels" && c.value.as_deref() == Some("1s,1h")),
+            "{entry:?}"
+        );
         let configs = admin.describe_configs("orders_1h").await.expect("configs");
         assert!(
             configs
@@ -89,7 +100,7 @@ fn a_topic_gets_its_delay_levels_and_their_pending_counts() {
                 .await
                 .expect("sync");
             let pending: Vec<i64> = synced.levels.iter().map(|l| l.pending).collect();
-            assert!(synced.levels.iter().all(|l| !l.created));
+            assert!(synced.levels.iter().all(|l| !l.created) && !synced.entry_synced);
             if pending == [0, 4] {
                 break;
             }

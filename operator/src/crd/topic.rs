@@ -42,13 +42,16 @@ pub struct TopicSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
     /// Delay levels of the topic: records produced to a level reach the
-    /// topic that long after they were written.
+    /// topic that long after they were written, and records produced to
+    /// the entry topic `<topic>_delayed` with `runnel-deliver-at` or
+    /// `runnel-delay-ms` reach it at that time, hopping through the levels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delayed_delivery: Option<DelayedDelivery>,
 }
 
-/// The delay levels a Topic gets: one topic `<topic>_<delay>` each, made
-/// with the topic's partitions and replication factor.
+/// The delay levels a Topic gets: one topic `<topic>_<delay>` each, and the
+/// entry topic `<topic>_delayed` listing them, made with the topic's
+/// partitions and replication factor.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DelayedDelivery {

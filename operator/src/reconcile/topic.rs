@@ -96,6 +96,25 @@ async fn apply_topic(
         )
         .await;
     }
+    if outcome.entry_synced {
+        ctx.event(
+            topic,
+            EventType::Normal,
+            "DelayedDelivery",
+            "SyncEntryTopic",
+            format!(
+                "entry topic {} takes any delay through the levels {}",
+                runnel_client::delivery::entry_topic(&name),
+                topic
+                    .spec
+                    .delayed_delivery
+                    .as_ref()
+                    .map(|d| d.levels.join(","))
+                    .unwrap_or_default()
+            ),
+        )
+        .await;
+    }
     if outcome.grown_by > 0 {
         ctx.event(
             topic,
@@ -205,13 +224,15 @@ async fn delete_topic(
         return Ok(Action::await_change());
     }
     let admin = ctx.admins.get(&bootstrap).await?;
-    // Its delay levels first: they move records into the topic.
-    let levels = topic
-        .spec
-        .delayed_delivery
-        .iter()
-        .flat_map(|d| d.levels.iter())
-        .map(|delay| runnel_client::delivery::level_topic(&name, delay));
+    // Its entry topic and delay levels first: they move records into the
+    // topic (the entry into the levels).
+    let mut levels: Vec<String> = Vec::new();
+    if let Some(delayed) = &topic.spec.delayed_delivery {
+        levels.push(runnel_client::delivery::entry_topic(&name));
+        for delay in &delayed.levels {
+            levels.push(runnel_client::delivery::level_topic(&name, delay));
+        }
+    }
     for level in levels {
         match admin.delete_topic(&level).await {
             Ok(()) => tracing::info!(topic = %level, namespace, "delay level deleted"),

@@ -143,11 +143,13 @@ struct Described {
 /// or Kafka's defaults).
 fn describe_topic(topic: &Topic, broker: &LogConfig) -> Vec<Described> {
     let mut described = describe_log_keys(topic, broker);
-    // A delay level's settings (delivery/config.rs), when set: they have
+    // Delayed delivery's settings (level_config.rs), when set: they have
     // no broker-wide value.
     for (name, config_type) in [
         (delivery_config::DELAY_MS, ConfigType::Long),
         (delivery_config::TARGET, ConfigType::String),
+        (delivery_config::LEVELS, ConfigType::List),
+        (delivery_config::MAX_DELIVERY_DELAY, ConfigType::Long),
     ] {
         if let Some(value) = topic.configs.get(name) {
             described.push(Described {
