@@ -17,6 +17,8 @@ pub type LogError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum RaftError {
     #[error("not the leader (current leader {current:?})")]
     NotLeader { current: LeaderAndEpoch },
+    #[error("a proposal of no records at offset {offset}")]
+    EmptyProposal { offset: u64 },
     #[error("appending as leader at offset {offset}")]
     AppendAsLeader {
         offset: u64,

@@ -79,5 +79,5 @@ pub use memory_log::MemoryLog;
 pub use message::{ErrorCode, Message};
 pub use node::{Effect, Mutation, RaftConfig, RaftNode};
 pub use types::{
-    Entry, Epoch, LeaderAndEpoch, NodeId, OffsetAndEpoch, Payload, QuorumStateData, Role,
+    Entry, Epoch, LeaderAndEpoch, NodeId, OffsetAndEpoch, Payload, Proposal, QuorumStateData, Role,
 };

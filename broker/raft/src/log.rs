@@ -34,11 +34,14 @@ pub trait ReplicatedLog {
     /// knows, and the offset just past its last entry (the log end if it is
     /// the last epoch). `None` if every entry and the snapshot are newer.
     fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<OffsetAndEpoch>;
-    /// Up to `max_entries` entries from `from` (empty if out of range).
+    /// Up to `max_entries` entries from the one holding offset `from` (empty
+    /// if out of range).
     fn read(&self, from: u64, max_entries: usize) -> Vec<Entry>;
     /// Appends entries that continue the log at `end_offset()`.
     fn append(&mut self, entries: &[Entry]) -> Result<(), LogError>;
-    /// Removes every entry at `offset` and beyond.
+    /// Removes every entry holding `offset` or an offset beyond: an entry is
+    /// removed whole, as Kafka truncates whole batches, so the log may end
+    /// below `offset`.
     fn truncate_to(&mut self, offset: u64) -> Result<(), LogError>;
     /// The latest complete snapshot's id.
     fn latest_snapshot_id(&self) -> Option<OffsetAndEpoch>;

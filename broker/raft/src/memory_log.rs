@@ -9,6 +9,7 @@
 //! | bytes | field                                           |
 //! |-------|-------------------------------------------------|
 //! | 4     | epoch (u32, big endian)                         |
+//! | 4     | record count (u32, big endian)                  |
 //! | 1     | kind: 0 LeaderChange, 1 Data                    |
 //! | 4     | LeaderChange: leader id (i32); Data: length (u32)|
 //! | n     | Data: the payload                               |
@@ -36,6 +37,8 @@ pub struct MemoryLog {
 pub enum MemoryLogError {
     #[error("append at offset {offset} does not continue the log ending at {end_offset}")]
     NotContiguous { offset: u64, end_offset: u64 },
+    #[error("entry at offset {offset} holds no records")]
+    EmptyEntry { offset: u64 },
     #[error("snapshot chunk at position {position} does not continue {written} bytes")]
     SnapshotGap { position: u64, written: u64 },
 }
@@ -52,19 +55,24 @@ impl MemoryLog {
 
     /// Loses the unsynced tail.
     pub fn crash(&mut self) {
-        let keep = self.synced_end_offset.saturating_sub(self.log_start_offset);
-        self.entries
-            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        let keep = self.entries_ending_by(self.synced_end_offset);
+        self.entries.truncate(keep);
         self.pending_snapshot = None;
+    }
+
+    /// How many entries end at or before `offset`.
+    fn entries_ending_by(&self, offset: u64) -> usize {
+        self.entries.partition_point(|e| e.next_offset() <= offset)
     }
 
     pub fn synced_end_offset(&self) -> u64 {
         self.synced_end_offset
     }
 
+    /// The entry holding `offset`.
     pub fn entry(&self, offset: u64) -> Option<&Entry> {
-        let index = offset.checked_sub(self.log_start_offset)?;
-        self.entries.get(usize::try_from(index).ok()?)
+        let entry = self.entries.get(self.entries_ending_by(offset))?;
+        (entry.offset <= offset).then_some(entry)
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -73,18 +81,23 @@ impl MemoryLog {
 
     /// Snapshots the synced log below `offset` (a committed offset, chosen
     /// by the state machine) and drops those entries. Returns the new id, or
-    /// `None` if `offset` is not past the log start or not synced.
+    /// `None` if `offset` is not past the log start, not synced, or not an
+    /// entry's end.
     pub fn take_snapshot(&mut self, offset: u64) -> Option<OffsetAndEpoch> {
         if offset <= self.log_start_offset || offset > self.synced_end_offset {
             return None;
         }
-        let last = self.entry(offset - 1)?.epoch;
+        let count = self.entries_ending_by(offset);
+        let last = self.entries.get(count.checked_sub(1)?)?;
+        if last.next_offset() != offset {
+            return None;
+        }
+        let last = last.epoch;
         let mut bytes = self
             .snapshot
             .as_ref()
             .map(|(_, b)| b.to_vec())
             .unwrap_or_default();
-        let count = usize::try_from(offset - self.log_start_offset).ok()?;
         for entry in self.entries.drain(..count) {
             encode_entry(&entry, &mut bytes);
         }
@@ -98,11 +111,13 @@ impl MemoryLog {
     pub fn decode_snapshot(bytes: &[u8]) -> Vec<Entry> {
         let mut entries = Vec::new();
         let mut rest = bytes;
-        while rest.len() >= 9 {
+        let mut offset = 0;
+        while rest.len() >= 13 {
             let epoch = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-            let kind = rest[4];
-            let word = [rest[5], rest[6], rest[7], rest[8]];
-            rest = &rest[9..];
+            let record_count = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            let kind = rest[8];
+            let word = [rest[9], rest[10], rest[11], rest[12]];
+            rest = &rest[13..];
             let payload = if kind == 0 {
                 Payload::LeaderChange {
                     leader_id: i32::from_be_bytes(word),
@@ -115,12 +130,14 @@ impl MemoryLog {
                 rest = &rest[len..];
                 Payload::Data(data)
             };
-            let offset = entries.len() as u64;
-            entries.push(Entry {
+            let entry = Entry {
                 offset,
                 epoch,
+                record_count,
                 payload,
-            });
+            };
+            offset = entry.next_offset();
+            entries.push(entry);
         }
         entries
     }
@@ -132,6 +149,7 @@ impl MemoryLog {
 
 fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
     out.extend_from_slice(&entry.epoch.to_be_bytes());
+    out.extend_from_slice(&entry.record_count.to_be_bytes());
     match &entry.payload {
         Payload::LeaderChange { leader_id } => {
             out.push(0);
@@ -151,7 +169,9 @@ impl ReplicatedLog for MemoryLog {
     }
 
     fn end_offset(&self) -> u64 {
-        self.log_start_offset + self.entries.len() as u64
+        self.entries
+            .last()
+            .map_or(self.log_start_offset, Entry::next_offset)
     }
 
     fn last_fetched_epoch(&self) -> Epoch {
@@ -164,7 +184,7 @@ impl ReplicatedLog for MemoryLog {
     fn end_offset_for_epoch(&self, epoch: Epoch) -> Option<OffsetAndEpoch> {
         if let Some(index) = self.entries.iter().rposition(|e| e.epoch <= epoch) {
             let found = &self.entries[index];
-            return Some(OffsetAndEpoch::new(found.offset + 1, found.epoch));
+            return Some(OffsetAndEpoch::new(found.next_offset(), found.epoch));
         }
         match &self.snapshot {
             Some((id, _)) if id.epoch <= epoch => {
@@ -176,10 +196,10 @@ impl ReplicatedLog for MemoryLog {
     }
 
     fn read(&self, from: u64, max_entries: usize) -> Vec<Entry> {
-        let Some(index) = from.checked_sub(self.log_start_offset) else {
+        if from < self.log_start_offset {
             return Vec::new();
-        };
-        let index = usize::try_from(index).unwrap_or(usize::MAX);
+        }
+        let index = self.entries_ending_by(from);
         self.entries
             .iter()
             .skip(index)
@@ -191,6 +211,11 @@ impl ReplicatedLog for MemoryLog {
     fn append(&mut self, entries: &[Entry]) -> Result<(), LogError> {
         for entry in entries {
             let end_offset = self.end_offset();
+            if entry.record_count == 0 {
+                return Err(Box::new(MemoryLogError::EmptyEntry {
+                    offset: entry.offset,
+                }));
+            }
             if entry.offset != end_offset {
                 return Err(Box::new(MemoryLogError::NotContiguous {
                     offset: entry.offset,
@@ -203,9 +228,8 @@ impl ReplicatedLog for MemoryLog {
     }
 
     fn truncate_to(&mut self, offset: u64) -> Result<(), LogError> {
-        let keep = offset.saturating_sub(self.log_start_offset);
-        self.entries
-            .truncate(usize::try_from(keep).unwrap_or(usize::MAX));
+        let keep = self.entries_ending_by(offset);
+        self.entries.truncate(keep);
         self.synced_end_offset = self.synced_end_offset.min(self.end_offset());
         Ok(())
     }
@@ -269,9 +293,14 @@ mod tests {
     use super::*;
 
     fn data(offset: u64, epoch: Epoch) -> Entry {
+        batch(offset, epoch, 1)
+    }
+
+    fn batch(offset: u64, epoch: Epoch, record_count: u32) -> Entry {
         Entry {
             offset,
             epoch,
+            record_count,
             payload: Payload::Data(Bytes::from(vec![offset as u8])),
         }
     }
@@ -317,6 +346,36 @@ mod tests {
         assert_eq!(follower.end_offset(), 2);
         let decoded = MemoryLog::decode_snapshot(follower.snapshot_bytes().ok_or("none")?);
         assert_eq!(decoded, vec![data(0, 1), data(1, 2)]);
+        Ok(())
+    }
+
+    #[test]
+    fn entries_spanning_many_offsets_are_found_by_any_of_them() -> Result<(), LogError> {
+        let mut log = MemoryLog::new();
+        // [0..3) epoch 1, [3..4) epoch 1, [4..9) epoch 2
+        log.append(&[batch(0, 1, 3), batch(3, 1, 1), batch(4, 2, 5)])?;
+        assert_eq!(log.end_offset(), 9);
+        assert_eq!(log.entry(2).map(|e| e.offset), Some(0));
+        assert_eq!(log.entry(8).map(|e| e.offset), Some(4));
+        assert_eq!(log.entry(9), None);
+        assert_eq!(log.end_offset_for_epoch(1), Some(OffsetAndEpoch::new(4, 1)));
+        assert_eq!(log.read(5, 10), vec![batch(4, 2, 5)]);
+        assert_eq!(log.read(3, 1), vec![batch(3, 1, 1)]);
+        assert!(log.append(&[batch(10, 2, 1)]).is_err(), "a gap");
+        assert!(log.append(&[batch(9, 2, 0)]).is_err(), "no records");
+
+        log.flush();
+        assert_eq!(log.take_snapshot(2), None, "inside an entry");
+        let id = log.take_snapshot(3).ok_or("no snapshot")?;
+        assert_eq!(id, OffsetAndEpoch::new(3, 1));
+        assert_eq!(
+            MemoryLog::decode_snapshot(log.snapshot_bytes().ok_or("none")?),
+            vec![batch(0, 1, 3)]
+        );
+
+        // Truncating inside an entry removes it whole, as Kafka does.
+        log.truncate_to(6)?;
+        assert_eq!(log.end_offset(), 4);
         Ok(())
     }
 }

@@ -48,13 +48,53 @@ pub enum Payload {
 }
 
 /// One entry of the replicated log. For the broker an entry is a record
-/// batch of `__cluster_metadata-0` (base offset and partition leader epoch);
-/// the core never looks inside [`Payload::Data`].
+/// batch of `__cluster_metadata-0`: `offset` is its base offset, `epoch` its
+/// partition leader epoch, and it spans `record_count` offsets, as Kafka
+/// counts offsets per record, not per batch. The core never looks inside
+/// [`Payload::Data`].
+///
+/// Every position the core deals in (log end, high watermark, fetch
+/// offset, epoch end, snapshot id) is an entry boundary, since logs only
+/// grow and shrink by whole entries.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub offset: u64,
     pub epoch: Epoch,
+    /// How many offsets the entry spans (its batch's records count); at
+    /// least 1.
+    pub record_count: u32,
     pub payload: Payload,
+}
+
+impl Entry {
+    /// The offset of the entry's last record.
+    pub fn last_offset(&self) -> u64 {
+        self.next_offset() - 1
+    }
+
+    /// The offset just past the entry: where the next one starts.
+    pub fn next_offset(&self) -> u64 {
+        self.offset + u64::from(self.record_count.max(1))
+    }
+}
+
+/// What a leader appends for the state machine: a record batch's bytes and
+/// how many records (offsets) it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Proposal {
+    pub data: Bytes,
+    /// At least 1.
+    pub record_count: u32,
+}
+
+/// A payload of one record.
+impl From<Bytes> for Proposal {
+    fn from(data: Bytes) -> Self {
+        Proposal {
+            data,
+            record_count: 1,
+        }
+    }
 }
 
 /// The persisted election state, Kafka's `quorum-state` file: written (and

@@ -40,6 +40,7 @@ fn data(offset: u64, epoch: u32) -> Entry {
     Entry {
         offset,
         epoch,
+        record_count: 1,
         payload: Payload::Data(Bytes::from_static(b"d")),
     }
 }

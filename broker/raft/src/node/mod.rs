@@ -14,8 +14,6 @@ mod replication;
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
-
 pub use crate::config::{Mutation, RaftConfig};
 use crate::error::RaftError;
 use crate::log::ReplicatedLog;
@@ -28,7 +26,7 @@ use crate::state::{
     ResignedState, UnattachedState,
 };
 use crate::types::{
-    Entry, Epoch, LeaderAndEpoch, NodeId, OffsetAndEpoch, Payload, QuorumStateData, Role,
+    Entry, Epoch, LeaderAndEpoch, NodeId, OffsetAndEpoch, Payload, Proposal, QuorumStateData, Role,
 };
 
 /// What the driver must do, in the order given, each finished before the
@@ -233,14 +231,16 @@ impl RaftNode {
         Ok(std::mem::take(&mut self.effects))
     }
 
-    /// Appends `payloads` as the leader. Returns the log's end offset after
-    /// them and the epoch they were written in: they are committed once the
-    /// high watermark reaches that offset in that epoch. They become durable
-    /// (and count for the high watermark) at the next [`RaftNode::poll`].
-    pub fn propose(
+    /// Appends `proposals` as the leader, each one entry spanning its
+    /// record count in offsets (a plain [`Bytes`] is one record). Returns
+    /// the log's end offset after them and the epoch they were written in:
+    /// they are committed once the high watermark reaches that offset in
+    /// that epoch. They become durable (and count for the high watermark) at
+    /// the next [`RaftNode::poll`].
+    pub fn propose<P: Into<Proposal>>(
         &mut self,
         log: &mut impl ReplicatedLog,
-        payloads: impl IntoIterator<Item = Bytes>,
+        proposals: impl IntoIterator<Item = P>,
     ) -> Result<OffsetAndEpoch, RaftError> {
         let EpochState::Leader(leader) = &self.state else {
             return Err(RaftError::NotLeader {
@@ -249,15 +249,24 @@ impl RaftNode {
         };
         let epoch = leader.epoch;
         let base_offset = log.end_offset();
-        let entries: Vec<Entry> = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, data)| Entry {
-                offset: base_offset + i as u64,
+        let mut next_offset = base_offset;
+        let mut entries = Vec::new();
+        for proposal in proposals {
+            let Proposal { data, record_count } = proposal.into();
+            if record_count == 0 {
+                return Err(RaftError::EmptyProposal {
+                    offset: next_offset,
+                });
+            }
+            let entry = Entry {
+                offset: next_offset,
                 epoch,
+                record_count,
                 payload: Payload::Data(data),
-            })
-            .collect();
+            };
+            next_offset = entry.next_offset();
+            entries.push(entry);
+        }
         log.append(&entries)
             .map_err(|source| RaftError::AppendAsLeader {
                 offset: base_offset,
@@ -676,6 +685,7 @@ impl RaftNode {
         let leader_change = Entry {
             offset: epoch_start_offset,
             epoch,
+            record_count: 1,
             payload: Payload::LeaderChange {
                 leader_id: local_id,
             },

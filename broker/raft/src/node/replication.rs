@@ -344,15 +344,22 @@ fn validate_position(log: &impl ReplicatedLog, request: &FetchRequest) -> FetchP
     }
 }
 
-/// Whether fetched records continue the local log, offsets contiguous and
-/// epochs not past the follower's.
+/// Whether fetched records continue the local log, each entry starting
+/// where the one before ends, none empty, and epochs not past the
+/// follower's.
 fn continues_log(log: &impl ReplicatedLog, records: &[Entry], epoch: u32) -> bool {
     let mut last_epoch = log.last_fetched_epoch();
-    for (expected_offset, entry) in (log.end_offset()..).zip(records) {
-        if entry.offset != expected_offset || entry.epoch < last_epoch || entry.epoch > epoch {
+    let mut expected_offset = log.end_offset();
+    for entry in records {
+        if entry.offset != expected_offset
+            || entry.record_count == 0
+            || entry.epoch < last_epoch
+            || entry.epoch > epoch
+        {
             return false;
         }
         last_epoch = entry.epoch;
+        expected_offset = entry.next_offset();
     }
     true
 }

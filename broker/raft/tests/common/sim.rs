@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use runnel_raft::rng::SplitMix64;
 use runnel_raft::{
-    Effect, LogError, MemoryLog, Message, Mutation, NodeId, OffsetAndEpoch, QuorumStateData,
-    RaftConfig, RaftNode, ReplicatedLog, Role, SnapshotChunk,
+    Effect, LogError, MemoryLog, Message, Mutation, NodeId, OffsetAndEpoch, Proposal,
+    QuorumStateData, RaftConfig, RaftNode, ReplicatedLog, Role, SnapshotChunk,
 };
 
 use super::checker::Checker;
@@ -465,10 +465,15 @@ impl Sim {
     fn propose_at(&mut self, leader: NodeId) -> Result<Option<OffsetAndEpoch>, String> {
         let index = (leader - 1) as usize;
         let count = 1 + self.rng.below(3);
-        let payloads: Vec<Bytes> = (0..count)
+        // Entries of one to three records, as a metadata batch holds one
+        // or several records, each its own offset.
+        let payloads: Vec<Proposal> = (0..count)
             .map(|_| {
                 self.next_payload += 1;
-                Bytes::from(format!("p{}", self.next_payload))
+                Proposal {
+                    data: Bytes::from(format!("p{}", self.next_payload)),
+                    record_count: 1 + self.rng.below(3) as u32,
+                }
             })
             .collect();
         let node = &mut self.nodes[index];
@@ -630,7 +635,7 @@ fn short(message: &Message) -> String {
             r.current_leader,
             r.high_watermark,
             r.records.first().map_or(0, |e| e.offset),
-            r.records.last().map_or(0, |e| e.offset + 1),
+            r.records.last().map_or(0, |e| e.next_offset()),
             r.diverging_epoch,
             r.snapshot_id,
             r.request_position
