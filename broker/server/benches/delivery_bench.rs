@@ -14,6 +14,11 @@
 //!    mover's delay plus the fetch's). Printed: p50, p99 and max lateness,
 //!    moves per second, and the broker's CPU per million moves (the
 //!    broker also took the produce load meanwhile).
+//! 3. **Any delay.** As many records per second for as long go to the
+//!    entry topic `target_delayed` (levels 100ms, 1s, 10s, beside the two
+//!    above) with `runnel-deliver-at` 1 to 6 s ahead, so each hops through
+//!    the levels; printed as in 2, lateness measured from each record's own
+//!    time.
 //!
 //! Usage: `cargo bench -p runnel-broker --bench delivery_bench`;
 //! `RUNNEL_BENCH_BINARY` runs another `runnel` binary,
@@ -35,6 +40,7 @@ const BENCH: &str = "delivery_bench";
 const TARGET: &str = "target";
 const HOLDING: &str = "target_1h";
 const MOVING: &str = "target_2s";
+const ENTRY: &str = "target_delayed";
 const PARTITIONS: i32 = 4;
 const VALUE_BYTES: usize = 100;
 
@@ -65,9 +71,14 @@ fn run() -> Result<()> {
             ];
             admin.create_topic(level, PARTITIONS, 1, &configs).await?;
         }
+        let entry = [
+            ("delivery.levels".to_string(), "100ms,1s,10s".to_string()),
+            ("delivery.target".to_string(), TARGET.to_string()),
+        ];
+        admin.create_topic(ENTRY, PARTITIONS, 1, &entry).await?;
         let before = rss_anon_kib(broker.pid())?;
         let started = Instant::now();
-        produce(&bootstrap, HOLDING, pending, None).await?;
+        produce(&bootstrap, HOLDING, pending, None, None).await?;
         let produced_in = started.elapsed();
         // One mover pass at least, with the level full.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -79,7 +90,8 @@ fn run() -> Result<()> {
             after as f64 / 1024.0,
             (after as f64 - before as f64) / 1024.0,
         );
-        lateness(&bootstrap, broker.pid(), rate, seconds).await
+        lateness(&bootstrap, broker.pid(), rate, seconds, None).await?;
+        lateness(&bootstrap, broker.pid(), rate, seconds, Some(5_000)).await
     });
     drop(runtime);
     let stopped = broker.stop();
@@ -88,8 +100,16 @@ fn run() -> Result<()> {
     Ok(())
 }
 
-/// Produces `count` records to `level`, at `rate` per second when given.
-async fn produce(bootstrap: &str, level: &str, count: u64, rate: Option<u64>) -> Result<()> {
+/// Produces `count` records to `level`, at `rate` per second when given;
+/// with `spread_ms`, through the entry topic instead, each due 1 s plus up
+/// to `spread_ms` after it is sent.
+async fn produce(
+    bootstrap: &str,
+    level: &str,
+    count: u64,
+    rate: Option<u64>,
+    spread_ms: Option<u64>,
+) -> Result<()> {
     let config = ProducerConfig::new(bootstrap)
         .set("acks", "1")
         .and_then(|c| c.set("linger.ms", "5"))
@@ -104,7 +124,13 @@ async fn produce(bootstrap: &str, level: &str, count: u64, rate: Option<u64>) ->
             let due = started + Duration::from_secs_f64(i as f64 / rate as f64);
             tokio::time::sleep_until(due.into()).await;
         }
-        let record = ProducerRecord::new(level, &value).partition((i % PARTITIONS as u64) as i32);
+        let partition = (i % PARTITIONS as u64) as i32;
+        let record = match spread_ms {
+            None => ProducerRecord::new(level, &value).partition(partition),
+            Some(spread) => ProducerRecord::new(TARGET, &value)
+                .partition(partition)
+                .deliver_at(now_ms() + 1_000 + ((i * 7_919) % spread) as i64),
+        };
         deliveries.push(producer.send(record).await?);
         if deliveries.len() == deliveries.capacity() {
             for delivery in deliveries.drain(..) {
@@ -119,7 +145,13 @@ async fn produce(bootstrap: &str, level: &str, count: u64, rate: Option<u64>) ->
     Ok(())
 }
 
-async fn lateness(bootstrap: &str, broker_pid: u32, rate: u64, seconds: u64) -> Result<()> {
+async fn lateness(
+    bootstrap: &str,
+    broker_pid: u32,
+    rate: u64,
+    seconds: u64,
+    spread_ms: Option<u64>,
+) -> Result<()> {
     let count = rate * seconds;
     let config = ConsumerConfig::new(bootstrap)
         .set("auto.offset.reset", "earliest")
@@ -129,10 +161,17 @@ async fn lateness(bootstrap: &str, broker_pid: u32, rate: u64, seconds: u64) -> 
     let mut consumer = Consumer::new(config).await?;
     let partitions: Vec<(&str, i32)> = (0..PARTITIONS).map(|p| (TARGET, p)).collect();
     consumer.assign(&partitions).await?;
+    // Start from the end: the records of an earlier phase are not these.
+    let admin = Admin::new(bootstrap, BENCH).await?;
+    let owned: Vec<(String, i32)> = (0..PARTITIONS).map(|p| (TARGET.to_string(), p)).collect();
+    for ((topic, partition), end) in partitions.iter().zip(admin.end_offsets(&owned).await?) {
+        consumer.seek(topic, *partition, end);
+    }
     let meter = Meter::start(broker_pid)?;
     let bootstrap_owned = bootstrap.to_string();
-    let producing =
-        tokio::spawn(async move { produce(&bootstrap_owned, MOVING, count, Some(rate)).await });
+    let producing = tokio::spawn(async move {
+        produce(&bootstrap_owned, MOVING, count, Some(rate), spread_ms).await
+    });
     let mut late_ms: Vec<i64> = Vec::with_capacity(count as usize);
     let deadline = Instant::now() + Duration::from_secs(seconds + 60);
     while (late_ms.len() as u64) < count && Instant::now() < deadline {
@@ -157,8 +196,15 @@ async fn lateness(bootstrap: &str, broker_pid: u32, rate: u64, seconds: u64) -> 
     let at = |q: f64| late_ms[((late_ms.len() - 1) as f64 * q) as usize];
     // The moves span the producing time, from the first due time on.
     let moving_seconds = (cost.wall.as_secs_f64() - 2.0).max(seconds as f64);
+    let what = match spread_ms {
+        None => "lateness".to_string(),
+        Some(spread) => format!(
+            "any delay (entry {ENTRY}, due 1 to {} s after sending)",
+            (1_000 + spread) / 1_000
+        ),
+    };
     println!(
-        "lateness: {count} records falling due at {rate}/s: p50 {} ms, p99 {} ms, max {} ms (arrival at a read_committed consumer minus due time)",
+        "{what}: {count} records falling due at {rate}/s: p50 {} ms, p99 {} ms, max {} ms (arrival at a read_committed consumer minus due time)",
         at(0.5),
         at(0.99),
         late_ms[late_ms.len() - 1],
