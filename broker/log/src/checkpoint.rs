@@ -25,9 +25,59 @@ const VERSION: i32 = 0;
 
 /// Reads a checkpoint; a missing file is an empty checkpoint.
 pub fn read(path: &Path) -> Result<BTreeMap<TopicPartition, i64>> {
+    let Some(lines) = read_lines(path)? else {
+        return Ok(BTreeMap::new());
+    };
+    let malformed = |line: usize, reason: String| LogError::MalformedCheckpoint {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let mut entries = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line_no = i + 3;
+        let mut fields = line.split(' ');
+        let (Some(topic), Some(partition), Some(offset), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(malformed(
+                line_no,
+                format!("expected 'topic partition offset', got {line:?}"),
+            ));
+        };
+        let partition = partition
+            .parse()
+            .map_err(|_| malformed(line_no, format!("partition {partition:?} is not a number")))?;
+        let offset = offset
+            .parse()
+            .map_err(|_| malformed(line_no, format!("offset {offset:?} is not a number")))?;
+        entries.insert(TopicPartition::new(topic, partition), offset);
+    }
+    if entries.len() != lines.len() {
+        return Err(malformed(
+            2,
+            format!("says {} entries but holds {}", lines.len(), entries.len()),
+        ));
+    }
+    Ok(entries)
+}
+
+/// Replaces the checkpoint at `path` atomically.
+pub fn write(path: &Path, entries: &BTreeMap<TopicPartition, i64>) -> Result<()> {
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(tp, offset)| format!("{} {} {offset}", tp.topic, tp.partition))
+        .collect();
+    write_lines(path, &lines)
+}
+
+/// The entry lines of a checkpoint in Kafka's layout (version 0, a count,
+/// the entries), once the version and count are checked; `None` when the
+/// file does not exist.
+pub fn read_lines(path: &Path) -> Result<Option<Vec<String>>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(LogError::ReadCheckpoint {
                 path: path.to_path_buf(),
@@ -51,40 +101,22 @@ pub fn read(path: &Path) -> Result<BTreeMap<TopicPartition, i64>> {
         .trim()
         .parse()
         .map_err(|_| malformed(2, "entry count is not a number".into()))?;
-    let mut entries = BTreeMap::new();
-    for (i, line) in lines.enumerate() {
-        let line_no = i + 3;
-        let mut fields = line.split(' ');
-        let (Some(topic), Some(partition), Some(offset), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            return Err(malformed(
-                line_no,
-                format!("expected 'topic partition offset', got {line:?}"),
-            ));
-        };
-        let partition = partition
-            .parse()
-            .map_err(|_| malformed(line_no, format!("partition {partition:?} is not a number")))?;
-        let offset = offset
-            .parse()
-            .map_err(|_| malformed(line_no, format!("offset {offset:?} is not a number")))?;
-        entries.insert(TopicPartition::new(topic, partition), offset);
-    }
+    let entries: Vec<String> = lines.map(str::to_string).collect();
     if entries.len() != count {
         return Err(malformed(
             2,
             format!("says {count} entries but holds {}", entries.len()),
         ));
     }
-    Ok(entries)
+    Ok(Some(entries))
 }
 
-/// Replaces the checkpoint at `path` atomically.
-pub fn write(path: &Path, entries: &BTreeMap<TopicPartition, i64>) -> Result<()> {
-    let mut text = format!("{VERSION}\n{}\n", entries.len());
-    for (tp, offset) in entries {
-        text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
+/// Replaces the checkpoint at `path` atomically with `lines` as entries.
+pub fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
+    let mut text = format!("{VERSION}\n{}\n", lines.len());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
     }
     let tmp = path.with_extension("tmp");
     let err = |source| LogError::WriteCheckpoint {

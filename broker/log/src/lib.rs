@@ -15,6 +15,8 @@
 //! - `load`: opening a log and recovering it after an unclean stop.
 //! - [`producer_state`]: idempotent producers' sequences and `.snapshot`s.
 //! - [`txn_index`]: aborted transactions, the `.txnindex` files.
+//! - [`leader_epoch`]: the first offset of each leader epoch, Kafka's
+//!   `leader-epoch-checkpoint`.
 //! - [`cleaner`]: compaction for `cleanup.policy=compact`.
 //! - [`manager`]: all logs across `log.dirs`, checkpoints, clean shutdown.
 //! - [`checkpoint`], [`topic_partition`], [`region`], [`config`], [`error`].
@@ -25,6 +27,7 @@ pub mod config;
 pub mod error;
 mod file_name;
 mod index_file;
+pub mod leader_epoch;
 mod load;
 pub mod log;
 pub mod manager;
