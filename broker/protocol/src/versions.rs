@@ -39,6 +39,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
@@ -115,6 +116,7 @@ pub fn name(api_key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::DescribeQuorum => "DescribeQuorum",
         ApiKey::DescribeTransactions => "DescribeTransactions",
         ApiKey::ListTransactions => "ListTransactions",
         ApiKey::OffsetCommit => "OffsetCommit",
@@ -253,10 +255,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 190,         // size
+            0, 0, 0, 196,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 30,          // api_keys: 30 entries of key, min, max
+            0, 0, 0, 31,          // api_keys: 31 entries of key, min, max
             0, 0,  0, 0,  0, 9,   // Produce (served from v3)
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -284,6 +286,7 @@ mod tests {
             0, 42, 0, 0,  0, 2,   // DeleteGroups
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
             0, 47, 0, 0,  0, 0,   // OffsetDelete
+            0, 55, 0, 0,  0, 2,   // DescribeQuorum
             0, 60, 0, 0,  0, 1,   // DescribeCluster
             0, 65, 0, 0,  0, 0,   // DescribeTransactions
             0, 66, 0, 0,  0, 1,   // ListTransactions

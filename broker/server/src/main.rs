@@ -84,6 +84,8 @@ enum Command {
     /// Lists groups and describes their offsets, lag and members (as
     /// kafka-consumer-groups)
     Groups(tools::groups::GroupsArgs),
+    /// Describes the KRaft metadata quorum (as kafka-metadata-quorum)
+    MetadataQuorum(tools::metadata_quorum::MetadataQuorumArgs),
     /// Formats log dirs and makes cluster ids (as kafka-storage)
     #[command(subcommand)]
     Storage(tools::storage::StorageCommand),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Perf(command) => tools::perf::run(command),
         Command::Topics(args) => tools::topics::run(args),
         Command::Groups(args) => tools::groups::run(args),
+        Command::MetadataQuorum(args) => tools::metadata_quorum::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

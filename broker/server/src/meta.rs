@@ -100,9 +100,14 @@ fn write_synced(path: &Path, text: &str) -> Result<()> {
 
 /// A Kafka-style cluster id: a random UUID in URL-safe base64, 22 chars.
 pub fn new_cluster_id() -> String {
+    uuid_string(Uuid::new_v4())
+}
+
+/// A UUID as Kafka writes one (its `Uuid.toString`): URL-safe base64 of
+/// its 16 bytes, unpadded, 22 chars.
+pub fn uuid_string(uuid: Uuid) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = Uuid::new_v4().into_bytes();
-    let mut bits: u128 = u128::from_be_bytes(bytes);
+    let mut bits: u128 = u128::from_be_bytes(uuid.into_bytes());
     let mut out = Vec::with_capacity(22);
     for _ in 0..22 {
         out.push(ALPHABET[(bits >> 122) as usize & 63]);

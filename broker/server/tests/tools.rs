@@ -555,3 +555,186 @@ fn storage_formats_as_kafka_storage_does() {
     let exit = broker.wait_exit();
     assert!(exit.status.success(), "{}", common::plain(&exit.stderr));
 }
+
+/// The value after `label` in `describe --status`'s output.
+fn status_field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(label))
+        .map(str::trim)
+}
+
+/// `runnel metadata-quorum describe` shows this node leading its quorum of
+/// one, after a topic has put records in the metadata log; Kafka's own
+/// tool reads the same from our broker.
+#[test]
+fn metadata_quorum_describes_this_node_as_the_leader() {
+    use common::kafka;
+    kafka::require_installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve_with(dir.path(), &["node.id=3"]);
+    broker.wait_ready();
+    let created = runnel(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "--create",
+            "--topic",
+            "orders",
+            "--partitions",
+            "2",
+        ],
+        "",
+    );
+    assert!(created.status.success(), "{created:?}");
+
+    let status = runnel(
+        &[
+            "metadata-quorum",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "describe",
+            "--status",
+        ],
+        "",
+    );
+    assert!(status.status.success(), "{status:?}");
+    let text = String::from_utf8_lossy(&status.stdout).to_string();
+    let labels: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_once(':').map_or(l, |(label, _)| label))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "ClusterId",
+            "LeaderId",
+            "LeaderEpoch",
+            "HighWatermark",
+            "MaxFollowerLag",
+            "MaxFollowerLagTimeMs",
+            "CurrentVoters",
+            "CurrentObservers",
+        ],
+        "{text}"
+    );
+    let cluster_id = status_field(&text, "ClusterId:").expect("cluster id");
+    assert_eq!(cluster_id.len(), 22, "{text}");
+    assert_eq!(status_field(&text, "LeaderId:"), Some("3"), "{text}");
+    assert_eq!(status_field(&text, "LeaderEpoch:"), Some("0"), "{text}");
+    let high_watermark: i64 = status_field(&text, "HighWatermark:")
+        .and_then(|v| v.parse().ok())
+        .expect("high watermark");
+    assert!(high_watermark > 0, "{text}");
+    assert_eq!(status_field(&text, "MaxFollowerLag:"), Some("0"), "{text}");
+    assert_eq!(
+        status_field(&text, "MaxFollowerLagTimeMs:"),
+        Some("0"),
+        "{text}"
+    );
+    let voters = format!(
+        "[{{\"id\": 3, \"endpoints\": [\"PLAINTEXT://{}\"]}}]",
+        broker.bootstrap
+    );
+    assert_eq!(
+        status_field(&text, "CurrentVoters:"),
+        Some(voters.as_str()),
+        "{text}"
+    );
+    assert_eq!(
+        status_field(&text, "CurrentObservers:"),
+        Some("[]"),
+        "{text}"
+    );
+
+    let replication = runnel(
+        &[
+            "metadata-quorum",
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "describe",
+            "--replication",
+        ],
+        "",
+    );
+    assert!(replication.status.success(), "{replication:?}");
+    let table = String::from_utf8_lossy(&replication.stdout).to_string();
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| {
+            let l = l.strip_suffix('\t').unwrap_or(l);
+            l.split('\t').map(str::trim).collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(
+        rows[0],
+        [
+            "NodeId",
+            "DirectoryId",
+            "LogEndOffset",
+            "Lag",
+            "LastFetchTimestamp",
+            "LastCaughtUpTimestamp",
+            "Status"
+        ]
+    );
+    let high_watermark = high_watermark.to_string();
+    assert_eq!(
+        rows[1][..4],
+        ["3", "AAAAAAAAAAAAAAAAAAAAAA", &high_watermark, "0"]
+    );
+    assert_eq!(rows[1][6], "Leader", "{table}");
+
+    // Kafka's tool against our broker: the same summary.
+    let kafka = kafka::tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "describe",
+            "--status",
+        ],
+    )
+    .expect_success("kafka-metadata-quorum describe --status");
+    assert_eq!(
+        status_field(&kafka.stdout, "LeaderId:"),
+        Some("3"),
+        "{kafka:?}"
+    );
+    assert_eq!(
+        status_field(&kafka.stdout, "ClusterId:"),
+        Some(cluster_id),
+        "{kafka:?}"
+    );
+    let kafka_lines: Vec<&str> = kafka.stdout.lines().collect();
+    assert_eq!(kafka_lines, text.lines().collect::<Vec<_>>(), "{kafka:?}");
+    let kafka_table = kafka::tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &[
+            "--bootstrap-server",
+            &broker.bootstrap,
+            "describe",
+            "--replication",
+        ],
+    )
+    .expect_success("kafka-metadata-quorum describe --replication");
+    // The same table but for the times, which are when each was asked.
+    let without_times = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|line| {
+                let mut cells: Vec<&str> = line.split('\t').collect();
+                if cells[0].trim() != "NodeId" {
+                    cells[4] = "";
+                    cells[5] = "";
+                }
+                cells.join("\t")
+            })
+            .collect()
+    };
+    assert_eq!(
+        without_times(&kafka_table.stdout),
+        without_times(&table),
+        "{kafka_table:?}"
+    );
+}

@@ -270,6 +270,20 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(response.error_code, 0, "{:?}", response.error_message);
             assert_eq!(response.brokers.len(), 1);
         }
+        ApiKey::DescribeQuorum => {
+            let mut partition = describe_quorum_request::PartitionData::default();
+            partition.partition_index = 0;
+            let mut topic = describe_quorum_request::TopicData::default();
+            topic.topic_name = TopicName(StrBytes::from_static_str("__cluster_metadata"));
+            topic.partitions = vec![partition];
+            let mut request = DescribeQuorumRequest::default();
+            request.topics = vec![topic];
+            let response: DescribeQuorumResponse = client.call(api, version, &request);
+            let partition = &response.topics[0].partitions[0];
+            assert_eq!(partition.error_code, 0);
+            assert_eq!(partition.leader_id.0, 1);
+            assert_eq!(partition.current_voters.len(), 1);
+        }
         ApiKey::FindCoordinator => {
             let mut request = FindCoordinatorRequest::default();
             if version >= 4 {

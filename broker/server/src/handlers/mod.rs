@@ -14,6 +14,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -144,6 +145,16 @@ pub async fn dispatch(
         ApiKey::DescribeCluster => respond(
             request,
             &describe_cluster::handle(&admin, body(request)?, version),
+        ),
+        ApiKey::DescribeQuorum => respond(
+            request,
+            &describe_quorum::handle(
+                &broker.config,
+                &broker.metadata,
+                body(request)?,
+                version,
+                now,
+            ),
         ),
         ApiKey::FindCoordinator => respond(
             request,

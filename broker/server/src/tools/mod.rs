@@ -6,10 +6,13 @@
 //! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
 //! - [`topics`]: `runnel topics`, kafka-topics' actions.
 //! - [`groups`]: `runnel groups`, kafka-consumer-groups' list and describe.
+//! - [`metadata_quorum`]: `runnel metadata-quorum describe`, as
+//!   kafka-metadata-quorum.
 //! - [`storage`]: `runnel storage random-uuid|format`, as kafka-storage.
 
 pub mod consume;
 pub mod groups;
+pub mod metadata_quorum;
 pub mod perf;
 pub mod produce;
 pub mod storage;
