@@ -127,6 +127,7 @@ impl PartitionLog {
             log.log_start_offset = log.log_end_offset;
         }
         log.load_producer_state(now_ms)?;
+        log.load_leader_epochs()?;
         if recover_from.is_some() {
             // What recovery kept is now the log: make it durable so the next
             // unclean start does not scan it again.

@@ -4,11 +4,13 @@
 //! of the log's own methods, in the submodule `log/retention.rs`.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::batch::{HEADER_SIZE, HeaderBytes, validate_for_append};
+use crate::batch::{HEADER_SIZE, HeaderBytes, validate, validate_for_append};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{LogError, Result};
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::region::FileRegion;
 use crate::segment::{PreparedBatch, Segment};
@@ -16,12 +18,20 @@ use crate::txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX};
 
 mod retention;
 
+/// The kind of a control batch (its one record's key).
+fn control_type(batch: &[u8]) -> Option<crate::control::ControlType> {
+    let records = crate::records::BatchRecords::decode(batch).ok()?;
+    let record = records.records.first()?;
+    crate::control::ControlType::parse(records.key(record)?)
+}
+
 /// Smallest possible uncompressed record: length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count.
 const MIN_RECORD_BYTES: usize = 7;
 
-/// The leader epoch of every partition of this single broker, as Metadata
-/// and ListOffsets report it; appends stamp it on each batch.
+/// The leader epoch a log's appends stamp until it is told another
+/// ([`PartitionLog::set_leader_epoch`]): every partition of a single
+/// broker, as Metadata and ListOffsets report it.
 pub const LEADER_EPOCH: i32 = 0;
 
 /// What an append did.
@@ -68,6 +78,10 @@ pub struct PartitionLog {
     pub(crate) producers: ProducerStates,
     /// Aborted transactions, by marker offset (the `.txnindex` files).
     pub(crate) aborted: Vec<AbortedTxn>,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`).
+    pub(crate) leader_epochs: LeaderEpochCache,
+    /// The epoch this log's leader appends stamp.
+    leader_epoch: i32,
 }
 
 impl PartitionLog {
@@ -96,7 +110,80 @@ impl PartitionLog {
             pending_deletes: Vec::new(),
             producers: ProducerStates::default(),
             aborted: Vec::new(),
+            leader_epochs: LeaderEpochCache::default(),
+            leader_epoch: LEADER_EPOCH,
         })
+    }
+
+    /// The epoch leader appends stamp from now on (the partition's leader
+    /// epoch, as the metadata gives it).
+    pub fn set_leader_epoch(&mut self, epoch: i32) {
+        self.leader_epoch = epoch;
+    }
+
+    /// The leader epochs this log holds, each with its first offset.
+    pub fn leader_epochs(&self) -> &LeaderEpochCache {
+        &self.leader_epochs
+    }
+
+    /// Where `epoch` ends in this log, as OffsetsForLeaderEpoch answers:
+    /// the largest epoch `<= epoch` it holds and the first offset after it
+    /// (the log end for the latest). `None` when it holds no epoch that
+    /// old or newer.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Option<(i32, i64)> {
+        self.leader_epochs
+            .end_offset_for(epoch, self.log_end_offset)
+    }
+
+    /// Reads the leader epochs from `leader-epoch-checkpoint`, cut to the
+    /// log's offsets. A log with data and no checkpoint (written before
+    /// Runnel kept one, always in [`LEADER_EPOCH`]) gets the epoch of its
+    /// first batch from its start; it is written at the next change.
+    pub(crate) fn load_leader_epochs(&mut self) -> Result<()> {
+        let mut epochs = LeaderEpochCache::load(&self.dir)?;
+        let mut changed = epochs.truncate_from_end(self.log_end_offset);
+        changed |= epochs.truncate_from_start(self.log_start_offset);
+        if epochs.entries().is_empty() && self.log_end_offset > self.log_start_offset {
+            let first_epoch = self.first_batch_epoch()?.unwrap_or(LEADER_EPOCH);
+            epochs.assign(first_epoch, self.log_start_offset);
+        }
+        self.leader_epochs = epochs;
+        if let Some(latest) = self.leader_epochs.latest() {
+            self.leader_epoch = self.leader_epoch.max(latest.epoch);
+        }
+        self.epochs_changed(changed)
+    }
+
+    /// The partition leader epoch of the batch at the log start, if any.
+    fn first_batch_epoch(&self) -> Result<Option<i32>> {
+        let read = self.read(self.log_start_offset, HEADER_SIZE as u64, None, true)?;
+        let Some(region) = read.region else {
+            return Ok(None);
+        };
+        // Only the header: the batch may be large.
+        let mut header = [0u8; HEADER_SIZE];
+        if region.length < HEADER_SIZE as u64 {
+            return Ok(None);
+        }
+        region
+            .file
+            .read_exact_at(&mut header, region.position)
+            .map_err(|source| LogError::ReadSegment {
+                path: self.dir.clone(),
+                position: region.position,
+                source,
+            })?;
+        Ok(crate::batch::BatchHeader::parse(&header)
+            .ok()
+            .map(|h| h.partition_leader_epoch))
+    }
+
+    /// Saves the leader epochs when `changed`.
+    fn epochs_changed(&self, changed: bool) -> Result<()> {
+        if changed {
+            self.leader_epochs.save(&self.dir)?;
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -315,7 +402,7 @@ impl PartitionLog {
             patched.set_base_offset(next_offset);
             // As Kafka's LogValidator: the leader's epoch replaces whatever
             // the producer put there (-1 from the Java client).
-            patched.set_partition_leader_epoch(LEADER_EPOCH);
+            patched.set_partition_leader_epoch(self.leader_epoch);
             let batch_max_timestamp = if log_append_time {
                 patched.set_log_append_time(now_ms, records);
                 now_ms
@@ -369,6 +456,8 @@ impl PartitionLog {
         if let Some((header, offset)) = &producer_batch {
             self.producers.update(header, *offset, now_ms);
         }
+        let changed = self.leader_epochs.assign(self.leader_epoch, first_offset);
+        self.epochs_changed(changed)?;
         self.unflushed_messages += records_count;
         self.first_unflushed_ms.get_or_insert(now_ms);
         let flushed = self.unflushed_messages >= self.config.flush_messages;
@@ -380,6 +469,96 @@ impl PartitionLog {
             last_offset,
             max_timestamp,
             log_append_time_ms: log_append_time.then_some(now_ms),
+            records_count,
+            size_bytes,
+            flushed,
+            duplicate: false,
+        })
+    }
+
+    /// Appends batches another replica's log holds (a follower's fetch from
+    /// its leader, the metadata quorum's log): their offsets and leader
+    /// epochs are kept, not assigned, so the first must start at the log
+    /// end and each follow the one before. Each batch is checked whole (its
+    /// CRC) but not its producer's sequence: the leader did. Producer state,
+    /// aborted transactions and leader epochs follow the batches.
+    pub fn append_as_follower(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        if batches.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        let mut prepared: Vec<PreparedBatch<'_>> = Vec::new();
+        let mut headers = Vec::new();
+        let mut next_offset = self.log_end_offset;
+        let mut rest = batches;
+        let mut max_timestamp = i64::MIN;
+        let mut records_count = 0u64;
+        while !rest.is_empty() {
+            let index = prepared.len();
+            let header =
+                validate(rest).map_err(|source| LogError::InvalidBatch { index, source })?;
+            if header.base_offset != next_offset || header.last_offset_delta < 0 {
+                return Err(LogError::InvalidBatch {
+                    index,
+                    source: crate::batch::BatchError::OffsetOutOfOrder {
+                        base_offset: header.base_offset,
+                        expected: next_offset,
+                    },
+                });
+            }
+            let size = header.size_bytes();
+            let (batch, tail) = rest.split_at(size);
+            rest = tail;
+            let last_offset = header.base_offset + header.last_offset_delta as i64;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            records_count += header.records_count.max(0) as u64;
+            prepared.push(PreparedBatch {
+                header: HeaderBytes::copy_from(batch),
+                records: &batch[HEADER_SIZE..],
+                last_offset,
+                max_timestamp: header.max_timestamp,
+            });
+            headers.push((header, batch));
+            next_offset = last_offset + 1;
+        }
+        let first_offset = self.log_end_offset;
+        let last_offset = next_offset - 1;
+        let size_bytes: u64 = prepared.iter().map(PreparedBatch::size_bytes).sum();
+        self.maybe_roll(size_bytes, max_timestamp, last_offset, now_ms)?;
+        self.active_segment_mut().append(&prepared)?;
+        drop(prepared);
+        self.log_end_offset = next_offset;
+        let mut epochs_changed = false;
+        for (header, batch) in &headers {
+            epochs_changed |= self
+                .leader_epochs
+                .assign(header.partition_leader_epoch, header.base_offset);
+            if header.producer_id < 0 {
+                continue;
+            }
+            let txn_first_offset = self
+                .producers
+                .get(header.producer_id)
+                .and_then(|e| e.current_txn_first_offset);
+            self.producers.update(header, header.base_offset, now_ms);
+            if header.is_control()
+                && control_type(batch) == Some(crate::control::ControlType::Abort)
+                && let Some(txn_first_offset) = txn_first_offset
+            {
+                self.record_abort(header.producer_id, txn_first_offset, header.base_offset)?;
+            }
+        }
+        self.epochs_changed(epochs_changed)?;
+        self.unflushed_messages += records_count;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        let flushed = self.unflushed_messages >= self.config.flush_messages;
+        if flushed {
+            self.flush()?;
+        }
+        Ok(AppendInfo {
+            first_offset,
+            last_offset,
+            max_timestamp,
+            log_append_time_ms: None,
             records_count,
             size_bytes,
             flushed,
@@ -596,6 +775,8 @@ impl PartitionLog {
         active.make_active(&config)?;
         self.log_end_offset = self.active_segment().read_next_offset()?;
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        let changed = self.leader_epochs.truncate_from_end(self.log_end_offset);
+        self.epochs_changed(changed)?;
         self.load_producer_state(now_ms)
     }
 
@@ -611,6 +792,9 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.log_end_offset = offset;
         self.recovery_point = offset;
+        let changed = !self.leader_epochs.entries().is_empty();
+        self.leader_epochs = LeaderEpochCache::default();
+        self.epochs_changed(changed)?;
         self.load_producer_state(now_ms)
     }
 
@@ -732,7 +916,10 @@ impl PartitionLog {
             });
         }
         self.log_start_offset = self.log_start_offset.max(offset);
-        Ok(())
+        let changed = self
+            .leader_epochs
+            .truncate_from_start(self.log_start_offset);
+        self.epochs_changed(changed)
     }
 
     /// Flushes, writes the active segment's final time index entry and trims
@@ -1078,5 +1265,86 @@ mod tests {
         assert_eq!(log.log_end_offset(), 6);
         assert_eq!(log.recovery_point(), 6);
         assert_eq!(log.max_timestamp(), Some((NOW + 50, 5)));
+    }
+
+    fn epochs(log: &PartitionLog) -> Vec<(i32, i64)> {
+        log.leader_epochs()
+            .entries()
+            .iter()
+            .map(|e| (e.epoch, e.start_offset))
+            .collect()
+    }
+
+    #[test]
+    fn a_follower_keeps_the_leaders_offsets_and_epochs() {
+        let dirs = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let mut leader = open(dirs.0.path(), LogConfig::default());
+        leader.set_leader_epoch(3);
+        leader.append(&batch(2, NOW), NOW).expect("append");
+        leader.set_leader_epoch(5);
+        leader.append(&batch(3, NOW), NOW).expect("append");
+        assert_eq!(epochs(&leader), [(3, 0), (5, 2)]);
+        assert_eq!(leader.end_offset_for_epoch(3), Some((3, 2)));
+        assert_eq!(leader.end_offset_for_epoch(4), Some((3, 2)));
+        assert_eq!(leader.end_offset_for_epoch(5), Some((5, 5)));
+        assert_eq!(leader.end_offset_for_epoch(6), None);
+        let bytes = leader
+            .read(0, 1 << 20, None, true)
+            .expect("read")
+            .region
+            .expect("region")
+            .to_vec()
+            .expect("bytes");
+
+        let mut follower = open(dirs.1.path(), LogConfig::default());
+        let info = follower.append_as_follower(&bytes, NOW).expect("follow");
+        assert_eq!((info.first_offset, info.last_offset), (0, 4));
+        assert_eq!(epochs(&follower), [(3, 0), (5, 2)]);
+        assert_eq!(read_all(&follower, 0), read_all(&leader, 0));
+        // The same batches again would leave a gap in offsets: refused.
+        let err = follower.append_as_follower(&bytes, NOW).expect_err("gap");
+        assert!(
+            matches!(
+                err,
+                LogError::InvalidBatch {
+                    source: crate::batch::BatchError::OffsetOutOfOrder {
+                        base_offset: 0,
+                        expected: 5
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Truncating to the end of epoch 3 drops epoch 5, on disk too.
+        follower.truncate_to(2, NOW).expect("truncate");
+        assert_eq!(epochs(&follower), [(3, 0)]);
+        drop(follower);
+        let text = std::fs::read_to_string(dirs.1.path().join(crate::leader_epoch::FILE_NAME))
+            .expect("checkpoint");
+        assert_eq!(text, "0\n1\n3 0\n");
+        let follower = open(dirs.1.path(), LogConfig::default());
+        assert_eq!(epochs(&follower), [(3, 0)]);
+        assert_eq!(follower.log_end_offset(), 2);
+    }
+
+    #[test]
+    fn a_log_without_a_checkpoint_takes_its_first_batchs_epoch() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut log = open(dir.path(), LogConfig::default());
+        log.set_leader_epoch(7);
+        log.append(&batch(2, NOW), NOW).expect("append");
+        log.append(&batch(2, NOW), NOW).expect("append");
+        log.close().expect("close");
+        std::fs::remove_file(dir.path().join(crate::leader_epoch::FILE_NAME)).expect("remove");
+        let mut log = open(dir.path(), LogConfig::default());
+        assert_eq!(epochs(&log), [(7, 0)]);
+        // Its appends go on in that epoch.
+        log.append(&batch(1, NOW), NOW).expect("append");
+        assert_eq!(epochs(&log), [(7, 0)]);
+        assert_eq!(log.end_offset_for_epoch(7), Some((7, 5)));
     }
 }

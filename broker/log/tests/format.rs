@@ -102,13 +102,14 @@ fn concat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
 }
 
-/// Every file in `dir` is `<20 digits>.log|.index|.timeindex|.snapshot`;
-/// returns the sorted names of the segment files (producer state snapshots
-/// left out).
+/// Every file in `dir` is `<20 digits>.log|.index|.timeindex|.snapshot`,
+/// or the `leader-epoch-checkpoint` Kafka keeps beside them; returns the
+/// sorted names of the segment files (producer state snapshots left out).
 fn segment_file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("list")
         .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .filter(|name| name != "leader-epoch-checkpoint")
         .collect();
     names.sort();
     for name in &names {

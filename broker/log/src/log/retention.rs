@@ -55,6 +55,10 @@ impl PartitionLog {
         if let Some(first) = self.segments.keys().next() {
             self.log_start_offset = self.log_start_offset.max(*first);
         }
+        let changed = self
+            .leader_epochs
+            .truncate_from_start(self.log_start_offset);
+        self.epochs_changed(changed)?;
         if !deletable.is_empty() {
             tracing::info!(dir = %self.dir.display(), segments = deletable.len(), log_start_offset = self.log_start_offset, "retention removed segments");
         }
