@@ -13,9 +13,14 @@
 //!   error codes; its children `wire/requests` and `wire/responses` hold
 //!   the conversions of each direction.
 //!
+//! - [`disk_log`]: the quorum's log on disk, `runnel-raft`'s
+//!   `ReplicatedLog` over `__cluster_metadata-0`'s partition log and
+//!   Kafka's snapshot files.
+//!
 //! Golden data made by Kafka 4.1.1's own classes is produced by the
 //! programs in `golden/` (see each file's header).
 
+pub mod disk_log;
 pub mod entry_batch;
 pub mod quorum_state_file;
 pub mod wire;
