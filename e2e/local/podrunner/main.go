@@ -118,7 +118,7 @@ func main() {
 
 	factory := informers.NewSharedInformerFactory(client, 10*time.Minute)
 	pods := factory.Core().V1().Pods()
-	slices := factory.Discovery().V1().EndpointSlices()
+	services := factory.Core().V1().Services()
 	r := &runner{
 		client:    client,
 		node:      *node,
@@ -127,7 +127,7 @@ func main() {
 		hostsPath: *hostsPath,
 		ipPrefix:  *ipPrefix,
 		pods:      pods.Lister(),
-		slices:    slices.Lister(),
+		services:  services.Lister(),
 		wake:      make(chan struct{}, 1),
 		states:    map[types.UID]*podState{},
 		bound:     map[types.UID]bool{},
@@ -141,7 +141,7 @@ func main() {
 	if _, err := pods.Informer().AddEventHandler(poke); err != nil {
 		log.Fatal(err)
 	}
-	if _, err := slices.Informer().AddEventHandler(poke); err != nil {
+	if _, err := services.Informer().AddEventHandler(poke); err != nil {
 		log.Fatal(err)
 	}
 	factory.Start(ctx.Done())

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -17,12 +18,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +33,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -53,7 +54,7 @@ type runner struct {
 	hostsPath string
 	ipPrefix  string
 	pods      corelisters.PodLister
-	slices    discoverylisters.EndpointSliceLister
+	services  corelisters.ServiceLister
 	wake      chan struct{}
 
 	mu     sync.Mutex
@@ -71,10 +72,13 @@ type podState struct {
 	startTime  metav1.Time
 	containers []*container
 	setupErr   string
-	nextSetup  time.Time
-	stopping   bool
-	lastSent   *corev1.PodStatus
-	lastSentAt time.Time
+	// Why setup failed, as kubelet says it: ErrImagePull or
+	// CreateContainerConfigError.
+	setupReason string
+	nextSetup   time.Time
+	stopping    bool
+	lastSent    *corev1.PodStatus
+	lastSentAt  time.Time
 }
 
 type container struct {
@@ -162,7 +166,7 @@ func (r *runner) sync(ctx context.Context) {
 		if st == nil {
 			st = &podState{pod: pod, startTime: metav1.Now()}
 			r.mu.Lock()
-			st.ip = r.allocateIP()
+			st.ip = r.allocateIP(pod.Status.PodIP)
 			r.states[pod.UID] = st
 			r.mu.Unlock()
 			log.Printf("pod %s/%s: runs at %s", pod.Namespace, pod.Name, st.ip)
@@ -173,9 +177,16 @@ func (r *runner) sync(ctx context.Context) {
 		st.pod = pod
 		if st.containers == nil && time.Now().After(st.nextSetup) {
 			if err := r.setup(ctx, st); err != nil {
+				if err.Error() != st.setupErr {
+					log.Printf("pod %s/%s: %v", pod.Namespace, pod.Name, err)
+				}
 				st.setupErr = err.Error()
+				st.setupReason = "CreateContainerConfigError"
+				var image *imageError
+				if errors.As(err, &image) {
+					st.setupReason = "ErrImagePull"
+				}
 				st.nextSetup = time.Now().Add(setupRetry)
-				log.Printf("pod %s/%s: %v", pod.Namespace, pod.Name, err)
 			} else {
 				st.setupErr = ""
 			}
@@ -224,12 +235,16 @@ func (r *runner) bind(ctx context.Context, pod *corev1.Pod) {
 	log.Printf("pod %s/%s: bound to node %s", pod.Namespace, pod.Name, r.node)
 }
 
-// allocateIP picks the lowest 127.0.0.X (of ipPrefix) no running pod has;
-// called under r.mu.
-func (r *runner) allocateIP() string {
+// allocateIP picks the pod's address: the one it had (a runner that
+// restarts), else the lowest PREFIX.X no running pod has; called under
+// r.mu.
+func (r *runner) allocateIP(had string) string {
 	used := map[string]bool{}
 	for _, st := range r.states {
 		used[st.ip] = true
+	}
+	if strings.HasPrefix(had, r.ipPrefix+".") && !used[had] {
+		return had
 	}
 	for x := 2; x < 255; x++ {
 		ip := r.ipPrefix + "." + strconv.Itoa(x)
@@ -298,6 +313,15 @@ func (r *runner) setup(ctx context.Context, st *podState) error {
 			if err := writeVolume(dir, data, v.Secret.Items); err != nil {
 				return fmt.Errorf("volume %s: %w", v.Name, err)
 			}
+		case v.Projected != nil:
+			if err := r.writeProjected(ctx, pod, st.ip, dir, v.Projected.Sources); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+		case v.DownwardAPI != nil:
+			source := corev1.VolumeProjection{DownwardAPI: &corev1.DownwardAPIProjection{Items: v.DownwardAPI.Items}}
+			if err := r.writeProjected(ctx, pod, st.ip, dir, []corev1.VolumeProjection{source}); err != nil {
+				return fmt.Errorf("volume %s: %w", v.Name, err)
+			}
 		case v.EmptyDir != nil:
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
@@ -337,6 +361,84 @@ func (r *runner) setup(ctx context.Context, st *podState) error {
 		containers = append(containers, &container{spec: *c, proc: proc, backoff: firstBackoff})
 	}
 	st.containers = containers
+	return nil
+}
+
+// writeProjected writes a projected volume's sources into dir: a
+// service account token from the TokenRequest API (bound to the pod, not
+// refreshed), ConfigMap and Secret keys, downward API fields (the service
+// account admission plugin gives every pod such a volume,
+// kube-api-access-*).
+func (r *runner) writeProjected(ctx context.Context, pod *corev1.Pod, podIP, dir string, sources []corev1.VolumeProjection) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, source := range sources {
+		switch {
+		case source.ServiceAccountToken != nil:
+			t := source.ServiceAccountToken
+			request := &authenticationv1.TokenRequest{
+				Spec: authenticationv1.TokenRequestSpec{
+					ExpirationSeconds: t.ExpirationSeconds,
+					BoundObjectRef: &authenticationv1.BoundObjectReference{
+						Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID,
+					},
+				},
+			}
+			if t.Audience != "" {
+				request.Spec.Audiences = []string{t.Audience}
+			}
+			token, err := r.client.CoreV1().ServiceAccounts(pod.Namespace).
+				CreateToken(ctx, pod.Spec.ServiceAccountName, request, metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("token of service account %s: %w", pod.Spec.ServiceAccountName, err)
+			}
+			if err := writeVolume(dir, map[string][]byte{t.Path: []byte(token.Status.Token)}, nil); err != nil {
+				return err
+			}
+		case source.ConfigMap != nil:
+			cm, err := r.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, source.ConfigMap.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptr.Deref(source.ConfigMap.Optional, false) {
+					continue
+				}
+				return fmt.Errorf("configmap %s: %w", source.ConfigMap.Name, err)
+			}
+			data := map[string][]byte{}
+			for k, v := range cm.Data {
+				data[k] = []byte(v)
+			}
+			if err := writeVolume(dir, data, source.ConfigMap.Items); err != nil {
+				return err
+			}
+		case source.Secret != nil:
+			secret, err := r.client.CoreV1().Secrets(pod.Namespace).Get(ctx, source.Secret.Name, metav1.GetOptions{})
+			if err != nil {
+				if apierrors.IsNotFound(err) && ptr.Deref(source.Secret.Optional, false) {
+					continue
+				}
+				return fmt.Errorf("secret %s: %w", source.Secret.Name, err)
+			}
+			if err := writeVolume(dir, secret.Data, source.Secret.Items); err != nil {
+				return err
+			}
+		case source.DownwardAPI != nil:
+			data := map[string][]byte{}
+			for _, item := range source.DownwardAPI.Items {
+				if item.FieldRef == nil {
+					return fmt.Errorf("downward API %s: only fieldRef", item.Path)
+				}
+				value, err := fieldValue(pod, item.FieldRef.FieldPath, podIP)
+				if err != nil {
+					return err
+				}
+				data[item.Path] = []byte(value)
+			}
+			if err := writeVolume(dir, data, nil); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -616,7 +718,7 @@ func (r *runner) podStatus(st *podState) corev1.PodStatus {
 		cs := corev1.ContainerStatus{Name: spec.Name, Image: spec.Image, ImageID: "podrunner://" + imageName(spec.Image)}
 		if i >= len(st.containers) {
 			// Not set up: a volume or env source is missing.
-			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CreateContainerConfigError", Message: st.setupErr}
+			cs.State.Waiting = &corev1.ContainerStateWaiting{Reason: st.setupReason, Message: st.setupErr}
 			allReady = false
 			status.ContainerStatuses = append(status.ContainerStatuses, cs)
 			continue
@@ -775,25 +877,36 @@ func (r *runner) deletePod(ctx context.Context, pod *corev1.Pod) {
 	log.Printf("pod %s/%s: deleted", pod.Namespace, pod.Name)
 }
 
-// syncHosts writes the DNS names of the running pods: for each
-// EndpointSlice endpoint (as the real EndpointSlice controller made it)
-// that is ready and is one of this runner's pods, `<svc>.<ns>.svc` and,
-// when the endpoint has a hostname (a headless Service that is the pod's
-// subdomain), `<hostname>.<svc>.<ns>.svc`, each with and without
-// `.cluster.local`, naming the pod's address: a Service resolves to its
-// pods, not to a cluster IP (no kube-proxy).
+// syncHosts writes the DNS names of the running pods, as the EndpointSlice
+// controller and cluster DNS would make them (EndpointSlice validation
+// refuses loopback addresses, so the slices stay empty here): for each
+// Service whose selector matches the pod, when the pod is ready or the
+// Service publishes not-ready addresses, `<svc>.<ns>.svc` and, when the
+// Service is headless and the pod's subdomain, `<hostname>.<svc>.<ns>.svc`,
+// each with and without `.cluster.local`, naming the pod's address: a
+// Service resolves to its pods, not to a cluster IP (no kube-proxy).
 func (r *runner) syncHosts() {
+	type local struct {
+		pod   *corev1.Pod
+		ip    string
+		ready bool
+	}
+	var pods []local
 	r.mu.Lock()
-	local := map[string]string{}
 	for _, st := range r.states {
-		if !st.stopping {
-			local[st.pod.Namespace+"/"+st.pod.Name] = st.ip
+		if st.stopping {
+			continue
 		}
+		ready := len(st.containers) > 0
+		for _, c := range st.containers {
+			ready = ready && c.running && c.ready
+		}
+		pods = append(pods, local{pod: st.pod, ip: st.ip, ready: ready})
 	}
 	r.mu.Unlock()
-	slices, err := r.slices.List(labels.Everything())
+	services, err := r.services.List(labels.Everything())
 	if err != nil {
-		log.Printf("list endpointslices: %v", err)
+		log.Printf("list services: %v", err)
 		return
 	}
 	names := map[string][]string{}
@@ -805,23 +918,25 @@ func (r *runner) syncHosts() {
 		}
 		names[name] = append(names[name], ip)
 	}
-	for _, slice := range slices {
-		svc := slice.Labels[discoveryv1.LabelServiceName]
-		if svc == "" {
+	for _, svc := range services {
+		if len(svc.Spec.Selector) == 0 {
 			continue
 		}
-		for _, ep := range slice.Endpoints {
-			if ep.TargetRef == nil || ep.TargetRef.Kind != "Pod" || !ptr.Deref(ep.Conditions.Ready, false) {
+		selector := labels.SelectorFromSet(svc.Spec.Selector)
+		headless := svc.Spec.ClusterIP == corev1.ClusterIPNone
+		for _, p := range pods {
+			if p.pod.Namespace != svc.Namespace || !selector.Matches(labels.Set(p.pod.Labels)) ||
+				!(p.ready || svc.Spec.PublishNotReadyAddresses) {
 				continue
 			}
-			ip, ok := local[slice.Namespace+"/"+ep.TargetRef.Name]
-			if !ok {
-				continue
+			hostname := p.pod.Spec.Hostname
+			if hostname == "" {
+				hostname = p.pod.Name
 			}
 			for _, suffix := range []string{".svc", ".svc.cluster.local"} {
-				add(svc+"."+slice.Namespace+suffix, ip)
-				if ep.Hostname != nil {
-					add(*ep.Hostname+"."+svc+"."+slice.Namespace+suffix, ip)
+				add(svc.Name+"."+svc.Namespace+suffix, p.ip)
+				if headless && p.pod.Spec.Subdomain == svc.Name {
+					add(hostname+"."+svc.Name+"."+svc.Namespace+suffix, p.ip)
 				}
 			}
 		}

@@ -144,6 +144,14 @@ func imageName(image string) string {
 	return base
 }
 
+// imageError is an image with no local binary standing for it (a kubelet
+// could not pull it).
+type imageError struct{ image, name string }
+
+func (e *imageError) Error() string {
+	return fmt.Sprintf("image %s: no local binary for %q (-image NAME=PATH)", e.image, e.name)
+}
+
 // processSpec is what to exec for a container.
 type processSpec struct {
 	argv []string
@@ -200,7 +208,7 @@ func containerProcess(
 
 	binary, ok := images[imageName(c.Image)]
 	if !ok {
-		return processSpec{}, fmt.Errorf("image %s: no local binary for %q (--image NAME=PATH)", c.Image, imageName(c.Image))
+		return processSpec{}, &imageError{image: c.Image, name: imageName(c.Image)}
 	}
 	var argv []string
 	if len(c.Command) > 0 {
