@@ -171,10 +171,15 @@ func (r *runner) sync(ctx context.Context) {
 			r.mu.Unlock()
 			log.Printf("pod %s/%s: runs at %s", pod.Namespace, pod.Name, st.ip)
 		}
-		if st.stopping {
+		r.mu.Lock()
+		stopping := st.stopping
+		if !stopping {
+			st.pod = pod
+		}
+		r.mu.Unlock()
+		if stopping {
 			continue
 		}
-		st.pod = pod
 		if st.containers == nil && time.Now().After(st.nextSetup) {
 			if err := r.setup(ctx, st); err != nil {
 				if err.Error() != st.setupErr {
@@ -360,7 +365,9 @@ func (r *runner) setup(ctx context.Context, st *podState) error {
 		}
 		containers = append(containers, &container{spec: *c, proc: proc, backoff: firstBackoff})
 	}
+	r.mu.Lock()
 	st.containers = containers
+	r.mu.Unlock()
 	return nil
 }
 
