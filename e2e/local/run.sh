@@ -557,6 +557,49 @@ not_on_broker() {
     ! grep -qE 'topic "orders(_30s|_1h|_delayed)?"' <<<"$out" || { echo "$out"; return 1; }
 }
 check "orders and its levels are gone from the broker" eventually "$TIMEOUT" not_on_broker
+rolled() {
+    [ "$(pod_field demo-0 '{.metadata.uid}')" != "$1" ] &&
+        [ "$(pod_field demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" = True ] &&
+        grep -qx 'log.retention.hours=24' "$DIR/podrunner/pods/$PODS_NAMESPACE/demo-0/volumes/config/server.properties"
+}
+old_uid="$(pod_field demo-0 '{.metadata.uid}')"
+check "spec.config log.retention.hours 168 -> 24 rolls the broker (StatefulSet RollingUpdate): the new demo-0 reads it, Ready" \
+    patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rnc/demo '{"spec":{"config":{"log.retention.hours":"24"}}}' \
+    rolled "$old_uid"
+check "the Cluster says Ready again" eventually "$TIMEOUT" cluster_ready
+plain_log() {
+    ! grep -q $'\e\[' "$DIR/podrunner/pods/$PODS_NAMESPACE/demo-0/runnel.log" ||
+        { echo "terminal escape codes in the broker's log (what kubectl logs would show)"; return 1; }
+}
+check "the broker's log is plain text (no terminal colours outside a terminal)" plain_log
+# A bare pod (no StatefulSet): an emptyDir for its data, a liveness probe
+# that fails (no such path): the runner restarts it.
+kp apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: unlively}
+spec:
+  containers:
+    - name: runnel
+      image: ghcr.io/runnel-dev/runnel:0.1.0
+      args: [serve, --listeners, "PLAINTEXT://0.0.0.0:9092", --log-dirs, /data]
+      env: [{name: RUNNEL_METRICS_LISTEN, value: "0.0.0.0:9308"}]
+      volumeMounts: [{name: data, mountPath: /data}]
+      livenessProbe:
+        httpGet: {path: /no-such-path, port: 9308}
+        periodSeconds: 1
+        failureThreshold: 2
+  volumes: [{name: data, emptyDir: {}}]
+  terminationGracePeriodSeconds: 5
+EOF
+restarted_by_liveness() {
+    [ "$(pod_field unlively '{.status.containerStatuses[0].restartCount}')" -ge 1 ] 2>/dev/null &&
+        [ -n "$(pod_field unlively '{.status.containerStatuses[0].lastState.terminated.finishedAt}')" ] &&
+        grep -q 'unlively/runnel: liveness probe failed' "$DIR/podrunner.log"
+}
+check "a pod whose liveness probe fails is stopped and restarted (restartCount, lastState)" \
+    eventually "$TIMEOUT" restarted_by_liveness
+check "kubectl delete pod unlively" kp delete pod unlively --timeout="${TIMEOUT}s"
 check "operator-2's log has no RBAC refusal (403 Forbidden)" no_forbidden "$DIR/operator-2.log"
 
 section "summary"

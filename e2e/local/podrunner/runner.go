@@ -104,6 +104,9 @@ type container struct {
 	nextProbe time.Time
 	successes int32
 	failures  int32
+
+	nextLiveness     time.Time
+	livenessFailures int32
 }
 
 func (r *runner) wakeUp() {
@@ -198,6 +201,7 @@ func (r *runner) sync(ctx context.Context) {
 		}
 		r.runContainers(st)
 		r.probe(st)
+		r.checkLiveness(st)
 		r.updateStatus(ctx, st)
 	}
 	r.mu.Lock()
@@ -545,6 +549,11 @@ func (r *runner) start(st *podState, c *container) {
 	if p := c.spec.ReadinessProbe; p != nil {
 		c.nextProbe = c.nextProbe.Add(time.Duration(p.InitialDelaySeconds) * time.Second)
 	}
+	c.nextLiveness = time.Now()
+	c.livenessFailures = 0
+	if p := c.spec.LivenessProbe; p != nil {
+		c.nextLiveness = c.nextLiveness.Add(time.Duration(p.InitialDelaySeconds) * time.Second)
+	}
 	log.Printf("container %s: started pid %d: %q", name, cmd.Process.Pid, c.proc.argv)
 	go func() {
 		err := cmd.Wait()
@@ -588,8 +597,60 @@ func exitReason(code int32) string {
 	return "Error"
 }
 
+// periodOf is a probe's period (10 s when unset).
+func periodOf(p *corev1.Probe) time.Duration {
+	if p.PeriodSeconds <= 0 {
+		return 10 * time.Second
+	}
+	return time.Duration(p.PeriodSeconds) * time.Second
+}
+
+// failureThresholdOf is a probe's failure threshold (3 when unset).
+func failureThresholdOf(p *corev1.Probe) int32 {
+	if p.FailureThreshold <= 0 {
+		return 3
+	}
+	return p.FailureThreshold
+}
+
+// checkLiveness runs the liveness probes that are due; a container failing
+// its probe failureThreshold times in a row is stopped (SIGTERM, SIGKILL
+// after the pod's grace period) and restarted as its restart policy says.
+func (r *runner) checkLiveness(st *podState) {
+	for _, c := range st.containers {
+		r.mu.Lock()
+		running, pid, exited := c.running, c.pid, c.exited
+		r.mu.Unlock()
+		p := c.spec.LivenessProbe
+		if !running || p == nil || time.Now().Before(c.nextLiveness) {
+			continue
+		}
+		c.nextLiveness = time.Now().Add(periodOf(p))
+		if r.probeOnce(st, c, p) {
+			c.livenessFailures = 0
+			continue
+		}
+		c.livenessFailures++
+		if c.livenessFailures < failureThresholdOf(p) {
+			continue
+		}
+		c.livenessFailures = 0
+		grace := graceOf(st.pod)
+		log.Printf("container %s/%s/%s: liveness probe failed %d times: SIGTERM pid %d",
+			st.pod.Namespace, st.pod.Name, c.spec.Name, failureThresholdOf(p), pid)
+		syscall.Kill(-pid, syscall.SIGTERM)
+		go func() {
+			select {
+			case <-exited:
+			case <-time.After(grace):
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
+		}()
+	}
+}
+
 // probe runs the readiness probes that are due (httpGet and tcpSocket on
-// the pod's address; other probes always succeed). A container without a
+// the pod's address; exec probes always succeed). A container without a
 // readiness probe is ready while it runs.
 func (r *runner) probe(st *podState) {
 	for _, c := range st.containers {
@@ -606,11 +667,7 @@ func (r *runner) probe(st *podState) {
 		if time.Now().Before(c.nextProbe) {
 			continue
 		}
-		period := time.Duration(max(p.PeriodSeconds, 1)) * time.Second
-		if p.PeriodSeconds == 0 {
-			period = 10 * time.Second
-		}
-		c.nextProbe = time.Now().Add(period)
+		c.nextProbe = time.Now().Add(periodOf(p))
 		ok := r.probeOnce(st, c, p)
 		r.mu.Lock()
 		if ok {
@@ -622,11 +679,7 @@ func (r *runner) probe(st *podState) {
 		} else {
 			c.successes = 0
 			c.failures++
-			threshold := p.FailureThreshold
-			if threshold == 0 {
-				threshold = 3
-			}
-			if c.failures >= threshold || !c.ready {
+			if c.failures >= failureThresholdOf(p) || !c.ready {
 				c.ready = false
 			}
 		}
