@@ -449,7 +449,7 @@ check "the chart's operator Deployments scale to 0 replicas" bash -c \
 PODS_NAMESPACE=runnel-e2e-pods
 kp() { kubectl -n "$PODS_NAMESPACE" "$@"; }
 "$PODRUNNER" -state-dir "$DIR/podrunner" -runnel "$RUNNEL_BROKER" -node-name "$NODE" \
-    -log-file "$DIR/podrunner.log" >>"$DIR/podrunner.log" 2>&1 &
+    -log-file "$DIR/podrunner.log" >"$DIR/podrunner.out" 2>&1 &
 echo $! >"$DIR/podrunner.pid"
 node_ready() {
     k get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
