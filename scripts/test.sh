@@ -71,9 +71,12 @@ echo "test.sh: franz-go (e2e/go) against Runnel and Kafka"
 bash e2e/go/run.sh both
 # A real Kubernetes control plane on loopback (e2e/local: etcd,
 # kube-apiserver and kube-controller-manager built once into
-# ~/.cache/runnel-test-tools, no kubelet): the chart by helm, the CRDs'
-# schemas, its RBAC, the operator, the garbage collector, leader election.
-# The operator binary is the one cargo test built (for operator/tests).
-echo "test.sh: the chart and the operator on a local control plane (e2e/local)"
-RUNNEL_OPERATOR="$(pwd)/target/debug/runnel-operator" bash e2e/local/run.sh
+# ~/.cache/runnel-test-tools; e2e/local/podrunner in place of scheduler
+# and kubelet, as root): the chart by helm, the CRDs' schemas, its RBAC,
+# the operator, the garbage collector, leader election, then brokers that
+# run (kcat through the Cluster's bootstrap address). The operator and
+# broker binaries are the ones cargo test built.
+echo "test.sh: the chart, the operator and brokers on a local control plane (e2e/local)"
+RUNNEL_OPERATOR="$(pwd)/target/debug/runnel-operator" RUNNEL_BROKER="$(pwd)/target/debug/runnel" \
+    bash e2e/local/run.sh
 echo "test.sh: all checks passed"

@@ -10,6 +10,9 @@
 #   k8s.io/kubernetes at the version go.mod requires (its k8s.io/* staging
 #   modules pinned to the matching v0.x release by go.mod's replace lines);
 # - etcd: Debian's etcd-server package, unpacked (dpkg -x), not installed;
+# - podrunner (e2e/local/podrunner, in place of kubelet and scheduler):
+#   `go build`, again whenever its sources change (podrunner.sum holds
+#   their hash);
 # - helm: the one on PATH, else the one scripts/check-chart.sh fetched,
 #   else `go install helm.sh/helm/v4/cmd/helm` at HELM_VERSION.
 #
@@ -80,6 +83,14 @@ if [ ! -x "$BIN/helm" ]; then
             "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
         log "built helm in $((SECONDS - started)) s"
     fi
+fi
+
+sum="$(cat "$HERE"/podrunner/*.go "$HERE/go.mod" "$HERE/go.sum" | sha256sum | cut -c1-16)"
+if [ ! -x "$BIN/podrunner" ] || [ "$(cat "$BIN/podrunner.sum" 2>/dev/null)" != "$sum" ]; then
+    log "building podrunner"
+    (cd "$HERE" && go build -trimpath -o "$BIN/podrunner.new" ./podrunner)
+    mv "$BIN/podrunner.new" "$BIN/podrunner"
+    echo "$sum" >"$BIN/podrunner.sum"
 fi
 
 if [ "${1:-}" = "--bin-dir" ]; then

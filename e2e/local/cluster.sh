@@ -16,7 +16,8 @@
 # DIR's keys; the controller manager's controllers (garbage collector,
 # StatefulSet, service accounts, ...), each with its own service account.
 # What is not: no node runs pods (no kubelet), no scheduler, no Service
-# traffic (the service IP range is only allocated, never routed).
+# traffic (the service IP range is only allocated, never routed);
+# e2e/local/podrunner stands in for scheduler and kubelet (run.sh starts it).
 #
 # Ports are free loopback ports (scripts/free_port.py). Logs are
 # DIR/<program>.log.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The flows that need no kubelet, against the real control plane of
-# cluster.sh: the chart installed by helm, the CRDs served and enforced by
-# kube-apiserver, the operator as a local process authenticated as the
-# chart's ServiceAccount (a TokenRequest token, so the chart's RBAC is what
-# it may do), the real StatefulSet controller and garbage collector.
+# Flows against the real control plane of cluster.sh: the chart installed
+# by helm, the CRDs served and enforced by kube-apiserver, the operator as a
+# local process authenticated as the chart's ServiceAccount (a TokenRequest
+# token, so the chart's RBAC is what it may do), the real StatefulSet
+# controller and garbage collector; first with no kubelet, then with
+# e2e/local/podrunner in place of scheduler and kubelet, running the
+# brokers as local processes (kcat produces and consumes through them).
 #
 #   bash e2e/local/run.sh
 #
@@ -12,6 +14,9 @@
 #                      temporary directory, removed afterwards)
 #   RUNNEL_OPERATOR    the operator binary (when it is missing: cargo build
 #                      -p runnel-operator, target/debug/runnel-operator)
+#   RUNNEL_BROKER      the broker binary the pod runner runs for the runnel
+#                      image (when it is missing: cargo build -p
+#                      runnel-broker, target/debug/runnel)
 #   LOCAL_K8S_TIMEOUT  seconds for each wait (default 60)
 #
 # Prints one line per check and `local control plane flows: N passed, M
@@ -29,6 +34,8 @@ OPERATOR_NAMESPACE=runnel-system
 # The chart names its objects (ServiceAccount, Lease) <release>-operator.
 OPERATOR="$RELEASE-operator"
 NAMESPACE=runnel-e2e
+# The pod runner's Node.
+NODE=runnel-local
 STARTED=$SECONDS
 
 if [ -n "${LOCAL_K8S_DIR:-}" ]; then
@@ -95,6 +102,11 @@ cleanup() {
     stop_pid_file "$DIR/operator-1.pid" 20
     stop_pid_file "$DIR/operator-2.pid" 20
     stop_pid_file "$DIR/operator-scoped.pid" 20
+    if [ -f "$DIR/podrunner.pid" ]; then
+        # SIGTERM: it stops the brokers and removes its names from /etc/hosts.
+        stop_pid_file "$DIR/podrunner.pid" 40
+        "${PODRUNNER:-podrunner}" -clean-hosts -node-name "$NODE" || true
+    fi
     bash e2e/local/cluster.sh stop "$DIR" || true
     if [ "$KEEP_DIR" = 0 ]; then
         rm -rf "$DIR"
@@ -115,6 +127,11 @@ if [ ! -x "${RUNNEL_OPERATOR:-}" ]; then
     cargo build -q -p runnel-operator
     RUNNEL_OPERATOR="$ROOT/target/debug/runnel-operator"
 fi
+if [ ! -x "${RUNNEL_BROKER:-}" ]; then
+    cargo build -q -p runnel-broker
+    RUNNEL_BROKER="$ROOT/target/debug/runnel"
+fi
+PODRUNNER="$(bash e2e/local/build.sh --bin-dir)/podrunner"
 k() { kubectl "$@"; }
 
 section "helm install of charts/runnel"
@@ -180,10 +197,13 @@ refused_patch() {
 }
 # patch_then SECONDS OBJECT PATCH COMMAND...: merge-patches OBJECT, then
 # waits for COMMAND.
-patch_then() {
-    local seconds=$1 object=$2 patch=$3
-    shift 3
-    k -n "$NAMESPACE" patch "$object" --type merge -p "$patch" || return 1
+patch_then() { patch_then_in "$NAMESPACE" "$@"; }
+# patch_then_in NAMESPACE SECONDS OBJECT PATCH COMMAND...: patch_then in
+# NAMESPACE.
+patch_then_in() {
+    local namespace=$1 seconds=$2 object=$3 patch=$4
+    shift 4
+    k -n "$namespace" patch "$object" --type merge -p "$patch" || return 1
     eventually "$seconds" "$@"
 }
 
@@ -416,10 +436,176 @@ check "the namespaced operator makes the Cluster's StatefulSet and status there"
 check "the namespaced operator's log has no RBAC refusal (403 Forbidden)" no_forbidden "$DIR/operator-scoped.log"
 stop_pid_file "$DIR/operator-scoped.pid" 20
 
+section "the pod runner (in place of kube-scheduler and kubelet): brokers that run"
+# The scoped release's Cluster goes first, so that only this section's
+# brokers run (its pod is unscheduled: it goes at once).
+check "the scoped Cluster is deleted (foreground), its pod with it" \
+    k -n "$SCOPED_NAMESPACE" delete rnc demo --cascade=foreground --timeout="${TIMEOUT}s"
+# The operator runs as a local process here: its Deployments' pods would
+# read their token from /var/run/secrets, which a local process cannot.
+check "the chart's operator Deployments scale to 0 replicas" bash -c \
+    "kubectl -n $OPERATOR_NAMESPACE scale deployment/$OPERATOR --replicas=0 &&
+     kubectl -n $SCOPED_RELEASE_NAMESPACE scale deployment/$SCOPED_OPERATOR --replicas=0"
+PODS_NAMESPACE=runnel-e2e-pods
+kp() { kubectl -n "$PODS_NAMESPACE" "$@"; }
+"$PODRUNNER" -state-dir "$DIR/podrunner" -runnel "$RUNNEL_BROKER" -node-name "$NODE" \
+    -log-file "$DIR/podrunner.log" >"$DIR/podrunner.out" 2>&1 &
+echo $! >"$DIR/podrunner.pid"
+node_ready() {
+    k get node "$NODE" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+}
+check "the runner registers Node $NODE, Ready" eventually "$TIMEOUT" node_ready
+k create namespace "$PODS_NAMESPACE" >/dev/null
+check "kubectl apply -f examples/cluster.yaml in $PODS_NAMESPACE" kp apply -f examples/cluster.yaml
+# pod_field POD JSONPATH: a field of POD.
+pod_field() { kp get pod "$1" -o jsonpath="$2" 2>/dev/null; }
+# runs_serve POD: POD is bound to the runner's node, Running at a loopback
+# address of its own, and its container is a `runnel serve` process.
+runs_serve() {
+    local ip pid
+    [ "$(pod_field "$1" '{.spec.nodeName}')" = "$NODE" ] || { echo "not bound to $NODE"; return 1; }
+    [ "$(pod_field "$1" '{.status.phase}')" = Running ] || { echo "phase $(pod_field "$1" '{.status.phase}')"; return 1; }
+    ip="$(pod_field "$1" '{.status.podIP}')"
+    [[ "$ip" =~ ^127\.0\.0\.[0-9]+$ && "$ip" != 127.0.0.1 ]] || { echo "podIP '$ip'"; return 1; }
+    pid="$(pod_field "$1" '{.status.containerStatuses[0].containerID}')"
+    pid="${pid#podrunner://}"
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "runnel serve --config $DIR/podrunner/pods/$PODS_NAMESPACE/$1/volumes/config/server.properties" ||
+        { echo "pid '$pid' is not runnel serve"; return 1; }
+}
+check "pod demo-0 is bound to $NODE and runs runnel serve at its own 127.0.0.X" \
+    eventually "$TIMEOUT" runs_serve demo-0
+check "demo-0 becomes Ready (its readiness probe: GET /readyz on its address)" \
+    kp wait pod/demo-0 --for=condition=Ready --timeout="${TIMEOUT}s"
+cluster_ready() {
+    kp get rnc demo -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}/{.status.readyBrokers}' | grep -qx True/1
+}
+check "the Cluster's status says Ready True, 1 broker ready" eventually "$TIMEOUT" cluster_ready
+BOOTSTRAP="$(kp get rnc demo -o jsonpath='{.status.bootstrap}')"
+DEMO0_IP="$(pod_field demo-0 '{.status.podIP}')"
+# resolves NAME IP: NAME resolves to IP (/etc/hosts, written by the runner).
+resolves() {
+    local got
+    got="$(getent hosts "$1" | awk '{print $1}')"
+    [ "$got" = "$2" ] || { echo "$1 resolves to '$got', not $2"; return 1; }
+}
+dns_names() {
+    resolves "demo-0.demo-brokers.$PODS_NAMESPACE.svc" "$DEMO0_IP" &&
+        resolves "demo-0.demo-brokers.$PODS_NAMESPACE.svc.cluster.local" "$DEMO0_IP" &&
+        resolves "${BOOTSTRAP%:*}" "$DEMO0_IP" &&
+        resolves "demo-bootstrap.$PODS_NAMESPACE.svc.cluster.local" "$DEMO0_IP"
+}
+check "the pod's and the Services' DNS names resolve to its address ($BOOTSTRAP)" eventually "$TIMEOUT" dns_names
+check "kubectl apply -f examples/topic.yaml -f examples/consumer-group.yaml" \
+    kp apply -f examples/topic.yaml -f examples/consumer-group.yaml
+topic_ready() {
+    kp get rnt orders -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+}
+check "the Topic becomes Ready True" eventually "$TIMEOUT" topic_ready
+# on_broker TOPIC PARTITIONS: kcat -L through the bootstrap address lists
+# TOPIC with PARTITIONS partitions.
+on_broker() {
+    local out
+    out="$(kcat -L -b "$BOOTSTRAP" -t "$1" -m 10 2>&1)" || { echo "$out"; return 1; }
+    grep -q "topic \"$1\" with $2 partitions" <<<"$out" || { echo "$out"; return 1; }
+}
+check "kcat -L -b $BOOTSTRAP lists orders with its 6 partitions" eventually "$TIMEOUT" on_broker orders 6
+levels_on_broker() {
+    on_broker orders_30s 6 && on_broker orders_1h 6 && on_broker orders_delayed 6
+}
+check "its delayedDelivery levels orders_30s, orders_1h and the entry topic orders_delayed are on the broker" \
+    eventually "$TIMEOUT" levels_on_broker
+produced_consumed() {
+    printf 'one\ntwo\nthree\n' | kcat -P -b "$BOOTSTRAP" -t orders -p 0 || return 1
+    local got
+    got="$(kcat -C -b "$BOOTSTRAP" -t orders -p 0 -o beginning -c 3 -e -q -m 20)" || return 1
+    [ "$got" = "$(printf 'one\ntwo\nthree')" ] || { echo "consumed: '$got'"; return 1; }
+}
+check "kcat produces to orders and consumes the records back through $BOOTSTRAP" produced_consumed
+grown_to_8() {
+    on_broker orders 8 &&
+        [ "$(kp get rnt orders -o jsonpath='{.status.partitions}')" = 8 ]
+}
+# Nothing committed: the group's lag is the 3 records, above 1.
+check "a lagging ConsumerGroup (threshold 1, step 2, max 8): orders grows 6 -> 8 on the broker" \
+    patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rncg/orders-processor \
+    '{"spec":{"lagPolicy":{"thresholdMessages":1,"forSeconds":0},"partitionScaling":{"maxPartitions":8,"step":2,"cooldownSeconds":0}}}' \
+    grown_to_8
+restarted() {
+    [ "$(pod_field demo-0 '{.metadata.uid}')" != "$1" ] &&
+        [ "$(pod_field demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" = True ]
+}
+old_uid="$(pod_field demo-0 '{.metadata.uid}')"
+check "kubectl delete pod demo-0: the runner stops it (SIGTERM) and deletes it" \
+    kp delete pod demo-0 --timeout="${TIMEOUT}s"
+sigterm_shutdown() {
+    grep 'shutting down' "$DIR/podrunner/pods/$PODS_NAMESPACE/demo-0/runnel.log" | grep -q SIGTERM &&
+        grep -qE "demo-0/runnel: pid [0-9]+ exited with 0" "$DIR/podrunner.log"
+}
+check "the broker shut down on SIGTERM and exited 0" sigterm_shutdown
+check "the StatefulSet's new demo-0 becomes Ready" eventually "$TIMEOUT" restarted "$old_uid"
+data_survived() {
+    on_broker orders 8 &&
+        kcat -C -b "$BOOTSTRAP" -t orders -p 0 -o beginning -c 3 -e -q -m 20 | grep -qx three
+}
+check "its data survived in the claim's directory: orders still has 8 partitions and its records" \
+    eventually "$TIMEOUT" data_survived
+check "kubectl delete rnt orders returns once the finalizer deleted it" \
+    kp delete rnt orders --timeout="${TIMEOUT}s"
+not_on_broker() {
+    local out
+    out="$(kcat -L -b "$BOOTSTRAP" -m 10 2>&1)" || { echo "$out"; return 1; }
+    ! grep -qE 'topic "orders(_30s|_1h|_delayed)?"' <<<"$out" || { echo "$out"; return 1; }
+}
+check "orders and its levels are gone from the broker" eventually "$TIMEOUT" not_on_broker
+rolled() {
+    [ "$(pod_field demo-0 '{.metadata.uid}')" != "$1" ] &&
+        [ "$(pod_field demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" = True ] &&
+        grep -qx 'log.retention.hours=24' "$DIR/podrunner/pods/$PODS_NAMESPACE/demo-0/volumes/config/server.properties"
+}
+old_uid="$(pod_field demo-0 '{.metadata.uid}')"
+check "spec.config log.retention.hours 168 -> 24 rolls the broker (StatefulSet RollingUpdate): the new demo-0 reads it, Ready" \
+    patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rnc/demo '{"spec":{"config":{"log.retention.hours":"24"}}}' \
+    rolled "$old_uid"
+check "the Cluster says Ready again" eventually "$TIMEOUT" cluster_ready
+plain_log() {
+    ! grep -q $'\e\[' "$DIR/podrunner/pods/$PODS_NAMESPACE/demo-0/runnel.log" ||
+        { echo "terminal escape codes in the broker's log (what kubectl logs would show)"; return 1; }
+}
+check "the broker's log is plain text (no terminal colours outside a terminal)" plain_log
+# A bare pod (no StatefulSet): an emptyDir for its data, a liveness probe
+# that fails (no such path): the runner restarts it.
+kp apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: unlively}
+spec:
+  containers:
+    - name: runnel
+      image: ghcr.io/runnel-dev/runnel:0.1.0
+      args: [serve, --listeners, "PLAINTEXT://0.0.0.0:9092", --log-dirs, /data]
+      env: [{name: RUNNEL_METRICS_LISTEN, value: "0.0.0.0:9308"}]
+      volumeMounts: [{name: data, mountPath: /data}]
+      livenessProbe:
+        httpGet: {path: /no-such-path, port: 9308}
+        periodSeconds: 1
+        failureThreshold: 2
+  volumes: [{name: data, emptyDir: {}}]
+  terminationGracePeriodSeconds: 5
+EOF
+restarted_by_liveness() {
+    [ "$(pod_field unlively '{.status.containerStatuses[0].restartCount}')" -ge 1 ] 2>/dev/null &&
+        [ -n "$(pod_field unlively '{.status.containerStatuses[0].lastState.terminated.finishedAt}')" ] &&
+        grep -q 'unlively/runnel: liveness probe failed' "$DIR/podrunner.log"
+}
+check "a pod whose liveness probe fails is stopped and restarted (restartCount, lastState)" \
+    eventually "$TIMEOUT" restarted_by_liveness
+check "kubectl delete pod unlively" kp delete pod unlively --timeout="${TIMEOUT}s"
+check "operator-2's log has no RBAC refusal (403 Forbidden)" no_forbidden "$DIR/operator-2.log"
+
 section "summary"
 if [ "$FAILED" -gt 0 ]; then
     for name in "${FAILED_NAMES[@]}"; do echo "failed: $name"; done
-    for log in operator-1 operator-2 operator-scoped kube-controller-manager; do
+    for log in operator-1 operator-2 operator-scoped kube-controller-manager podrunner; do
         echo "--- tail of $log.log"
         tail -n 30 "$DIR/$log.log" 2>/dev/null || true
     done

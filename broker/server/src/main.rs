@@ -53,6 +53,7 @@ mod topics;
 mod txn_coordinator;
 mod txns;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -114,11 +115,13 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`); stdout is
-/// kept for the lines a user or a script waits for.
+/// kept for the lines a user or a script waits for. Colours only on a
+/// terminal: a pod's log (`kubectl logs`) or a file gets plain text.
 fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
