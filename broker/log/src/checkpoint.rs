@@ -128,9 +128,20 @@ pub fn write_lines(path: &Path, lines: &[String]) -> Result<()> {
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)?;
     if let Some(dir) = path.parent() {
-        crate::log::sync_dir(dir)?;
+        sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Makes a directory's entries (a created, renamed or removed file)
+/// durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| LogError::Flush {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -18,13 +18,6 @@ use crate::txn_index::{self, AbortedTxn, TXN_INDEX_SUFFIX};
 
 mod retention;
 
-/// The kind of a control batch (its one record's key).
-fn control_type(batch: &[u8]) -> Option<crate::control::ControlType> {
-    let records = crate::records::BatchRecords::decode(batch).ok()?;
-    let record = records.records.first()?;
-    crate::control::ControlType::parse(records.key(record)?)
-}
-
 /// Smallest possible uncompressed record: length, attributes, timestamp
 /// delta, offset delta, key length, value length, header count.
 const MIN_RECORD_BYTES: usize = 7;
@@ -541,7 +534,7 @@ impl PartitionLog {
                 .and_then(|e| e.current_txn_first_offset);
             self.producers.update(header, header.base_offset, now_ms);
             if header.is_control()
-                && control_type(batch) == Some(crate::control::ControlType::Abort)
+                && marker_kind(batch) == Some(crate::control::ControlType::Abort)
                 && let Some(txn_first_offset) = txn_first_offset
             {
                 self.record_abort(header.producer_id, txn_first_offset, header.base_offset)?;
@@ -941,14 +934,7 @@ fn marker_kind(batch: &[u8]) -> Option<crate::control::ControlType> {
     crate::control::ControlType::parse(records.data.get(key)?)
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| LogError::Flush {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
+pub(crate) use crate::checkpoint::sync_dir;
 
 #[cfg(test)]
 mod tests {
