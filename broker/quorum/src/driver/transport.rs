@@ -283,3 +283,109 @@ fn refusal(request: &KafkaRequest, refused: &WireError) -> Result<KafkaResponse,
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{ApiKey, ResponseHeader};
+    use kafka_protocol::protocol::Decodable;
+    use runnel_raft::message::{BeginQuorumEpochRequest, BeginQuorumEpochResponse};
+    use runnel_raft::{LeaderAndEpoch, Message};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::wire::BEGIN_QUORUM_EPOCH_VERSION;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn ctx(local_id: i32, cluster_id: &str) -> WireContext {
+        WireContext {
+            cluster_id: cluster_id.to_owned(),
+            local_id,
+            voters: vec![1, 2],
+            endpoints: Vec::new(),
+        }
+    }
+
+    /// Node 2's listener, serving one connection into the returned channel.
+    async fn node_2() -> Result<(SocketAddr, mpsc::Receiver<Inbound>), std::io::Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (inbound_tx, inbound) = mpsc::channel(4);
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                let _ = serve_connection(stream, Arc::new(ctx(2, "ours")), inbound_tx).await;
+            }
+        });
+        Ok((addr, inbound))
+    }
+
+    fn begin_epoch(from: &WireContext, correlation_id: i32) -> Result<Bytes, FrameError> {
+        let message = Message::BeginQuorumEpochRequest(BeginQuorumEpochRequest { leader_epoch: 3 });
+        let kafka = request_to_kafka(from, 2, &message)?;
+        encode_request(correlation_id, "test", &kafka, BEGIN_QUORUM_EPOCH_VERSION)
+    }
+
+    async fn answer(
+        stream: &mut TcpStream,
+    ) -> Result<(i32, KafkaResponse), Box<dyn std::error::Error>> {
+        let mut frame = read_frame(stream).await?.ok_or("closed")?;
+        let header_version =
+            ApiKey::BeginQuorumEpoch.response_header_version(BEGIN_QUORUM_EPOCH_VERSION);
+        let header = ResponseHeader::decode(&mut frame, header_version)?;
+        let response = KafkaResponse::decode(
+            ApiKey::BeginQuorumEpoch as i16,
+            BEGIN_QUORUM_EPOCH_VERSION,
+            &mut frame,
+        )?;
+        Ok((header.correlation_id, response))
+    }
+
+    #[tokio::test]
+    async fn a_request_reaches_the_core_and_its_answer_returns_on_the_connection() -> TestResult {
+        let (addr, mut inbound) = node_2().await?;
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(&begin_epoch(&ctx(1, "ours"), 77)?).await?;
+        let Some(Inbound::Request {
+            from,
+            message,
+            reply,
+        }) = inbound.recv().await
+        else {
+            return Err("no request reached the driver".into());
+        };
+        assert_eq!(from, 1);
+        assert_eq!(message.api_name(), "BeginQuorumEpoch");
+        let core_answer = Message::BeginQuorumEpochResponse(BeginQuorumEpochResponse {
+            error: None,
+            current_leader: LeaderAndEpoch {
+                leader_id: Some(1),
+                epoch: 3,
+            },
+        });
+        reply.send(core_answer).map_err(|_| "connection gone")?;
+        let (correlation_id, response) = answer(&mut stream).await?;
+        assert_eq!(correlation_id, 77);
+        let KafkaResponse::BeginQuorumEpoch(response) = response else {
+            return Err("not a BeginQuorumEpoch answer".into());
+        };
+        assert_eq!(response.error_code, 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_request_from_another_cluster_is_refused_without_the_core() -> TestResult {
+        let (addr, mut inbound) = node_2().await?;
+        let mut stream = TcpStream::connect(addr).await?;
+        stream
+            .write_all(&begin_epoch(&ctx(1, "theirs"), 5)?)
+            .await?;
+        let (correlation_id, response) = answer(&mut stream).await?;
+        assert_eq!(correlation_id, 5);
+        let KafkaResponse::BeginQuorumEpoch(response) = response else {
+            return Err("not a BeginQuorumEpoch answer".into());
+        };
+        assert_eq!(response.error_code, 104, "INCONSISTENT_CLUSTER_ID");
+        assert!(inbound.try_recv().is_err());
+        Ok(())
+    }
+}
