@@ -13,6 +13,10 @@
 //!   error codes; its children `wire/requests` and `wire/responses` hold
 //!   the conversions of each direction.
 //!
+//! - [`driver`]: the quorum driver, a tokio task running one node over
+//!   its [`disk_log::DiskLog`], its `quorum-state` file and TCP with
+//!   Kafka's framing; the broker proposes and watches the status through a
+//!   [`driver::QuorumHandle`].
 //! - [`disk_log`]: the quorum's log on disk, `runnel-raft`'s
 //!   `ReplicatedLog` over `__cluster_metadata-0`'s partition log and
 //!   Kafka's snapshot files.
@@ -21,10 +25,14 @@
 //! programs in `golden/` (see each file's header).
 
 pub mod disk_log;
+pub mod driver;
 pub mod entry_batch;
 pub mod quorum_state_file;
 pub mod wire;
 
+pub use driver::{
+    DriverConfig, DriverError, ProposeError, QuorumDriver, QuorumHandle, QuorumStatus,
+};
 pub use entry_batch::EntryBatchError;
 pub use quorum_state_file::{QuorumStateFile, QuorumStateFileError};
 pub use wire::{KafkaRequest, KafkaResponse, WireContext, WireError};
