@@ -530,6 +530,29 @@ check "a lagging ConsumerGroup (threshold 1, step 2, max 8): orders grows 6 -> 8
     patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rncg/orders-processor \
     '{"spec":{"lagPolicy":{"thresholdMessages":1,"forSeconds":0},"partitionScaling":{"maxPartitions":8,"step":2,"cooldownSeconds":0}}}' \
     grown_to_8
+# Delayed delivery through the Topic's entry topic, with kcat (librdkafka):
+# the record is due a second after the broker takes it, and arrives on
+# orders in a committed move, with the headers naming its source and time.
+check "kcat produces to orders_delayed with the header runnel-delay-ms=1000" \
+    bash -c "printf 'later\n' | kcat -P -b '$BOOTSTRAP' -t orders_delayed -p 0 -H runnel-delay-ms=1000"
+delayed_delivered() {
+    local got
+    got="$(kcat -C -b "$BOOTSTRAP" -t orders -p 0 -o beginning -e -q -m 20 \
+        -X isolation.level=read_committed -f '%s %h\n' 2>&1)" || { echo "$got"; return 1; }
+    grep -qE '^later .*runnel-delivery-source=orders_delayed-0@0.*runnel-delivery-due-ms=' <<<"$got" ||
+        { echo "$got"; return 1; }
+}
+check "the delayed record reaches orders, read_committed, with runnel-delivery-source and -due-ms" \
+    eventually "$TIMEOUT" delayed_delivered
+# A one-time offset reset: the group never committed, so its lag is every
+# record; reset to latest, it is 0.
+reset_applied() {
+    [ "$(kp get rncg orders-processor -o jsonpath='{.status.appliedOffsetReset}')" = r1 ] &&
+        [ "$(kp get rncg orders-processor -o jsonpath='{.status.lagTotal}')" = 0 ]
+}
+check "offsetReset {id: r1, to: latest} on the ConsumerGroup: applied once (status), its lag drops to 0" \
+    patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rncg/orders-processor \
+    '{"spec":{"offsetReset":{"id":"r1","to":"latest"}}}' reset_applied
 restarted() {
     [ "$(pod_field demo-0 '{.metadata.uid}')" != "$1" ] &&
         [ "$(pod_field demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" = True ]
