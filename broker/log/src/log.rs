@@ -451,12 +451,7 @@ impl PartitionLog {
         }
         let changed = self.leader_epochs.assign(self.leader_epoch, first_offset);
         self.epochs_changed(changed)?;
-        self.unflushed_messages += records_count;
-        self.first_unflushed_ms.get_or_insert(now_ms);
-        let flushed = self.unflushed_messages >= self.config.flush_messages;
-        if flushed {
-            self.flush()?;
-        }
+        let flushed = self.count_unflushed(records_count, now_ms)?;
         Ok(AppendInfo {
             first_offset,
             last_offset,
@@ -541,12 +536,7 @@ impl PartitionLog {
             }
         }
         self.epochs_changed(epochs_changed)?;
-        self.unflushed_messages += records_count;
-        self.first_unflushed_ms.get_or_insert(now_ms);
-        let flushed = self.unflushed_messages >= self.config.flush_messages;
-        if flushed {
-            self.flush()?;
-        }
+        let flushed = self.count_unflushed(records_count, now_ms)?;
         Ok(AppendInfo {
             first_offset,
             last_offset,
@@ -557,6 +547,18 @@ impl PartitionLog {
             flushed,
             duplicate: false,
         })
+    }
+
+    /// Counts `records` appended and not yet flushed, flushing when they
+    /// reach `flush.messages`; returns whether it flushed.
+    fn count_unflushed(&mut self, records: u64, now_ms: i64) -> Result<bool> {
+        self.unflushed_messages += records;
+        self.first_unflushed_ms.get_or_insert(now_ms);
+        let flushed = self.unflushed_messages >= self.config.flush_messages;
+        if flushed {
+            self.flush()?;
+        }
+        Ok(flushed)
     }
 
     fn maybe_roll(

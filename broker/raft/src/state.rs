@@ -4,7 +4,7 @@
 //! in (Kafka's `QuorumState` holds it).
 //!
 //! The structs hold only what each state needs; the transitions between them
-//! are in [`crate::node`].
+//! are `RaftNode`'s methods.
 
 use std::collections::{BTreeMap, BTreeSet};
 
