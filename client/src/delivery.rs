@@ -60,8 +60,8 @@ impl DeliveryTime {
 
     /// The header's value: the number in decimal, in `buf`.
     pub fn header_value(self, buf: &mut [u8; 20]) -> &[u8] {
-        let (DeliveryTime::At(n) | DeliveryTime::After(n)) = self;
-        let mut n = n.unsigned_abs();
+        let (DeliveryTime::At(value) | DeliveryTime::After(value)) = self;
+        let mut n = value.unsigned_abs();
         let mut at = buf.len();
         loop {
             at -= 1;
@@ -71,8 +71,7 @@ impl DeliveryTime {
                 break;
             }
         }
-        let (DeliveryTime::At(v) | DeliveryTime::After(v)) = self;
-        if v < 0 {
+        if value < 0 {
             at -= 1;
             buf[at] = b'-';
         }

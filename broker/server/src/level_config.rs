@@ -291,7 +291,9 @@ mod tests {
             .collect()
     }
 
-    fn level(pairs: &[(&str, &str)]) -> Result<Option<LevelConfig>, LevelConfigError> {
+    /// A topic's configs, stamped as topic changes stamp them, and its log
+    /// settings.
+    fn stamped(pairs: &[(&str, &str)]) -> (BTreeMap<String, String>, LogConfig) {
         let mut configs = configs(pairs);
         LevelConfig::stamp_append_time(&mut configs);
         let mut log = LogConfig::default();
@@ -300,6 +302,11 @@ mod tests {
                 log.set(k, v).expect("a log setting");
             }
         }
+        (configs, log)
+    }
+
+    fn level(pairs: &[(&str, &str)]) -> Result<Option<LevelConfig>, LevelConfigError> {
+        let (configs, log) = stamped(pairs);
         LevelConfig::from_configs("orders_30s", &configs, &log)
     }
 
@@ -354,14 +361,7 @@ mod tests {
     }
 
     fn delivery(pairs: &[(&str, &str)]) -> Result<Option<DeliveryConfig>, LevelConfigError> {
-        let mut configs = configs(pairs);
-        LevelConfig::stamp_append_time(&mut configs);
-        let mut log = LogConfig::default();
-        for (k, v) in &configs {
-            if !is_delivery_key(k) {
-                log.set(k, v).expect("a log setting");
-            }
-        }
+        let (configs, log) = stamped(pairs);
         DeliveryConfig::from_configs("orders_delayed", &configs, &log)
     }
 

@@ -6,6 +6,7 @@
 //! the batch with the record's index); the mover reads the same headers
 //! with [`due_time`].
 
+use bytes::Bytes;
 use runnel_log::batch::Batches;
 use runnel_protocol::records::BatchRecords;
 use thiserror::Error;
@@ -76,14 +77,19 @@ pub fn due_time<'a>(
 
 /// Checks each record of a producer's `batches` for an entry topic whose
 /// longest delay is `max_delay_ms`, as if appended at `now_ms`. Batches
-/// that can't be read are left to the append, which refuses them.
-pub fn check_batches(batches: &[u8], max_delay_ms: i64, now_ms: i64) -> Result<(), InvalidDueTime> {
+/// that can't be read are left to the append, which refuses them. An
+/// uncompressed batch's records are read where they are, not copied.
+pub fn check_batches(
+    batches: &Bytes,
+    max_delay_ms: i64,
+    now_ms: i64,
+) -> Result<(), InvalidDueTime> {
     for batch in Batches::new(batches) {
         let Ok((header, batch)) = batch else { break };
         if header.is_control() {
             continue;
         }
-        let Ok(records) = BatchRecords::decode(batch) else {
+        let Ok(records) = BatchRecords::decode_shared(batches.slice_ref(batch)) else {
             break;
         };
         for (index, record) in records.records.iter().enumerate() {
@@ -166,10 +172,10 @@ mod tests {
         let mut builder = BatchBuilder::new(0);
         builder.push_with_headers(None, Some(b"a"), 0, (0, &[]), &[(DELAY_HEADER, b"100")]);
         builder.push_with_headers(None, Some(b"b"), 0, (0, &[]), &[]);
-        let good = builder.build();
+        let good = Bytes::from(builder.build());
         assert_eq!(check_batches(&good, 1_000, 50), Ok(()));
         builder.push_with_headers(None, Some(b"c"), 0, (0, &[]), &[(DELAY_HEADER, b"5000")]);
-        let err = check_batches(&builder.build(), 1_000, 50).expect_err("too far");
+        let err = check_batches(&Bytes::from(builder.build()), 1_000, 50).expect_err("too far");
         assert_eq!(err.index, 2);
         assert_eq!(
             err.source,
@@ -181,7 +187,7 @@ mod tests {
         );
         let mut builder = BatchBuilder::new(0);
         builder.push_with_headers(None, Some(b"a"), 0, (0, &[]), &[(DELIVER_AT_HEADER, b"x")]);
-        let err = check_batches(&builder.build(), 1_000, 50).expect_err("unreadable");
+        let err = check_batches(&Bytes::from(builder.build()), 1_000, 50).expect_err("unreadable");
         assert_eq!(err.index, 0);
         assert!(err.to_string().contains(DELIVER_AT_HEADER), "{err}");
     }

@@ -19,6 +19,8 @@ use kafka_protocol::messages::produce_response::{
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use runnel_log::LogError;
 use runnel_log::batch::BatchError;
 use runnel_log::producer_state::SequenceError;
@@ -82,7 +84,7 @@ pub async fn handle(
                 append(
                     path,
                     (&name, partition.index),
-                    partition.records.as_deref(),
+                    partition.records.as_ref(),
                     entry_max_delay_ms,
                     now_ms,
                 )
@@ -168,7 +170,7 @@ pub async fn handle(
 fn append(
     path: &DataPath<'_>,
     (topic, partition): (&str, i32),
-    records: Option<&[u8]>,
+    records: Option<&Bytes>,
     entry_max_delay_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<(Arc<Partition>, Appended), Refusal> {
@@ -179,8 +181,7 @@ fn append(
             None,
         ));
     };
-    let records = records.unwrap_or_default();
-    if let Some(max_delay_ms) = entry_max_delay_ms {
+    if let (Some(max_delay_ms), Some(records)) = (entry_max_delay_ms, records) {
         check_batches(records, max_delay_ms, now_ms).map_err(|err| {
             (
                 ResponseError::InvalidRecord,
@@ -190,7 +191,7 @@ fn append(
         })?;
     }
     // A storage failure marks the log dir failing in Partition::append.
-    match target.append(records, now_ms) {
+    match target.append(records.map_or(&[][..], |r| &r[..]), now_ms) {
         Ok(appended) => Ok((target, appended)),
         Err(err) => Err((error_code(&err), format!("{err}"), None)),
     }
