@@ -12,6 +12,10 @@
 //!   goes to the peer's connection task; an answer goes back on the
 //!   connection its request came in on; `HighWatermark` and `RoleChanged`
 //!   update the [`QuorumStatus`] watch.
+//! - Hooks ([`QuorumDriver::start_with_hooks`], module `hooks`): after each
+//!   call into the core, the entries the high watermark passed go to the
+//!   broker's committed feed; requests of other Kafka APIs on the
+//!   listener go to the broker ([`ControllerRequest`]).
 //! - Matching answers to requests: the core answers a request within the
 //!   call that handles it, with one response `Send` to the requester (see
 //!   `runnel-raft`'s `node/election` and `node/replication`). So the driver
@@ -31,7 +35,8 @@
 //! election or batch of proposals, so it is not worth a blocking pool yet.
 
 mod effects;
-mod frames;
+pub(crate) mod frames;
+mod hooks;
 mod in_flight;
 mod transport;
 
@@ -54,7 +59,10 @@ use crate::disk_log::{DiskLog, DiskLogError};
 use crate::quorum_state_file::{self, QuorumStateFile, QuorumStateFileError};
 use crate::wire::WireContext;
 use effects::{Awaiting, EffectSink, carry_out};
-use transport::Inbound;
+pub use frames::FrameError;
+use hooks::Feed;
+pub use hooks::{CommittedFeed, ControllerRequest, DriverHooks};
+use transport::{Inbound, Listener};
 
 /// Requests queued for one peer's connection; past it they are dropped.
 const PEER_QUEUE: usize = 64;
@@ -182,12 +190,30 @@ pub struct QuorumDriver {
 impl QuorumDriver {
     /// Starts the driver of the node whose log is `log` and whose
     /// `quorum-state` file is at `quorum_state_path`, serving peers on
-    /// `listener`. Must run inside a tokio runtime.
+    /// `listener`, with no hooks. Must run inside a tokio runtime.
     pub fn start(
         config: DriverConfig,
         listener: TcpListener,
         log: DiskLog,
         quorum_state_path: PathBuf,
+    ) -> Result<Self, DriverError> {
+        Self::start_with_hooks(
+            config,
+            listener,
+            log,
+            quorum_state_path,
+            DriverHooks::default(),
+        )
+    }
+
+    /// [`QuorumDriver::start`], feeding committed entries and non-quorum
+    /// requests to the broker through `hooks` (see [`DriverHooks`]).
+    pub fn start_with_hooks(
+        config: DriverConfig,
+        listener: TcpListener,
+        log: DiskLog,
+        quorum_state_path: PathBuf,
+        hooks: DriverHooks,
     ) -> Result<Self, DriverError> {
         let quorum_state = quorum_state_file::read_state(&quorum_state_path)
             .map_err(DriverError::ReadQuorumState)?;
@@ -210,7 +236,7 @@ impl QuorumDriver {
                 inbound_tx.clone(),
             ));
         }
-        let driver = Driver {
+        let mut driver = Driver {
             node,
             log,
             quorum_state_path,
@@ -218,13 +244,19 @@ impl QuorumDriver {
             peers,
             status: status_tx,
             start: Instant::now(),
+            feed: hooks.committed.map(Feed::new),
         };
+        // A no-op with today's core, which starts at 0.
+        driver.deliver_committed();
         let io = DriverIo {
             listener,
             commands,
             inbound,
-            inbound_tx,
-            ctx,
+            serving: Listener {
+                ctx,
+                inbound: inbound_tx,
+                controller_requests: hooks.controller_requests,
+            },
             tasks,
         };
         let task = tokio::spawn(driver.run(io));
@@ -285,6 +317,8 @@ struct Driver {
     status: watch::Sender<QuorumStatus>,
     /// The core's clock starts at 0 here.
     start: Instant,
+    /// The broker's committed feed.
+    feed: Option<Feed>,
 }
 
 /// The driver's inputs and the tasks it owns (aborted with it).
@@ -292,8 +326,8 @@ struct DriverIo {
     listener: TcpListener,
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Receiver<Inbound>,
-    inbound_tx: mpsc::Sender<Inbound>,
-    ctx: Arc<WireContext>,
+    /// What each accepted connection is served with.
+    serving: Listener,
     tasks: JoinSet<()>,
 }
 
@@ -310,10 +344,10 @@ impl Driver {
                 Some(inbound) = io.inbound.recv() => self.on_inbound(inbound)?,
                 accepted = io.listener.accept() => match accepted {
                     Ok((stream, addr)) => {
-                        let (ctx, inbound) = (Arc::clone(&io.ctx), io.inbound_tx.clone());
+                        let serving = io.serving.clone();
                         io.tasks.spawn(async move {
-                            if let Err(error) = transport::serve_connection(stream, ctx, inbound).await {
-                                tracing::debug!(%addr, %error, "quorum connection closed");
+                            if let Err(error) = serving.serve_connection(stream).await {
+                                tracing::debug!(%addr, %error, "controller connection closed");
                             }
                         });
                     }
@@ -382,6 +416,13 @@ impl Driver {
         Ok(())
     }
 
+    /// Sends the entries the high watermark passed to the committed feed.
+    fn deliver_committed(&mut self) {
+        if let Some(feed) = &mut self.feed {
+            feed.deliver(&self.log, self.node.high_watermark());
+        }
+    }
+
     fn carry_out(
         &mut self,
         effects: Vec<runnel_raft::Effect>,
@@ -397,6 +438,7 @@ impl Driver {
         // An unanswered request's reply slot is dropped here, which closes
         // its connection.
         carry_out(effects, awaiting, &mut sink)?;
+        self.deliver_committed();
         let log_end_offset = self.log.end_offset();
         self.status.send_if_modified(|status| {
             let changed = status.log_end_offset != log_end_offset;

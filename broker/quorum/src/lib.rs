@@ -16,7 +16,11 @@
 //! - [`driver`]: the quorum driver, a tokio task running one node over
 //!   its [`disk_log::DiskLog`], its `quorum-state` file and TCP with
 //!   Kafka's framing; the broker proposes and watches the status through a
-//!   [`driver::QuorumHandle`].
+//!   [`driver::QuorumHandle`], replays committed entries from its feed and
+//!   answers the controller listener's other APIs
+//!   ([`driver::DriverHooks`]).
+//! - [`controller_client`]: the broker's client to the active controller
+//!   (whichever voter leads), over the driver's framing.
 //! - [`disk_log`]: the quorum's log on disk, `runnel-raft`'s
 //!   `ReplicatedLog` over `__cluster_metadata-0`'s partition log and
 //!   Kafka's snapshot files.
@@ -24,14 +28,17 @@
 //! Golden data made by Kafka 4.1.1's own classes is produced by the
 //! programs in `golden/` (see each file's header).
 
+pub mod controller_client;
 pub mod disk_log;
 pub mod driver;
 pub mod entry_batch;
 pub mod quorum_state_file;
 pub mod wire;
 
+pub use controller_client::{ControllerClient, ControllerClientError};
 pub use driver::{
-    DriverConfig, DriverError, ProposeError, QuorumDriver, QuorumHandle, QuorumStatus,
+    CommittedFeed, ControllerRequest, DriverConfig, DriverError, DriverHooks, FrameError,
+    ProposeError, QuorumDriver, QuorumHandle, QuorumStatus,
 };
 pub use entry_batch::EntryBatchError;
 pub use quorum_state_file::{QuorumStateFile, QuorumStateFileError};

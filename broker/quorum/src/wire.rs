@@ -45,13 +45,14 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest,
-    EndQuorumEpochResponse, FetchRequest, FetchResponse, FetchSnapshotRequest,
-    FetchSnapshotResponse, TopicName, VoteRequest, VoteResponse, begin_quorum_epoch_request,
-    begin_quorum_epoch_response, end_quorum_epoch_request, end_quorum_epoch_response,
-    fetch_request, fetch_response, fetch_snapshot_request, fetch_snapshot_response, vote_request,
-    vote_response,
+    ApiKey, ApiVersionsResponse, BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId,
+    EndQuorumEpochRequest, EndQuorumEpochResponse, FetchRequest, FetchResponse,
+    FetchSnapshotRequest, FetchSnapshotResponse, TopicName, VoteRequest, VoteResponse,
+    begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request,
+    end_quorum_epoch_response, fetch_request, fetch_response, fetch_snapshot_request,
+    fetch_snapshot_response, vote_request, vote_response,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use runnel_raft::message as raft;
@@ -70,6 +71,10 @@ pub const BEGIN_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const END_QUORUM_EPOCH_VERSION: i16 = 1;
 pub const FETCH_VERSION: i16 = 18;
 pub const FETCH_SNAPSHOT_VERSION: i16 = 1;
+
+/// The ApiVersions versions the listener answers itself (as the broker's
+/// listeners do).
+pub const API_VERSIONS_MAX_VERSION: i16 = 3;
 
 /// Kafka's `KafkaRaftClient.MAX_FETCH_SIZE_BYTES`.
 pub const FETCH_MAX_BYTES: i32 = 8 * 1024 * 1024;
@@ -238,6 +243,46 @@ pub fn version_of(api_key: ApiKey) -> Option<i16> {
         ApiKey::Fetch => Some(FETCH_VERSION),
         ApiKey::FetchSnapshot => Some(FETCH_SNAPSHOT_VERSION),
         _ => None,
+    }
+}
+
+/// `(api, min_version, max_version)` of the quorum's APIs as the listener
+/// serves them: any version `kafka-protocol` decodes, up to the one we
+/// send. A broker answering ApiVersions on the controller listener lists
+/// these with its own.
+pub fn quorum_api_versions() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    [
+        ApiKey::Fetch,
+        ApiKey::Vote,
+        ApiKey::BeginQuorumEpoch,
+        ApiKey::EndQuorumEpoch,
+        ApiKey::FetchSnapshot,
+    ]
+    .into_iter()
+    .filter_map(|key| Some((key, key.valid_versions().min, version_of(key)?)))
+}
+
+/// The listener's own ApiVersions answer (when no broker is hooked in) to
+/// a request of `request_version`, and the version to encode it at: the
+/// quorum's APIs and ApiVersions. A version above ours is answered, as
+/// Kafka does, with UNSUPPORTED_VERSION at v0 (so the client retries
+/// with one from the list).
+pub fn api_versions_response(request_version: i16) -> (i16, ApiVersionsResponse) {
+    let api_keys = quorum_api_versions()
+        .chain([(ApiKey::ApiVersions, 0, API_VERSIONS_MAX_VERSION)])
+        .map(|(key, min, max)| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(min)
+                .with_max_version(max)
+        })
+        .collect();
+    let response = ApiVersionsResponse::default().with_api_keys(api_keys);
+    if (0..=API_VERSIONS_MAX_VERSION).contains(&request_version) {
+        (request_version, response)
+    } else {
+        let code = ResponseError::UnsupportedVersion.code();
+        (0, response.with_error_code(code))
     }
 }
 

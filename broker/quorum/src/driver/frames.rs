@@ -1,8 +1,13 @@
-//! Kafka framing of the quorum's messages: a request frame (size prefix,
-//! request header v2 with correlation id and client id, body) and a
-//! response frame (size prefix, response header, body), built and read
-//! without sockets so they test alone; [`read_frame`] reads one frame off
-//! a stream.
+//! Kafka framing: a request frame (size prefix, request header with
+//! correlation id and client id, body) and a response frame (size prefix,
+//! response header, body), built and read without sockets so they test
+//! alone; [`read_frame`] reads one frame off a stream.
+//!
+//! [`request_frame`], [`response_frame`] and [`decode_response_as`] take
+//! any body (a quorum message, a `kafka-protocol` struct, bytes the broker
+//! encoded); [`encode_request`], [`encode_response`] and
+//! [`decode_response`] are the quorum's messages through them. The
+//! transport and the controller client share them.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
@@ -38,6 +43,22 @@ pub enum FrameError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("encoding the {api_key:?} v{version} body")]
+    EncodeBody {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("decoding the {api_key:?} v{version} response body")]
+    DecodeBody {
+        api_key: ApiKey,
+        version: i16,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("a response with correlation id {found}, but request {expected} waits")]
+    CorrelationMismatch { expected: i32, found: i32 },
     #[error("a frame of {size} bytes, larger than {MAX_FRAME_BYTES}")]
     TooLarge { size: usize },
     #[error("a frame with a negative size {size}")]
@@ -48,6 +69,8 @@ pub enum FrameError {
     Wire(#[from] WireError),
     #[error("reading a frame")]
     Read(#[source] std::io::Error),
+    #[error("writing a frame")]
+    Write(#[source] std::io::Error),
 }
 
 /// Reserves the size prefix of a frame being built.
@@ -65,14 +88,15 @@ fn finish_frame(mut buf: BytesMut) -> Result<Bytes, FrameError> {
     Ok(buf.freeze())
 }
 
-/// A whole request frame for `request` at `version`.
-pub fn encode_request(
+/// A whole request frame of `api_key` at `version`: the request header
+/// its version needs, then what `body` writes.
+pub fn request_frame(
     correlation_id: i32,
     client_id: &str,
-    request: &KafkaRequest,
+    api_key: ApiKey,
     version: i16,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), FrameError>,
 ) -> Result<Bytes, FrameError> {
-    let api_key = request.api_key();
     let header = RequestHeader::default()
         .with_request_api_key(api_key as i16)
         .with_request_api_version(version)
@@ -86,7 +110,52 @@ pub fn encode_request(
             version,
             source: e.into(),
         })?;
-    request.encode(version, &mut buf)?;
+    body(&mut buf)?;
+    finish_frame(buf)
+}
+
+/// A whole request frame for `request` at `version`.
+pub fn encode_request(
+    correlation_id: i32,
+    client_id: &str,
+    request: &KafkaRequest,
+    version: i16,
+) -> Result<Bytes, FrameError> {
+    request_frame(
+        correlation_id,
+        client_id,
+        request.api_key(),
+        version,
+        |buf| Ok(request.encode(version, buf)?),
+    )
+}
+
+/// Writes `body` at `version` as the body of a frame of `api_key`.
+pub fn encode_body(
+    body: &impl Encodable,
+    api_key: ApiKey,
+    version: i16,
+    buf: &mut BytesMut,
+) -> Result<(), FrameError> {
+    body.encode(buf, version)
+        .map_err(|e| FrameError::EncodeBody {
+            api_key,
+            version,
+            source: e.into(),
+        })
+}
+
+/// A whole response frame answering request `correlation_id`: a response
+/// header of `header_version` (Kafka's
+/// [`ApiKey::response_header_version`]), then what `body` writes.
+pub fn response_frame(
+    correlation_id: i32,
+    header_version: i16,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), FrameError>,
+) -> Result<Bytes, FrameError> {
+    let mut buf = start_frame();
+    runnel_protocol::response::put_header(&mut buf, header_version, correlation_id);
+    body(&mut buf)?;
     finish_frame(buf)
 }
 
@@ -98,10 +167,9 @@ pub fn encode_response(
     version: i16,
 ) -> Result<Bytes, FrameError> {
     let header_version = response.api_key().response_header_version(version);
-    let mut buf = start_frame();
-    runnel_protocol::response::put_header(&mut buf, header_version, correlation_id);
-    response.encode(version, &mut buf)?;
-    finish_frame(buf)
+    response_frame(correlation_id, header_version, |buf| {
+        Ok(response.encode(version, buf)?)
+    })
 }
 
 /// The correlation id a response frame (without its size prefix) answers.
@@ -112,17 +180,53 @@ pub fn response_correlation_id(frame: &[u8]) -> Result<i32, FrameError> {
     Ok(i32::from_be_bytes(*id))
 }
 
+/// Reads the response header of a frame (without its size prefix)
+/// answering a request of `api_key` at `version`; returns its correlation
+/// id, and leaves `frame` at the body.
+fn decode_response_header(
+    frame: &mut Bytes,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<i32, FrameError> {
+    let header_version = api_key.response_header_version(version);
+    let header =
+        ResponseHeader::decode(frame, header_version).map_err(|e| FrameError::DecodeHeader {
+            api_key,
+            version,
+            source: e.into(),
+        })?;
+    Ok(header.correlation_id)
+}
+
 /// The core's message for a response frame (without its size prefix)
 /// answering `sent`.
 pub fn decode_response(mut frame: Bytes, sent: &Sent) -> Result<Message, FrameError> {
-    let header_version = sent.api_key.response_header_version(sent.version);
-    ResponseHeader::decode(&mut frame, header_version).map_err(|e| FrameError::DecodeHeader {
-        api_key: sent.api_key,
-        version: sent.version,
-        source: e.into(),
-    })?;
+    decode_response_header(&mut frame, sent.api_key, sent.version)?;
     let response = KafkaResponse::decode(sent.api_key as i16, sent.version, &mut frame)?;
     Ok(response_from_kafka(&response, &sent.request)?)
+}
+
+/// The body of a response frame (without its size prefix) answering
+/// request `correlation_id` of `api_key` at `version`, as `T`. Bad bytes
+/// are an error, never a panic.
+pub fn decode_response_as<T: Decodable>(
+    mut frame: Bytes,
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<T, FrameError> {
+    let found = decode_response_header(&mut frame, api_key, version)?;
+    if found != correlation_id {
+        return Err(FrameError::CorrelationMismatch {
+            expected: correlation_id,
+            found,
+        });
+    }
+    T::decode(&mut frame, version).map_err(|e| FrameError::DecodeBody {
+        api_key,
+        version,
+        source: e.into(),
+    })
 }
 
 /// Reads one frame (without its size prefix); `None` at a clean end of

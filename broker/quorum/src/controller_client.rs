@@ -1,0 +1,317 @@
+//! [`ControllerClient`]: the broker's client to the active controller (the
+//! quorum's leader), for BrokerRegistration, BrokerHeartbeat and admin
+//! requests forwarded to it, as Kafka's `NodeToControllerChannelManager`.
+//!
+//! - The leader is read off a [`QuorumStatus`] watch (a voter's own
+//!   driver); its address off the voters' controller listeners.
+//! - One connection, to the leader last sent to, is kept and reused; a
+//!   request whose leader is another node drops it and connects anew.
+//!   Requests go one at a time: the connection is locked (a tokio mutex)
+//!   for the length of one request's send and answer, so concurrent
+//!   callers queue, in turn, and answers never cross.
+//! - A request is sent again on a connection failure (after a backoff, or
+//!   at once when the leader changes) and when the leader changes while
+//!   its answer is awaited, until the caller's timeout. So a request may
+//!   reach two controllers; the old one answers NOT_CONTROLLER or the
+//!   new one sees the repeat, as with Kafka's own channel.
+//! - The connection is taken out of its slot during an exchange and put
+//!   back only after a whole answer was read: a cancelled or failed
+//!   exchange drops it, so no later request reads a stale answer.
+//! - Errors in the response body (NOT_CONTROLLER...) are the caller's to
+//!   read; bad bytes are a [`ControllerClientError::Decode`], never a
+//!   panic.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::Request;
+use runnel_raft::NodeId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
+
+use crate::driver::QuorumStatus;
+use crate::driver::frames::{
+    FrameError, decode_response_as, encode_body, read_frame, request_frame,
+};
+
+/// The first wait before sending again to a leader that failed; it
+/// doubles per failure.
+const RETRY_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerClientError {
+    #[error("API key {api_key} is not one kafka-protocol names")]
+    UnknownApi { api_key: i16 },
+    #[error("encoding the request")]
+    Encode(#[source] FrameError),
+    #[error("no active controller known after {waited_ms} ms")]
+    NoLeader { waited_ms: u64 },
+    #[error("the active controller {node} is not among the voters' addresses")]
+    NoAddress { node: NodeId },
+    #[error("connecting to controller {node} at {addr}")]
+    Connect {
+        node: NodeId,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the exchange with controller {node} at {addr} failed")]
+    Io {
+        node: NodeId,
+        addr: SocketAddr,
+        #[source]
+        source: FrameError,
+    },
+    #[error("decoding controller {node}'s answer")]
+    Decode {
+        node: NodeId,
+        #[source]
+        source: FrameError,
+    },
+    #[error("controller {node} did not answer within {waited_ms} ms")]
+    TimedOut { node: NodeId, waited_ms: u64 },
+}
+
+impl ControllerClientError {
+    /// Whether sending again (to the same or a new leader) may succeed.
+    fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            ControllerClientError::Connect { .. } | ControllerClientError::Io { .. }
+        )
+    }
+}
+
+/// A connection to one controller.
+#[derive(Debug)]
+struct Connection {
+    node: NodeId,
+    addr: SocketAddr,
+    stream: TcpStream,
+    next_correlation_id: i32,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub struct ControllerClient {
+    client_id: String,
+    voters: BTreeMap<NodeId, SocketAddr>,
+    status: watch::Receiver<QuorumStatus>,
+    /// The connection to the leader last sent to, if it is open and idle.
+    connection: Mutex<Option<Connection>>,
+}
+
+/// One request, encoded once.
+struct Outgoing {
+    api_key: ApiKey,
+    version: i16,
+    body: Bytes,
+}
+
+impl ControllerClient {
+    /// A client sending as `client_id` to whichever of `voters` (their
+    /// controller listeners) `status` names the leader.
+    pub fn new(
+        client_id: String,
+        voters: BTreeMap<NodeId, SocketAddr>,
+        status: watch::Receiver<QuorumStatus>,
+    ) -> Self {
+        ControllerClient {
+            client_id,
+            voters,
+            status,
+            connection: Mutex::new(None),
+        }
+    }
+
+    /// Sends `request` at `version` to the active controller and returns
+    /// its response. Waits (up to `timeout`) until a leader is known; on a
+    /// connection failure, or when the leader changes while waiting, sends
+    /// again to the new leader (see the module doc). Errors in the
+    /// response body (NOT_CONTROLLER...) are the caller's to read. At the
+    /// timeout the last connection failure is returned, if there was one.
+    pub async fn send<R: Request>(
+        &self,
+        request: R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, ControllerClientError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let waited_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let api_key = ApiKey::try_from(R::KEY)
+            .map_err(|()| ControllerClientError::UnknownApi { api_key: R::KEY })?;
+        let mut body = BytesMut::new();
+        encode_body(&request, api_key, version, &mut body)
+            .map_err(ControllerClientError::Encode)?;
+        let outgoing = Outgoing {
+            api_key,
+            version,
+            body: body.freeze(),
+        };
+        let mut status = self.status.clone();
+        let mut backoff = RETRY_BACKOFF_MIN;
+        let mut last_failure = None;
+        loop {
+            let Some(leader) = wait_for_leader(&mut status, deadline).await else {
+                return Err(last_failure.unwrap_or(ControllerClientError::NoLeader {
+                    waited_ms: waited_ms(),
+                }));
+            };
+            let answer = tokio::select! {
+                answer = self.attempt(leader, &outgoing) => answer,
+                () = leader_moved(&mut status, leader) => {
+                    tracing::debug!(leader, "the active controller changed; sending again");
+                    continue;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(ControllerClientError::TimedOut { node: leader, waited_ms: waited_ms() });
+                }
+            };
+            let failure = match answer {
+                Ok(frame) => {
+                    return decode_response_as(frame.bytes, frame.correlation_id, api_key, version)
+                        .map_err(|source| ControllerClientError::Decode {
+                            node: leader,
+                            source,
+                        });
+                }
+                Err(failure) if failure.is_connection_failure() => failure,
+                Err(other) => return Err(other),
+            };
+            tracing::debug!(leader, error = %failure, "controller request failed; sending again");
+            last_failure = Some(failure);
+            tokio::select! {
+                () = leader_moved(&mut status, leader) => {}
+                () = tokio::time::sleep(backoff) => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(last_failure.unwrap_or(ControllerClientError::TimedOut {
+                        node: leader,
+                        waited_ms: waited_ms(),
+                    }));
+                }
+            }
+            backoff = (backoff * 2).min(RETRY_BACKOFF_MAX);
+        }
+    }
+
+    /// Sends `outgoing` to `leader` once, on the kept connection if it is
+    /// to `leader`, and reads the answer frame.
+    async fn attempt(
+        &self,
+        leader: NodeId,
+        outgoing: &Outgoing,
+    ) -> Result<AnswerFrame, ControllerClientError> {
+        let mut slot = self.connection.lock().await;
+        // Taken out: a failed or cancelled exchange drops it.
+        let mut connection = match slot.take() {
+            Some(connection) if connection.node == leader => connection,
+            _ => self.connect(leader).await?,
+        };
+        let answer = connection.exchange(&self.client_id, outgoing).await?;
+        *slot = Some(connection);
+        Ok(answer)
+    }
+
+    async fn connect(&self, node: NodeId) -> Result<Connection, ControllerClientError> {
+        let addr = *self
+            .voters
+            .get(&node)
+            .ok_or(ControllerClientError::NoAddress { node })?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|source| ControllerClientError::Connect { node, addr, source })?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            node,
+            addr,
+            stream,
+            next_correlation_id: 0,
+        })
+    }
+}
+
+/// An answer frame (without its size prefix) and the request it answers.
+struct AnswerFrame {
+    correlation_id: i32,
+    bytes: Bytes,
+}
+
+impl Connection {
+    async fn exchange(
+        &mut self,
+        client_id: &str,
+        outgoing: &Outgoing,
+    ) -> Result<AnswerFrame, ControllerClientError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = correlation_id.checked_add(1).unwrap_or(0);
+        let frame = request_frame(
+            correlation_id,
+            client_id,
+            outgoing.api_key,
+            outgoing.version,
+            |buf| {
+                buf.extend_from_slice(&outgoing.body);
+                Ok(())
+            },
+        )
+        .map_err(ControllerClientError::Encode)?;
+        let (node, addr) = (self.node, self.addr);
+        let failed = |source| ControllerClientError::Io { node, addr, source };
+        self.stream
+            .write_all(&frame)
+            .await
+            .map_err(|e| failed(FrameError::Write(e)))?;
+        let closed = || {
+            let eof = std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the controller closed the connection",
+            );
+            failed(FrameError::Read(eof))
+        };
+        let bytes = read_frame(&mut self.stream)
+            .await
+            .map_err(failed)?
+            .ok_or_else(closed)?;
+        Ok(AnswerFrame {
+            correlation_id,
+            bytes,
+        })
+    }
+}
+
+/// The leader `status` names, once it names one; `None` at `deadline` or
+/// if the status will never change again.
+async fn wait_for_leader(
+    status: &mut watch::Receiver<QuorumStatus>,
+    deadline: Instant,
+) -> Option<NodeId> {
+    loop {
+        if let Some(leader) = status.borrow_and_update().leader_id {
+            return Some(leader);
+        }
+        match tokio::time::timeout_at(deadline, status.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return None,
+        }
+    }
+}
+
+/// Resolves when `status` names a leader other than `leader`; never if it
+/// will not change again.
+async fn leader_moved(status: &mut watch::Receiver<QuorumStatus>, leader: NodeId) {
+    loop {
+        if status.borrow_and_update().leader_id != Some(leader) {
+            return;
+        }
+        if status.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
