@@ -315,3 +315,125 @@ async fn leader_moved(status: &mut watch::Receiver<QuorumStatus>, leader: NodeId
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::{ApiVersionsRequest, BrokerHeartbeatRequest};
+    use runnel_raft::Role;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn status(leader_id: Option<NodeId>) -> QuorumStatus {
+        QuorumStatus {
+            role: Role::Follower,
+            epoch: 1,
+            leader_id,
+            high_watermark: 0,
+            log_end_offset: 0,
+        }
+    }
+
+    fn client_of(
+        leader_id: Option<NodeId>,
+        voters: BTreeMap<NodeId, SocketAddr>,
+    ) -> (ControllerClient, watch::Sender<QuorumStatus>) {
+        let (sender, receiver) = watch::channel(status(leader_id));
+        let client = ControllerClient::new("test".to_owned(), voters, receiver);
+        (client, sender)
+    }
+
+    /// A controller that answers each request frame with `answer`.
+    async fn answering(answer: &'static [u8]) -> Result<SocketAddr, std::io::Error> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            while let Ok(Some(_)) = read_frame(&mut stream).await {
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.read_u8().await;
+        });
+        Ok(addr)
+    }
+
+    #[tokio::test]
+    async fn without_a_leader_the_send_gives_up_at_its_timeout() {
+        let (client, _status) = client_of(None, BTreeMap::new());
+        let sent = client
+            .send(ApiVersionsRequest::default(), 3, Duration::from_millis(50))
+            .await;
+        assert!(
+            matches!(sent, Err(ControllerClientError::NoLeader { waited_ms }) if waited_ms >= 50),
+            "{sent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_leader_without_an_address_is_an_error() {
+        let (client, _status) = client_of(Some(4), BTreeMap::new());
+        let sent = client
+            .send(ApiVersionsRequest::default(), 3, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(sent, Err(ControllerClientError::NoAddress { node: 4 })),
+            "{sent:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_answers_are_decode_errors() -> TestResult {
+        // Correlation id 0, then a body too short for the response.
+        let addr = answering(&[0, 0, 0, 6, 0, 0, 0, 0, 0, 1]).await?;
+        let (client, _status) = client_of(Some(1), BTreeMap::from([(1, addr)]));
+        let sent = client
+            .send(ApiVersionsRequest::default(), 3, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(sent, Err(ControllerClientError::Decode { node: 1, .. })),
+            "{sent:?}"
+        );
+        // Another request's correlation id (header v1: no tagged fields).
+        let addr = answering(&[0, 0, 0, 5, 0, 0, 0, 9, 0]).await?;
+        let (client, _status) = client_of(Some(1), BTreeMap::from([(1, addr)]));
+        let sent = client
+            .send(BrokerHeartbeatRequest::default(), 1, Duration::from_secs(5))
+            .await;
+        assert!(
+            matches!(
+                sent,
+                Err(ControllerClientError::Decode {
+                    source: FrameError::CorrelationMismatch {
+                        expected: 0,
+                        found: 9
+                    },
+                    ..
+                })
+            ),
+            "{sent:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_leader_that_refuses_connections_fails_at_the_timeout_with_the_cause() -> TestResult {
+        // A port nothing listens on any more.
+        let addr = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
+        let (client, _status) = client_of(Some(1), BTreeMap::from([(1, addr)]));
+        let sent = client
+            .send(ApiVersionsRequest::default(), 3, Duration::from_millis(200))
+            .await;
+        assert!(
+            matches!(sent, Err(ControllerClientError::Connect { node: 1, .. })),
+            "{sent:?}"
+        );
+        Ok(())
+    }
+}

@@ -1,220 +1,104 @@
-//! Three quorum drivers on loopback ports, each with its own dir and real
-//! disk log: they elect one leader; what it is given commits on all three;
-//! with the leader stopped the other two elect a new one in a later epoch
-//! and go on committing; the stopped node restarted from its dir catches
-//! up, and every node holds the same committed entries at the same offsets.
+//! Three quorum drivers on loopback ports, each with its own dir, real
+//! disk log and committed feed: they elect one leader; what it is given
+//! commits on all three; with the leader stopped the other two elect a new
+//! one in a later epoch and go on committing; the stopped node restarted
+//! from its dir catches up, its feed going on from where it stopped; every
+//! node holds the same committed entries at the same offsets, and every
+//! feed sent exactly those, in order, once, never past the high watermark.
 //!
 //! Waits are for conditions with a deadline, never sleeps.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
 
-use bytes::Bytes;
-use runnel_log::{BatchBuilder, LoadState, LogConfig, PartitionLog};
-use runnel_quorum::disk_log::DiskLog;
-use runnel_quorum::quorum_state_file;
-use runnel_quorum::wire::{Endpoint, WireContext};
-use runnel_quorum::{DriverConfig, QuorumDriver, QuorumHandle, QuorumStatus};
-use runnel_raft::{Entry, NodeId, Payload, Proposal, RaftConfig, ReplicatedLog, Role};
-use tempfile::TempDir;
+use runnel_quorum::{CommittedFeed, DriverHooks, QuorumHandle};
+use runnel_raft::{Entry, Payload};
 use tokio::net::TcpListener;
-use tokio::time::Instant;
+use tokio::sync::mpsc;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+use common::*;
 
-const VOTERS: [NodeId; 3] = [1, 2, 3];
-const DEADLINE: Duration = Duration::from_secs(20);
-/// Bytes of a batch header before the CRC-covered part: base offset,
-/// length, partition leader epoch, magic, CRC. The leader stamps the first
-/// and third; the rest is the proposal as built.
-const STAMPED_HEADER_BYTES: usize = 21;
-
-struct Node {
-    id: NodeId,
-    addr: SocketAddr,
-    dir: TempDir,
-    driver: Option<QuorumDriver>,
+/// What one node's committed feed sent, across its restarts.
+#[derive(Default)]
+struct Fed {
+    receiver: Option<mpsc::UnboundedReceiver<Vec<Entry>>>,
+    entries: Vec<Entry>,
+    /// A feed sent an entry its node's high watermark had not passed.
+    past_high_watermark: Option<String>,
 }
 
-impl Node {
-    fn handle(&self) -> Option<QuorumHandle> {
-        self.driver.as_ref().map(QuorumDriver::handle)
+impl Fed {
+    /// Where the next entry is expected: the broker's image offset + 1.
+    fn next_offset(&self) -> u64 {
+        self.entries.last().map_or(0, Entry::next_offset)
     }
-}
 
-fn log_dir(dir: &Path) -> PathBuf {
-    dir.join("__cluster_metadata-0")
-}
-
-fn open_log(dir: &Path) -> Result<DiskLog, Box<dyn std::error::Error>> {
-    let path = log_dir(dir);
-    std::fs::create_dir_all(&path)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as i64;
-    let log = PartitionLog::open(&path, LogConfig::default(), LoadState::default(), now)?;
-    Ok(DiskLog::new(log, VOTERS.to_vec())?)
-}
-
-fn start(
-    id: NodeId,
-    listener: TcpListener,
-    dir: &Path,
-    addrs: &BTreeMap<NodeId, SocketAddr>,
-) -> Result<QuorumDriver, Box<dyn std::error::Error>> {
-    let mut raft = RaftConfig::new(id, VOTERS);
-    raft.election_timeout_ms = 300;
-    raft.election_backoff_max_ms = 300;
-    raft.fetch_timeout_ms = 1000;
-    raft.request_timeout_ms = 500;
-    raft.fetch_backoff_ms = 50;
-    let port = listener.local_addr()?.port();
-    let wire = WireContext {
-        cluster_id: "cnVubmVsLXF1b3J1bS10ZQ".to_owned(),
-        local_id: id,
-        voters: VOTERS.to_vec(),
-        endpoints: vec![Endpoint {
-            listener: "CONTROLLER".to_owned(),
-            host: "127.0.0.1".to_owned(),
-            port,
-        }],
-    };
-    let peers = addrs
-        .iter()
-        .filter(|(peer, _)| **peer != id)
-        .map(|(peer, addr)| (*peer, *addr))
-        .collect();
-    let config = DriverConfig {
-        raft,
-        wire,
-        peers,
-        seed: 0x5eed_0000 + id as u64,
-    };
-    let state_path = quorum_state_file::path_in(dir);
-    Ok(QuorumDriver::start(
-        config,
-        listener,
-        open_log(dir)?,
-        state_path,
-    )?)
-}
-
-/// Checks `condition` until it gives a value or `DEADLINE` passes.
-async fn wait_for<T>(
-    what: &str,
-    mut condition: impl FnMut() -> Option<T>,
-) -> Result<T, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut tick = tokio::time::interval(Duration::from_millis(10));
-    loop {
-        if let Some(value) = condition() {
-            return Ok(value);
+    /// Hooks for a (re)start of the node, fed from `next_offset`.
+    fn hooks(&mut self) -> DriverHooks {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.receiver = Some(receiver);
+        DriverHooks {
+            committed: Some(CommittedFeed {
+                from: self.next_offset(),
+                sender,
+            }),
+            ..DriverHooks::default()
         }
-        if Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tick.tick().await;
     }
-}
 
-fn statuses(nodes: &[Node]) -> Vec<(usize, QuorumStatus)> {
-    nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| n.handle().map(|h| (i, h.status())))
-        .collect()
-}
-
-/// The index of the one leader every running node follows.
-fn one_leader(nodes: &[Node]) -> Option<(usize, QuorumStatus)> {
-    let statuses = statuses(nodes);
-    let leaders: Vec<_> = statuses
-        .iter()
-        .filter(|(_, s)| s.role == Role::Leader)
-        .collect();
-    let [(index, leader)] = leaders[..] else {
-        return None;
-    };
-    let all_follow = statuses.iter().all(|(i, s)| {
-        *i == *index
-            || (s.role == Role::Follower
-                && s.epoch == leader.epoch
-                && s.leader_id == Some(nodes[*index].id))
-    });
-    all_follow.then_some((*index, *leader))
-}
-
-fn batch(n: u32) -> Bytes {
-    let mut builder = BatchBuilder::new(1_700_000_000_000);
-    builder.push(
-        None,
-        Some(format!("metadata record {n}").as_bytes()),
-        1_700_000_000_000,
-    );
-    Bytes::from(builder.build())
-}
-
-/// Proposes `count` single-record batches one at a time on `leader`;
-/// returns each one's offset and bytes, and the log end after them.
-async fn propose(
-    leader: &QuorumHandle,
-    first: u32,
-    count: u32,
-    proposed: &mut Vec<(u64, Bytes)>,
-) -> Result<u64, Box<dyn std::error::Error>> {
-    let mut end = 0;
-    for n in first..first + count {
-        let data = batch(n);
-        let at = leader.propose([Proposal::from(data.clone())]).await?;
-        proposed.push((at.offset - 1, data));
-        end = at.offset;
-    }
-    Ok(end)
-}
-
-fn all_reach(nodes: &[Node], high_watermark: u64) -> Option<()> {
-    statuses(nodes)
-        .iter()
-        .all(|(_, s)| s.high_watermark >= high_watermark)
-        .then_some(())
-}
-
-/// Every entry of the log in `dir` below `end`.
-fn entries_below(dir: &Path, end: u64) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
-    let log = open_log(dir)?;
-    let mut entries = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < end {
-        let read = log.read(next, 64);
-        let Some(last) = read.last() else {
-            return Err(format!("no entry at {next} in {}", dir.display()).into());
+    /// Takes what the feed sent, checking it against the node's high
+    /// watermark (read after: it only grows, and is set before a send).
+    fn drain(&mut self, node: Option<&QuorumHandle>) {
+        let Some(receiver) = &mut self.receiver else {
+            return;
         };
-        next = last.next_offset();
-        entries.extend(read.into_iter().filter(|e| e.offset < end));
+        while let Ok(run) = receiver.try_recv() {
+            self.entries.extend(run);
+        }
+        if let Some(node) = node {
+            let high_watermark = node.status().high_watermark;
+            if self.next_offset() > high_watermark {
+                self.past_high_watermark = Some(format!(
+                    "sent up to {} with the high watermark at {high_watermark}",
+                    self.next_offset()
+                ));
+            }
+        }
     }
-    Ok(entries)
 }
 
-fn with_timeout<F: Future>(f: F) -> tokio::time::Timeout<F> {
-    tokio::time::timeout(DEADLINE, f)
+/// Drains every feed; `Some` once each running node's has sent up to
+/// `end`.
+fn all_fed(nodes: &[Node], feds: &mut [Fed], end: u64) -> Option<()> {
+    let mut all = true;
+    for (node, fed) in nodes.iter().zip(feds.iter_mut()) {
+        let handle = node.handle();
+        fed.drain(handle.as_ref());
+        all &= handle.is_none() || fed.next_offset() >= end;
+    }
+    all.then_some(())
+}
+
+/// The offsets of `entries` follow each other from 0: none skipped, none
+/// twice.
+fn check_contiguous(entries: &[Entry]) -> TestResult {
+    let mut next = 0;
+    for entry in entries {
+        if entry.offset != next {
+            return Err(format!("entry at {} where {next} was due", entry.offset).into());
+        }
+        next = entry.next_offset();
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_elect_commit_fail_over_and_catch_up() -> TestResult {
-    let mut listeners = Vec::new();
-    let mut addrs = BTreeMap::new();
-    for id in VOTERS {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        addrs.insert(id, listener.local_addr()?);
-        listeners.push(listener);
-    }
+    let (listeners, addrs) = bind_all().await?;
     let mut nodes = Vec::new();
-    for (id, listener) in VOTERS.into_iter().zip(listeners) {
-        let dir = TempDir::new()?;
-        let driver = start(id, listener, dir.path(), &addrs)?;
+    let mut feds: Vec<Fed> = VOTERS.iter().map(|_| Fed::default()).collect();
+    for ((id, listener), fed) in VOTERS.into_iter().zip(listeners).zip(&mut feds) {
+        let dir = tempfile::TempDir::new()?;
+        let driver = start(id, listener, dir.path(), &addrs, fed.hooks())?;
         nodes.push(Node {
             id,
             addr: addrs[&id],
@@ -233,10 +117,16 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() -> TestResult {
         all_reach(&nodes, end)
     })
     .await?;
+    wait_for("the first proposals fed everywhere", || {
+        all_fed(&nodes, &mut feds, end)
+    })
+    .await?;
 
     // The leader stops; the other two elect a new one in a later epoch.
     let stopped = nodes[first].driver.take().ok_or("no driver")?;
     stopped.shutdown().await;
+    // What its feed sent before it stopped is the broker's image.
+    feds[first].drain(None);
     let (second, _) = wait_for("a new leader", || {
         one_leader(&nodes).filter(|(_, s)| s.epoch > first_status.epoch)
     })
@@ -249,9 +139,19 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() -> TestResult {
     })
     .await?;
 
-    // The stopped node comes back from its dir and catches up.
+    // The stopped node comes back from its dir and catches up; its feed
+    // starts where the broker's image ends.
+    let restart_from = feds[first].next_offset();
+    let fed_before_restart = feds[first].entries.len();
     let listener = TcpListener::bind(nodes[first].addr).await?;
-    let restarted = start(nodes[first].id, listener, nodes[first].dir.path(), &addrs)?;
+    let hooks = feds[first].hooks();
+    let restarted = start(
+        nodes[first].id,
+        listener,
+        nodes[first].dir.path(),
+        &addrs,
+        hooks,
+    )?;
     let back = restarted.handle();
     nodes[first].driver = Some(restarted);
     wait_for("the restarted node caught up", || {
@@ -262,6 +162,15 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() -> TestResult {
     .await?;
     let committed = leader.status().high_watermark;
     assert!(committed >= end);
+    wait_for("every feed reached the high watermark", || {
+        all_fed(&nodes, &mut feds, committed)
+    })
+    .await?;
+    let resumed = feds[first]
+        .entries
+        .get(fed_before_restart)
+        .ok_or("the restarted feed sent nothing")?;
+    assert_eq!(resumed.offset, restart_from, "the restarted feed's start");
 
     // Every node holds the same committed entries, the proposals at the
     // offsets they were given.
@@ -294,6 +203,23 @@ async fn three_nodes_elect_commit_fail_over_and_catch_up() -> TestResult {
             data[STAMPED_HEADER_BYTES..],
             "offset {offset}"
         );
+    }
+
+    // Every feed sent exactly the committed entries, in order, once, the
+    // whole batches as stored, never past its node's high watermark.
+    for (node, fed) in nodes.iter().zip(&feds) {
+        let id = node.id;
+        if let Some(past) = &fed.past_high_watermark {
+            return Err(format!("node {id}'s feed {past}").into());
+        }
+        check_contiguous(&fed.entries).map_err(|e| format!("node {id}'s feed: {e}"))?;
+        let below: Vec<&Entry> = fed
+            .entries
+            .iter()
+            .filter(|e| e.offset < committed)
+            .collect();
+        let expected: Vec<&Entry> = logs[0].iter().collect();
+        assert_eq!(below, expected, "node {id}'s feed");
     }
     Ok(())
 }
