@@ -63,16 +63,20 @@ pub fn log_dir(dir: &Path) -> PathBuf {
 }
 
 pub fn open_log(dir: &Path) -> Result<DiskLog, Error> {
+    open_log_of(dir, &VOTERS)
+}
+
+pub fn open_log_of(dir: &Path, voters: &[NodeId]) -> Result<DiskLog, Error> {
     let path = log_dir(dir);
     std::fs::create_dir_all(&path)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let log = PartitionLog::open(&path, LogConfig::default(), LoadState::default(), now)?;
-    Ok(DiskLog::new(log, VOTERS.to_vec())?)
+    Ok(DiskLog::new(log, voters.to_vec())?)
 }
 
-/// Starts node `id` on `listener` with its state in `dir`.
+/// Starts node `id` of [`VOTERS`] on `listener` with its state in `dir`.
 pub fn start(
     id: NodeId,
     listener: TcpListener,
@@ -80,7 +84,19 @@ pub fn start(
     addrs: &BTreeMap<NodeId, SocketAddr>,
     hooks: DriverHooks,
 ) -> Result<QuorumDriver, Error> {
-    let mut raft = RaftConfig::new(id, VOTERS);
+    start_of(&VOTERS, id, listener, dir, addrs, hooks)
+}
+
+/// Starts node `id` of `voters`, whose listeners are at `addrs`.
+pub fn start_of(
+    voters: &[NodeId],
+    id: NodeId,
+    listener: TcpListener,
+    dir: &Path,
+    addrs: &BTreeMap<NodeId, SocketAddr>,
+    hooks: DriverHooks,
+) -> Result<QuorumDriver, Error> {
+    let mut raft = RaftConfig::new(id, voters.iter().copied());
     raft.election_timeout_ms = 300;
     raft.election_backoff_max_ms = 300;
     raft.fetch_timeout_ms = 1000;
@@ -90,7 +106,7 @@ pub fn start(
     let wire = WireContext {
         cluster_id: "cnVubmVsLXF1b3J1bS10ZQ".to_owned(),
         local_id: id,
-        voters: VOTERS.to_vec(),
+        voters: voters.to_vec(),
         endpoints: vec![Endpoint {
             listener: "CONTROLLER".to_owned(),
             host: "127.0.0.1".to_owned(),
@@ -112,7 +128,7 @@ pub fn start(
     Ok(QuorumDriver::start_with_hooks(
         config,
         listener,
-        open_log(dir)?,
+        open_log_of(dir, voters)?,
         state_path,
         hooks,
     )?)
