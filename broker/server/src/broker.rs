@@ -179,12 +179,13 @@ fn host_partitions(replicas: &ReplicaManager, metadata: &ClusterMetadata, config
 
 impl BrokerConfig {
     /// The host and port clients are told to connect to: the first
-    /// advertised listener, or the first listener.
+    /// advertised listener, or the first listener, never a controller's.
     pub fn advertised(&self) -> (&str, u16) {
         let listener = self
             .advertised_listeners
-            .first()
-            .or(self.listeners.first())
+            .iter()
+            .find(|l| !self.is_controller_listener(&l.name))
+            .or(self.client_listeners().next())
             .map(|l| (l.address.host.as_str(), l.address.port));
         listener.unwrap_or(("127.0.0.1", 9092))
     }

@@ -5,7 +5,12 @@
 //! `--config` properties file, then Kafka's defaults.
 //!
 //! - `config.rs`: the table of known keys, [`load`], [`ConfigArgs`].
-//! - [`listener`]: `PLAINTEXT://host:port` and `host:port` values.
+//! - [`error`]: [`ConfigError`], each a sentence naming the setting and
+//!   where it came from ([`Origin`]).
+//! - [`listener`]: `NAME://host:port` and `host:port` values, and
+//!   `listener.security.protocol.map`.
+//! - [`quorum`]: KRaft's `process.roles` and quorum settings, checked as
+//!   Kafka checks them.
 //! - [`properties`]: the Java properties file format.
 //!
 //! As in Kafka, the sources are merged key by key first, and keys naming
@@ -13,19 +18,28 @@
 //! `log.retention.minutes` beats `log.retention.hours` whichever source
 //! each came from.
 
+mod error;
 mod listener;
 mod properties;
+mod quorum;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 
 use runnel_log::{LogConfig, LogError};
 
 use crate::connection_limits::{self, ConnectionQuotas};
 
+pub use error::{ConfigError, Origin};
 pub use listener::{HostPort, Listener};
+#[allow(
+    unused_imports,
+    reason = "the quorum's types, for serve to start it (issue 15)"
+)]
+pub use quorum::{ProcessRoles, QuorumConfig, QuorumVoter};
+
+use listener::ProtocolMap;
 
 const ENV_PREFIX: &str = "RUNNEL_";
 
@@ -85,6 +99,9 @@ pub struct BrokerConfig {
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
+    /// `process.roles` and the quorum it joins; None without
+    /// `process.roles`: a quorum of one that needs no setup.
+    pub quorum: Option<QuorumConfig>,
 }
 
 impl Default for BrokerConfig {
@@ -126,59 +143,9 @@ impl Default for BrokerConfig {
             transactional_id_expiration_ms: 604_800_000,
             cluster_id: None,
             log: LogConfig::default(),
+            quorum: None,
         }
     }
-}
-
-/// Where a setting came from, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    File { path: PathBuf, line: usize },
-    Env { var: String },
-    Override,
-    Default,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File { path, line } => write!(f, "{} line {line}", path.display()),
-            Origin::Env { var } => write!(f, "environment variable {var}"),
-            Origin::Override => f.write_str("--override"),
-            Origin::Default => f.write_str("the defaults"),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read config file {}", path.display())]
-    ReadFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{} line {line}: expected key=value or key: value, found {text:?}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        text: String,
-    },
-    #[error("unknown setting {key:?} in {origin}")]
-    UnknownKey { key: String, origin: Origin },
-    #[error("invalid value {value:?} for {key} in {origin}: {reason}")]
-    InvalidValue {
-        key: String,
-        value: String,
-        origin: Origin,
-        reason: String,
-    },
-    #[error(
-        "listener {listener} (from {origin}) binds every interface, which is no address \
-         for clients to connect to; set advertised.listeners to one they can reach, \
-         e.g. PLAINTEXT://broker-0.example.com:9092"
-    )]
-    AdvertisedListenersRequired { listener: Listener, origin: Origin },
 }
 
 /// The inputs of [`load`]. `env` is passed in so that tests need not touch
@@ -246,6 +213,9 @@ enum Apply {
     /// A [`LogConfig`] millisecond setting given in a coarser unit (ms per
     /// unit); negative means -1, "forever", as in Kafka.
     LogScaled(&'static str, i64),
+    /// Parsed after the table, with the settings it depends on
+    /// (`listener.security.protocol.map`, the [`quorum`] keys).
+    Later,
 }
 
 /// A known key. Keys naming one setting are applied in table order, so the
@@ -296,6 +266,19 @@ static KEYS: &[Key] = &[
     Key { name: "transaction.max.timeout.ms", apply: broker!(transaction_max_timeout_ms, |v| int(v, 1)) },
     Key { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", apply: broker!(transaction_abort_timed_out_transaction_cleanup_interval_ms, |v| int(v, 1)) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
+    Key { name: "listener.security.protocol.map", apply: Apply::Later },
+    Key { name: "process.roles", apply: Apply::Later },
+    Key { name: "controller.quorum.voters", apply: Apply::Later },
+    Key { name: "controller.quorum.bootstrap.servers", apply: Apply::Later },
+    Key { name: "controller.listener.names", apply: Apply::Later },
+    Key { name: "metadata.log.dir", apply: Apply::Later },
+    Key { name: "controller.quorum.election.timeout.ms", apply: Apply::Later },
+    Key { name: "controller.quorum.election.backoff.max.ms", apply: Apply::Later },
+    Key { name: "controller.quorum.fetch.timeout.ms", apply: Apply::Later },
+    Key { name: "controller.quorum.request.timeout.ms", apply: Apply::Later },
+    Key { name: "broker.session.timeout.ms", apply: Apply::Later },
+    Key { name: "broker.heartbeat.interval.ms", apply: Apply::Later },
+    Key { name: "inter.broker.listener.name", apply: Apply::Later },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },
     Key { name: "log.roll.hours", apply: Apply::LogScaled("segment.ms", 3_600_000) },
@@ -330,6 +313,7 @@ impl Key {
     fn apply(&self, config: &mut BrokerConfig, value: &str) -> Result<(), String> {
         let (log_key, value) = match self.apply {
             Apply::Broker(apply) => return apply(config, value),
+            Apply::Later => return Ok(()),
             Apply::Log(log_key) => (log_key, value.to_string()),
             Apply::LogScaled(log_key, unit_ms) => {
                 let v: i64 = int(value, i64::MIN)?;
@@ -356,24 +340,18 @@ struct Setting {
 }
 
 /// Kafka broker settings found in stock `server.properties` files that mean
-/// nothing to a single Runnel broker (thread pools, socket buffers,
-/// replication of internal topics, ZooKeeper and KRaft controller wiring).
+/// nothing to a Runnel broker yet (thread pools, socket buffers,
+/// replication of internal topics, ZooKeeper).
 /// They are logged and skipped so an existing file starts; anything else
 /// unknown is still an error.
 const IGNORED_KAFKA_KEYS: &[&str] = &[
     "auto.leader.rebalance.enable",
-    "controller.listener.names",
-    "controller.quorum.bootstrap.servers",
-    "controller.quorum.voters",
-    "inter.broker.listener.name",
-    "listener.security.protocol.map",
     "log.retention.check.interval.ms",
     "min.insync.replicas",
     "num.io.threads",
     "num.network.threads",
     "num.replica.fetchers",
     "offsets.topic.replication.factor",
-    "process.roles",
     "replica.lag.time.max.ms",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.replication.factor",
@@ -439,7 +417,10 @@ pub fn load(sources: &ConfigSources) -> Result<BrokerConfig, ConfigError> {
     build(&settings)
 }
 
-fn build(settings: &BTreeMap<&'static str, Setting>) -> Result<BrokerConfig, ConfigError> {
+/// The merged sources: each known key's winning value.
+type Settings = BTreeMap<&'static str, Setting>;
+
+fn build(settings: &Settings) -> Result<BrokerConfig, ConfigError> {
     let mut config = BrokerConfig::default();
     for key in KEYS {
         let Some(s) = settings.get(key.name) else {
@@ -476,6 +457,8 @@ fn build(settings: &BTreeMap<&'static str, Setting>) -> Result<BrokerConfig, Con
             return Err(invalid(key, s, reason));
         }
     }
+    config.quorum = quorum::parse(settings)?;
+    check_protocols(&config, settings)?;
     match settings.get("advertised.listeners") {
         Some(s) => {
             let listed = |name: &str| config.listeners.iter().any(|l| l.name == name);
@@ -489,7 +472,7 @@ fn build(settings: &BTreeMap<&'static str, Setting>) -> Result<BrokerConfig, Con
             }
         }
         None => {
-            if let Some(l) = config.listeners.iter().find(|l| l.address.is_wildcard()) {
+            if let Some(l) = config.client_listeners().find(|l| l.address.is_wildcard()) {
                 return Err(ConfigError::AdvertisedListenersRequired {
                     listener: l.clone(),
                     origin: settings
@@ -497,10 +480,56 @@ fn build(settings: &BTreeMap<&'static str, Setting>) -> Result<BrokerConfig, Con
                         .map_or(Origin::Default, |s| s.origin.clone()),
                 });
             }
-            config.advertised_listeners = config.listeners.clone();
+            // A controller bound to every interface has no address of its
+            // own to advertise; its voters entry is what others dial.
+            let advertised =
+                |l: &&Listener| !l.address.is_wildcard() || !config.is_controller_listener(&l.name);
+            config.advertised_listeners = config
+                .listeners
+                .iter()
+                .filter(advertised)
+                .cloned()
+                .collect();
         }
     }
+    if let Some(quorum) = &config.quorum {
+        quorum::validate(quorum, &config, settings)?;
+    }
     Ok(config)
+}
+
+/// Refuses a listener whose `listener.security.protocol.map` protocol is
+/// not PLAINTEXT (SSL and SASL come later), and, on a broker-only node,
+/// a controller listener name that is not PLAINTEXT (it dials the
+/// controllers with it).
+fn check_protocols(config: &BrokerConfig, settings: &Settings) -> Result<(), ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let names = config
+        .quorum
+        .as_ref()
+        .map_or(&[][..], |q| &q.controller_listener_names[..]);
+    let map = match settings.get(KEY) {
+        Some(s) => ProtocolMap::parse(&s.value).map_err(|reason| invalid(KEY, s, reason))?,
+        None if config.quorum.is_some() => {
+            ProtocolMap::default().with_plaintext_controllers(names, &config.listeners)
+        }
+        None => ProtocolMap::default(),
+    };
+    let blamed = settings.get("listeners").map(|s| ("listeners", s));
+    let blamed = blamed.or(settings.get(KEY).map(|s| (KEY, s)));
+    for l in &config.listeners {
+        if let (Err(reason), Some((key, s))) = (map.check_plaintext(&l.name, l), blamed) {
+            return Err(invalid(key, s, reason));
+        }
+    }
+    let broker_only = config.quorum.as_ref().is_some_and(|q| !q.roles.controller);
+    if let (true, Some(s)) = (broker_only, settings.get("controller.listener.names")) {
+        for name in names {
+            map.check_plaintext(name, name)
+                .map_err(|reason| invalid("controller.listener.names", s, reason))?;
+        }
+    }
+    Ok(())
 }
 
 fn invalid(key: &str, setting: &Setting, reason: String) -> ConfigError {

@@ -2,13 +2,132 @@
 //! it: the cluster id (generated on first start unless `cluster.id` is
 //! set) and this node's id. A dir that belongs to another cluster or node
 //! is refused rather than mixed in.
+//!
+//! A node with `process.roles` does not format itself: every log dir and
+//! the metadata log dir must have been formatted first
+//! ([`check_formatted`]), as Kafka's nodes require.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use uuid::Uuid;
 
+use crate::config::BrokerConfig;
+
 pub const FILE_NAME: &str = "meta.properties";
+
+/// Why a node with `process.roles` may not start on its dirs.
+#[allow(dead_code, reason = "serve.rs is to call check_formatted (issue 15)")]
+#[derive(Debug, thiserror::Error)]
+pub enum FormatCheckError {
+    #[error(
+        "No meta.properties found in {} (have you run `runnel storage format` or \
+         kafka-storage.sh to format the directory?)",
+        dir.display()
+    )]
+    Unformatted { dir: PathBuf },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} has no cluster.id", path.display())]
+    NoClusterId { path: PathBuf },
+    #[error("{} holds cluster.id {found}, but {expected_from} says {expected}", path.display())]
+    ClusterIdMismatch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+        expected_from: String,
+    },
+    #[error("{} holds node.id {found}, but node.id is {node_id}", path.display())]
+    NodeIdMismatch {
+        path: PathBuf,
+        found: String,
+        node_id: i32,
+    },
+}
+
+/// For a node with `process.roles`: the cluster id its dirs were
+/// formatted with, refusing a log dir or metadata log dir without
+/// `meta.properties`, or one of another node or cluster. `Ok(None)`
+/// without `process.roles`: that broker formats itself on first start
+/// ([`cluster_id`]).
+///
+/// This is how a wiped voter is kept from voting as if it were new: with
+/// its dirs wiped it has no `meta.properties` and does not start until an
+/// operator formats it again, knowingly; it never rejoins the quorum with
+/// an empty log and a forgotten vote under its old id on its own.
+#[allow(
+    dead_code,
+    reason = "serve.rs is to call it before opening storage (issue 15)"
+)]
+pub fn check_formatted(config: &BrokerConfig) -> Result<Option<String>, FormatCheckError> {
+    if config.quorum.is_none() {
+        return Ok(None);
+    }
+    let mut expected: Option<(String, String)> = config
+        .cluster_id
+        .clone()
+        .map(|id| (id, "the setting cluster.id".to_string()));
+    for dir in formatted_dirs(config) {
+        let path = dir.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(FormatCheckError::Unformatted {
+                    dir: dir.to_path_buf(),
+                });
+            }
+            Err(source) => return Err(FormatCheckError::Read { path, source }),
+        };
+        let found = property(&text, "cluster.id")
+            .ok_or_else(|| FormatCheckError::NoClusterId { path: path.clone() })?;
+        if let Some(stored) = property(&text, "node.id")
+            && stored != config.node_id.to_string()
+        {
+            return Err(FormatCheckError::NodeIdMismatch {
+                path,
+                found: stored,
+                node_id: config.node_id,
+            });
+        }
+        match &expected {
+            Some((id, from)) if *id != found => {
+                return Err(FormatCheckError::ClusterIdMismatch {
+                    path,
+                    found,
+                    expected: id.clone(),
+                    expected_from: from.clone(),
+                });
+            }
+            Some(_) => {}
+            None => expected = Some((found, path.display().to_string())),
+        }
+    }
+    Ok(expected.map(|(id, _)| id))
+}
+
+/// The dirs `kafka-storage format` writes `meta.properties` in: every log
+/// dir, and with `process.roles` the metadata log dir when it is not one
+/// of them.
+pub fn formatted_dirs(config: &BrokerConfig) -> Vec<&Path> {
+    let mut dirs: Vec<&Path> = config.log_dirs.iter().map(PathBuf::as_path).collect();
+    let metadata = config.metadata_log_dir();
+    if config.quorum.is_some() && !dirs.contains(&metadata) {
+        dirs.push(metadata);
+    }
+    dirs
+}
+
+/// The value of `key` in a `meta.properties` text.
+fn property(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_string())
+}
 
 /// The cluster id of the data in `dir`, writing `meta.properties` when it
 /// is missing.
@@ -20,12 +139,7 @@ pub fn cluster_id(dir: &Path, configured: Option<&str>, node_id: i32) -> Result<
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     if let Some(text) = existing {
-        let value = |key: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once('='))
-                .find(|(k, _)| k.trim() == key)
-                .map(|(_, v)| v.trim().to_string())
-        };
+        let value = |key: &str| property(&text, key);
         let stored =
             value("cluster.id").with_context(|| format!("{} has no cluster.id", path.display()))?;
         if let Some(configured) = configured
@@ -149,5 +263,92 @@ mod tests {
             assert!(!is_valid_uuid(bad), "{bad}");
         }
         assert!(is_valid_uuid("MkU3OEVBNTcwNTJENDM2Qg"));
+    }
+
+    /// A node with `process.roles` over `log_dirs`, its metadata in
+    /// `metadata`.
+    fn quorum_node(log_dirs: &[&Path], metadata: Option<&Path>) -> BrokerConfig {
+        use crate::config::{ProcessRoles, QuorumConfig};
+        let roles = ProcessRoles {
+            broker: true,
+            controller: true,
+        };
+        BrokerConfig {
+            node_id: 3,
+            log_dirs: log_dirs.iter().map(|d| d.to_path_buf()).collect(),
+            quorum: Some(QuorumConfig {
+                metadata_log_dir: metadata.map(Path::to_path_buf),
+                ..QuorumConfig::new(roles)
+            }),
+            ..BrokerConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_quorum_node_starts_only_on_formatted_dirs() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let [a, b, m] = ["a", "b", "meta"].map(|d| root.path().join(d));
+        let config = quorum_node(&[&a, &b], Some(&m));
+        assert_eq!(formatted_dirs(&config), [&a, &b, &m]);
+        let same = quorum_node(&[&a, &b], Some(&b));
+        assert_eq!(
+            formatted_dirs(&same),
+            [&a, &b],
+            "the metadata dir is a log dir"
+        );
+        let single = BrokerConfig {
+            log_dirs: vec![a.clone()],
+            ..BrokerConfig::default()
+        };
+        assert_eq!(formatted_dirs(&single), [&a]);
+        assert!(check_formatted(&single).expect("no quorum").is_none());
+
+        let unformatted = |config: &BrokerConfig| match check_formatted(config) {
+            Err(FormatCheckError::Unformatted { dir }) => dir,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(unformatted(&config), a);
+        let id = new_cluster_id();
+        assert!(format(&a, &id, 3).expect("format a"));
+        assert!(format(&b, &id, 3).expect("format b"));
+        let err = check_formatted(&config).expect_err("meta dir unformatted");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "No meta.properties found in {} (have you run `runnel storage format` or \
+                 kafka-storage.sh to format the directory?)",
+                m.display()
+            )
+        );
+        assert!(format(&m, &id, 3).expect("format meta"));
+        assert_eq!(
+            check_formatted(&config).expect("formatted"),
+            Some(id.clone())
+        );
+
+        let other_node = BrokerConfig {
+            node_id: 4,
+            ..config.clone()
+        };
+        assert!(matches!(
+            check_formatted(&other_node),
+            Err(FormatCheckError::NodeIdMismatch { found, node_id: 4, .. }) if found == "3"
+        ));
+        let other_cluster = BrokerConfig {
+            cluster_id: Some(new_cluster_id()),
+            ..config.clone()
+        };
+        assert!(matches!(
+            check_formatted(&other_cluster),
+            Err(FormatCheckError::ClusterIdMismatch { found, .. }) if found == id
+        ));
+        std::fs::remove_file(m.join(FILE_NAME)).expect("wipe");
+        assert!(format(&m, &new_cluster_id(), 3).expect("format anew"));
+        let err = check_formatted(&config).expect_err("mixed clusters");
+        assert!(
+            err.to_string()
+                .contains(&format!("but {} says {id}", a.join(FILE_NAME).display())),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! `runnel storage`: kafka-storage's `random-uuid` and `format`, with its
 //! flags in both spellings. `format` writes `meta.properties` (cluster id,
-//! node id, a directory id) in every log dir of a server.properties; a
-//! formatted dir is refused unless `--ignore-formatted`.
+//! node id, a directory id) in every log dir of a server.properties, and
+//! with `process.roles` in its `metadata.log.dir` too (a node with
+//! `process.roles` starts only on formatted dirs); a formatted dir is
+//! refused unless `--ignore-formatted`.
 
 use std::path::PathBuf;
 
@@ -15,7 +17,8 @@ use crate::meta;
 pub enum StorageCommand {
     /// Prints a new cluster id
     RandomUuid,
-    /// Writes meta.properties in each log dir of --config for --cluster-id
+    /// Writes meta.properties in each log dir (and metadata.log.dir) of
+    /// --config for --cluster-id
     Format(FormatArgs),
 }
 
@@ -68,7 +71,7 @@ fn format(args: FormatArgs) -> Result<()> {
     // --standalone and --no-initial-controllers are taken as
     // kafka-storage takes them; a quorum of one needs nothing written.
     let _accepted = (args.standalone, args.no_initial_controllers);
-    for dir in &config.log_dirs {
+    for dir in meta::formatted_dirs(&config) {
         if meta::format(dir, &args.cluster_id, config.node_id)? {
             println!(
                 "Formatting log directory {} with cluster.id {}",
@@ -89,4 +92,41 @@ fn format(args: FormatArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_the_metadata_log_dir_of_a_quorum_node_too() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (data, metadata) = (root.path().join("data"), root.path().join("meta"));
+        let config = root.path().join("server.properties");
+        let text = format!(
+            "process.roles=controller\nnode.id=1\ncontroller.quorum.voters=1@c-1:9093\n\
+             listeners=CONTROLLER://c-1:9093\ncontroller.listener.names=CONTROLLER\n\
+             log.dirs={}\nmetadata.log.dir={}\n",
+            data.display(),
+            metadata.display()
+        );
+        std::fs::write(&config, text).expect("write");
+        let id = meta::new_cluster_id();
+        let args = |ignore_formatted| FormatArgs {
+            cluster_id: id.clone(),
+            config: config.clone(),
+            ignore_formatted,
+            standalone: true,
+            no_initial_controllers: false,
+        };
+        format(args(false)).expect("format");
+        for dir in [&data, &metadata] {
+            assert!(dir.join(meta::FILE_NAME).exists(), "{}", dir.display());
+        }
+        std::fs::remove_file(metadata.join(meta::FILE_NAME)).expect("wipe");
+        let err = format(args(false)).expect_err("data is formatted");
+        assert!(err.to_string().contains("is formatted already"), "{err}");
+        format(args(true)).expect("--ignore-formatted formats the rest");
+        assert!(metadata.join(meta::FILE_NAME).exists());
+    }
 }
