@@ -17,7 +17,6 @@ use crate::config::BrokerConfig;
 pub const FILE_NAME: &str = "meta.properties";
 
 /// Why a node with `process.roles` may not start on its dirs.
-#[allow(dead_code, reason = "serve.rs is to call check_formatted (issue 15)")]
 #[derive(Debug, thiserror::Error)]
 pub enum FormatCheckError {
     #[error(
@@ -59,10 +58,6 @@ pub enum FormatCheckError {
 /// its dirs wiped it has no `meta.properties` and does not start until an
 /// operator formats it again, knowingly; it never rejoins the quorum with
 /// an empty log and a forgotten vote under its old id on its own.
-#[allow(
-    dead_code,
-    reason = "serve.rs is to call it before opening storage (issue 15)"
-)]
 pub fn check_formatted(config: &BrokerConfig) -> Result<Option<String>, FormatCheckError> {
     if config.quorum.is_none() {
         return Ok(None);
@@ -214,7 +209,20 @@ fn write_synced(path: &Path, text: &str) -> Result<()> {
 
 /// A Kafka-style cluster id: a random UUID in URL-safe base64, 22 chars.
 pub fn new_cluster_id() -> String {
-    uuid_string(Uuid::new_v4())
+    uuid_string(random_uuid())
+}
+
+/// A random UUID as Kafka's `Uuid.randomUuid` makes one: never the
+/// reserved zero or one ids, and never one whose string starts with `-`,
+/// which a command line would take for a flag (`-t -K...`).
+pub fn random_uuid() -> Uuid {
+    loop {
+        let uuid = Uuid::new_v4();
+        let bits = uuid.as_u128();
+        if bits > 1 && (bits >> 122) as usize & 63 != 62 {
+            return uuid;
+        }
+    }
 }
 
 /// A UUID as Kafka writes one (its `Uuid.toString`): URL-safe base64 of
@@ -350,5 +358,16 @@ mod tests {
                 .contains(&format!("but {} says {id}", a.join(FILE_NAME).display())),
             "{err}"
         );
+    }
+
+    /// One in 64 random ids would start with `-` if nothing stopped it;
+    /// 4096 draws would all but surely show one.
+    #[test]
+    fn random_ids_never_start_with_a_dash() {
+        for _ in 0..4096 {
+            let id = new_cluster_id();
+            assert!(!id.starts_with('-'), "{id}");
+            assert!(is_valid_uuid(&id), "{id}");
+        }
     }
 }

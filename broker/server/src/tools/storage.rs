@@ -25,7 +25,12 @@ pub enum StorageCommand {
 #[derive(Debug, Args)]
 pub struct FormatArgs {
     /// The cluster id, as `runnel storage random-uuid` prints one
-    #[arg(short = 't', long = "cluster-id", value_name = "ID")]
+    #[arg(
+        short = 't',
+        long = "cluster-id",
+        value_name = "ID",
+        allow_hyphen_values = true
+    )]
     cluster_id: String,
     /// The node's server.properties
     #[arg(short = 'c', long = "config", value_name = "FILE")]
