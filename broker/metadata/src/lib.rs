@@ -43,6 +43,7 @@
 
 pub mod changes;
 pub mod delta;
+pub mod fencing;
 pub mod image;
 mod image_records;
 pub mod log_batch;
