@@ -128,6 +128,21 @@ enum Command {
         proposals: Vec<Proposal>,
         reply: oneshot::Sender<Result<OffsetAndEpoch, ProposeError>>,
     },
+    /// The leader's view of its voters; `None` on a node that does not
+    /// lead.
+    ReplicaStates {
+        reply: oneshot::Sender<Option<BTreeMap<NodeId, VoterState>>>,
+    },
+}
+
+/// The leader's view of one voter, for DescribeQuorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoterState {
+    /// Its synced log end, from its last valid Fetch (the leader's own
+    /// log end for the leader).
+    pub log_end_offset: Option<u64>,
+    /// How long ago it last fetched (zero for the leader).
+    pub since_last_fetch: Option<Duration>,
 }
 
 /// The narrow view of a running driver: propose, and watch the status.
@@ -144,6 +159,7 @@ impl std::fmt::Debug for Command {
                 .debug_struct("Propose")
                 .field("proposals", &proposals.len())
                 .finish(),
+            Command::ReplicaStates { .. } => f.write_str("ReplicaStates"),
         }
     }
 }
@@ -166,6 +182,17 @@ impl QuorumHandle {
             .await
             .map_err(|_| ProposeError::Stopped)?;
         answer.await.map_err(|_| ProposeError::Stopped)?
+    }
+
+    /// The leader's view of each voter (its synced log end and last
+    /// fetch), for DescribeQuorum; `None` when this node does not lead.
+    pub async fn voter_states(&self) -> Result<Option<BTreeMap<NodeId, VoterState>>, ProposeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::ReplicaStates { reply })
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        answer.await.map_err(|_| ProposeError::Stopped)
     }
 
     pub fn status(&self) -> QuorumStatus {
@@ -339,6 +366,9 @@ impl Driver {
             tokio::select! {
                 command = io.commands.recv(), if commands_open => match command {
                     Some(Command::Propose { proposals, reply }) => self.propose(proposals, reply)?,
+                    Some(Command::ReplicaStates { reply }) => {
+                        let _ = reply.send(self.voter_states());
+                    }
                     None => commands_open = false,
                 },
                 Some(inbound) = io.inbound.recv() => self.on_inbound(inbound)?,
@@ -357,6 +387,32 @@ impl Driver {
             }
             while io.tasks.try_join_next().is_some() {}
         }
+    }
+
+    fn voter_states(&self) -> Option<BTreeMap<NodeId, VoterState>> {
+        let now_ms = self.now_ms();
+        let own = self.node.node_id();
+        let states = self.node.replica_states()?;
+        let mut voters: BTreeMap<NodeId, VoterState> = states
+            .iter()
+            .map(|(id, state)| {
+                let view = VoterState {
+                    log_end_offset: state.end_offset,
+                    since_last_fetch: state
+                        .last_fetch_ms
+                        .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
+                };
+                (*id, view)
+            })
+            .collect();
+        voters.insert(
+            own,
+            VoterState {
+                log_end_offset: Some(self.log.end_offset()),
+                since_last_fetch: Some(Duration::ZERO),
+            },
+        );
+        Some(voters)
     }
 
     fn now_ms(&self) -> u64 {

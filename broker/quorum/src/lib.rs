@@ -38,7 +38,7 @@ pub mod wire;
 pub use controller_client::{ControllerClient, ControllerClientError};
 pub use driver::{
     CommittedFeed, ControllerRequest, DriverConfig, DriverError, DriverHooks, FrameError,
-    ProposeError, QuorumDriver, QuorumHandle, QuorumStatus,
+    ProposeError, QuorumDriver, QuorumHandle, QuorumStatus, VoterState,
 };
 pub use entry_batch::EntryBatchError;
 pub use quorum_state_file::{QuorumStateFile, QuorumStateFileError};
