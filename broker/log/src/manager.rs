@@ -213,6 +213,28 @@ impl LogManager {
         Ok(log)
     }
 
+    /// Stops managing `tp` and hands its log over whole, for an owner of
+    /// its own (the KRaft quorum's `__cluster_metadata-0`): no flush,
+    /// retention or checkpoint here touches it after. None when it is not
+    /// open here or another holder still shares it (it stays managed).
+    pub fn take(&self, tp: &TopicPartition) -> Option<PartitionLog> {
+        let mut entries = self.entries();
+        let entry = entries.remove(tp)?;
+        match Arc::try_unwrap(entry.log) {
+            Ok(log) => Some(log.into_inner().unwrap_or_else(PoisonError::into_inner)),
+            Err(shared) => {
+                entries.insert(
+                    tp.clone(),
+                    Entry {
+                        log: shared,
+                        dir_index: entry.dir_index,
+                    },
+                );
+                None
+            }
+        }
+    }
+
     /// Removes a partition and its files.
     pub fn delete(&self, tp: &TopicPartition) -> Result<bool> {
         let removed = self.entries().remove(tp);

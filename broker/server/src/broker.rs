@@ -190,6 +190,17 @@ impl BrokerConfig {
         listener.unwrap_or(("127.0.0.1", 9092))
     }
 
+    /// The name of the listener clients are told about (`PLAINTEXT`
+    /// unless named otherwise): the one brokers' registrations are looked
+    /// up by in Metadata.
+    pub fn client_listener_name(&self) -> &str {
+        self.advertised_listeners
+            .iter()
+            .find(|l| !self.is_controller_listener(&l.name))
+            .or(self.client_listeners().next())
+            .map_or("PLAINTEXT", |l| l.name.as_str())
+    }
+
     /// Set from `meta.properties` at start.
     pub fn cluster_id(&self) -> &str {
         self.cluster_id.as_deref().unwrap_or_default()

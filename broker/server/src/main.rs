@@ -30,6 +30,7 @@ mod cluster_metadata;
 mod config;
 mod connection;
 mod connection_limits;
+mod controller;
 mod delivery;
 mod error_codes;
 #[cfg(feature = "fault-injection")]
@@ -44,6 +45,7 @@ mod log_reader;
 mod meta;
 mod metrics;
 mod producer_ids;
+mod quorum_node;
 mod replica_manager;
 mod serve;
 mod storage_health;

@@ -59,6 +59,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
 
+    // A node of a cluster starts only on formatted storage (a wiped voter
+    // must not vote as new); a quorum of one formats itself below.
+    crate::meta::check_formatted(&config)
+        .map_err(|err| anyhow::anyhow!(error_chain(&err)))
+        .context("storage is not formatted for this node")?;
     let shown = display_dirs(&config.log_dirs);
     let fresh = config.log_dirs.iter().all(|dir| is_missing_or_empty(dir));
     let manager_config = ManagerConfig {
@@ -103,20 +108,49 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         },
     ));
 
-    let listener_addr = config.listeners[0].address.clone();
+    // Clients' listener: the first that is not a controller listener.
+    let client_listener = config
+        .listeners
+        .iter()
+        .position(|l| !config.is_controller_listener(&l.name))
+        .context("listeners has no listener for clients, only controller listeners")?;
+    let listener_addr = config.listeners[client_listener].address.clone();
     let listener = TcpListener::bind((listener_addr.host.as_str(), listener_addr.port))
         .await
-        .with_context(|| format!("cannot listen on {} (listeners)", config.listeners[0]))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (listeners)",
+                config.listeners[client_listener]
+            )
+        })?;
     let bound = listener.local_addr().context("listener address")?;
-    if config.listeners[0].address.port == 0 {
-        config.listeners[0].address.port = bound.port();
+    if config.listeners[client_listener].address.port == 0 {
+        config.listeners[client_listener].address.port = bound.port();
     }
-    if let Some(advertised) = config.advertised_listeners.first_mut()
+    let client_name = config.listeners[client_listener].name.clone();
+    if let Some(advertised) = config
+        .advertised_listeners
+        .iter_mut()
+        .find(|a| a.name == client_name)
         && advertised.address.port == 0
     {
         advertised.address.port = bound.port();
     }
-    let metadata = {
+    let quorum_node = match config.quorum.clone() {
+        Some(quorum) => Some(
+            crate::quorum_node::start(&config, &quorum, &manager, now_ms())
+                .await
+                .context("cannot start this node's part of the metadata quorum")?,
+        ),
+        None => None,
+    };
+    let metadata = if let Some(node) = &quorum_node {
+        ClusterMetadata::on_quorum(
+            config.node_id,
+            node.driver.handle(),
+            Arc::clone(&node.client),
+        )
+    } else {
         let manager = Arc::clone(&manager);
         let node_id = config.node_id;
         tokio::task::spawn_blocking(move || ClusterMetadata::open(&manager, node_id, now_ms()))
@@ -125,12 +159,29 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
             .map_err(|err| anyhow::anyhow!(error_chain(&err)))
             .context("cannot load the cluster metadata")?
     };
+    // broker.heartbeat.interval.ms and broker.session.timeout.ms.
+    let session = config.quorum.as_ref().map(|q| {
+        (
+            Duration::from_millis(q.broker_heartbeat_interval_ms),
+            Duration::from_millis(q.broker_session_timeout_ms),
+        )
+    });
     let broker = Arc::new(Broker::new(
         config,
         Arc::clone(&manager),
         metadata,
         Arc::clone(&metrics),
     ));
+    // The image follows the quorum only once the applier is registered
+    // (Broker::new), so every change reaches this broker's partitions.
+    let mut quorum_tasks = match (quorum_node, session) {
+        (Some(node), Some((interval, timeout))) => Some(
+            crate::quorum_node::run_broker_side(&broker, node, interval, timeout)
+                .await
+                .context("this node could not join the cluster")?,
+        ),
+        _ => None,
+    };
     // Partition logs found in the log dirs, the metadata log aside.
     let partitions = manager
         .partitions()
@@ -138,7 +189,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .filter(|tp| tp.topic != crate::cluster_metadata::METADATA_TOPIC)
         .count();
     metrics.attach_collector(Box::new(crate::group_metrics::GroupCollector::new(&broker)));
-    let loaded = {
+    // On the quorum, the coordinators loaded their partitions as the image
+    // replayed (their listeners follow every change).
+    let loaded = if quorum_tasks.is_some() {
+        crate::group_coordinator::Loaded::default()
+    } else {
         let broker = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || {
             broker
@@ -154,7 +209,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         groups = loaded.groups,
         "committed offsets and groups loaded"
     );
-    let transactional_ids = {
+    let transactional_ids = if quorum_tasks.is_some() {
+        0
+    } else {
         let broker = Arc::clone(&broker);
         tokio::task::spawn_blocking(move || {
             broker.txn_partitions.load_led(&broker.metadata, now_ms())
@@ -217,6 +274,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
                 Err(err) => tracing::warn!(error = %err, "accept failed"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            failed = replay_failed(&mut quorum_tasks) => {
+                tracing::error!(error = %failed, "stopping: this node's metadata cannot follow the cluster's");
+                break "a failed metadata replay";
+            }
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
@@ -256,6 +317,9 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     if let Err(err) = broker.metadata.snapshot(now_ms()) {
         tracing::error!(error = %error_chain(&err), "cannot write a metadata snapshot at shutdown");
     }
+    if let Some(tasks) = quorum_tasks.take() {
+        tasks.shutdown().await;
+    }
     let _ = stop_http.send(());
     http_task.await.context("the metrics server panicked")?;
     drop(broker);
@@ -268,6 +332,19 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .with_context(|| format!("cannot close storage in {shown} cleanly"))?;
     tracing::info!("storage closed cleanly");
     Ok(())
+}
+
+/// Resolves when the quorum's metadata replay failed; never without a
+/// quorum.
+async fn replay_failed(tasks: &mut Option<crate::quorum_node::QuorumTasks>) -> String {
+    match tasks {
+        Some(tasks) => match (&mut tasks.replay_failed).await {
+            Ok(message) => message,
+            // The replay task ended without a failure (shutdown).
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Flushes logs whose `flush.ms` has passed and applies retention every

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use runnel_metadata::changes::{self, NewTopic};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
-use crate::cluster_metadata::{Applied, ClusterMetadata};
+mod forward;
+
+use crate::cluster_metadata::{Applied, ApplyLocal, ClusterMetadata, MetadataError};
 use crate::level_config::{
     DELAY_MS, DeliveryConfig, EntryConfig, LevelConfig, LevelConfigError, TARGET,
 };
@@ -57,6 +59,12 @@ pub enum TopicOpError {
         #[source]
         source: Box<crate::cluster_metadata::MetadataError>,
     },
+    #[error("the controller refused the change to topic {topic} with {error:?}: {message}")]
+    Forwarded {
+        topic: String,
+        error: kafka_protocol::error::ResponseError,
+        message: String,
+    },
     #[error("storage failed for topic {topic}")]
     Storage {
         topic: String,
@@ -81,14 +89,58 @@ pub struct TopicAdmin {
     /// `num.partitions`: a topic created with -1 partitions gets these.
     num_partitions: i32,
     metadata: Arc<ClusterMetadata>,
-    replicas: Arc<ReplicaManager>,
-    listeners: Vec<Arc<dyn LocalChangesListener>>,
+    /// This broker's share of every change; `metadata` holds it weakly.
+    _applier: Arc<LocalApplier>,
     /// Held for a whole topic creation, deletion or growth: its checks,
     /// its records and the logs they create or delete.
     changes: Mutex<()>,
 }
 
+/// The brokers new partitions are placed on: the unfenced registered
+/// brokers by id, or this one when none registered (a quorum of one).
+fn placement_brokers(image: &MetadataImage, node: i32) -> Vec<i32> {
+    let mut brokers: Vec<i32> = image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    if brokers.is_empty() {
+        brokers.push(node);
+    }
+    brokers.sort_unstable();
+    brokers
+}
+
+/// This broker's share of every metadata change: the replica manager
+/// creates or deletes partition logs (with their topics' log settings),
+/// then every listener follows.
+#[derive(Debug)]
+struct LocalApplier {
+    log_defaults: LogConfig,
+    replicas: Arc<ReplicaManager>,
+    listeners: Vec<Arc<dyn LocalChangesListener>>,
+}
+
+impl ApplyLocal for LocalApplier {
+    fn apply(&self, applied: &Applied, now_ms: i64) -> Result<(), runnel_log::LogError> {
+        let image = &applied.image;
+        let storage = self.replicas.apply(&applied.local, now_ms, |name| {
+            image
+                .topic(name)
+                .map(|t| Topic::from_image(image, t))
+                .and_then(|t| t.log_config(&self.log_defaults).ok())
+                .unwrap_or_else(|| self.log_defaults.clone())
+        });
+        for listener in &self.listeners {
+            listener.changed(applied, now_ms);
+        }
+        storage
+    }
+}
+
 impl TopicAdmin {
+    /// Topic changes over `metadata`; registers this broker's share of
+    /// every change with it.
     pub fn new(
         log_defaults: LogConfig,
         num_partitions: i32,
@@ -96,14 +148,25 @@ impl TopicAdmin {
         replicas: Arc<ReplicaManager>,
         listeners: Vec<Arc<dyn LocalChangesListener>>,
     ) -> Self {
+        let applier = Arc::new(LocalApplier {
+            log_defaults: log_defaults.clone(),
+            replicas,
+            listeners,
+        });
+        let weak: std::sync::Weak<LocalApplier> = Arc::downgrade(&applier);
+        metadata.set_applier(weak);
         Self {
             log_defaults,
             num_partitions,
             metadata,
-            replicas,
-            listeners,
+            _applier: applier,
             changes: Mutex::new(()),
         }
+    }
+
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.image()
     }
 
     /// A topic, as the current metadata image has it.
@@ -131,45 +194,31 @@ impl TopicAdmin {
         self.changes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes `build`'s records to the metadata log and applies this
-    /// broker's share: logs of new partitions are created, deleted ones
-    /// removed, changed configs reach the logs.
+    /// Writes `build`'s records to the metadata log; this broker's share
+    /// (logs of new partitions created, deleted ones removed, changed
+    /// configs in the logs) is applied by [`LocalApplier`] before the new
+    /// image is published.
     fn change_metadata(
         &self,
         topic: &str,
         now_ms: i64,
         build: impl FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, ChangeError>,
     ) -> Result<Arc<MetadataImage>, TopicOpError> {
-        let mut storage = Ok(());
         let (applied, ()) = self
             .metadata
-            .change_then(
-                now_ms,
-                |image| build(image).map(|records| (records, ())),
-                |applied| {
-                    let image = &applied.image;
-                    storage = self.replicas.apply(&applied.local, now_ms, |name| {
-                        image
-                            .topic(name)
-                            .map(|t| Topic::from_image(image, t))
-                            .and_then(|t| t.log_config(&self.log_defaults).ok())
-                            .unwrap_or_else(|| self.log_defaults.clone())
-                    });
-                    for listener in &self.listeners {
-                        listener.changed(applied, now_ms);
-                    }
+            .change(now_ms, |image| build(image).map(|records| (records, ())))
+            .map_err(|source| match source {
+                // The records are in the metadata log either way; a
+                // partition whose log could not be made is not served.
+                MetadataError::ApplyLocal(source) => TopicOpError::Storage {
+                    topic: topic.into(),
+                    source,
                 },
-            )
-            .map_err(|source| TopicOpError::Metadata {
-                topic: topic.into(),
-                source: Box::new(source),
+                source => TopicOpError::Metadata {
+                    topic: topic.into(),
+                    source: Box::new(source),
+                },
             })?;
-        // The records are in the metadata log either way; a partition whose
-        // log could not be made is not served.
-        storage.map_err(|source| TopicOpError::Storage {
-            topic: topic.into(),
-            source,
-        })?;
         Ok(applied.image)
     }
 
@@ -198,6 +247,19 @@ impl TopicAdmin {
         }
         if !matches!(replication_factor, -1 | 1) {
             return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
+        }
+        if let Some(quorum) = self.metadata.quorum().filter(|q| !q.is_controller()) {
+            return forward::create_topic(
+                &self.metadata,
+                quorum,
+                forward::NewTopicRequest {
+                    name,
+                    partitions,
+                    replication_factor,
+                    configs: &configs,
+                    validate_only,
+                },
+            );
         }
         let mut configs = configs;
         LevelConfig::stamp_append_time(&mut configs);
@@ -318,12 +380,13 @@ impl TopicAdmin {
         };
         let node = self.metadata.node_id();
         self.change_metadata(name, now_ms, |image| {
+            let brokers = placement_brokers(image, node);
             // Topic names that differ only in '.' and '_' are let in, as
             // before the metadata log: checked against an image without
             // the others' names would refuse them.
-            match changes::create_topic(image, &new, &[node]) {
+            match changes::create_topic(image, &new, &brokers) {
                 Err(ChangeError::TopicNameCollision { .. }) => {
-                    changes::create_topic(&MetadataImage::empty(), &new, &[node])
+                    changes::create_topic(&MetadataImage::empty(), &new, &brokers)
                 }
                 other => other,
             }
@@ -375,7 +438,7 @@ impl TopicAdmin {
             .map_err(TopicOpError::InvalidConfig)?;
         let node = self.metadata.node_id();
         self.change_metadata(name, now_ms, |image| {
-            changes::create_partitions(image, name, count, &[node])
+            changes::create_partitions(image, name, count, &placement_brokers(image, node))
         })?;
         topic.partitions = count;
         tracing::info!(topic = name, partitions = count, "added partitions");

@@ -18,10 +18,11 @@
 //!   `runnel-topics` registry and the `producer-id-block` file) turned
 //!   into records once.
 
+mod quorum;
 mod store;
 mod upgrade;
 
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 
 use runnel_log::LogManager;
 use runnel_metadata::{
@@ -29,6 +30,7 @@ use runnel_metadata::{
 };
 use thiserror::Error;
 
+pub use quorum::{QuorumBackend, replay_committed};
 pub use store::METADATA_TOPIC;
 use store::MetadataStore;
 
@@ -66,6 +68,20 @@ pub enum MetadataError {
         #[source]
         source: runnel_metadata::SnapshotError,
     },
+    #[error("the change is in the metadata log, but this broker could not apply its share")]
+    ApplyLocal(#[source] runnel_log::LogError),
+    #[error("this node is not the active controller (the leader it knows: {leader:?})")]
+    NotController { leader: Option<i32> },
+    #[error("the quorum refused the proposal")]
+    Propose(#[source] runnel_quorum::ProposeError),
+    #[error("the records up to offset {end} were not committed and replayed within {waited_ms} ms")]
+    CommitTimeout { end: u64, waited_ms: u64 },
+    #[error("the quorum driver has stopped")]
+    QuorumStopped,
+    #[error("cannot forward the request to the active controller")]
+    Forward(#[source] runnel_quorum::ControllerClientError),
+    #[error("a change on the quorum needs a multi-thread tokio runtime")]
+    NeedsMultiThreadRuntime,
     #[error("cannot read the data dir's files from before the metadata log")]
     Upgrade(#[source] crate::topics::TopicError),
     #[error("{path} does not hold a producer id block end: {content:?}")]
@@ -83,13 +99,32 @@ pub struct Applied {
     pub local: LocalReplicaChanges,
 }
 
+/// Puts this broker's share of each change in place (partition logs made
+/// or deleted, coordinators loaded), before the image that holds the
+/// change is published. Registered once ([`ClusterMetadata::set_applier`]);
+/// every change goes through it, in log order.
+pub trait ApplyLocal: Send + Sync + std::fmt::Debug {
+    fn apply(&self, applied: &Applied, now_ms: i64) -> Result<(), runnel_log::LogError>;
+}
+
 #[derive(Debug)]
 pub struct ClusterMetadata {
     node_id: i32,
     image: RwLock<Arc<MetadataImage>>,
-    /// The log; held for a whole change, so changes apply one at a time
-    /// in log order. Produce and fetch never take it.
-    store: Mutex<MetadataStore>,
+    backend: Backend,
+    /// Weak: the applier's parts (the coordinators) hold this metadata.
+    applier: OnceLock<Weak<dyn ApplyLocal>>,
+}
+
+/// Where the metadata log is.
+#[derive(Debug)]
+enum Backend {
+    /// A quorum of one: the log in the first log dir, appended here. Held
+    /// for a whole change, so changes apply one at a time in log order.
+    /// Produce and fetch never take it.
+    Local(Mutex<MetadataStore>),
+    /// The KRaft quorum's log (quorum.rs).
+    Quorum(QuorumBackend),
 }
 
 impl ClusterMetadata {
@@ -121,8 +156,42 @@ impl ClusterMetadata {
         Ok(Self {
             node_id,
             image: RwLock::new(image),
-            store: Mutex::new(store),
+            backend: Backend::Local(Mutex::new(store)),
+            applier: OnceLock::new(),
         })
+    }
+
+    /// Metadata that follows the quorum behind `handle`, starting from an
+    /// empty image: the driver's committed feed is replayed into it from
+    /// offset 0 ([`replay_committed`]).
+    pub fn on_quorum(
+        node_id: i32,
+        handle: runnel_quorum::QuorumHandle,
+        client: Arc<runnel_quorum::ControllerClient>,
+    ) -> Self {
+        Self {
+            node_id,
+            image: RwLock::new(Arc::new(MetadataImage::empty())),
+            backend: Backend::Quorum(QuorumBackend::new(handle, client, 0)),
+            applier: OnceLock::new(),
+        }
+    }
+
+    /// The quorum this metadata follows; `None` for a quorum of one.
+    pub fn quorum(&self) -> Option<&QuorumBackend> {
+        match &self.backend {
+            Backend::Local(_) => None,
+            Backend::Quorum(quorum) => Some(quorum),
+        }
+    }
+
+    /// Sets what applies this broker's share of every later change, held
+    /// weakly (its owner keeps it alive). Set once, before the first
+    /// change; a second call is ignored (logged).
+    pub fn set_applier(&self, applier: Weak<dyn ApplyLocal>) {
+        if self.applier.set(applier).is_err() {
+            tracing::error!("the metadata applier was set twice; the first is kept");
+        }
     }
 
     pub fn node_id(&self) -> i32 {
@@ -136,28 +205,20 @@ impl ClusterMetadata {
     }
 
     /// Builds records from the current image with `build`, appends and
-    /// replays them, and publishes the new image. No records: nothing is
-    /// written.
+    /// replays them, has the applier put this broker's share in place,
+    /// and publishes the new image: no request sees a topic whose
+    /// partitions are not there yet. Changes apply one at a time. No
+    /// records: nothing is written.
     pub fn change<T>(
         &self,
         now_ms: i64,
         build: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ChangeError>,
     ) -> Result<(Applied, T), MetadataError> {
-        self.change_then(now_ms, build, |_| {})
-    }
-
-    /// As [`ClusterMetadata::change`], with `apply` run on the result
-    /// before the new image is published: this broker's share of a change
-    /// (logs created, coordinators loaded) is in place before any request
-    /// sees the topic, so none finds a topic whose partitions are not
-    /// there yet. Changes apply one at a time.
-    pub fn change_then<T>(
-        &self,
-        now_ms: i64,
-        build: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ChangeError>,
-        apply: impl FnOnce(&Applied),
-    ) -> Result<(Applied, T), MetadataError> {
-        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let store = match &self.backend {
+            Backend::Local(store) => store,
+            Backend::Quorum(quorum) => return quorum.change(self, now_ms, build),
+        };
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         let image = self.image();
         let (records, extra) = build(&image).map_err(MetadataError::Refused)?;
         if records.is_empty() {
@@ -174,15 +235,47 @@ impl ClusterMetadata {
             local: delta.local_changes(self.node_id),
             image,
         };
-        apply(&applied);
-        *self.image.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&applied.image);
+        self.publish_checked(&applied, now_ms)
+            .map_err(MetadataError::ApplyLocal)?;
         Ok((applied, extra))
+    }
+
+    /// Has the applier put this broker's share of `applied` in place, then
+    /// publishes its image.
+    fn publish_checked(&self, applied: &Applied, now_ms: i64) -> Result<(), runnel_log::LogError> {
+        let local = self.apply_local(applied, now_ms);
+        *self.image.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&applied.image);
+        local
+    }
+
+    /// As `publish_checked` for a change that came from the quorum: a
+    /// partition whose log could not be made is logged and not served.
+    fn publish(&self, applied: &Applied, now_ms: i64) {
+        if let Err(err) = self.publish_checked(applied, now_ms) {
+            tracing::error!(
+                offset = applied.image.offset(),
+                error = %runnel_http::error_chain(&err),
+                "cannot apply this broker's share of a metadata change; the partitions it needs are not served"
+            );
+        }
+    }
+
+    fn apply_local(&self, applied: &Applied, now_ms: i64) -> Result<(), runnel_log::LogError> {
+        match self.applier.get().and_then(Weak::upgrade) {
+            Some(applier) => applier.apply(applied, now_ms),
+            None => Ok(()),
+        }
     }
 
     /// Writes a snapshot of the current image and lets the log start after
     /// it, so the next start replays only what came later.
+    /// On the quorum, snapshots are not written yet: the log is replayed
+    /// whole at start.
     pub fn snapshot(&self, now_ms: i64) -> Result<(), MetadataError> {
-        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        let Backend::Local(store) = &self.backend else {
+            return Ok(());
+        };
+        let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
         store.snapshot(&self.image(), now_ms)
     }
 }

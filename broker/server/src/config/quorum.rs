@@ -142,7 +142,6 @@ impl BrokerConfig {
     /// The address this node's controller advertises: its entry in
     /// `advertised.listeners`, else its listener (possibly the wildcard
     /// address, which Kafka replaces with the host name).
-    #[allow(dead_code, reason = "for serve to register the controller (issue 15)")]
     pub fn advertised_controller_listener(&self) -> Option<&Listener> {
         let listener = self.controller_listener()?;
         let mut advertised = self.advertised_listeners.iter();

@@ -12,7 +12,7 @@ use crate::groups::Groups;
 use crate::internal_topics::InternalTopics;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIds;
-use crate::replica_manager::ReplicaManager;
+use crate::replica_manager::{Partition, ReplicaManager};
 use crate::topic_admin::TopicAdmin;
 use crate::txn_coordinator::TxnCoordinator;
 
@@ -26,6 +26,25 @@ pub struct DataPath<'a> {
 }
 
 impl<'a> DataPath<'a> {
+    /// The error for a partition this broker does not lead: another
+    /// broker leads it, or none does now (NOT_LEADER_OR_FOLLOWER, so clients refresh their
+    /// metadata), or it does not exist.
+    pub fn not_hosted(&self, topic: &str, partition: i32) -> kafka_protocol::error::ResponseError {
+        if self.metadata.image().partition(topic, partition).is_some() {
+            kafka_protocol::error::ResponseError::NotLeaderOrFollower
+        } else {
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition
+        }
+    }
+
+    /// Partition `partition` of `topic` when this broker hosts and leads
+    /// it: what clients may produce to, fetch from and list offsets of.
+    pub fn led(&self, topic: &str, partition: i32) -> Option<std::sync::Arc<Partition>> {
+        self.replicas
+            .get(topic, partition)
+            .filter(|hosted| hosted.is_leader())
+    }
+
     pub fn of(broker: &'a Broker) -> Self {
         Self {
             replicas: &broker.replicas,
@@ -58,6 +77,8 @@ impl<'a> Admin<'a> {
 pub struct Coordinators<'a> {
     pub config: &'a BrokerConfig,
     pub internal: &'a InternalTopics,
+    /// Which broker leads each coordinator partition.
+    pub metadata: &'a ClusterMetadata,
 }
 
 impl<'a> Coordinators<'a> {
@@ -65,6 +86,7 @@ impl<'a> Coordinators<'a> {
         Self {
             config: &broker.config,
             internal: &broker.internal,
+            metadata: &broker.metadata,
         }
     }
 }

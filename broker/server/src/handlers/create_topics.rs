@@ -92,8 +92,15 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
         TopicOpError::InvalidConfig(_)
         | TopicOpError::InvalidDelivery { .. }
         | TopicOpError::LevelConflict { .. } => ResponseError::InvalidConfig,
-        TopicOpError::Metadata { .. } | TopicOpError::Storage { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        TopicOpError::Forwarded { error, .. } => *error,
+        TopicOpError::Metadata { source, .. } => match **source {
+            crate::cluster_metadata::MetadataError::NotController { .. } => {
+                ResponseError::NotController
+            }
+            crate::cluster_metadata::MetadataError::CommitTimeout { .. }
+            | crate::cluster_metadata::MetadataError::Forward(_) => ResponseError::RequestTimedOut,
+            _ => ResponseError::KafkaStorageError,
+        },
+        TopicOpError::Storage { .. } => ResponseError::KafkaStorageError,
     }
 }

@@ -9,6 +9,10 @@
 //!
 //! A request naming anything but that one partition gets Kafka's
 //! UNKNOWN_TOPIC_OR_PARTITION on the metadata partition.
+//!
+//! On a cluster, `cluster` answers from the quorum instead.
+
+pub mod cluster;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::BrokerId;
@@ -37,14 +41,10 @@ pub fn handle(
         leader_epoch: provenance.epoch.max(0),
         high_watermark: provenance.offset + 1,
     };
-    let mut response = DescribeQuorumResponse::default();
     if !names_the_metadata_partition(&request) {
-        let mut partition = PartitionData::default();
-        partition.partition_index = METADATA_PARTITION;
-        partition.error_code = ResponseError::UnknownTopicOrPartition.code();
-        response.topics = vec![metadata_topic(partition)];
-        return response;
+        return unknown_partition();
     }
+    let mut response = DescribeQuorumResponse::default();
     response.topics = vec![metadata_topic(quorum.partition(now_ms))];
     if version >= 2 {
         let mut node = Node::default();
@@ -62,6 +62,16 @@ pub fn handle(
             .collect();
         response.nodes = vec![node];
     }
+    response
+}
+
+/// Kafka's answer to a request for anything but the metadata partition.
+fn unknown_partition() -> DescribeQuorumResponse {
+    let mut partition = PartitionData::default();
+    partition.partition_index = METADATA_PARTITION;
+    partition.error_code = ResponseError::UnknownTopicOrPartition.code();
+    let mut response = DescribeQuorumResponse::default();
+    response.topics = vec![metadata_topic(partition)];
     response
 }
 

@@ -107,15 +107,13 @@ fn read(
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
             let mut out = FetchPartitionData::new(wanted.partition);
-            let partition = name
-                .as_deref()
-                .and_then(|n| path.replicas.get(n, wanted.partition));
+            let partition = name.as_deref().and_then(|n| path.led(n, wanted.partition));
             let Some(partition) = partition else {
                 has_error = true;
-                out.error_code = if version >= 13 && name.is_none() {
-                    ResponseError::UnknownTopicId.code()
-                } else {
-                    ResponseError::UnknownTopicOrPartition.code()
+                out.error_code = match name.as_deref() {
+                    None if version >= 13 => ResponseError::UnknownTopicId.code(),
+                    None => ResponseError::UnknownTopicOrPartition.code(),
+                    Some(name) => path.not_hosted(name, wanted.partition).code(),
                 };
                 partitions.push(out);
                 continue;

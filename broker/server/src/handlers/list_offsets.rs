@@ -34,8 +34,8 @@ pub fn handle(
             p.partition_index = partition.partition_index;
             p.timestamp = -1;
             p.offset = -1;
-            match path.replicas.get(&name, partition.partition_index) {
-                None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            match path.led(&name, partition.partition_index) {
+                None => p.error_code = path.not_hosted(&name, partition.partition_index).code(),
                 Some(hosted) => {
                     if version >= 4 {
                         p.leader_epoch = hosted.leader_epoch();

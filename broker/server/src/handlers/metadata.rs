@@ -1,6 +1,8 @@
-//! Metadata: this broker as the only node, controller and leader of every
-//! partition; topics by name or (v10+) id; auto-creation as Kafka does it,
-//! except that the topic is ready in the same response.
+//! Metadata: the brokers and each partition's leader, replicas, ISR and
+//! leader epoch as the metadata image has them; topics by name or (v10+)
+//! id; auto-creation as Kafka does it, except that the topic is ready in
+//! the same response. A quorum of one has no registered brokers: this
+//! broker is then the only node, controller and leader of every partition.
 
 use super::Admin;
 use kafka_protocol::error::ResponseError;
@@ -24,19 +26,14 @@ pub fn handle(
     now_ms: i64,
 ) -> MetadataResponse {
     let node = BrokerId(cx.config.node_id);
-    let (host, port) = cx.config.advertised();
     let mut response = MetadataResponse::default();
-    response.brokers = vec![{
-        let mut b = MetadataResponseBroker::default();
-        b.node_id = node;
-        b.host = str_bytes(host);
-        b.port = port as i32;
-        b
-    }];
+    response.brokers = brokers(cx);
     if version >= 2 {
         response.cluster_id = Some(str_bytes(cx.config.cluster_id()));
     }
     if version >= 1 {
+        // As Kafka's KRaft brokers: a live broker, for admin requests the
+        // brokers forward; this one.
         response.controller_id = node;
     }
 
@@ -57,7 +54,7 @@ pub fn handle(
             .topics
             .topic_list()
             .iter()
-            .map(|t| describe(node, t, version))
+            .map(|t| describe(cx, t, version))
             .collect(),
         Some(wanted) => wanted
             .into_iter()
@@ -65,6 +62,36 @@ pub fn handle(
             .collect(),
     };
     response
+}
+
+/// The unfenced registered brokers by the listener this broker serves
+/// clients on, or this broker alone when none registered (a quorum of
+/// one).
+fn brokers(cx: &Admin<'_>) -> Vec<MetadataResponseBroker> {
+    let (host, port) = cx.config.advertised();
+    let listener = cx.config.client_listener_name();
+    let image = cx.topics.image();
+    let mut brokers: Vec<MetadataResponseBroker> = image
+        .brokers()
+        .filter(|b| !b.fenced)
+        .filter_map(|b| {
+            let endpoint = b.endpoints.iter().find(|e| e.name == listener)?;
+            let mut r = MetadataResponseBroker::default();
+            r.node_id = BrokerId(b.id);
+            r.host = str_bytes(&endpoint.host);
+            r.port = i32::from(endpoint.port);
+            r.rack = b.rack.as_deref().map(str_bytes);
+            Some(r)
+        })
+        .collect();
+    if brokers.is_empty() {
+        let mut b = MetadataResponseBroker::default();
+        b.node_id = BrokerId(cx.config.node_id);
+        b.host = str_bytes(host);
+        b.port = port as i32;
+        brokers.push(b);
+    }
+    brokers
 }
 
 fn lookup(
@@ -75,20 +102,19 @@ fn lookup(
     version: i16,
     now_ms: i64,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(cx.config.node_id);
     // A topic id, when given, is what the topic is looked up by (the Java
     // admin's describeTopics by id sends it with an empty name), as Kafka.
     let name = name.filter(|_| id.is_nil());
     let Some(name) = name else {
         let found = cx.topics.topic_by_id(id);
         return match found {
-            Some(topic) => describe(node, &topic, version),
+            Some(topic) => describe(cx, &topic, version),
             None => error_topic(None, id, ResponseError::UnknownTopicId, version),
         };
     };
     let existing = cx.topics.topic(&name);
     if let Some(topic) = existing {
-        return describe(node, &topic, version);
+        return describe(cx, &topic, version);
     }
     if !auto_create {
         return error_topic(
@@ -102,9 +128,9 @@ fn lookup(
         .topics
         .create_topic(&name, -1, -1, BTreeMap::new(), false, now_ms)
     {
-        Ok(topic) => describe(node, &topic, version),
+        Ok(topic) => describe(cx, &topic, version),
         Err(TopicOpError::AlreadyExists(_)) => match cx.topics.topic(&name) {
-            Some(topic) => describe(node, &topic, version),
+            Some(topic) => describe(cx, &topic, version),
             None => error_topic(
                 Some(&name),
                 id,
@@ -135,7 +161,9 @@ fn lookup(
 
 /// A topic's entry; fields a version lacks stay at their defaults, which
 /// the encoder requires.
-fn describe(node: BrokerId, topic: &Topic, version: i16) -> MetadataResponseTopic {
+fn describe(cx: &Admin<'_>, topic: &Topic, version: i16) -> MetadataResponseTopic {
+    let node = BrokerId(cx.config.node_id);
+    let image = cx.topics.image();
     let mut t = MetadataResponseTopic::default();
     t.name = Some(topic_name(&topic.name));
     if version >= 10 {
@@ -146,12 +174,25 @@ fn describe(node: BrokerId, topic: &Topic, version: i16) -> MetadataResponseTopi
         .map(|index| {
             let mut p = MetadataResponsePartition::default();
             p.partition_index = index;
-            p.leader_id = node;
-            if version >= 7 {
-                p.leader_epoch = 0;
+            let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
+            match image.partition(&topic.name, index) {
+                Some(state) => {
+                    p.leader_id = BrokerId(state.leader);
+                    if version >= 7 {
+                        p.leader_epoch = state.leader_epoch;
+                    }
+                    p.replica_nodes = ids(&state.replicas);
+                    p.isr_nodes = ids(&state.isr);
+                    if state.leader < 0 {
+                        p.error_code = ResponseError::LeaderNotAvailable.code();
+                    }
+                }
+                None => {
+                    p.leader_id = node;
+                    p.replica_nodes = vec![node];
+                    p.isr_nodes = vec![node];
+                }
             }
-            p.replica_nodes = vec![node];
-            p.isr_nodes = vec![node];
             p
         })
         .collect();

@@ -14,7 +14,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
-mod describe_quorum;
+pub mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -146,16 +146,30 @@ pub async fn dispatch(
             request,
             &describe_cluster::handle(&admin, body(request)?, version),
         ),
-        ApiKey::DescribeQuorum => respond(
-            request,
-            &describe_quorum::handle(
-                &broker.config,
-                &broker.metadata,
-                body(request)?,
-                version,
-                now,
+        ApiKey::DescribeQuorum => match broker.metadata.quorum() {
+            Some(quorum) => respond(
+                request,
+                &describe_quorum::cluster::handle(
+                    &broker.config,
+                    quorum,
+                    body(request)?,
+                    version,
+                    now,
+                    describe_quorum::cluster::NotLeader::Forward,
+                )
+                .await,
             ),
-        ),
+            None => respond(
+                request,
+                &describe_quorum::handle(
+                    &broker.config,
+                    &broker.metadata,
+                    body(request)?,
+                    version,
+                    now,
+                ),
+            ),
+        },
         ApiKey::FindCoordinator => respond(
             request,
             &disk_work(|| {

@@ -174,10 +174,10 @@ fn append(
     entry_max_delay_ms: Option<i64>,
     now_ms: i64,
 ) -> Result<(Arc<Partition>, Appended), Refusal> {
-    let Some(target) = path.replicas.get(topic, partition) else {
+    let Some(target) = path.led(topic, partition) else {
         return Err((
-            ResponseError::UnknownTopicOrPartition,
-            format!("this broker has no partition {topic}-{partition}"),
+            path.not_hosted(topic, partition),
+            format!("this broker does not lead partition {topic}-{partition}"),
             None,
         ));
     };

@@ -29,13 +29,16 @@ pub use partition::{Appended, Partition};
 pub use purgatory::wait_for_high_watermarks;
 pub use watchers::Waiter;
 
+type HostedPartitions = BTreeMap<i32, Arc<Partition>>;
+
 #[derive(Debug)]
 pub struct ReplicaManager {
     logs: Arc<LogManager>,
     /// Told of every write's outcome: a storage failure marks the log dir.
     storage: Arc<StorageHealth>,
-    /// Each topic's partitions, index `i` holding partition `i`.
-    partitions: RwLock<HashMap<Arc<str>, Vec<Arc<Partition>>>>,
+    /// Each topic's hosted partitions by index (on a cluster, only some of
+    /// a topic's partitions are here).
+    partitions: RwLock<HashMap<Arc<str>, HostedPartitions>>,
 }
 
 impl ReplicaManager {
@@ -62,13 +65,13 @@ impl ReplicaManager {
         &self.logs
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, Vec<Arc<Partition>>>> {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Arc<str>, HostedPartitions>> {
         self.partitions
             .read()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, Vec<Arc<Partition>>>> {
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Arc<str>, HostedPartitions>> {
         self.partitions
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -76,13 +79,15 @@ impl ReplicaManager {
 
     /// Partition `index` of `topic`, when this broker hosts it.
     pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
-        let slot = usize::try_from(index).ok()?;
-        self.read().get(topic)?.get(slot).cloned()
+        self.read().get(topic)?.get(&index).cloned()
     }
 
     /// Every hosted partition of `topic`, in index order.
     pub fn topic_partitions(&self, topic: &str) -> Vec<Arc<Partition>> {
-        self.read().get(topic).cloned().unwrap_or_default()
+        self.read()
+            .get(topic)
+            .map(|hosted| hosted.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Hosts partitions `from..to` of `topic`, opening (or creating) their
@@ -95,14 +100,31 @@ impl ReplicaManager {
         config: &LogConfig,
         now_ms: i64,
     ) -> Result<(), LogError> {
-        let hosted = self.read().get(topic).map_or(0, Vec::len);
-        let from = from.max(i32::try_from(hosted).unwrap_or(i32::MAX));
-        if from >= to {
+        self.host_indexes(topic, from..to, config, now_ms)
+    }
+
+    /// Hosts partitions `indexes` of `topic` (see [`ReplicaManager::host`]).
+    pub fn host_indexes(
+        &self,
+        topic: &str,
+        indexes: impl IntoIterator<Item = i32>,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
+        let missing: Vec<i32> = {
+            let partitions = self.read();
+            let hosted = partitions.get(topic);
+            indexes
+                .into_iter()
+                .filter(|i| hosted.is_none_or(|h| !h.contains_key(i)))
+                .collect()
+        };
+        if missing.is_empty() {
             return Ok(());
         }
         let name: Arc<str> = Arc::from(topic);
-        let mut opened = Vec::with_capacity((to - from) as usize);
-        for index in from..to {
+        let mut opened = Vec::with_capacity(missing.len());
+        for index in missing {
             let log = self.logs.get_or_create(
                 &TopicPartition::new(topic, index),
                 config.clone(),
@@ -118,11 +140,10 @@ impl ReplicaManager {
         }
         let mut partitions = self.write();
         let hosted = partitions.entry(name).or_default();
-        // Only this topic's creator or grower hosts its partitions, one at
-        // a time (the caller serialises topic changes), so the vector ends
-        // at `from` here.
-        if hosted.len() == from as usize {
-            hosted.extend(opened);
+        // A partition another caller hosted meanwhile is kept: both opened
+        // the same shared log.
+        for partition in opened {
+            hosted.entry(partition.index()).or_insert(partition);
         }
         Ok(())
     }
@@ -154,19 +175,23 @@ impl ReplicaManager {
         for (topic, count) in deleted {
             self.delete_topic(topic, count)?;
         }
-        let mut hosted: BTreeMap<&str, (i32, i32)> = BTreeMap::new();
-        for (tp, state) in local.leaders.iter().chain(&local.followers) {
-            let range = hosted
+        let mut hosted: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in local.leaders.keys().chain(local.followers.keys()) {
+            hosted
                 .entry(tp.topic.as_str())
-                .or_insert((tp.partition, tp.partition + 1));
-            range.0 = range.0.min(tp.partition);
-            range.1 = range.1.max(tp.partition + 1);
+                .or_default()
+                .push(tp.partition);
+        }
+        for (topic, indexes) in hosted {
+            self.host_indexes(topic, indexes, &config_of(topic), now_ms)?;
+        }
+        let led = local.leaders.iter().map(|entry| (entry, true));
+        let followed = local.followers.iter().map(|entry| (entry, false));
+        for ((tp, state), leads) in led.chain(followed) {
             if let Some(partition) = self.get(&tp.topic, tp.partition) {
                 partition.set_leader_epoch(state.state.leader_epoch);
+                partition.set_leader(leads);
             }
-        }
-        for (topic, (from, to)) in hosted {
-            self.host(topic, from, to, &config_of(topic), now_ms)?;
         }
         for topic in local.topic_configs.keys() {
             self.set_config(topic, &config_of(topic));

@@ -13,7 +13,7 @@
 //! past it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, MutexGuard};
 
 use runnel_log::control::ControlType;
@@ -31,6 +31,10 @@ pub struct Partition {
     /// The log's directory, for errors reported after the lock is gone.
     dir: PathBuf,
     leader_epoch: AtomicI32,
+    /// Whether the metadata names this broker the partition's leader (a
+    /// hosted partition whose leader was fenced, or that another broker
+    /// leads, answers NOT_LEADER_OR_FOLLOWER to clients).
+    leader: AtomicBool,
     high_watermark: AtomicI64,
     /// Woken by every append: followers' fetches will park here once
     /// replication lands.
@@ -66,6 +70,7 @@ impl Partition {
             log,
             dir,
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicBool::new(true),
             high_watermark: AtomicI64::new(log_end),
             log_end_watchers: Watchers::default(),
             high_watermark_watchers: Watchers::default(),
@@ -88,6 +93,16 @@ impl Partition {
     /// Takes the leader epoch the metadata gives this partition.
     pub fn set_leader_epoch(&self, leader_epoch: i32) {
         self.leader_epoch.store(leader_epoch, Ordering::Release);
+    }
+
+    /// Whether this broker leads the partition (see the field).
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Takes the leadership the metadata gives this broker.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Release);
     }
 
     /// The first offset not yet known to be on every in-sync replica:

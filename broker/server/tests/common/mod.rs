@@ -78,6 +78,17 @@ impl Broker {
         for setting in overrides {
             command.args(["--override", setting]);
         }
+        Self::spawn(command)
+    }
+
+    /// `runnel serve --config <config>`, everything else from the file.
+    pub fn serve_config(config: &Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runnel"));
+        command.arg("serve").arg("--config").arg(config);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
         for (key, _) in std::env::vars() {
             if key.starts_with("RUNNEL_") {
                 command.env_remove(key);
@@ -130,7 +141,12 @@ impl Broker {
     /// Waits for the `runnel: listening on` line on stdout, notes the
     /// addresses it names, and returns it.
     pub fn wait_ready(&mut self) -> String {
-        let deadline = Instant::now() + DEADLINE;
+        self.wait_ready_within(DEADLINE)
+    }
+
+    /// As [`Broker::wait_ready`], with a deadline of `within`.
+    pub fn wait_ready_within(&mut self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.stdout_lines.recv_timeout(left) {
@@ -148,7 +164,7 @@ impl Broker {
                 }
                 Ok(_) => continue,
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("no ready line from runnel within {DEADLINE:?}")
+                    panic!("no ready line from runnel within {within:?}")
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let exit = self.wait_exit();
@@ -165,6 +181,16 @@ impl Broker {
     pub fn kill(&mut self) -> Exit {
         signal(self.pid, "-KILL");
         self.wait_exit()
+    }
+
+    /// Stops the process with SIGSTOP: alive, but silent (a long pause).
+    pub fn pause(&self) {
+        signal(self.pid, "-STOP");
+    }
+
+    /// Lets a paused process go on (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.pid, "-CONT");
     }
 
     /// Sends SIGTERM, as Kubernetes does to stop a pod.

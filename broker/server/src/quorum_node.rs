@@ -1,0 +1,325 @@
+//! Starts this node's part of the KRaft quorum (`process.roles` set): the
+//! quorum driver on the CONTROLLER listener over `__cluster_metadata-0`
+//! in `metadata.log.dir`, with its `quorum-state` file beside the log, as
+//! Kafka lays them out.
+//!
+//! Only combined nodes (`process.roles=broker,controller`) run today;
+//! broker-only and controller-only nodes are refused with a sentence
+//! saying so.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use runnel_log::{LoadState, LogConfig, LogManager, PartitionLog, TopicPartition};
+use runnel_quorum::disk_log::DiskLog;
+use runnel_quorum::wire::{Endpoint, WireContext};
+use runnel_quorum::{
+    CommittedFeed, ControllerClient, ControllerRequest, DriverConfig, DriverHooks, QuorumDriver,
+    quorum_state_file,
+};
+use runnel_raft::{Entry, NodeId, RaftConfig};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::cluster_metadata::METADATA_TOPIC;
+use crate::config::BrokerConfig;
+use crate::config::QuorumConfig;
+
+/// Requests on the controller listener waiting for the broker.
+const CONTROLLER_QUEUE: usize = 256;
+
+/// A running quorum node and what the broker takes from it.
+#[derive(Debug)]
+pub struct QuorumNode {
+    pub driver: QuorumDriver,
+    /// Requests to the active controller (registration, forwarding).
+    pub client: Arc<ControllerClient>,
+    /// Committed entries, from offset 0, to replay into the image.
+    pub committed: mpsc::UnboundedReceiver<Vec<Entry>>,
+    /// Requests on the CONTROLLER listener that are not the quorum's.
+    pub controller_requests: mpsc::Receiver<ControllerRequest>,
+}
+
+/// Starts the driver (see the module doc). `manager` hands over the
+/// metadata log when it sits in a log dir.
+pub async fn start(
+    config: &BrokerConfig,
+    quorum: &QuorumConfig,
+    manager: &LogManager,
+    now_ms: i64,
+) -> Result<QuorumNode> {
+    if !(quorum.roles.broker && quorum.roles.controller) {
+        bail!(
+            "process.roles={} is not supported yet: every node of a Runnel cluster is both broker and controller (process.roles=broker,controller)",
+            roles_text(quorum)
+        );
+    }
+    if quorum.voters.is_empty() {
+        bail!(
+            "controller.quorum.voters is empty: a Runnel cluster needs its static voters listed (controller.quorum.bootstrap.servers alone, KIP-853, is not supported yet)"
+        );
+    }
+    let listener_config = config
+        .controller_listener()
+        .context("no controller listener in listeners")?;
+    let listener = TcpListener::bind((
+        listener_config.address.host.as_str(),
+        listener_config.address.port,
+    ))
+    .await
+    .with_context(|| format!("cannot listen on {listener_config} (the controller listener)"))?;
+    let controller_addr = listener
+        .local_addr()
+        .context("controller listener address")?;
+
+    let mut voters: BTreeMap<NodeId, SocketAddr> = BTreeMap::new();
+    for voter in &quorum.voters {
+        let addr = tokio::net::lookup_host((voter.host.as_str(), voter.port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .with_context(|| {
+                format!(
+                    "cannot resolve voter {}@{}:{} of controller.quorum.voters",
+                    voter.id, voter.host, voter.port
+                )
+            })?;
+        voters.insert(voter.id, addr);
+    }
+    let node_id = config.node_id;
+    let voter_ids: Vec<NodeId> = voters.keys().copied().collect();
+
+    let metadata_dir = config.metadata_log_dir().to_path_buf();
+    let log = open_metadata_log(manager, &metadata_dir, now_ms)?;
+    let log = DiskLog::new(log, voter_ids.clone()).context("cannot open the metadata log")?;
+
+    let mut raft = RaftConfig::new(node_id, voter_ids.iter().copied());
+    raft.election_timeout_ms = quorum.election_timeout_ms;
+    raft.election_backoff_max_ms = quorum.election_backoff_max_ms;
+    raft.fetch_timeout_ms = quorum.fetch_timeout_ms;
+    raft.request_timeout_ms = quorum.request_timeout_ms;
+    let advertised = config
+        .advertised_controller_listener()
+        .unwrap_or(listener_config);
+    let wire = WireContext {
+        cluster_id: config.cluster_id().to_owned(),
+        local_id: node_id,
+        voters: voter_ids,
+        endpoints: vec![Endpoint {
+            listener: listener_config.name.clone(),
+            host: advertised.address.host.clone(),
+            port: controller_addr.port(),
+        }],
+    };
+    let peers = voters
+        .iter()
+        .filter(|(id, _)| **id != node_id)
+        .map(|(id, addr)| (*id, *addr))
+        .collect();
+    let seed = rand_seed(node_id);
+    let driver_config = DriverConfig {
+        raft,
+        wire,
+        peers,
+        seed,
+    };
+    let (committed_tx, committed) = mpsc::unbounded_channel();
+    let (requests_tx, controller_requests) = mpsc::channel(CONTROLLER_QUEUE);
+    let hooks = DriverHooks {
+        committed: Some(CommittedFeed {
+            from: 0,
+            sender: committed_tx,
+        }),
+        controller_requests: Some(requests_tx),
+    };
+    let driver = QuorumDriver::start_with_hooks(
+        driver_config,
+        listener,
+        log,
+        quorum_state_file::path_in(&metadata_dir),
+        hooks,
+    )
+    .context("cannot start the quorum driver")?;
+    let client = Arc::new(ControllerClient::new(
+        format!("runnel-broker-{node_id}"),
+        voters,
+        driver.handle().watch_status(),
+    ));
+    tracing::info!(
+        node = node_id,
+        controller_listener = %controller_addr,
+        metadata_log_dir = %metadata_dir.display(),
+        "started the metadata quorum"
+    );
+    Ok(QuorumNode {
+        driver,
+        client,
+        committed,
+        controller_requests,
+    })
+}
+
+/// `__cluster_metadata-0`, taken from the log manager when it opened it
+/// (it is in a log dir), else opened in `metadata_dir`.
+fn open_metadata_log(
+    manager: &LogManager,
+    metadata_dir: &Path,
+    now_ms: i64,
+) -> Result<PartitionLog> {
+    let tp = TopicPartition::new(METADATA_TOPIC, 0);
+    if let Some(log) = manager.take(&tp) {
+        return Ok(log);
+    }
+    let dir = metadata_dir.join(tp.dir_name());
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the metadata log dir {}", dir.display()))?;
+    PartitionLog::open(&dir, LogConfig::default(), LoadState::default(), now_ms)
+        .with_context(|| format!("cannot open the metadata log in {}", dir.display()))
+}
+
+fn roles_text(quorum: &QuorumConfig) -> &'static str {
+    match (quorum.roles.broker, quorum.roles.controller) {
+        (true, true) => "broker,controller",
+        (true, false) => "broker",
+        (false, true) => "controller",
+        (false, false) => "",
+    }
+}
+
+/// The election timer's seed: differs per node and per start.
+fn rand_seed(node_id: NodeId) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos() as u64;
+    nanos ^ (node_id as u64).rotate_left(32)
+}
+
+/// The broker's tasks on a quorum node, ended by dropping it.
+#[derive(Debug)]
+pub struct QuorumTasks {
+    pub driver: QuorumDriver,
+    tasks: tokio::task::JoinSet<()>,
+    /// Fires when the image can no longer follow the log.
+    pub replay_failed: tokio::sync::oneshot::Receiver<String>,
+}
+
+impl QuorumTasks {
+    /// Stops the tasks, then the driver (as a crash would: nothing is
+    /// handed over yet).
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+        self.driver.shutdown().await;
+    }
+}
+
+/// How long start-up waits for the quorum and this broker's registration
+/// before giving up.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs the broker's side of `node` over `broker`: the image follows the
+/// committed entries, the controller listener's other requests are
+/// answered, and this broker registers and heartbeats. Returns once the
+/// image holds what was committed when a leader was first known and
+/// lists this broker.
+pub async fn run_broker_side(
+    broker: &Arc<crate::broker::Broker>,
+    node: QuorumNode,
+    heartbeat_interval: Duration,
+    session_timeout: Duration,
+) -> Result<QuorumTasks> {
+    let QuorumNode {
+        driver,
+        client,
+        mut committed,
+        controller_requests,
+    } = node;
+    let mut tasks = tokio::task::JoinSet::new();
+    let (failed_tx, replay_failed) = tokio::sync::oneshot::channel();
+    {
+        let broker = Arc::clone(broker);
+        tasks.spawn(async move {
+            while let Some(entries) = committed.recv().await {
+                let Some(backend) = broker.metadata.quorum() else {
+                    return;
+                };
+                let replayed = crate::cluster_metadata::replay_committed(
+                    &broker.metadata,
+                    backend,
+                    &entries,
+                    crate::clock::now_ms(),
+                );
+                if let Err(err) = replayed {
+                    let message = runnel_http::error_chain(&err);
+                    tracing::error!(error = %message, "the metadata image cannot follow the metadata log");
+                    let _ = failed_tx.send(message);
+                    return;
+                }
+            }
+        });
+    }
+    let sessions = Arc::new(crate::controller::BrokerSessions::new(session_timeout));
+    tasks.spawn(crate::controller::serve_controller_requests(
+        Arc::clone(broker),
+        Arc::clone(&sessions),
+        controller_requests,
+    ));
+    tasks.spawn(crate::controller::fence_expired_sessions(
+        Arc::clone(broker),
+        sessions,
+        heartbeat_interval,
+    ));
+    let handle = driver.handle();
+    let backend = broker
+        .metadata
+        .quorum()
+        .context("the metadata does not follow the quorum")?;
+    let mut status = handle.watch_status();
+    let caught_up = async {
+        loop {
+            let now = *status.borrow_and_update();
+            if now.leader_id.is_some() && backend.applied_end() >= now.high_watermark {
+                return Ok::<_, anyhow::Error>(());
+            }
+            tokio::select! {
+                changed = status.changed() => changed.context("the quorum driver stopped")?,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    };
+    tracing::info!(
+        "waiting for the metadata quorum to elect a leader and for the image to catch up"
+    );
+    tokio::time::timeout(START_TIMEOUT, caught_up)
+        .await
+        .context("the metadata quorum elected no leader in time (are a majority of controller.quorum.voters up?)")??;
+    {
+        let config = Arc::new(broker.config.clone());
+        let client = Arc::clone(&client);
+        tasks.spawn(async move {
+            let err = crate::controller::keep_registered(config, client, heartbeat_interval).await;
+            tracing::error!(error = %runnel_http::error_chain(&err), "this broker cannot register with the controller");
+        });
+    }
+    let node_id = broker.config.node_id;
+    let registered = async {
+        loop {
+            if broker.metadata.image().broker(node_id).is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(START_TIMEOUT, registered)
+        .await
+        .context("this broker's registration did not reach its image in time")?;
+    Ok(QuorumTasks {
+        driver,
+        tasks,
+        replay_failed,
+    })
+}

@@ -1,0 +1,534 @@
+//! Three combined nodes (`process.roles=broker,controller`) on loopback,
+//! each with its own Kafka-style server.properties and data dir, formatted
+//! with `runnel storage format`: one cluster. Every node lists the same
+//! three brokers; a 12-partition topic created through any node spreads
+//! over all three; a node answers NOT_LEADER_OR_FOLLOWER for a partition
+//! another leads; kcat produces through one node and reads every record
+//! back through another. A broker silent past its session timeout
+//! (SIGSTOP, kill -9) is fenced and leads again once back; kill -9 of the
+//! active controller gives a new one that creates topics.
+//!
+//! Waits are for conditions with a deadline, never sleeps.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::Broker;
+use common::client::Client;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName, create_topics_request, produce_request,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_log::BatchBuilder;
+
+const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+const NODES: [i32; 3] = [1, 2, 3];
+/// A cluster's start waits for a majority and an election.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Writes node `id`'s server.properties and formats its data dir.
+fn configure(root: &Path, id: i32, voters: &str, extra: &str) -> PathBuf {
+    let dir = root.join(format!("node-{id}"));
+    std::fs::create_dir_all(&dir).expect("node dir");
+    let controller_port = voters
+        .split(',')
+        .find_map(|v| v.strip_prefix(&format!("{id}@127.0.0.1:")))
+        .expect("own voter entry");
+    let config = dir.join("server.properties");
+    let text = format!(
+        "process.roles=broker,controller\n\
+         node.id={id}\n\
+         controller.quorum.voters={voters}\n\
+         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{controller_port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         log.dirs={}\n\
+         metrics.listen=127.0.0.1:0\n\
+         controller.quorum.election.timeout.ms=500\n\
+         broker.heartbeat.interval.ms=500\n\
+         {extra}",
+        dir.join("data").display()
+    );
+    std::fs::write(&config, text).expect("write server.properties");
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
+        .arg(&config)
+        .output()
+        .expect("runnel storage format");
+    assert!(
+        output.status.success(),
+        "format node {id}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    config
+}
+
+struct Cluster {
+    _root: tempfile::TempDir,
+    configs: BTreeMap<i32, PathBuf>,
+    nodes: BTreeMap<i32, Broker>,
+}
+
+impl Cluster {
+    fn bootstrap(&self, id: i32) -> String {
+        self.nodes[&id].bootstrap.clone()
+    }
+
+    /// Starts node `id` again on its config and data, after it stopped.
+    fn restart(&mut self, id: i32) {
+        let mut node = Broker::serve_config(&self.configs[&id]);
+        node.wait_ready_within(START_DEADLINE);
+        self.nodes.insert(id, node);
+    }
+}
+
+fn start_cluster() -> Cluster {
+    start_cluster_with("")
+}
+
+/// Three formatted nodes with `extra` server.properties lines each.
+fn start_cluster_with(extra: &str) -> Cluster {
+    let root = tempfile::tempdir().expect("tempdir");
+    let voters: Vec<String> = NODES
+        .iter()
+        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+        .collect();
+    let voters = voters.join(",");
+    let configs: Vec<(i32, PathBuf)> = NODES
+        .iter()
+        .map(|&id| (id, configure(root.path(), id, &voters, extra)))
+        .collect();
+    // All three start before any is waited on: a node is ready only once
+    // a majority elected a controller and it registered.
+    let mut nodes: BTreeMap<i32, Broker> = configs
+        .iter()
+        .map(|(id, config)| (*id, Broker::serve_config(config)))
+        .collect();
+    for node in nodes.values_mut() {
+        node.wait_ready_within(START_DEADLINE);
+    }
+    Cluster {
+        _root: root,
+        configs: configs.into_iter().collect(),
+        nodes,
+    }
+}
+
+fn metadata(bootstrap: &str, topic: Option<&str>) -> MetadataResponse {
+    let mut request = MetadataRequest::default();
+    request.topics = topic.map(|t| {
+        vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(t.into())))),
+        ]
+    });
+    Client::connect(bootstrap).call(ApiKey::Metadata, 12, &request)
+}
+
+fn broker_ids(response: &MetadataResponse) -> Vec<i32> {
+    let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Checks `condition` until it holds or `deadline` passes.
+fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
+    let cluster = start_cluster();
+    let bootstraps: BTreeMap<i32, String> = cluster
+        .nodes
+        .iter()
+        .map(|(id, node)| (*id, node.bootstrap.clone()))
+        .collect();
+
+    for (id, bootstrap) in &bootstraps {
+        wait_for(
+            &format!("node {id} lists brokers 1, 2 and 3"),
+            common::DEADLINE,
+            || broker_ids(&metadata(bootstrap, None)) == NODES.to_vec(),
+        );
+    }
+
+    // Created through node 2, whichever node is the controller.
+    let topic = "spread";
+    assert_eq!(create_topic(&bootstraps[&2], topic, 12), 0);
+
+    let mut leaders_seen = Vec::new();
+    for (id, bootstrap) in &bootstraps {
+        let response = metadata(bootstrap, Some(topic));
+        let partitions = &response.topics[0].partitions;
+        assert_eq!(partitions.len(), 12, "node {id}: {response:?}");
+        let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
+        for p in partitions {
+            *leaders.entry(p.leader_id.0).or_default() += 1;
+        }
+        assert_eq!(
+            leaders,
+            BTreeMap::from([(1, 4), (2, 4), (3, 4)]),
+            "node {id}: four partitions led by each broker"
+        );
+        leaders_seen.push(
+            partitions
+                .iter()
+                .map(|p| (p.partition_index, p.leader_id.0))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        leaders_seen.windows(2).all(|w| w[0] == w[1]),
+        "every node names the same leaders"
+    );
+
+    // A partition led by node 1, produced to on node 2.
+    let (&led_by_one, _) = leaders_seen[0]
+        .iter()
+        .map(|(p, l)| (p, l))
+        .find(|(_, l)| **l == 1)
+        .expect("a partition led by node 1");
+    let refused = produce_one(&bootstraps[&2], topic, led_by_one);
+    assert_eq!(
+        refused,
+        kafka_protocol::error::ResponseError::NotLeaderOrFollower.code(),
+        "node 2 does not lead partition {led_by_one}"
+    );
+
+    // kcat: produce through node 1 (librdkafka routes each partition to
+    // its leader), consume everything back through node 3.
+    let lines: Vec<String> = (0..120).map(|i| format!("key-{i}:value {i}")).collect();
+    kcat_produce(&bootstraps[&1], topic, &lines);
+    let consumed = kcat_consume(&bootstraps[&3], topic, lines.len());
+    let mut expected = lines.clone();
+    expected.sort();
+    let mut consumed = consumed;
+    consumed.sort();
+    assert_eq!(
+        consumed, expected,
+        "every record produced is read back once"
+    );
+}
+
+/// One record produced to `topic`-`partition` through `bootstrap`: the
+/// partition's error code.
+fn produce_one(bootstrap: &str, topic: &str, partition: i32) -> i16 {
+    // Stamped now: a record from 1970 would be past retention.ms.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut builder = BatchBuilder::new(now_ms);
+    builder.push(None, Some(b"one"), now_ms);
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(Bytes::from(builder.build()));
+    let mut topic_data = produce_request::TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = 1;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![topic_data];
+    let response: ProduceResponse = Client::connect(bootstrap).call(ApiKey::Produce, 9, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// `lines` (`key:value`) produced by kcat, which waits for every delivery.
+fn kcat_produce(bootstrap: &str, topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = common::kcat()
+        .args(["-b", bootstrap, "-P", "-t", topic, "-K", ":"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kcat -P");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .expect("write to kcat");
+    }
+    let deadline = Instant::now() + common::DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for kcat") {
+            assert!(status.success(), "kcat -P {topic}: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "kcat -P {topic} did not finish within {:?}",
+                common::DEADLINE
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every record of `topic` read by kcat from the beginning to the end of
+/// each partition, as `key:value` lines.
+fn kcat_consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
+    let output = common::kcat()
+        .args([
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-f", "%k:%s\\n"])
+        .output()
+        .expect("kcat -C");
+    assert!(
+        output.status.success(),
+        "kcat -C: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), expected, "kcat read {} records", lines.len());
+    lines
+}
+
+/// CreateTopics of `name` (`partitions` partitions, one replica each)
+/// through `bootstrap`: the topic's error code.
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) -> i16 {
+    let mut create = CreateTopicsRequest::default();
+    create.timeout_ms = 30_000;
+    create.topics = vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ];
+    let created: CreateTopicsResponse =
+        Client::connect(bootstrap).call(ApiKey::CreateTopics, 7, &create);
+    created.topics[0].error_code
+}
+
+/// The active controller, by DescribeQuorum through `bootstrap` (a node
+/// that does not lead forwards it).
+fn quorum_leader(bootstrap: &str) -> Option<i32> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
+    let mut request = DescribeQuorumRequest::default();
+    request.topics = vec![
+        TopicData::default()
+            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
+    ];
+    let response: DescribeQuorumResponse =
+        Client::connect(bootstrap).call(ApiKey::DescribeQuorum, 2, &request);
+    let partition = &response.topics[0].partitions[0];
+    (response.error_code == 0 && partition.error_code == 0 && partition.leader_id.0 >= 0)
+        .then_some(partition.leader_id.0)
+}
+
+/// Each partition of `topic` and its leader (-1 when it has none), as
+/// `bootstrap` sees them.
+fn leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    metadata(bootstrap, Some(topic)).topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect()
+}
+
+const SESSION_TIMEOUT: Duration = Duration::from_millis(3000);
+const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A broker silent past `broker.session.timeout.ms` (SIGSTOP, then kill
+/// -9) is fenced: every node stops listing it and its partitions lose
+/// their leader, so clients get LEADER_NOT_AVAILABLE and other brokers
+/// NOT_LEADER_OR_FOLLOWER, never a write that goes nowhere. Not before
+/// the timeout; and when it heartbeats again (SIGCONT) or registers again
+/// (restart), it leads its partitions again and every record is there.
+#[test]
+fn a_silent_broker_is_fenced_and_leads_again_when_it_is_back() {
+    let mut cluster = start_cluster_with(&format!(
+        "broker.session.timeout.ms={}\n",
+        SESSION_TIMEOUT.as_millis()
+    ));
+    for id in NODES {
+        let bootstrap = cluster.bootstrap(id);
+        wait_for(
+            &format!("node {id} lists brokers 1, 2 and 3"),
+            common::DEADLINE,
+            || broker_ids(&metadata(&bootstrap, None)) == NODES.to_vec(),
+        );
+    }
+    let topic = "fenced";
+    assert_eq!(create_topic(&cluster.bootstrap(1), topic, 6), 0);
+    let controller = quorum_leader(&cluster.bootstrap(1)).expect("a controller");
+    let victim = *NODES
+        .iter()
+        .find(|id| **id != controller)
+        .expect("a victim");
+    let witness = cluster.bootstrap(controller);
+    let theirs: Vec<i32> = leaders(&witness, topic)
+        .into_iter()
+        .filter(|(_, leader)| *leader == victim)
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(theirs.len(), 2, "broker {victim} leads two of six");
+    let fenced = |bootstrap: &str| {
+        let response = metadata(bootstrap, Some(topic));
+        !broker_ids(&response).contains(&victim)
+            && response.topics[0].partitions.iter().all(|p| {
+                !theirs.contains(&p.partition_index)
+                    || (p.leader_id.0 == -1
+                        && p.error_code
+                            == kafka_protocol::error::ResponseError::LeaderNotAvailable.code())
+            })
+    };
+    let leads_again = |bootstrap: &str| {
+        let now = leaders(bootstrap, topic);
+        broker_ids(&metadata(bootstrap, None)) == NODES.to_vec()
+            && theirs.iter().all(|p| now[p] == victim)
+    };
+
+    // SIGSTOP: alive but silent.
+    cluster.nodes[&victim].pause();
+    let paused = Instant::now();
+    wait_for(
+        &format!("broker {victim} fenced after SIGSTOP"),
+        SESSION_TIMEOUT + common::DEADLINE,
+        || fenced(&witness),
+    );
+    let fenced_after = paused.elapsed();
+    eprintln!(
+        "broker {victim} fenced {fenced_after:?} after SIGSTOP \
+         (broker.session.timeout.ms={}, broker.heartbeat.interval.ms={})",
+        SESSION_TIMEOUT.as_millis(),
+        HEARTBEAT_INTERVAL.as_millis()
+    );
+    assert!(
+        fenced_after + HEARTBEAT_INTERVAL >= SESSION_TIMEOUT,
+        "fenced after {fenced_after:?}: before its session timed out"
+    );
+    assert_eq!(
+        produce_one(&witness, topic, theirs[0]),
+        kafka_protocol::error::ResponseError::NotLeaderOrFollower.code(),
+        "a fenced broker's partition is not written elsewhere"
+    );
+
+    // SIGCONT: its next heartbeat unfences it.
+    cluster.nodes[&victim].resume();
+    wait_for(
+        &format!("broker {victim} leads again after SIGCONT"),
+        common::DEADLINE,
+        || leads_again(&witness),
+    );
+    let own = cluster.bootstrap(victim);
+    wait_for(
+        &format!("broker {victim} knows it leads again"),
+        common::DEADLINE,
+        || theirs.iter().all(|p| produce_one(&own, topic, *p) == 0),
+    );
+
+    // kill -9, then a restart on the same data: registered anew.
+    cluster.nodes.get_mut(&victim).expect("victim").kill();
+    wait_for(
+        &format!("broker {victim} fenced after kill -9"),
+        SESSION_TIMEOUT + common::DEADLINE,
+        || fenced(&witness),
+    );
+    cluster.restart(victim);
+    wait_for(
+        &format!("broker {victim} leads again after its restart"),
+        common::DEADLINE,
+        || leads_again(&witness),
+    );
+    let lines: Vec<String> = (0..60).map(|i| format!("key-{i}:value {i}")).collect();
+    kcat_produce(&witness, topic, &lines);
+    let mut expected = lines.clone();
+    expected.extend(theirs.iter().map(|_| ":one".to_string()));
+    expected.sort();
+    let mut consumed = kcat_consume(&cluster.bootstrap(victim), topic, expected.len());
+    consumed.sort();
+    assert_eq!(consumed, expected, "every acknowledged record, once");
+}
+
+/// kill -9 of the active controller: the others elect a new one, which
+/// has every committed record, and topic creation through a surviving
+/// node works again; the old controller comes back as a follower and
+/// catches up. Prints the time from the kill to the first topic created.
+#[test]
+fn a_new_controller_takes_over_when_the_active_one_is_killed() {
+    let mut cluster = start_cluster_with(&format!(
+        "broker.session.timeout.ms={}\n",
+        SESSION_TIMEOUT.as_millis()
+    ));
+    assert_eq!(create_topic(&cluster.bootstrap(1), "before", 3), 0);
+    let old = quorum_leader(&cluster.bootstrap(1)).expect("a controller");
+    let survivor = *NODES.iter().find(|id| **id != old).expect("a survivor");
+    let bootstrap = cluster.bootstrap(survivor);
+    cluster.nodes.get_mut(&old).expect("controller").kill();
+    let killed = Instant::now();
+    let mut attempts = 0;
+    wait_for(
+        "a topic created after the controller's kill -9",
+        common::DEADLINE,
+        || {
+            attempts += 1;
+            let code = create_topic(&bootstrap, "after", 3);
+            // TOPIC_ALREADY_EXISTS: an attempt that timed out committed.
+            code == 0 || code == kafka_protocol::error::ResponseError::TopicAlreadyExists.code()
+        },
+    );
+    let took = killed.elapsed();
+    eprintln!(
+        "controller failover: topic created {took:?} after kill -9 of controller {old} \
+         ({attempts} attempts; controller.quorum.election.timeout.ms=500, \
+         controller.quorum.fetch.timeout.ms=2000)"
+    );
+    let new = quorum_leader(&bootstrap).expect("a new controller");
+    assert_ne!(new, old, "the killed controller does not lead");
+    for id in NODES.iter().filter(|id| **id != old) {
+        let response = metadata(&cluster.bootstrap(*id), None);
+        let mut names: Vec<String> = response
+            .topics
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["after", "before"], "node {id}");
+    }
+    cluster.restart(old);
+    let back = cluster.bootstrap(old);
+    wait_for(
+        &format!("node {old} is back and has the new topic"),
+        common::DEADLINE,
+        || {
+            metadata(&back, Some("after")).topics[0].error_code == 0
+                && quorum_leader(&back) == Some(new)
+        },
+    );
+}
