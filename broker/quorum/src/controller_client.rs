@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::driver::QuorumStatus;
 use crate::driver::frames::{
-    FrameError, decode_response_as, encode_body, read_frame, request_frame,
+    FrameError, decode_response_as, decode_response_header, encode_body, read_frame, request_frame,
 };
 
 /// The first wait before sending again to a leader that failed; it
@@ -142,18 +142,71 @@ impl ControllerClient {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response, ControllerClientError> {
-        let started = Instant::now();
-        let deadline = started + timeout;
-        let waited_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let api_key = ApiKey::try_from(R::KEY)
             .map_err(|()| ControllerClientError::UnknownApi { api_key: R::KEY })?;
         let mut body = BytesMut::new();
         encode_body(&request, api_key, version, &mut body)
             .map_err(ControllerClientError::Encode)?;
+        let (leader, frame) = self
+            .exchange_with_leader(api_key, version, body.freeze(), timeout)
+            .await?;
+        decode_response_as(frame.bytes, frame.correlation_id, api_key, version).map_err(|source| {
+            ControllerClientError::Decode {
+                node: leader,
+                source,
+            }
+        })
+    }
+
+    /// As [`ControllerClient::send`] for a request body already encoded
+    /// (a broker forwarding a client's request as it came): the response
+    /// body, its header taken off.
+    pub async fn send_encoded(
+        &self,
+        api_key: ApiKey,
+        version: i16,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, ControllerClientError> {
+        let (leader, frame) = self
+            .exchange_with_leader(api_key, version, body, timeout)
+            .await?;
+        let mut bytes = frame.bytes;
+        let found = decode_response_header(&mut bytes, api_key, version).map_err(|source| {
+            ControllerClientError::Decode {
+                node: leader,
+                source,
+            }
+        })?;
+        if found != frame.correlation_id {
+            return Err(ControllerClientError::Decode {
+                node: leader,
+                source: FrameError::CorrelationMismatch {
+                    expected: frame.correlation_id,
+                    found,
+                },
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Sends one request to the leader, again on failures and leader
+    /// changes (see [`ControllerClient::send`]); the leader that answered
+    /// and its answer frame.
+    async fn exchange_with_leader(
+        &self,
+        api_key: ApiKey,
+        version: i16,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(NodeId, AnswerFrame), ControllerClientError> {
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let waited_ms = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let outgoing = Outgoing {
             api_key,
             version,
-            body: body.freeze(),
+            body,
         };
         let mut status = self.status.clone();
         let mut backoff = RETRY_BACKOFF_MIN;
@@ -175,13 +228,7 @@ impl ControllerClient {
                 }
             };
             let failure = match answer {
-                Ok(frame) => {
-                    return decode_response_as(frame.bytes, frame.correlation_id, api_key, version)
-                        .map_err(|source| ControllerClientError::Decode {
-                            node: leader,
-                            source,
-                        });
-                }
+                Ok(frame) => return Ok((leader, frame)),
                 Err(failure) if failure.is_connection_failure() => failure,
                 Err(other) => return Err(other),
             };

@@ -183,7 +183,7 @@ pub fn response_correlation_id(frame: &[u8]) -> Result<i32, FrameError> {
 /// Reads the response header of a frame (without its size prefix)
 /// answering a request of `api_key` at `version`; returns its correlation
 /// id, and leaves `frame` at the body.
-fn decode_response_header(
+pub fn decode_response_header(
     frame: &mut Bytes,
     api_key: ApiKey,
     version: i16,
