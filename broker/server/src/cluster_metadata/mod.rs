@@ -80,6 +80,11 @@ pub enum MetadataError {
     QuorumStopped,
     #[error("cannot forward the request to the active controller")]
     Forward(#[source] runnel_quorum::ControllerClientError),
+    #[error("the active controller refused {request}: {error:?}")]
+    ControllerRefused {
+        request: &'static str,
+        error: kafka_protocol::error::ResponseError,
+    },
     #[error("a change on the quorum needs a multi-thread tokio runtime")]
     NeedsMultiThreadRuntime,
     #[error("cannot read the data dir's files from before the metadata log")]

@@ -91,6 +91,44 @@ impl QuorumBackend {
             .map_err(MetadataError::Forward)
     }
 
+    /// Sends a client's request body as it came to the active controller;
+    /// the answer's body.
+    pub async fn forward_encoded(
+        &self,
+        api_key: kafka_protocol::messages::ApiKey,
+        version: i16,
+        body: bytes::Bytes,
+    ) -> Result<bytes::Bytes, MetadataError> {
+        self.client
+            .send_encoded(api_key, version, body, COMMIT_TIMEOUT)
+            .await
+            .map_err(MetadataError::Forward)
+    }
+
+    /// Waits (up to the commit timeout) until this node knows a high
+    /// watermark above `before` and its image holds everything below it:
+    /// after a change the controller committed while this node's high
+    /// watermark was `before`, the image holds the change. Whether it did.
+    pub async fn wait_applied_past(&self, before: u64) -> bool {
+        let mut status = self.handle.watch_status();
+        let mut applied = self.applied_end.subscribe();
+        let caught_up = async {
+            loop {
+                let high_watermark = status.borrow_and_update().high_watermark;
+                if high_watermark > before && *applied.borrow_and_update() >= high_watermark {
+                    return;
+                }
+                tokio::select! {
+                    changed = status.changed() => if changed.is_err() { return },
+                    changed = applied.changed() => if changed.is_err() { return },
+                }
+            }
+        };
+        tokio::time::timeout(COMMIT_TIMEOUT, caught_up)
+            .await
+            .is_ok()
+    }
+
     /// Waits until `ready` holds for the image (a change another node made
     /// has been replayed here), up to the commit timeout; whether it held.
     pub fn wait_for_image(

@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ProducerId;
+use kafka_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest;
+use kafka_protocol::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use kafka_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
 use kafka_protocol::messages::broker_heartbeat_response::BrokerHeartbeatResponse;
@@ -27,7 +30,7 @@ use crate::cluster_metadata::MetadataError;
 use crate::handlers::{self, Reply, describe_quorum};
 
 /// The APIs the CONTROLLER listener serves besides the quorum's.
-const CONTROLLER_APIS: [(ApiKey, i16, i16); 7] = [
+const CONTROLLER_APIS: [(ApiKey, i16, i16); 10] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
@@ -35,6 +38,9 @@ const CONTROLLER_APIS: [(ApiKey, i16, i16); 7] = [
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// Answers each request `requests` brings, each in its own task (a
@@ -122,7 +128,15 @@ async fn answer(
             .await;
             encode(api, version, &response)
         }
-        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::CreatePartitions => {
+        ApiKey::AllocateProducerIds => {
+            let request = decode::<AllocateProducerIdsRequest>(api, version, body)?;
+            encode(api, version, &allocate_producer_ids(broker, &request))
+        }
+        ApiKey::CreateTopics
+        | ApiKey::DeleteTopics
+        | ApiKey::CreatePartitions
+        | ApiKey::AlterConfigs
+        | ApiKey::IncrementalAlterConfigs => {
             let request = runnel_protocol::request::Request {
                 api_key: api,
                 api_version: version,
@@ -293,6 +307,38 @@ fn heartbeat(
                 tracing::warn!(broker = id, error = %error_chain(&err), "cannot unfence a broker");
                 response.error_code = change_error(&err).code();
             }
+        }
+    }
+    response
+}
+
+/// A block of producer ids for the broker that asks (a ProducerIdsRecord
+/// in the metadata log, so no id is handed out twice across failovers).
+fn allocate_producer_ids(
+    broker: &Broker,
+    request: &AllocateProducerIdsRequest,
+) -> AllocateProducerIdsResponse {
+    let mut response = AllocateProducerIdsResponse::default();
+    let id = request.broker_id.0;
+    let image = broker.metadata.image();
+    if image
+        .broker(id)
+        .is_none_or(|b| b.epoch != request.broker_epoch)
+    {
+        response.error_code = ResponseError::StaleBrokerEpoch.code();
+        return response;
+    }
+    let taken = broker.metadata.change(crate::clock::now_ms(), |image| {
+        runnel_metadata::changes::allocate_producer_ids(image, id, request.broker_epoch)
+    });
+    match taken {
+        Ok((_, block)) => {
+            response.producer_id_start = ProducerId(block.first_producer_id);
+            response.producer_id_len = i32::try_from(block.size).unwrap_or(i32::MAX);
+        }
+        Err(err) => {
+            tracing::warn!(broker = id, error = %error_chain(&err), "cannot allocate producer ids");
+            response.error_code = change_error(&err).code();
         }
     }
     response

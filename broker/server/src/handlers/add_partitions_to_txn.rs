@@ -148,7 +148,7 @@ fn add(
         .collect();
     let unknown: Vec<&(String, i32)> = wanted
         .iter()
-        .filter(|(topic, partition)| cx.replicas.get(topic, *partition).is_none())
+        .filter(|(topic, partition)| cx.metadata.image().partition(topic, *partition).is_none())
         .collect();
     let code_for = |tp: &(String, i32), all: i16| {
         if unknown.is_empty() {

@@ -98,7 +98,8 @@ pub struct GroupPath<'a> {
     pub groups: &'a Groups,
     pub group_coordinator: &'a GroupCoordinator,
     pub internal: &'a InternalTopics,
-    pub replicas: &'a ReplicaManager,
+    /// Which partitions exist (on a cluster, most are on other brokers).
+    pub metadata: &'a ClusterMetadata,
 }
 
 impl<'a> GroupPath<'a> {
@@ -107,8 +108,13 @@ impl<'a> GroupPath<'a> {
             groups: &broker.groups,
             group_coordinator: &broker.group_coordinator,
             internal: &broker.internal,
-            replicas: &broker.replicas,
+            metadata: &broker.metadata,
         }
+    }
+
+    /// Whether partition `partition` of `topic` exists on the cluster.
+    pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        self.metadata.image().partition(topic, partition).is_some()
     }
 
     /// Creates `__consumer_offsets` when needed, then commits.
@@ -146,7 +152,6 @@ pub struct TxnPath<'a> {
     pub group_coordinator: &'a GroupCoordinator,
     pub producer_ids: &'a ProducerIds,
     pub internal: &'a InternalTopics,
-    pub replicas: &'a ReplicaManager,
     pub metadata: &'a ClusterMetadata,
     /// TxnOffsetCommit v3+ checks the member's generation.
     pub groups: &'a Groups,
@@ -159,7 +164,6 @@ impl<'a> TxnPath<'a> {
             group_coordinator: &broker.group_coordinator,
             producer_ids: &broker.producer_ids,
             internal: &broker.internal,
-            replicas: &broker.replicas,
             metadata: &broker.metadata,
             groups: &broker.groups,
         }

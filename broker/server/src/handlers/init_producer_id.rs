@@ -51,8 +51,24 @@ pub fn handle(
             .with_producer_epoch(0),
         Err(err) => {
             tracing::error!(error = %error_chain(&err), "cannot hand out a producer id");
-            response.error_code = ResponseError::KafkaStorageError.code();
+            response.error_code = producer_ids_error(&err).code();
             response
         }
+    }
+}
+
+/// The error a client gets when no producer id block could be taken: a
+/// controller that can't be reached or has not committed in time is
+/// retriable (Kafka answers the same), a failing metadata log is a
+/// storage error.
+fn producer_ids_error(err: &crate::cluster_metadata::MetadataError) -> ResponseError {
+    use crate::cluster_metadata::MetadataError;
+    match err {
+        MetadataError::NotController { .. }
+        | MetadataError::Forward(_)
+        | MetadataError::ControllerRefused { .. }
+        | MetadataError::CommitTimeout { .. }
+        | MetadataError::Propose(_) => ResponseError::CoordinatorLoadInProgress,
+        _ => ResponseError::KafkaStorageError,
     }
 }

@@ -19,6 +19,7 @@ mod describe_transactions;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
+mod forward;
 mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
@@ -33,6 +34,7 @@ mod offset_fetch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, TopicName};
@@ -74,6 +76,8 @@ pub enum HandlerError {
         #[source]
         source: runnel_protocol::FetchWriteError,
     },
+    #[error("the controller's answer of {size} bytes is too large to frame")]
+    ForwardedTooLarge { size: usize },
 }
 
 impl HandlerError {
@@ -83,7 +87,7 @@ impl HandlerError {
             Self::UnsupportedVersion { .. } => "unsupported_version",
             Self::NotImplemented { .. } => "not_implemented",
             Self::Decode(_) => "decode",
-            Self::Encode(_) | Self::EncodeFetch { .. } => "encode",
+            Self::Encode(_) | Self::EncodeFetch { .. } | Self::ForwardedTooLarge { .. } => "encode",
         }
     }
 }
@@ -101,6 +105,11 @@ pub async fn dispatch(
     }
     if !versions::supports(api, version) {
         return Err(HandlerError::UnsupportedVersion { api, version });
+    }
+    if forward::is_forwarded(api)
+        && let Some(reply) = forward::to_controller(broker, request).await?
+    {
+        return Ok(reply);
     }
     let now = now_ms();
     let data_path = DataPath::of(broker);
@@ -244,6 +253,17 @@ pub async fn dispatch(
             request,
             // The markers are written before the answer.
             &disk_work(|| Ok(end_txn::handle(&txn_path, body(request)?, now)))?,
+        ),
+        ApiKey::WriteTxnMarkers => respond(
+            request,
+            &disk_work(|| {
+                Ok(write_txn_markers::handle(
+                    &data_path,
+                    &group_path,
+                    body(request)?,
+                    now,
+                ))
+            })?,
         ),
         ApiKey::DescribeTransactions => respond(
             request,

@@ -57,7 +57,7 @@ pub fn handle(
                 .unwrap_or_default();
             let error = if let Some(error) = group_error {
                 Some(error)
-            } else if cx.replicas.get(&name, partition.partition_index).is_none() {
+            } else if !cx.partition_exists(&name, partition.partition_index) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > MAX_METADATA_BYTES {
                 Some(ResponseError::OffsetMetadataTooLarge)

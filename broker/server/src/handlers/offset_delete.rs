@@ -54,7 +54,7 @@ pub fn handle(
             let index = partition.partition_index;
             let mut p = OffsetDeleteResponsePartition::default();
             p.partition_index = index;
-            p.error_code = if cx.replicas.get(&name, index).is_none() {
+            p.error_code = if !cx.partition_exists(&name, index) {
                 ResponseError::UnknownTopicOrPartition.code()
             } else if subscribed {
                 ResponseError::GroupSubscribedToTopic.code()

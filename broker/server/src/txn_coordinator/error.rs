@@ -23,6 +23,15 @@ pub enum TxnStoreError {
     ProducerId(#[from] crate::cluster_metadata::MetadataError),
     #[error(transparent)]
     Load(#[from] crate::log_reader::ReadError),
+    #[error(
+        "{pending} transaction markers were not written in {waited_ms} ms (one: {topic}-{partition}): their leaders could not be reached or refused them"
+    )]
+    MarkersNotWritten {
+        pending: usize,
+        topic: String,
+        partition: i32,
+        waited_ms: u64,
+    },
 }
 
 /// Why a transactional request fails.

@@ -26,6 +26,7 @@
 
 mod error;
 mod load;
+mod remote_markers;
 mod requests;
 mod shards;
 mod store;
@@ -42,6 +43,7 @@ use crate::cluster_metadata::ClusterMetadata;
 use crate::config::BrokerConfig;
 use crate::producer_ids::ProducerIds;
 use crate::replica_manager::ReplicaManager;
+use remote_markers::RemoteMarkers;
 use shards::{Entry, Shard, Shards, lock_slot};
 use store::TxnLog;
 
@@ -101,7 +103,7 @@ impl TxnCoordinator {
     /// its settings; `__transaction_state` keeps the partition count it
     /// was made with.
     pub fn open(
-        config: &BrokerConfig,
+        broker_config: &BrokerConfig,
         replicas: &Arc<ReplicaManager>,
         metadata: &Arc<ClusterMetadata>,
         producer_ids: &Arc<ProducerIds>,
@@ -109,19 +111,28 @@ impl TxnCoordinator {
         let partitions = metadata
             .image()
             .topic(TRANSACTION_TOPIC)
-            .map_or(config.transaction_state_log_num_partitions, |t| {
+            .map_or(broker_config.transaction_state_log_num_partitions, |t| {
                 i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)
             });
         let config = TxnConfig {
             partitions,
-            max_timeout_ms: config.transaction_max_timeout_ms,
-            id_expiration_ms: config.transactional_id_expiration_ms,
+            max_timeout_ms: broker_config.transaction_max_timeout_ms,
+            id_expiration_ms: broker_config.transactional_id_expiration_ms,
         };
         let producer_ids = ProducerIdSource {
             ids: Arc::clone(producer_ids),
             metadata: Arc::clone(metadata),
         };
-        Self::new(config, Arc::clone(replicas), producer_ids)
+        let remote = broker_config.quorum.as_ref().map(|quorum| {
+            let listener = quorum
+                .inter_broker_listener_name
+                .clone()
+                .unwrap_or_else(|| broker_config.client_listener_name().to_owned());
+            RemoteMarkers::new(Arc::clone(metadata), broker_config.node_id, listener)
+        });
+        let mut coordinator = Self::new(config, Arc::clone(replicas), producer_ids);
+        coordinator.store = TxnLog::new(Arc::clone(replicas), remote);
+        coordinator
     }
 
     pub fn new(
@@ -131,7 +142,7 @@ impl TxnCoordinator {
     ) -> Self {
         Self {
             config,
-            store: TxnLog::new(replicas),
+            store: TxnLog::new(replicas, None),
             producer_ids,
             shards: Shards::default(),
         }

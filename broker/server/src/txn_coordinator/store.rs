@@ -3,6 +3,7 @@
 //! markers in each of its partitions, all through the replica manager as
 //! any producer writes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use runnel_coordinator::txn::{Markers, Outcome, Transaction};
@@ -10,17 +11,20 @@ use runnel_coordinator::txn_log;
 use runnel_log::BatchBuilder;
 use runnel_log::control::ControlType;
 
+use super::remote_markers::{Destination, RemoteMarkers, back_off};
 use super::{TRANSACTION_TOPIC, TxnEnded, TxnStoreError};
 use crate::replica_manager::{Partition, ReplicaManager};
 
 #[derive(Debug)]
 pub(super) struct TxnLog {
     replicas: Arc<ReplicaManager>,
+    /// On a cluster: the markers of partitions other brokers lead.
+    remote: Option<RemoteMarkers>,
 }
 
 impl TxnLog {
-    pub fn new(replicas: Arc<ReplicaManager>) -> Self {
-        Self { replicas }
+    pub fn new(replicas: Arc<ReplicaManager>, remote: Option<RemoteMarkers>) -> Self {
+        Self { replicas, remote }
     }
 
     pub fn state_partition(&self, partition: i32) -> Result<Arc<Partition>, TxnStoreError> {
@@ -75,6 +79,9 @@ impl TxnLog {
             Outcome::Commit => ControlType::Commit,
             Outcome::Abort => ControlType::Abort,
         };
+        if let Some(remote) = &self.remote {
+            return self.write_markers_on_cluster(remote, markers, kind, now_ms);
+        }
         for (topic, partition) in &markers.partitions {
             let Some(log) = self.replicas.get(topic, *partition) else {
                 tracing::warn!(topic, partition, "no partition for a transaction marker");
@@ -83,6 +90,71 @@ impl TxnLog {
             log.append_marker(markers.producer_id, markers.producer_epoch, kind, 0, now_ms)?;
         }
         Ok(())
+    }
+
+    /// As `write_markers`, each marker written by the partition's leader:
+    /// here, or sent to it (see `remote_markers`), until all are written.
+    fn write_markers_on_cluster(
+        &self,
+        remote: &RemoteMarkers,
+        markers: &Markers,
+        kind: ControlType,
+        now_ms: i64,
+    ) -> Result<(), TxnStoreError> {
+        let started = std::time::Instant::now();
+        let mut pending = markers.partitions.clone();
+        loop {
+            let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+            let mut waiting = Vec::new();
+            for (topic, partition) in pending {
+                match remote.destination(&topic, partition) {
+                    Destination::Gone => {
+                        tracing::warn!(topic, partition, "no partition for a transaction marker");
+                    }
+                    Destination::NoLeader => waiting.push((topic, partition)),
+                    Destination::Here => {
+                        match self
+                            .replicas
+                            .get(&topic, partition)
+                            .filter(|p| p.is_leader())
+                        {
+                            Some(log) => {
+                                log.append_marker(
+                                    markers.producer_id,
+                                    markers.producer_epoch,
+                                    kind,
+                                    0,
+                                    now_ms,
+                                )?;
+                            }
+                            // The image says so, the partition not yet.
+                            None => waiting.push((topic, partition)),
+                        }
+                    }
+                    Destination::Broker(leader) => {
+                        by_leader
+                            .entry(leader)
+                            .or_default()
+                            .push((topic, partition));
+                    }
+                }
+            }
+            for (leader, partitions) in by_leader {
+                waiting.extend(remote.send(markers, leader, partitions));
+            }
+            let Some((topic, partition)) = waiting.first().cloned() else {
+                return Ok(());
+            };
+            if !back_off(started) {
+                return Err(TxnStoreError::MarkersNotWritten {
+                    pending: waiting.len(),
+                    topic,
+                    partition,
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            pending = waiting;
+        }
     }
 
     /// Stores Prepare*, writes the markers, stores Complete*; `txn` is
