@@ -532,3 +532,113 @@ fn a_new_controller_takes_over_when_the_active_one_is_killed() {
         },
     );
 }
+
+/// Runs `script` of tests/clients (confluent-kafka or kafka-python)
+/// against `bootstrap`; its stderr when it fails.
+fn client_script(script: &str, bootstrap: &str) -> Result<(), String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let output = Command::new("python3")
+        .arg(dir.join(script))
+        .arg(bootstrap)
+        .current_dir(&dir)
+        .output()
+        .expect("run python3");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{script}: {}\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+/// The real-client scripts of tests/kafka_clients.rs against the three
+/// nodes (bootstrap: all three), and runnel-client's tools: admin
+/// requests reach any node (forwarded to the controller), topics spread
+/// over all, groups and transactions span partitions led by different
+/// brokers (markers go to each partition's leader by WriteTxnMarkers).
+#[test]
+fn real_clients_work_against_three_nodes() {
+    let cluster = start_cluster_with("group.initial.rebalance.delay.ms=0\n");
+    let bootstrap = NODES
+        .iter()
+        .map(|id| cluster.bootstrap(*id))
+        .collect::<Vec<_>>()
+        .join(",");
+    let scripts = [
+        "admin.py",
+        "roundtrip.py",
+        "kafka_python.py",
+        "idempotent.py",
+        "groups.py",
+        "kafka_python_group.py",
+        "group_admin.py",
+        "transactions.py",
+        "eos.py",
+    ];
+    let mut failures: Vec<String> = scripts
+        .iter()
+        .filter_map(|script| client_script(script, &bootstrap).err())
+        .collect();
+    failures.extend(runnel_client_round_trip(&bootstrap).err());
+    assert!(failures.is_empty(), "{}", failures.join("\n----\n"));
+}
+
+/// runnel-client, through `runnel produce` and `runnel consume` in a
+/// group: 60 keyed records over a 6-partition topic, every one read back.
+fn runnel_client_round_trip(bootstrap: &str) -> Result<(), String> {
+    use std::io::Write;
+    let topic = "runnel-client";
+    let first = bootstrap.split(',').next().unwrap_or(bootstrap);
+    let created = create_topic(first, topic, 6);
+    if created != 0 {
+        return Err(format!("create {topic}: error {created}"));
+    }
+    let lines: Vec<String> = (0..60).map(|i| format!("k{i}:v{i}")).collect();
+    let run = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn runnel");
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes());
+        child.wait_with_output().expect("runnel")
+    };
+    let key_props = ["--property", "key.separator=:"];
+    let mut produce = vec!["produce", "--bootstrap-server", bootstrap, "--topic", topic];
+    produce.extend(["--property", "parse.key=true"]);
+    produce.extend(key_props);
+    let produced = run(&produce, &(lines.join("\n") + "\n"));
+    if !produced.status.success() {
+        return Err(format!("runnel produce: {produced:?}"));
+    }
+    let mut consume = vec!["consume", "--bootstrap-server", bootstrap, "--topic", topic];
+    consume.extend(["--group", "runnel-client", "--from-beginning"]);
+    consume.extend(["--max-messages", "60", "--property", "print.key=true"]);
+    consume.extend(key_props);
+    let consumed = run(&consume, "");
+    if !consumed.status.success() {
+        return Err(format!("runnel consume: {consumed:?}"));
+    }
+    let mut got: Vec<String> = String::from_utf8_lossy(&consumed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    let mut expected = lines;
+    expected.sort();
+    if got == expected {
+        Ok(())
+    } else {
+        Err(format!("runnel consume read {got:?}"))
+    }
+}

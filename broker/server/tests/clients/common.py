@@ -34,6 +34,28 @@ def create_topic(admin, name, partitions, config=None):
     futures[name].result(timeout=DEADLINE_S)
 
 
+def wait_leaders(servers, topic, partitions):
+    """Waits until each partition's leader serves it (answers ListOffsets).
+    On a cluster the controller confirms a new topic before every leader has
+    applied it, and acks=0 writes sent before then are dropped unseen, as
+    on Kafka."""
+    from confluent_kafka import TopicPartition
+
+    c = Consumer({"bootstrap.servers": servers, "group.id": "wait-leaders"})
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        for p in range(partitions):
+            while True:
+                try:
+                    c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
+                    break
+                except KafkaException as e:
+                    check(time.monotonic() < deadline, f"{topic}-{p}: no leader serves it: {e}")
+                    time.sleep(0.05)  # polled, under the deadline
+    finally:
+        c.close()
+
+
 def admin_client(servers):
     return AdminClient({"bootstrap.servers": servers})
 
