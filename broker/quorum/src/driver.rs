@@ -440,6 +440,10 @@ impl Driver {
                 (from, message, Some(Awaiting { from, api, reply }))
             }
             Inbound::Response { from, message } => (from, message, None),
+            Inbound::Unreachable { peer } => {
+                self.node.peer_unreachable(peer, now_ms);
+                return Ok(());
+            }
         };
         let effects = self
             .node

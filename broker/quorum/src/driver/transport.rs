@@ -65,6 +65,9 @@ pub enum Inbound {
     },
     /// A peer's answer to one of our requests.
     Response { from: NodeId, message: Message },
+    /// Our connection to `peer` was lost or refused: its process is
+    /// likely gone (see `RaftNode::peer_unreachable`).
+    Unreachable { peer: NodeId },
 }
 
 /// Whether a peer task should go on.
@@ -98,10 +101,20 @@ pub async fn run_peer(
                 };
                 match connection.serve(stream, &mut requests, &inbound).await {
                     Next::Stop => return,
-                    Next::Reconnect => tracing::debug!(peer, %addr, "quorum connection lost"),
+                    Next::Reconnect => {
+                        tracing::debug!(peer, %addr, "quorum connection lost");
+                        let _ = inbound.send(Inbound::Unreachable { peer }).await;
+                    }
                 }
             }
-            Ok(Err(error)) => tracing::debug!(peer, %addr, %error, "quorum connect failed"),
+            Ok(Err(error)) => {
+                tracing::debug!(peer, %addr, %error, "quorum connect failed");
+                // Refused: nothing listens there. A timeout says less (a
+                // slow network), and is left to the core's timers.
+                if error.kind() == std::io::ErrorKind::ConnectionRefused {
+                    let _ = inbound.send(Inbound::Unreachable { peer }).await;
+                }
+            }
             Err(_) => tracing::debug!(peer, %addr, "quorum connect timed out"),
         }
         // The peer is down: what waits for it is dropped.

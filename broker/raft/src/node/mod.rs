@@ -275,6 +275,21 @@ impl RaftNode {
         Ok(OffsetAndEpoch::new(log.end_offset(), epoch))
     }
 
+    /// The transport lost its connection to `peer` (refused or reset, as
+    /// when its process died). A follower of `peer` stops waiting out the
+    /// fetch timeout: it may grant pre-votes at once and starts its own at
+    /// the next poll, so a dead leader is replaced in an election's time.
+    /// Only liveness changes: a leader that is alive keeps the followers
+    /// that still fetch from it (they refuse pre-votes) and brings this
+    /// node back with the answers to its pre-votes.
+    pub fn peer_unreachable(&mut self, peer: NodeId, now_ms: u64) {
+        if let EpochState::Follower(follower) = &mut self.state
+            && follower.leader_id == peer
+        {
+            follower.fetch_deadline_ms = follower.fetch_deadline_ms.min(now_ms);
+        }
+    }
+
     /// Graceful shutdown of a leader: resign and tell the voters with
     /// EndQuorumEpoch, the most caught-up first. Anything else has nothing
     /// to hand over.

@@ -393,6 +393,17 @@ impl Sim {
                 self.crash(index, lose_tail, "");
             }
         }
+        // A connection reset while both ends live: a false alarm that may
+        // only cost an election, never safety.
+        if self.chance(self.config.crash_per_million) {
+            let index = self.rng.below(self.nodes.len() as u64) as usize;
+            let peer = self.nodes[self.rng.below(self.nodes.len() as u64) as usize].id;
+            if let Some(raft) = self.nodes[index].raft.as_mut() {
+                raft.peer_unreachable(peer, self.now_ms);
+                let id = self.nodes[index].id;
+                self.trace(format!("node {id} loses its connection to node {peer}"));
+            }
+        }
         if self.partition.is_none() && self.chance(self.config.partition_per_million) {
             let sides: Vec<u8> = (0..self.nodes.len())
                 .map(|_| (self.rng.below(2)) as u8)
@@ -431,6 +442,17 @@ impl Sim {
         node.raft = None;
         node.restart_at_ms = self.now_ms + down_ms;
         let (id, end) = (node.id, node.log.inner.end_offset());
+        // The others' connections to it are refused from now on: most
+        // notice at once, some only by their timeouts.
+        let now_ms = self.now_ms;
+        for other in 0..self.nodes.len() {
+            if other != index
+                && self.rng.below(4) != 0
+                && let Some(raft) = self.nodes[other].raft.as_mut()
+            {
+                raft.peer_unreachable(id, now_ms);
+            }
+        }
         self.report.crashes += 1;
         let tail = if lose_tail {
             "unsynced tail lost"
