@@ -335,12 +335,22 @@ impl Connection {
 
 /// The leader `status` names, once it names one; `None` at `deadline` or
 /// if the status will never change again.
+/// The active controller `status` names: none while this node is
+/// resigned (a former leader back from a restart names itself in its old
+/// epoch until it learns the new leader).
+fn active_leader(status: &QuorumStatus) -> Option<NodeId> {
+    if status.role == runnel_raft::Role::Resigned {
+        return None;
+    }
+    status.leader_id
+}
+
 async fn wait_for_leader(
     status: &mut watch::Receiver<QuorumStatus>,
     deadline: Instant,
 ) -> Option<NodeId> {
     loop {
-        if let Some(leader) = status.borrow_and_update().leader_id {
+        if let Some(leader) = active_leader(&status.borrow_and_update()) {
             return Some(leader);
         }
         match tokio::time::timeout_at(deadline, status.changed()).await {
@@ -354,7 +364,7 @@ async fn wait_for_leader(
 /// will not change again.
 async fn leader_moved(status: &mut watch::Receiver<QuorumStatus>, leader: NodeId) {
     loop {
-        if status.borrow_and_update().leader_id != Some(leader) {
+        if active_leader(&status.borrow_and_update()) != Some(leader) {
             return;
         }
         if status.changed().await.is_err() {
