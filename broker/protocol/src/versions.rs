@@ -32,6 +32,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
+    (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
@@ -43,7 +44,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
-    (ApiKey::WriteTxnMarkers, 0, 1),
 ];
 
 /// The lowest Produce version ApiVersions advertises, below the lowest one
@@ -257,10 +257,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 196,         // size
+            0, 0, 0, 202,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 31,          // api_keys: 31 entries of key, min, max
+            0, 0, 0, 32,          // api_keys: 32 entries of key, min, max
             0, 0,  0, 0,  0, 9,   // Produce (served from v3)
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -281,6 +281,7 @@ mod tests {
             0, 24, 0, 0,  0, 4,   // AddPartitionsToTxn
             0, 25, 0, 0,  0, 3,   // AddOffsetsToTxn
             0, 26, 0, 0,  0, 3,   // EndTxn
+            0, 27, 0, 1,  0, 1,   // WriteTxnMarkers
             0, 28, 0, 0,  0, 3,   // TxnOffsetCommit
             0, 32, 0, 1,  0, 4,   // DescribeConfigs
             0, 33, 0, 0,  0, 2,   // AlterConfigs

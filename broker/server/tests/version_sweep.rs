@@ -709,6 +709,27 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
                 assert!(long.transaction_states.is_empty(), "{long:?}");
             }
         }
+        ApiKey::WriteTxnMarkers => {
+            use kafka_protocol::messages::write_txn_markers_request::{
+                WritableTxnMarker, WritableTxnMarkerTopic,
+            };
+            use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+            let marker = WritableTxnMarker::default()
+                .with_producer_id(kafka_protocol::messages::ProducerId(4242))
+                .with_producer_epoch(0)
+                .with_transaction_result(false)
+                .with_topics(vec![
+                    WritableTxnMarkerTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str("no-such-topic")))
+                        .with_partition_indexes(vec![0]),
+                ]);
+            let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+            let response: WriteTxnMarkersResponse = client.call(api, version, &request);
+            let partition = &response.markers[0].topics[0].partitions[0];
+            assert_eq!(response.markers[0].producer_id.0, 4242);
+            assert_eq!(partition.partition_index, 0);
+            assert_eq!(partition.error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+        }
         other => panic!("{other:?} is advertised but the sweep has no case for it"),
     }
 }

@@ -1,4 +1,4 @@
-//! WriteTxnMarkers v0-1: a transaction coordinator on another broker has
+//! WriteTxnMarkers v1 (Kafka 4 has no v0): a transaction coordinator on another broker has
 //! a transaction's markers written in the partitions this broker leads
 //! (Kafka's coordinators send them to each partition's leader). A marker
 //! in a `__consumer_offsets` partition also settles the transaction's
