@@ -28,18 +28,29 @@ impl BrokerProcess {
     /// `overrides` as an `--override key=value`, and waits for its ready
     /// line; `bench` names the bench in what it prints.
     pub fn start(bench: &str, log_dir: &Path, overrides: &[String]) -> Result<Self> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--log-dirs".into(), log_dir.into()];
+        args.extend(["--listeners", "PLAINTEXT://127.0.0.1:0"].map(Into::into));
+        for value in overrides {
+            args.push("--override".into());
+            args.push(value.into());
+        }
+        Self::start_with(bench, &args)
+    }
+
+    /// `runnel serve --config <config>`: everything but the metrics port
+    /// from the file (a cluster node's server.properties).
+    pub fn start_config(bench: &str, config: &Path) -> Result<Self> {
+        Self::start_with(bench, &["--config".into(), config.into()])
+    }
+
+    fn start_with(bench: &str, args: &[std::ffi::OsString]) -> Result<Self> {
         let binary = std::env::var_os("RUNNEL_BENCH_BINARY")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_runnel").into());
         let mut command = Command::new(&binary);
         command
             .arg("serve")
-            .arg("--log-dirs")
-            .arg(log_dir)
-            .args(["--listeners", "PLAINTEXT://127.0.0.1:0"])
+            .args(args)
             .args(["--override", "metrics.listen=127.0.0.1:0"]);
-        for value in overrides {
-            command.arg("--override").arg(value);
-        }
         for (key, _) in std::env::vars() {
             if key.starts_with("RUNNEL_") {
                 command.env_remove(key);
@@ -92,6 +103,14 @@ impl BrokerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) -> Result<()> {
+        self.child.kill().context("cannot kill the broker")?;
+        self.child.wait().context("cannot reap the broker")?;
+        self.exited = true;
+        Ok(())
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns how long it took.
