@@ -172,6 +172,8 @@ fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
         );
     }
 
+    describes_three_voters(&bootstraps[&3]);
+
     // Created through node 2, whichever node is the controller.
     let topic = "spread";
     assert_eq!(create_topic(&bootstraps[&2], topic, 12), 0);
@@ -641,4 +643,130 @@ fn runnel_client_round_trip(bootstrap: &str) -> Result<(), String> {
     } else {
         Err(format!("runnel consume read {got:?}"))
     }
+}
+
+/// The value after `label` in `describe --status`'s output.
+fn status_field<'a>(text: &'a str, label: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(label))
+        .map(str::trim)
+}
+
+/// `runnel metadata-quorum describe` through a node, and Kafka's
+/// kafka-metadata-quorum against the same node: the active controller,
+/// the three voters, one leader and two followers.
+fn describes_three_voters(bootstrap: &str) {
+    use common::kafka;
+    let leader = quorum_leader(bootstrap).expect("a controller");
+    let run = |mode: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["metadata-quorum", "--bootstrap-server", bootstrap])
+            .args(["describe", mode])
+            .output()
+            .expect("runnel metadata-quorum");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let status = run("--status");
+    let leader_text = leader.to_string();
+    assert_eq!(
+        status_field(&status, "LeaderId:"),
+        Some(leader_text.as_str()),
+        "{status}"
+    );
+    let voters = status_field(&status, "CurrentVoters:").expect("voters");
+    for id in NODES {
+        assert!(voters.contains(&format!("{{\"id\": {id}, ")), "{status}");
+    }
+    let replication = run("--replication");
+    let statuses: Vec<&str> = replication
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim_end().rsplit('\t').next().map(str::trim))
+        .collect();
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["Follower", "Follower", "Leader"], "{replication}");
+
+    kafka::require_installed();
+    let theirs = kafka::tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &["--bootstrap-server", bootstrap, "describe", "--status"],
+    )
+    .expect_success("kafka-metadata-quorum describe --status");
+    assert_eq!(
+        status_field(&theirs.stdout, "LeaderId:"),
+        Some(leader_text.as_str()),
+        "{theirs:?}"
+    );
+    assert_eq!(
+        status_field(&theirs.stdout, "CurrentVoters:"),
+        Some(voters),
+        "{theirs:?}"
+    );
+}
+
+/// SIGSTOP of the active controller past the quorum's timeouts: the others
+/// elect a new one and go on. After SIGCONT the old one finds itself
+/// deposed: a topic it is asked to create at once is either refused or
+/// created by the new controller (then every node has it), never
+/// acknowledged in its old epoch alone; it follows the new controller and
+/// holds what was committed meanwhile.
+#[test]
+fn a_paused_controller_is_deposed_and_never_commits_in_its_old_epoch() {
+    let cluster = start_cluster();
+    let old = quorum_leader(&cluster.bootstrap(1)).expect("a controller");
+    let survivor = *NODES.iter().find(|id| **id != old).expect("a survivor");
+    let bootstrap = cluster.bootstrap(survivor);
+    cluster.nodes[&old].pause();
+    wait_for(
+        "a new controller while the old one is paused",
+        common::DEADLINE,
+        || quorum_leader(&bootstrap).is_some_and(|leader| leader != old),
+    );
+    wait_for(
+        "a topic created while the old controller is paused",
+        common::DEADLINE,
+        || create_topic(&bootstrap, "meanwhile", 3) == 0,
+    );
+    let new = quorum_leader(&bootstrap).expect("the new controller");
+    cluster.nodes[&old].resume();
+    let zombie = cluster.bootstrap(old);
+    let answered = create_topic(&zombie, "zombie", 1);
+    let exists_everywhere = |topic: &str| {
+        NODES.iter().all(|id| {
+            let response = metadata(&cluster.bootstrap(*id), Some(topic));
+            response.topics[0].error_code == 0
+        })
+    };
+    if answered == 0 {
+        wait_for(
+            "a topic the old controller acknowledged is on every node",
+            common::DEADLINE,
+            || exists_everywhere("zombie"),
+        );
+    }
+    wait_for(
+        &format!("node {old} follows controller {new} and has what it committed"),
+        common::DEADLINE,
+        || {
+            quorum_leader(&zombie) == Some(new)
+                && metadata(&zombie, None)
+                    .topics
+                    .iter()
+                    .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "meanwhile"))
+        },
+    );
+    if answered != 0 {
+        // Refused: nothing was written in the old epoch.
+        let listed = metadata(&cluster.bootstrap(new), None);
+        assert!(
+            !listed
+                .topics
+                .iter()
+                .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "zombie")),
+            "a refused topic exists: {listed:?}"
+        );
+    }
+    eprintln!("the resumed controller answered error {answered} to CreateTopics");
 }
