@@ -45,6 +45,7 @@ mod log_reader;
 mod meta;
 mod metrics;
 mod producer_ids;
+mod quorum_metrics;
 mod quorum_node;
 mod replica_manager;
 mod serve;

@@ -122,10 +122,22 @@ pub struct BrokerMetrics {
     delivery_lateness: Histogram,
     /// A collector that needs the broker (the consumer-group metrics),
     /// attached once the broker exists.
-    late: Arc<OnceLock<Box<dyn Collector>>>,
+    /// One slot per collector attached later, in [`LateSlot`] order.
+    late: [Arc<OnceLock<Box<dyn Collector>>>; LATE_SLOTS],
 }
 
 /// Encodes the attached collector's metrics, once there is one.
+/// The collectors attached after the registry is built, one per slot.
+#[derive(Debug, Clone, Copy)]
+pub enum LateSlot {
+    /// Consumer groups (`group_metrics`).
+    Groups = 0,
+    /// The metadata quorum and the controller (`quorum_metrics`).
+    Quorum = 1,
+}
+
+const LATE_SLOTS: usize = 2;
+
 #[derive(Debug)]
 struct LateCollector(Arc<OnceLock<Box<dyn Collector>>>);
 
@@ -250,8 +262,10 @@ impl BrokerMetrics {
             Unit::Seconds,
             delivery_lateness.clone(),
         );
-        let late: Arc<OnceLock<Box<dyn Collector>>> = Arc::default();
-        registry.register_collector(Box::new(LateCollector(Arc::clone(&late))));
+        let late: [Arc<OnceLock<Box<dyn Collector>>>; LATE_SLOTS] = Default::default();
+        for slot in &late {
+            registry.register_collector(Box::new(LateCollector(Arc::clone(slot))));
+        }
         Self {
             registry,
             late,
@@ -285,10 +299,10 @@ impl BrokerMetrics {
     }
 
     /// Adds a collector made after the registry (one that reads the
-    /// broker, which is built with these metrics). Only the first call
-    /// counts.
-    pub fn attach_collector(&self, collector: Box<dyn Collector>) {
-        let _ = self.late.set(collector);
+    /// broker, which is built with these metrics) in `slot`. Only the
+    /// first call per slot counts.
+    pub fn attach_collector(&self, slot: LateSlot, collector: Box<dyn Collector>) {
+        let _ = self.late[slot as usize].set(collector);
     }
 
     /// Counts one request of `api` (Kafka's API name, e.g. `"Produce"`),

@@ -231,6 +231,7 @@ pub async fn run_broker_side(
     node: QuorumNode,
     heartbeat_interval: Duration,
     session_timeout: Duration,
+    figures: Arc<crate::quorum_metrics::QuorumFigures>,
 ) -> Result<QuorumTasks> {
     let QuorumNode {
         driver,
@@ -240,6 +241,10 @@ pub async fn run_broker_side(
     } = node;
     let mut tasks = tokio::task::JoinSet::new();
     let (failed_tx, replay_failed) = tokio::sync::oneshot::channel();
+    tasks.spawn(crate::quorum_metrics::refresh_voters(
+        Arc::downgrade(broker),
+        Arc::clone(&figures),
+    ));
     {
         let broker = Arc::clone(broker);
         tasks.spawn(async move {
@@ -247,12 +252,14 @@ pub async fn run_broker_side(
                 let Some(backend) = broker.metadata.quorum() else {
                     return;
                 };
+                let started = std::time::Instant::now();
                 let replayed = crate::cluster_metadata::replay_committed(
                     &broker.metadata,
                     backend,
                     &entries,
                     crate::clock::now_ms(),
                 );
+                figures.applied(started.elapsed());
                 if let Err(err) = replayed {
                     let message = runnel_http::error_chain(&err);
                     tracing::error!(error = %message, "the metadata image cannot follow the metadata log");

@@ -176,9 +176,15 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     // (Broker::new), so every change reaches this broker's partitions.
     let mut quorum_tasks = match (quorum_node, session) {
         (Some(node), Some((interval, timeout))) => Some(
-            crate::quorum_node::run_broker_side(&broker, node, interval, timeout)
-                .await
-                .context("this node could not join the cluster")?,
+            crate::quorum_node::run_broker_side(
+                &broker,
+                node,
+                interval,
+                timeout,
+                quorum_figures(&broker, &metrics),
+            )
+            .await
+            .context("this node could not join the cluster")?,
         ),
         _ => None,
     };
@@ -188,7 +194,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .iter()
         .filter(|tp| tp.topic != crate::cluster_metadata::METADATA_TOPIC)
         .count();
-    metrics.attach_collector(Box::new(crate::group_metrics::GroupCollector::new(&broker)));
+    metrics.attach_collector(
+        crate::metrics::LateSlot::Groups,
+        Box::new(crate::group_metrics::GroupCollector::new(&broker)),
+    );
     // On the quorum, the coordinators loaded their partitions as the image
     // replayed (their listeners follow every change).
     let loaded = if quorum_tasks.is_some() {
@@ -559,4 +568,21 @@ fn is_missing_or_empty(dir: &Path) -> bool {
             name == crate::meta::FILE_NAME || name == "bootstrap.checkpoint"
         })
     })
+}
+
+/// The quorum's figures of a cluster node, and their collector attached
+/// to the broker's metrics.
+fn quorum_figures(
+    broker: &Arc<Broker>,
+    metrics: &BrokerMetrics,
+) -> Arc<crate::quorum_metrics::QuorumFigures> {
+    let figures = Arc::new(crate::quorum_metrics::QuorumFigures::default());
+    metrics.attach_collector(
+        crate::metrics::LateSlot::Quorum,
+        Box::new(crate::quorum_metrics::QuorumCollector::new(
+            broker,
+            Arc::clone(&figures),
+        )),
+    );
+    figures
 }

@@ -173,6 +173,37 @@ fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
     }
 
     describes_three_voters(&bootstraps[&3]);
+    let controller = quorum_leader(&bootstraps[&1]).expect("a controller");
+    for (id, node) in &cluster.nodes {
+        let text = common::scrape_metrics(&node.metrics);
+        let expected = if *id == controller { 1.0 } else { 0.0 };
+        assert_eq!(
+            metric(&text, "runnel_quorum_active_controller"),
+            Some(expected),
+            "node {id}"
+        );
+        assert_eq!(
+            metric(&text, "runnel_quorum_leader"),
+            Some(f64::from(controller))
+        );
+        assert_eq!(metric(&text, "runnel_controller_active_brokers"), Some(3.0));
+        assert_eq!(metric(&text, "runnel_controller_fenced_brokers"), Some(0.0));
+        assert!(
+            text.contains("runnel_metadata_apply_seconds_count"),
+            "node {id}: {text}"
+        );
+    }
+    let leader_metrics = &cluster.nodes[&controller].metrics;
+    wait_for(
+        "the controller's metrics give each voter's lag",
+        common::DEADLINE,
+        || {
+            let text = common::scrape_metrics(leader_metrics);
+            NODES.iter().all(|id| {
+                metric(&text, &format!("runnel_quorum_voter_lag{{voter=\"{id}\"}}")).is_some()
+            })
+        },
+    );
 
     // Created through node 2, whichever node is the controller.
     let topic = "spread";
@@ -440,6 +471,14 @@ fn a_silent_broker_is_fenced_and_leads_again_when_it_is_back() {
         kafka_protocol::error::ResponseError::NotLeaderOrFollower.code(),
         "a fenced broker's partition is not written elsewhere"
     );
+    let controller_metrics = cluster.nodes[&controller].metrics.clone();
+    assert_eq!(
+        metric(
+            &common::scrape_metrics(&controller_metrics),
+            "runnel_controller_fenced_brokers"
+        ),
+        Some(1.0)
+    );
 
     // SIGCONT: its next heartbeat unfences it.
     cluster.nodes[&victim].resume();
@@ -447,6 +486,13 @@ fn a_silent_broker_is_fenced_and_leads_again_when_it_is_back() {
         &format!("broker {victim} leads again after SIGCONT"),
         common::DEADLINE,
         || leads_again(&witness),
+    );
+    assert_eq!(
+        metric(
+            &common::scrape_metrics(&controller_metrics),
+            "runnel_controller_fenced_brokers"
+        ),
+        Some(0.0)
     );
     let own = cluster.bootstrap(victim);
     wait_for(
@@ -769,4 +815,13 @@ fn a_paused_controller_is_deposed_and_never_commits_in_its_old_epoch() {
         );
     }
     eprintln!("the resumed controller answered error {answered} to CreateTopics");
+}
+
+/// The value of the sample `name` (with its labels, if any) in a
+/// Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }
