@@ -52,6 +52,9 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     /// `node.id`, or its old name `broker.id`.
     pub node_id: i32,
+    /// `broker.rack`: registered with the controller, which spreads a
+    /// topic's replicas over racks.
+    pub rack: Option<String>,
     /// `log.dirs`, or `log.dir`: distinct, non-empty paths.
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
@@ -142,6 +145,7 @@ impl Default for BrokerConfig {
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transactional_id_expiration_ms: 604_800_000,
             cluster_id: None,
+            rack: None,
             log: LogConfig::default(),
             quorum: None,
         }
@@ -242,6 +246,7 @@ static KEYS: &[Key] = &[
     Key { name: "advertised.listeners", apply: broker!(advertised_listeners, advertised) },
     Key { name: "broker.id", apply: broker!(node_id, |v| int(v, 0)) },
     Key { name: "node.id", apply: broker!(node_id, |v| int(v, 0)) },
+    Key { name: "broker.rack", apply: broker!(rack, |v| non_empty(v).map(|r| Some(r.to_string()))) },
     Key { name: "log.dir", apply: broker!(log_dirs, log_dirs) },
     Key { name: "log.dirs", apply: broker!(log_dirs, log_dirs) },
     Key { name: "num.partitions", apply: broker!(num_partitions, |v| int(v, 1)) },

@@ -99,16 +99,41 @@ pub struct TopicAdmin {
 /// The brokers new partitions are placed on: the unfenced registered
 /// brokers by id, or this one when none registered (a quorum of one).
 fn placement_brokers(image: &MetadataImage, node: i32) -> Vec<i32> {
-    let mut brokers: Vec<i32> = image
+    let mut brokers: Vec<(Option<&str>, i32)> = image
         .brokers()
         .filter(|b| !b.fenced)
-        .map(|b| b.id)
+        .map(|b| (b.rack.as_deref(), b.id))
         .collect();
     if brokers.is_empty() {
-        brokers.push(node);
+        return vec![node];
     }
-    brokers.sort_unstable();
-    brokers
+    brokers.sort_unstable_by_key(|(_, id)| *id);
+    rack_alternated(&brokers)
+}
+
+/// The brokers in an order whose neighbours are on different racks, as
+/// Kafka's `getRackAlternatedBrokerList`: the first of each rack (racks by
+/// name), then the second of each, and so on. Round-robin placement over
+/// it puts a partition's consecutive replicas on different racks. Brokers
+/// without a rack keep their id order.
+fn rack_alternated(brokers: &[(Option<&str>, i32)]) -> Vec<i32> {
+    if brokers.iter().all(|(rack, _)| rack.is_none()) {
+        return brokers.iter().map(|(_, id)| *id).collect();
+    }
+    let mut by_rack: std::collections::BTreeMap<Option<&str>, std::collections::VecDeque<i32>> =
+        std::collections::BTreeMap::new();
+    for (rack, id) in brokers {
+        by_rack.entry(*rack).or_default().push_back(*id);
+    }
+    let mut order = Vec::with_capacity(brokers.len());
+    while order.len() < brokers.len() {
+        for ids in by_rack.values_mut() {
+            if let Some(id) = ids.pop_front() {
+                order.push(id);
+            }
+        }
+    }
+    order
 }
 
 /// This broker's share of every metadata change: the replica manager
@@ -529,6 +554,22 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> crate::broker::Broker {
         crate::broker::open_for_test(dir)
+    }
+
+    #[test]
+    fn racks_alternate_so_neighbouring_replicas_differ() {
+        let brokers = [
+            (Some("a"), 1),
+            (Some("a"), 2),
+            (Some("b"), 3),
+            (Some("b"), 4),
+            (Some("c"), 5),
+        ];
+        assert_eq!(rack_alternated(&brokers), [1, 3, 5, 2, 4]);
+        let plain = [(None, 1), (None, 2), (None, 3)];
+        assert_eq!(rack_alternated(&plain), [1, 2, 3]);
+        let mixed = [(None, 1), (Some("a"), 2), (Some("a"), 3)];
+        assert_eq!(rack_alternated(&mixed), [1, 2, 3]);
     }
 
     fn log_config(broker: &crate::broker::Broker, partition: i32) -> LogConfig {

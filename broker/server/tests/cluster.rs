@@ -62,7 +62,8 @@ fn configure(root: &Path, id: i32, voters: &str, extra: &str) -> PathBuf {
          controller.quorum.election.timeout.ms=500\n\
          broker.heartbeat.interval.ms=500\n\
          {extra}",
-        dir.join("data").display()
+        dir.join("data").display(),
+        extra = extra.replace("{rack}", if id == 3 { "rack-b" } else { "rack-a" }),
     );
     std::fs::write(&config, text).expect("write server.properties");
     let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
@@ -101,7 +102,8 @@ fn start_cluster() -> Cluster {
     start_cluster_with("")
 }
 
-/// Three formatted nodes with `extra` server.properties lines each.
+/// Three formatted nodes with `extra` server.properties lines each; a
+/// `{rack}` in them is `rack-a` for nodes 1 and 2, `rack-b` for node 3.
 fn start_cluster_with(extra: &str) -> Cluster {
     let root = tempfile::tempdir().expect("tempdir");
     let voters: Vec<String> = NODES
@@ -157,7 +159,7 @@ fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool)
 
 #[test]
 fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
-    let cluster = start_cluster();
+    let cluster = start_cluster_with("broker.rack={rack}\n");
     let bootstraps: BTreeMap<i32, String> = cluster
         .nodes
         .iter()
@@ -211,9 +213,14 @@ fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
 
     let mut leaders_seen = Vec::new();
     for (id, bootstrap) in &bootstraps {
+        // Each node's image follows the controller's a moment later.
+        wait_for(
+            &format!("node {id} has the new topic"),
+            common::DEADLINE,
+            || metadata(bootstrap, Some(topic)).topics[0].partitions.len() == 12,
+        );
         let response = metadata(bootstrap, Some(topic));
         let partitions = &response.topics[0].partitions;
-        assert_eq!(partitions.len(), 12, "node {id}: {response:?}");
         let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
         for p in partitions {
             *leaders.entry(p.leader_id.0).or_default() += 1;
@@ -233,6 +240,23 @@ fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
     assert!(
         leaders_seen.windows(2).all(|w| w[0] == w[1]),
         "every node names the same leaders"
+    );
+    // Placed round robin over the brokers in rack-alternated order, as
+    // Kafka's: 1 (rack-a), 3 (rack-b), 2 (rack-a).
+    let first_three: Vec<i32> = leaders_seen[0][..3].iter().map(|(_, l)| *l).collect();
+    assert_eq!(first_three, [1, 3, 2]);
+    let racks: BTreeMap<i32, Option<String>> = metadata(&bootstraps[&2], None)
+        .brokers
+        .iter()
+        .map(|b| (b.node_id.0, b.rack.as_ref().map(|r| r.to_string())))
+        .collect();
+    assert_eq!(
+        racks,
+        BTreeMap::from([
+            (1, Some("rack-a".to_string())),
+            (2, Some("rack-a".to_string())),
+            (3, Some("rack-b".to_string())),
+        ])
     );
 
     // A partition led by node 1, produced to on node 2.
@@ -560,14 +584,20 @@ fn a_new_controller_takes_over_when_the_active_one_is_killed() {
     let new = quorum_leader(&bootstrap).expect("a new controller");
     assert_ne!(new, old, "the killed controller does not lead");
     for id in NODES.iter().filter(|id| **id != old) {
-        let response = metadata(&cluster.bootstrap(*id), None);
-        let mut names: Vec<String> = response
-            .topics
-            .iter()
-            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
-            .collect();
-        names.sort();
-        assert_eq!(names, ["after", "before"], "node {id}");
+        let names = || {
+            let mut names: Vec<String> = metadata(&cluster.bootstrap(*id), None)
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
+            names.sort();
+            names
+        };
+        wait_for(
+            &format!("node {id} lists both topics"),
+            common::DEADLINE,
+            || names() == ["after", "before"],
+        );
     }
     cluster.restart(old);
     let back = cluster.bootstrap(old);

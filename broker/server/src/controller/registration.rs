@@ -99,7 +99,12 @@ async fn register(
                 .with_min_supported_version(METADATA_VERSION.0)
                 .with_max_supported_version(METADATA_VERSION.1),
         ])
-        .with_rack(None);
+        .with_rack(
+            config
+                .rack
+                .as_deref()
+                .map(|r| StrBytes::from_string(r.to_owned())),
+        );
     let response = client
         .send(
             request,

@@ -1,4 +1,7 @@
-//! DescribeCluster: this broker as the whole cluster and its controller.
+//! DescribeCluster: the brokers Metadata lists (this one alone on one
+//! broker; every unfenced one on a cluster), and, as Kafka's brokers
+//! answer, this broker as the controller clients send admin requests to
+//! (it forwards them).
 //! Only the broker endpoint type exists here: a request for controllers
 //! gets MISMATCHED_ENDPOINT_TYPE and an unknown type
 //! UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers answer (INVALID_REQUEST in
@@ -30,12 +33,18 @@ pub fn handle(
         return response;
     }
     let node = BrokerId(cx.config.node_id);
-    let (host, port) = cx.config.advertised();
-    let mut this = DescribeClusterBroker::default();
-    this.broker_id = node;
-    this.host = str_bytes(host);
-    this.port = i32::from(port);
-    response.brokers = vec![this];
+    // The brokers Metadata lists: every unfenced one on a cluster.
+    response.brokers = super::metadata::brokers(cx)
+        .into_iter()
+        .map(|b| {
+            let mut broker = DescribeClusterBroker::default();
+            broker.broker_id = b.node_id;
+            broker.host = b.host;
+            broker.port = b.port;
+            broker.rack = b.rack;
+            broker
+        })
+        .collect();
     response.cluster_id = str_bytes(cx.config.cluster_id());
     response.controller_id = node;
     response

@@ -67,7 +67,7 @@ pub fn handle(
 /// The unfenced registered brokers by the listener this broker serves
 /// clients on, or this broker alone when none registered (a quorum of
 /// one).
-fn brokers(cx: &Admin<'_>) -> Vec<MetadataResponseBroker> {
+pub(super) fn brokers(cx: &Admin<'_>) -> Vec<MetadataResponseBroker> {
     let (host, port) = cx.config.advertised();
     let listener = cx.config.client_listener_name();
     let image = cx.topics.image();
