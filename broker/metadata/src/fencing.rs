@@ -27,6 +27,16 @@ pub const NO_LEADER: i32 = -1;
 /// The records that fence broker `id`, or none when it is not registered
 /// or is fenced already.
 pub fn fence_broker(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    fence(image, id, false)
+}
+
+/// The records of a controlled shutdown of broker `id` (it asked with
+/// `want_shut_down`): fenced as above, and marked in controlled shutdown.
+pub fn shut_down_broker(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    fence(image, id, true)
+}
+
+fn fence(image: &MetadataImage, id: i32, controlled: bool) -> Vec<MetadataRecord> {
     let Some(broker) = image.broker(id).filter(|b| !b.fenced) else {
         return Vec::new();
     };
@@ -34,6 +44,7 @@ pub fn fence_broker(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
         broker_id: id,
         broker_epoch: broker.epoch,
         fenced: 1,
+        in_controlled_shutdown: i8::from(controlled),
         ..BrokerRegistrationChangeRecord::default()
     })];
     records.extend(partition_changes(image, |partition| {
@@ -200,6 +211,10 @@ mod tests {
         }
         assert_eq!(led_by(&fenced, 1), led_by(&image, 1), "others keep theirs");
         assert!(fence_broker(&fenced, 2).is_empty(), "fenced once");
+        assert!(!fenced.broker(2).expect("registered").in_controlled_shutdown);
+        let shut = replay(&image, &shut_down_broker(&image, 2));
+        assert!(shut.broker(2).expect("registered").in_controlled_shutdown);
+        assert_eq!(led_by(&shut, NO_LEADER), led);
 
         let back = replay(&fenced, &unfence_broker(&fenced, 2));
         assert!(!back.broker(2).expect("registered").fenced);

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
 use runnel_log::{LoadState, LogConfig, LogManager, PartitionLog, TopicPartition};
 use runnel_quorum::disk_log::DiskLog;
 use runnel_quorum::wire::{Endpoint, WireContext};
@@ -204,14 +206,50 @@ fn rand_seed(node_id: NodeId) -> u64 {
 pub struct QuorumTasks {
     pub driver: QuorumDriver,
     tasks: tokio::task::JoinSet<()>,
+    /// Registers this broker and heartbeats: stopped first at shutdown.
+    registration: tokio::task::JoinHandle<()>,
+    client: Arc<ControllerClient>,
     /// Fires when the image can no longer follow the log.
     pub replay_failed: tokio::sync::oneshot::Receiver<String>,
 }
 
 impl QuorumTasks {
+    /// Kafka's controlled shutdown: stops heartbeating, then asks the
+    /// controller with a heartbeat that wants to shut down; the controller
+    /// fences this broker at once, so its partitions are not left to a
+    /// stopped broker until its session times out. Gives up (logged) after
+    /// `timeout`: the session timeout fences it then.
+    pub async fn controlled_shutdown(
+        &mut self,
+        config: &BrokerConfig,
+        epoch: i64,
+        timeout: Duration,
+    ) {
+        self.registration.abort();
+        let request = BrokerHeartbeatRequest::default()
+            .with_broker_id(BrokerId(config.node_id))
+            .with_broker_epoch(epoch)
+            .with_want_fence(true)
+            .with_want_shut_down(true);
+        match self.client.send(request, 1, timeout).await {
+            Ok(response) if response.should_shut_down => {
+                tracing::info!("the controller fenced this broker for its shutdown");
+            }
+            Ok(response) => tracing::warn!(
+                error_code = response.error_code,
+                "the controller did not agree to this broker's controlled shutdown; its session will time out"
+            ),
+            Err(err) => tracing::warn!(
+                error = %runnel_http::error_chain(&err),
+                "no controlled shutdown: the controller could not be reached; this broker's session will time out"
+            ),
+        }
+    }
+
     /// Stops the tasks, then the driver (as a crash would: nothing is
     /// handed over yet).
     pub async fn shutdown(mut self) {
+        self.registration.abort();
         self.tasks.shutdown().await;
         self.driver.shutdown().await;
     }
@@ -304,14 +342,14 @@ pub async fn run_broker_side(
     tokio::time::timeout(START_TIMEOUT, caught_up)
         .await
         .context("the metadata quorum elected no leader in time (are a majority of controller.quorum.voters up?)")??;
-    {
+    let registration = {
         let config = Arc::new(broker.config.clone());
         let client = Arc::clone(&client);
-        tasks.spawn(async move {
+        tokio::spawn(async move {
             let err = crate::controller::keep_registered(config, client, heartbeat_interval).await;
             tracing::error!(error = %runnel_http::error_chain(&err), "this broker cannot register with the controller");
-        });
-    }
+        })
+    };
     let node_id = broker.config.node_id;
     let registered = async {
         loop {
@@ -327,6 +365,8 @@ pub async fn run_broker_side(
     Ok(QuorumTasks {
         driver,
         tasks,
+        registration,
+        client,
         replay_failed,
     })
 }

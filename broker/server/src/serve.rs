@@ -290,6 +290,16 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
+    if let Some(tasks) = quorum_tasks.as_mut() {
+        let epoch = broker
+            .metadata
+            .image()
+            .broker(broker.config.node_id)
+            .map_or(-1, |b| b.epoch);
+        tasks
+            .controlled_shutdown(&broker.config, epoch, CONTROLLED_SHUTDOWN_TIMEOUT)
+            .await;
+    }
     drop(listener);
     http_state.set_ready(false);
     let _ = stop.send(true);
@@ -342,6 +352,10 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     tracing::info!("storage closed cleanly");
     Ok(())
 }
+
+/// How long a cluster node's shutdown waits for the controller to fence
+/// it (Kafka's controlled shutdown).
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Resolves when the quorum's metadata replay failed; never without a
 /// quorum.

@@ -855,3 +855,60 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// SIGTERM of a broker is Kafka's controlled shutdown: it asks the
+/// controller to fence it (a heartbeat with want_shut_down) and its
+/// partitions lose their leader at once, not after its 30 s session
+/// timeout; it exits cleanly, and back, it leads them again.
+#[test]
+fn a_broker_that_shuts_down_is_fenced_at_once() {
+    let session = Duration::from_secs(30);
+    let mut cluster = start_cluster_with(&format!(
+        "broker.session.timeout.ms={}\n",
+        session.as_millis()
+    ));
+    let topic = "shutdown";
+    assert_eq!(create_topic(&cluster.bootstrap(1), topic, 3), 0);
+    let controller = quorum_leader(&cluster.bootstrap(1)).expect("a controller");
+    let victim = *NODES
+        .iter()
+        .find(|id| **id != controller)
+        .expect("a victim");
+    let witness = cluster.bootstrap(controller);
+    wait_for("the witness has the topic", common::DEADLINE, || {
+        leaders(&witness, topic).values().any(|l| *l == victim)
+    });
+    let theirs: Vec<i32> = leaders(&witness, topic)
+        .into_iter()
+        .filter(|(_, leader)| *leader == victim)
+        .map(|(p, _)| p)
+        .collect();
+    let node = cluster.nodes.get_mut(&victim).expect("victim");
+    node.terminate();
+    let stopped = Instant::now();
+    let exit = node.wait_exit();
+    assert!(exit.status.success(), "{}", common::plain(&exit.stderr));
+    wait_for(
+        &format!("broker {victim} fenced after its shutdown"),
+        common::DEADLINE,
+        || {
+            let now = leaders(&witness, topic);
+            !broker_ids(&metadata(&witness, None)).contains(&victim)
+                && theirs.iter().all(|p| now[p] == -1)
+        },
+    );
+    let fenced_after = stopped.elapsed();
+    eprintln!(
+        "broker {victim} fenced {fenced_after:?} after SIGTERM (session timeout {session:?})"
+    );
+    assert!(fenced_after < session, "fenced only by its session timeout");
+    cluster.restart(victim);
+    wait_for(
+        &format!("broker {victim} leads again after its restart"),
+        common::DEADLINE,
+        || {
+            let now = leaders(&witness, topic);
+            theirs.iter().all(|p| now[p] == victim)
+        },
+    );
+}

@@ -294,6 +294,9 @@ fn heartbeat(
     sessions.heard_from(id, Instant::now());
     response.is_caught_up = true;
     response.is_fenced = registered.fenced;
+    if request.want_shut_down {
+        return shut_down(broker, id, response);
+    }
     if registered.fenced && !request.want_fence {
         let unfenced = broker.metadata.change(crate::clock::now_ms(), |image| {
             Ok((fencing::unfence_broker(image, id), ()))
@@ -338,6 +341,34 @@ fn allocate_producer_ids(
         }
         Err(err) => {
             tracing::warn!(broker = id, error = %error_chain(&err), "cannot allocate producer ids");
+            response.error_code = change_error(&err).code();
+        }
+    }
+    response
+}
+
+/// Kafka's controlled shutdown, asked by a heartbeat with want_shut_down:
+/// the broker is fenced now, its partitions lose their leader (with
+/// replicas, another would take over), and it may stop.
+fn shut_down(
+    broker: &Broker,
+    id: i32,
+    mut response: BrokerHeartbeatResponse,
+) -> BrokerHeartbeatResponse {
+    let changed = broker.metadata.change(crate::clock::now_ms(), |image| {
+        Ok((fencing::shut_down_broker(image, id), ()))
+    });
+    match changed {
+        Ok(_) => {
+            tracing::info!(
+                broker = id,
+                "a broker shuts down: fenced, its partitions moved off"
+            );
+            response.is_fenced = true;
+            response.should_shut_down = true;
+        }
+        Err(err) => {
+            tracing::warn!(broker = id, error = %error_chain(&err), "cannot fence a broker that shuts down");
             response.error_code = change_error(&err).code();
         }
     }
