@@ -912,3 +912,32 @@ fn a_broker_that_shuts_down_is_fenced_at_once() {
         },
     );
 }
+
+/// A voter whose data dir was wiped does not come back as a new voter
+/// with an empty log and a forgotten vote: it refuses to start until it
+/// is formatted again (on purpose, by an operator), saying so; the other
+/// two go on.
+#[test]
+fn a_wiped_voter_refuses_to_start() {
+    let mut cluster = start_cluster();
+    let wiped = 3;
+    cluster.nodes.get_mut(&wiped).expect("node 3").kill();
+    let data = cluster.configs[&wiped]
+        .parent()
+        .expect("node dir")
+        .join("data");
+    std::fs::remove_dir_all(&data).expect("wipe node 3");
+    let mut node = Broker::serve_config(&cluster.configs[&wiped]);
+    let exit = node.wait_exit();
+    assert!(!exit.status.success(), "a wiped voter started");
+    let said = common::plain(&exit.stderr);
+    assert!(
+        said.contains("meta.properties") && said.contains("storage format"),
+        "{said}"
+    );
+    wait_for(
+        "the two others still take changes",
+        common::DEADLINE,
+        || create_topic(&cluster.bootstrap(1), "after-wipe", 1) == 0,
+    );
+}
