@@ -3,9 +3,10 @@
 //! in `metadata.log.dir`, with its `quorum-state` file beside the log, as
 //! Kafka lays them out.
 //!
-//! Only combined nodes (`process.roles=broker,controller`) run today;
-//! broker-only and controller-only nodes are refused with a sentence
-//! saying so.
+//! Combined nodes (`process.roles=broker,controller`) are voters;
+//! broker-only nodes (`process.roles=broker`) are observers that fetch the
+//! log from the voters and register as brokers. Controller-only nodes are
+//! refused with a sentence saying so.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,9 +55,9 @@ pub async fn start(
     manager: &LogManager,
     now_ms: i64,
 ) -> Result<QuorumNode> {
-    if !(quorum.roles.broker && quorum.roles.controller) {
+    if !quorum.roles.broker {
         bail!(
-            "process.roles={} is not supported yet: every node of a Runnel cluster is both broker and controller (process.roles=broker,controller)",
+            "process.roles={} is not supported yet: a Runnel node is a broker, and a controller too when it is a voter (process.roles=broker,controller or process.roles=broker)",
             roles_text(quorum)
         );
     }
@@ -65,15 +66,40 @@ pub async fn start(
             "controller.quorum.voters is empty: a Runnel cluster needs its static voters listed (controller.quorum.bootstrap.servers alone, KIP-853, is not supported yet)"
         );
     }
-    let listener_config = config
-        .controller_listener()
-        .context("no controller listener in listeners")?;
-    let listener = TcpListener::bind((
-        listener_config.address.host.as_str(),
-        listener_config.address.port,
-    ))
-    .await
-    .with_context(|| format!("cannot listen on {listener_config} (the controller listener)"))?;
+    // A voter serves the quorum on its controller listener. A broker-only
+    // node is an observer: it fetches from the voters and nobody sends it
+    // quorum requests, so its driver listens on a loopback port alone.
+    let (listener, listener_name, advertised_host) = match config.controller_listener() {
+        Some(listener_config) => {
+            let listener = TcpListener::bind((
+                listener_config.address.host.as_str(),
+                listener_config.address.port,
+            ))
+            .await
+            .with_context(|| {
+                format!("cannot listen on {listener_config} (the controller listener)")
+            })?;
+            let advertised = config
+                .advertised_controller_listener()
+                .unwrap_or(listener_config);
+            (
+                listener,
+                listener_config.name.clone(),
+                advertised.address.host.clone(),
+            )
+        }
+        None => {
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .context("cannot listen on a loopback port for the quorum driver")?;
+            let name = quorum
+                .controller_listener_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "CONTROLLER".into());
+            (listener, name, "127.0.0.1".to_string())
+        }
+    };
     let controller_addr = listener
         .local_addr()
         .context("controller listener address")?;
@@ -104,16 +130,13 @@ pub async fn start(
     raft.election_backoff_max_ms = quorum.election_backoff_max_ms;
     raft.fetch_timeout_ms = quorum.fetch_timeout_ms;
     raft.request_timeout_ms = quorum.request_timeout_ms;
-    let advertised = config
-        .advertised_controller_listener()
-        .unwrap_or(listener_config);
     let wire = WireContext {
         cluster_id: config.cluster_id().to_owned(),
         local_id: node_id,
         voters: voter_ids,
         endpoints: vec![Endpoint {
-            listener: listener_config.name.clone(),
-            host: advertised.address.host.clone(),
+            listener: listener_name,
+            host: advertised_host,
             port: controller_addr.port(),
         }],
     };

@@ -941,3 +941,75 @@ fn a_wiped_voter_refuses_to_start() {
         || create_topic(&cluster.bootstrap(1), "after-wipe", 1) == 0,
     );
 }
+
+/// A broker-only node (`process.roles=broker`, no controller listener):
+/// an observer of the quorum that registers as a broker. Every node
+/// lists four brokers, a topic created through it spreads over all four,
+/// and kcat produces through it and reads back through a voter.
+#[test]
+fn a_broker_only_node_joins_three_voters() {
+    let cluster = start_cluster();
+    let root = cluster._root.path();
+    let voters = std::fs::read_to_string(&cluster.configs[&1])
+        .expect("node 1's config")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("controller.quorum.voters=")
+                .map(str::to_owned)
+        })
+        .expect("voters");
+    let dir = root.join("node-4");
+    std::fs::create_dir_all(&dir).expect("node dir");
+    let config = dir.join("server.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles=broker\n\
+             node.id=4\n\
+             controller.quorum.voters={voters}\n\
+             listeners=PLAINTEXT://127.0.0.1:0\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={}\n\
+             metrics.listen=127.0.0.1:0\n\
+             broker.heartbeat.interval.ms=500\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("write server.properties");
+    let formatted = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
+        .arg(&config)
+        .output()
+        .expect("runnel storage format");
+    assert!(formatted.status.success(), "{formatted:?}");
+    let mut broker = Broker::serve_config(&config);
+    broker.wait_ready_within(START_DEADLINE);
+    let four = vec![1, 2, 3, 4];
+    for bootstrap in [broker.bootstrap.clone(), cluster.bootstrap(1)] {
+        wait_for("four brokers listed", common::DEADLINE, || {
+            broker_ids(&metadata(&bootstrap, None)) == four
+        });
+    }
+    let topic = "observed";
+    assert_eq!(create_topic(&broker.bootstrap, topic, 8), 0);
+    wait_for("the topic on node 4", common::DEADLINE, || {
+        metadata(&broker.bootstrap, Some(topic)).topics[0]
+            .partitions
+            .len()
+            == 8
+    });
+    let mut per_broker: BTreeMap<i32, usize> = BTreeMap::new();
+    for leader in leaders(&broker.bootstrap, topic).values() {
+        *per_broker.entry(*leader).or_default() += 1;
+    }
+    assert_eq!(per_broker, BTreeMap::from([(1, 2), (2, 2), (3, 2), (4, 2)]));
+    assert!(quorum_leader(&broker.bootstrap).is_some_and(|l| NODES.contains(&l)));
+    let lines: Vec<String> = (0..40).map(|i| format!("key-{i}:value {i}")).collect();
+    kcat_produce(&broker.bootstrap, topic, &lines);
+    let mut consumed = kcat_consume(&cluster.bootstrap(1), topic, lines.len());
+    consumed.sort();
+    let mut expected = lines;
+    expected.sort();
+    assert_eq!(consumed, expected);
+}
