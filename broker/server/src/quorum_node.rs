@@ -3,10 +3,11 @@
 //! in `metadata.log.dir`, with its `quorum-state` file beside the log, as
 //! Kafka lays them out.
 //!
-//! Combined nodes (`process.roles=broker,controller`) are voters;
-//! broker-only nodes (`process.roles=broker`) are observers that fetch the
-//! log from the voters and register as brokers. Controller-only nodes are
-//! refused with a sentence saying so.
+//! Combined nodes (`process.roles=broker,controller`) are voters and
+//! brokers; controller-only nodes (`process.roles=controller`) are voters
+//! that never register as brokers (they serve no clients and hold no
+//! partitions); broker-only nodes (`process.roles=broker`) are observers
+//! that fetch the log from the voters and register as brokers.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct QuorumNode {
     pub committed: mpsc::UnboundedReceiver<Vec<Entry>>,
     /// Requests on the CONTROLLER listener that are not the quorum's.
     pub controller_requests: mpsc::Receiver<ControllerRequest>,
+    /// Where the controller listener is bound, on a voter.
+    pub controller_addr: Option<SocketAddr>,
 }
 
 /// Starts the driver (see the module doc). `manager` hands over the
@@ -55,12 +58,6 @@ pub async fn start(
     manager: &LogManager,
     now_ms: i64,
 ) -> Result<QuorumNode> {
-    if !quorum.roles.broker {
-        bail!(
-            "process.roles={} is not supported yet: a Runnel node is a broker, and a controller too when it is a voter (process.roles=broker,controller or process.roles=broker)",
-            roles_text(quorum)
-        );
-    }
     if quorum.voters.is_empty() {
         bail!(
             "controller.quorum.voters is empty: a Runnel cluster needs its static voters listed (controller.quorum.bootstrap.servers alone, KIP-853, is not supported yet)"
@@ -185,6 +182,7 @@ pub async fn start(
         client,
         committed,
         controller_requests,
+        controller_addr: quorum.roles.controller.then_some(controller_addr),
     })
 }
 
@@ -204,15 +202,6 @@ fn open_metadata_log(
         .with_context(|| format!("cannot create the metadata log dir {}", dir.display()))?;
     PartitionLog::open(&dir, LogConfig::default(), LoadState::default(), now_ms)
         .with_context(|| format!("cannot open the metadata log in {}", dir.display()))
-}
-
-fn roles_text(quorum: &QuorumConfig) -> &'static str {
-    match (quorum.roles.broker, quorum.roles.controller) {
-        (true, true) => "broker,controller",
-        (true, false) => "broker",
-        (false, true) => "controller",
-        (false, false) => "",
-    }
 }
 
 /// The election timer's seed: differs per node and per start.
@@ -299,6 +288,7 @@ pub async fn run_broker_side(
         client,
         mut committed,
         controller_requests,
+        ..
     } = node;
     let mut tasks = tokio::task::JoinSet::new();
     let (failed_tx, replay_failed) = tokio::sync::oneshot::channel();
@@ -365,6 +355,18 @@ pub async fn run_broker_side(
     tokio::time::timeout(START_TIMEOUT, caught_up)
         .await
         .context("the metadata quorum elected no leader in time (are a majority of controller.quorum.voters up?)")??;
+    let is_broker = broker.config.quorum.as_ref().is_none_or(|q| q.roles.broker);
+    if !is_broker {
+        // A controller-only node never registers as a broker: no partition
+        // is placed on it.
+        return Ok(QuorumTasks {
+            driver,
+            tasks,
+            registration: tokio::spawn(async {}),
+            client,
+            replay_failed,
+        });
+    }
     let registration = {
         let config = Arc::new(broker.config.clone());
         let client = Arc::clone(&client);

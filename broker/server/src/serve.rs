@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use runnel_http::error_chain;
 use runnel_log::{LogManager, ManagerConfig};
 use tokio::net::TcpListener;
@@ -108,34 +108,14 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         },
     ));
 
-    // Clients' listener: the first that is not a controller listener.
-    let client_listener = config
-        .listeners
-        .iter()
-        .position(|l| !config.is_controller_listener(&l.name))
-        .context("listeners has no listener for clients, only controller listeners")?;
-    let listener_addr = config.listeners[client_listener].address.clone();
-    let listener = TcpListener::bind((listener_addr.host.as_str(), listener_addr.port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (listeners)",
-                config.listeners[client_listener]
-            )
-        })?;
-    let bound = listener.local_addr().context("listener address")?;
-    if config.listeners[client_listener].address.port == 0 {
-        config.listeners[client_listener].address.port = bound.port();
-    }
-    let client_name = config.listeners[client_listener].name.clone();
-    if let Some(advertised) = config
-        .advertised_listeners
-        .iter_mut()
-        .find(|a| a.name == client_name)
-        && advertised.address.port == 0
-    {
-        advertised.address.port = bound.port();
-    }
+    // Clients' listener: the first that is not a controller listener; a
+    // controller-only node has none.
+    let controller_only = config.quorum.as_ref().is_some_and(|q| !q.roles.broker);
+    let listener = if controller_only {
+        None
+    } else {
+        Some(bind_client_listener(&mut config).await?)
+    };
     let quorum_node = match config.quorum.clone() {
         Some(quorum) => Some(
             crate::quorum_node::start(&config, &quorum, &manager, now_ms())
@@ -144,6 +124,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         ),
         None => None,
     };
+    let controller_addr = quorum_node.as_ref().and_then(|node| node.controller_addr);
     let metadata = if let Some(node) = &quorum_node {
         ClusterMetadata::on_quorum(
             config.node_id,
@@ -232,11 +213,19 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     tracing::info!(transactional_ids, "transactions loaded");
     http_state.set_ready(true);
     let (advertised_host, advertised_port) = broker.config.advertised();
-    println!(
-        "runnel: listening on {bound} (advertised {advertised_host}:{advertised_port}), \
-         data in {shown} ({partitions} partition{}, {start_kind}), metrics on http://{metrics_bound}/metrics",
-        if partitions == 1 { "" } else { "s" }
-    );
+    match (&listener, &controller_addr) {
+        (Some(listener), _) => println!(
+            "runnel: listening on {} (advertised {advertised_host}:{advertised_port}), \
+             data in {shown} ({partitions} partition{}, {start_kind}), metrics on http://{metrics_bound}/metrics",
+            listener.local_addr().context("listener address")?,
+            if partitions == 1 { "" } else { "s" }
+        ),
+        (None, Some(controller)) => println!(
+            "runnel: listening on {controller} (controller only), \
+             data in {shown} ({start_kind}), metrics on http://{metrics_bound}/metrics"
+        ),
+        (None, None) => bail!("this node serves neither clients nor the quorum"),
+    }
 
     let group_timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
     let group_store = tokio::spawn(store_groups(Arc::clone(&broker)));
@@ -267,7 +256,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
-            accepted = listener.accept() => match accepted {
+            accepted = accept(listener.as_ref()) => match accepted {
                 Ok((stream, peer)) => match connection_limits.admit(peer.ip()) {
                     Ok(slot) => {
                         let _ = stream.set_nodelay(true);
@@ -290,7 +279,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
-    if let Some(tasks) = quorum_tasks.as_mut() {
+    if let Some(tasks) = quorum_tasks.as_mut().filter(|_| !controller_only) {
         let epoch = broker
             .metadata
             .image()
@@ -599,4 +588,47 @@ fn quorum_figures(
         )),
     );
     figures
+}
+
+/// Binds the clients' listener (the first that is not a controller
+/// listener) and puts its bound port in `config` where port 0 was asked.
+async fn bind_client_listener(config: &mut BrokerConfig) -> Result<TcpListener> {
+    let client_listener = config
+        .listeners
+        .iter()
+        .position(|l| !config.is_controller_listener(&l.name))
+        .context("listeners has no listener for clients, only controller listeners")?;
+    let listener_addr = config.listeners[client_listener].address.clone();
+    let listener = TcpListener::bind((listener_addr.host.as_str(), listener_addr.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (listeners)",
+                config.listeners[client_listener]
+            )
+        })?;
+    let bound = listener.local_addr().context("listener address")?;
+    if config.listeners[client_listener].address.port == 0 {
+        config.listeners[client_listener].address.port = bound.port();
+    }
+    let client_name = config.listeners[client_listener].name.clone();
+    if let Some(advertised) = config
+        .advertised_listeners
+        .iter_mut()
+        .find(|a| a.name == client_name)
+        && advertised.address.port == 0
+    {
+        advertised.address.port = bound.port();
+    }
+    Ok(listener)
+}
+
+/// The next client connection; never on a node without a client listener.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
 }

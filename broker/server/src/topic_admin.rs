@@ -97,15 +97,17 @@ pub struct TopicAdmin {
 }
 
 /// The brokers new partitions are placed on: the unfenced registered
-/// brokers by id, or this one when none registered (a quorum of one).
-fn placement_brokers(image: &MetadataImage, node: i32) -> Vec<i32> {
+/// brokers, or `alone` when none registered (a quorum of one, whose
+/// broker does not register; on a cluster with no broker there is
+/// nowhere to place a partition).
+fn placement_brokers(image: &MetadataImage, alone: Option<i32>) -> Vec<i32> {
     let mut brokers: Vec<(Option<&str>, i32)> = image
         .brokers()
         .filter(|b| !b.fenced)
         .map(|b| (b.rack.as_deref(), b.id))
         .collect();
     if brokers.is_empty() {
-        return vec![node];
+        return alone.into_iter().collect();
     }
     brokers.sort_unstable_by_key(|(_, id)| *id);
     rack_alternated(&brokers)
@@ -190,6 +192,14 @@ impl TopicAdmin {
     }
 
     /// The current metadata image.
+    /// This broker, when it is a quorum of one (see `placement_brokers`).
+    fn alone(&self) -> Option<i32> {
+        self.metadata
+            .quorum()
+            .is_none()
+            .then(|| self.metadata.node_id())
+    }
+
     pub fn image(&self) -> Arc<MetadataImage> {
         self.metadata.image()
     }
@@ -403,9 +413,9 @@ impl TopicAdmin {
             replication_factor: 1,
             configs: topic.configs.clone(),
         };
-        let node = self.metadata.node_id();
+        let alone = self.alone();
         self.change_metadata(name, now_ms, |image| {
-            let brokers = placement_brokers(image, node);
+            let brokers = placement_brokers(image, alone);
             // Topic names that differ only in '.' and '_' are let in, as
             // before the metadata log: checked against an image without
             // the others' names would refuse them.
@@ -461,9 +471,9 @@ impl TopicAdmin {
         topic
             .log_config(&self.log_defaults)
             .map_err(TopicOpError::InvalidConfig)?;
-        let node = self.metadata.node_id();
+        let alone = self.alone();
         self.change_metadata(name, now_ms, |image| {
-            changes::create_partitions(image, name, count, &placement_brokers(image, node))
+            changes::create_partitions(image, name, count, &placement_brokers(image, alone))
         })?;
         topic.partitions = count;
         tracing::info!(topic = name, partitions = count, "added partitions");

@@ -1013,3 +1013,115 @@ fn a_broker_only_node_joins_three_voters() {
     expected.sort();
     assert_eq!(consumed, expected);
 }
+
+/// Writes and formats node `id` of `roles` (`controller` or `broker`):
+/// a controller listens on its voter port only, a broker for clients only.
+fn configure_role(root: &Path, id: i32, voters: &str, roles: &str) -> PathBuf {
+    let dir = root.join(format!("node-{id}"));
+    std::fs::create_dir_all(&dir).expect("node dir");
+    let listeners = if roles == "controller" {
+        let port = voters
+            .split(',')
+            .find_map(|v| v.strip_prefix(&format!("{id}@127.0.0.1:")))
+            .expect("own voter entry");
+        format!("CONTROLLER://127.0.0.1:{port}")
+    } else {
+        "PLAINTEXT://127.0.0.1:0".to_string()
+    };
+    let config = dir.join("server.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "process.roles={roles}\n\
+             node.id={id}\n\
+             controller.quorum.voters={voters}\n\
+             listeners={listeners}\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={}\n\
+             metrics.listen=127.0.0.1:0\n\
+             controller.quorum.election.timeout.ms=500\n\
+             broker.heartbeat.interval.ms=500\n",
+            dir.join("data").display()
+        ),
+    )
+    .expect("write server.properties");
+    let formatted = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
+        .arg(&config)
+        .output()
+        .expect("runnel storage format");
+    assert!(formatted.status.success(), "{formatted:?}");
+    config
+}
+
+/// Three controller-only nodes and two broker-only nodes, as Kafka's
+/// dedicated controllers run: the brokers alone are listed and hold the
+/// partitions, clients work through them, and kill -9 of the active
+/// controller leaves a cluster that creates topics again.
+#[test]
+fn dedicated_controllers_serve_two_brokers() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let voters = NODES
+        .iter()
+        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut controllers: BTreeMap<i32, Broker> = NODES
+        .iter()
+        .map(|&id| {
+            let config = configure_role(root.path(), id, &voters, "controller");
+            (id, Broker::serve_config(&config))
+        })
+        .collect();
+    let mut brokers: BTreeMap<i32, Broker> = [4, 5]
+        .into_iter()
+        .map(|id| {
+            let config = configure_role(root.path(), id, &voters, "broker");
+            (id, Broker::serve_config(&config))
+        })
+        .collect();
+    for node in controllers.values_mut().chain(brokers.values_mut()) {
+        node.wait_ready_within(START_DEADLINE);
+    }
+    let first = brokers[&4].bootstrap.clone();
+    wait_for(
+        "brokers 4 and 5 listed, and no controller",
+        common::DEADLINE,
+        || broker_ids(&metadata(&first, None)) == [4, 5],
+    );
+    let topic = "dedicated";
+    assert_eq!(create_topic(&first, topic, 4), 0);
+    wait_for("the topic on broker 4", common::DEADLINE, || {
+        metadata(&first, Some(topic)).topics[0].partitions.len() == 4
+    });
+    let mut per_broker: BTreeMap<i32, usize> = BTreeMap::new();
+    for leader in leaders(&first, topic).values() {
+        *per_broker.entry(*leader).or_default() += 1;
+    }
+    assert_eq!(per_broker, BTreeMap::from([(4, 2), (5, 2)]));
+    let lines: Vec<String> = (0..40).map(|i| format!("key-{i}:value {i}")).collect();
+    kcat_produce(&first, topic, &lines);
+    let mut consumed = kcat_consume(&brokers[&5].bootstrap, topic, lines.len());
+    consumed.sort();
+    let mut expected = lines;
+    expected.sort();
+    assert_eq!(consumed, expected);
+
+    let controller = quorum_leader(&first).expect("a controller");
+    assert!(NODES.contains(&controller), "controller {controller}");
+    controllers.get_mut(&controller).expect("controller").kill();
+    wait_for(
+        "a topic created after the controller's kill -9",
+        common::DEADLINE,
+        || {
+            let code = create_topic(&first, "after-kill", 2);
+            code == 0 || code == kafka_protocol::error::ResponseError::TopicAlreadyExists.code()
+        },
+    );
+    let new = quorum_leader(&first).expect("a new controller");
+    assert!(
+        new != controller && NODES.contains(&new),
+        "controller {new}"
+    );
+}
