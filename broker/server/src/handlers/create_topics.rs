@@ -93,7 +93,8 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
         | TopicOpError::InvalidDelivery { .. }
         | TopicOpError::LevelConflict { .. } => ResponseError::InvalidConfig,
         TopicOpError::Forwarded { error, .. } => *error,
-        TopicOpError::Metadata { source, .. } => match **source {
+        TopicOpError::Metadata { source, .. } => match &**source {
+            crate::cluster_metadata::MetadataError::Refused(refused) => refusal_code(refused),
             crate::cluster_metadata::MetadataError::NotController { .. } => {
                 ResponseError::NotController
             }
@@ -102,5 +103,23 @@ pub(crate) fn error_code(err: &TopicOpError) -> ResponseError {
             _ => ResponseError::KafkaStorageError,
         },
         TopicOpError::Storage { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Kafka's code for a change the controller's checks refused.
+fn refusal_code(refused: &runnel_metadata::ChangeError) -> ResponseError {
+    use runnel_metadata::ChangeError;
+    match refused {
+        ChangeError::InvalidTopicName { .. } | ChangeError::TopicNameCollision { .. } => {
+            ResponseError::InvalidTopicException
+        }
+        ChangeError::TopicExists { .. } | ChangeError::TopicIdExists { .. } => {
+            ResponseError::TopicAlreadyExists
+        }
+        ChangeError::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        ChangeError::InvalidPartitionCount { .. } => ResponseError::InvalidPartitions,
+        ChangeError::InvalidReplicationFactor { .. }
+        | ChangeError::ReplicationFactorTooLarge { .. } => ResponseError::InvalidReplicationFactor,
+        _ => ResponseError::InvalidRequest,
     }
 }
