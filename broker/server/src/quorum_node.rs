@@ -326,10 +326,13 @@ pub async fn run_broker_side(
         Arc::clone(&sessions),
         controller_requests,
     ));
+    // Checked twenty times a session, so a broker is fenced at most a
+    // twentieth of its session timeout late.
+    let fence_tick = (session_timeout / 20).max(Duration::from_millis(20));
     tasks.spawn(crate::controller::fence_expired_sessions(
         Arc::clone(broker),
         sessions,
-        heartbeat_interval,
+        fence_tick,
     ));
     let handle = driver.handle();
     let backend = broker
