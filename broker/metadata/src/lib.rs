@@ -41,6 +41,7 @@
 //! - [`snapshot`]: `.checkpoint` files in Kafka's layout: [`SnapshotId`]
 //!   and its file name, `write_snapshot`, `read_snapshot`, `load_snapshot`.
 
+pub mod alter_partition;
 pub mod changes;
 pub mod delta;
 pub mod fencing;

@@ -9,6 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::allocate_producer_ids_request::AllocateProducerIdsRequest;
 use kafka_protocol::messages::allocate_producer_ids_response::AllocateProducerIdsResponse;
+use kafka_protocol::messages::alter_partition_request::AlterPartitionRequest;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use kafka_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
 use kafka_protocol::messages::broker_heartbeat_response::BrokerHeartbeatResponse;
@@ -30,7 +31,7 @@ use crate::cluster_metadata::MetadataError;
 use crate::handlers::{self, Reply, describe_quorum};
 
 /// The APIs the CONTROLLER listener serves besides the quorum's.
-const CONTROLLER_APIS: [(ApiKey, i16, i16); 10] = [
+const CONTROLLER_APIS: [(ApiKey, i16, i16); 11] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
@@ -41,6 +42,7 @@ const CONTROLLER_APIS: [(ApiKey, i16, i16); 10] = [
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
+    (ApiKey::AlterPartition, 2, 3),
 ];
 
 /// Answers each request `requests` brings, each in its own task (a
@@ -127,6 +129,14 @@ async fn answer(
             )
             .await;
             encode(api, version, &response)
+        }
+        ApiKey::AlterPartition => {
+            let request = decode::<AlterPartitionRequest>(api, version, body)?;
+            encode(
+                api,
+                version,
+                &super::alter_partition::answer(broker, &request, version),
+            )
         }
         ApiKey::AllocateProducerIds => {
             let request = decode::<AllocateProducerIdsRequest>(api, version, body)?;

@@ -18,9 +18,12 @@
 //!   heartbeat, or its next registration, unfences it and gives its
 //!   partitions back (runnel-metadata's `fencing` builds the records).
 //!
+//! - `alter_partition`: AlterPartition, a partition leader's ISR changes.
+//!
 //! Registrations are RegisterBrokerRecords in the metadata log, so every
 //! node's image lists the same brokers.
 
+mod alter_partition;
 mod listener;
 mod registration;
 mod sessions;
