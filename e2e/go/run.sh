@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The franz-go tests (this Go module) against Runnel, Apache Kafka or both.
 #
-#   e2e/go/run.sh [runnel|kafka|both]     default both
+#   e2e/go/run.sh [runnel|kafka|both|runnel-cluster]     default both
+#
+# runnel-cluster: three Runnel nodes (scripts/runnel-cluster.sh), the
+# clients bootstrapped from node 1.
 #
 # Each broker is started by scripts/runnel.sh or scripts/kafka.sh in a temp
 # dir on a free loopback port (21000-21999), `go test -count=1 -json ./...`
@@ -23,7 +26,8 @@ case "$which_brokers" in
     runnel) brokers=(runnel) ;;
     kafka) brokers=(kafka) ;;
     both) brokers=(runnel kafka) ;;
-    *) die "usage: run.sh [runnel|kafka|both]" ;;
+    runnel-cluster) brokers=(runnel-cluster) ;;
+    *) die "usage: run.sh [runnel|kafka|both|runnel-cluster]" ;;
 esac
 command -v go >/dev/null 2>&1 || die "go not found"
 

@@ -3,7 +3,11 @@
 # Runnel and against Apache Kafka itself, the reference: the same JUnit tests
 # on each broker.
 #
-#   e2e/java/run.sh [runnel|kafka|both] [MAVEN ARG...]    (default: both)
+#   e2e/java/run.sh [runnel|kafka|both|runnel-cluster] [MAVEN ARG...]
+#                                                     (default: both)
+#
+# runnel-cluster: three Runnel nodes (scripts/runnel-cluster.sh), the
+# clients bootstrapped from node 1.
 #
 # Each broker is started on a free loopback port in 20000-20999 with the
 # scripts in scripts/, in a fresh temporary directory, and stopped when its
@@ -27,7 +31,8 @@ case "$which" in
     runnel) brokers=(runnel) ;;
     kafka) brokers=(kafka) ;;
     both) brokers=(runnel kafka) ;;
-    *) die "usage: e2e/java/run.sh [runnel|kafka|both] [MAVEN ARG...]" ;;
+    runnel-cluster) brokers=(runnel-cluster) ;;
+    *) die "usage: e2e/java/run.sh [runnel|kafka|both|runnel-cluster] [MAVEN ARG...]" ;;
 esac
 command -v mvn >/dev/null 2>&1 || die "mvn not found (Maven 3 and a JDK 17 are needed)"
 # The client is the version of the reference broker (scripts/kafka/pom.xml).
@@ -83,7 +88,7 @@ run_on() {
     port="$(python3 "$ROOT/scripts/free_port.py" 20000 20999)"
     log="$dir/$kind.log"
     # As scripts/kafka.sh configures Kafka: a new group's first rebalance is not delayed.
-    [ "$kind" = runnel ] && settings=(group.initial.rebalance.delay.ms=0)
+    [ "$kind" = kafka ] || settings=(group.initial.rebalance.delay.ms=0)
     local started=$SECONDS
     current_kind="$kind"
     current_dir="$dir"

@@ -121,6 +121,11 @@ impl GroupCoordinator {
         coordinator_partition(group, self.partitions.load(Ordering::Acquire))
     }
 
+    /// Whether this broker coordinates `group`: its partition is loaded.
+    pub fn coordinates(&self, group: &str) -> bool {
+        self.shard(group).is_ok()
+    }
+
     fn shard(&self, group: &str) -> Result<(i32, Arc<Shard>), OffsetsError> {
         let partition = self.partition_of(group);
         self.shards

@@ -112,6 +112,31 @@ impl<'a> GroupPath<'a> {
         }
     }
 
+    /// On a cluster, the error for a group this broker does not
+    /// coordinate: COORDINATOR_LOAD_IN_PROGRESS while the group's
+    /// `__consumer_offsets` partition is led here but not loaded yet,
+    /// NOT_COORDINATOR when another broker leads it (clients find the
+    /// coordinator again). None on one broker, which coordinates every
+    /// group.
+    pub fn not_coordinator(&self, group: &str) -> Option<kafka_protocol::error::ResponseError> {
+        use kafka_protocol::error::ResponseError;
+        self.metadata.quorum()?;
+        if self.group_coordinator.coordinates(group) {
+            return None;
+        }
+        let partition = self.group_coordinator.partition_of(group);
+        let leader = self
+            .metadata
+            .image()
+            .partition(crate::group_coordinator::OFFSETS_TOPIC, partition)
+            .map(|p| p.leader);
+        Some(if leader == Some(self.metadata.node_id()) {
+            ResponseError::CoordinatorLoadInProgress
+        } else {
+            ResponseError::NotCoordinator
+        })
+    }
+
     /// Whether partition `partition` of `topic` exists on the cluster.
     pub fn partition_exists(&self, topic: &str, partition: i32) -> bool {
         self.metadata.image().partition(topic, partition).is_some()

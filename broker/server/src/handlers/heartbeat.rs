@@ -8,6 +8,11 @@ use runnel_coordinator::group;
 use crate::error_codes;
 
 pub fn handle(cx: &GroupPath<'_>, request: HeartbeatRequest) -> HeartbeatResponse {
+    if let Some(error) = cx.not_coordinator(&request.group_id.0) {
+        let mut response = HeartbeatResponse::default();
+        response.error_code = error.code();
+        return response;
+    }
     let beat = group::HeartbeatRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),

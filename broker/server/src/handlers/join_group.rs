@@ -18,6 +18,15 @@ pub async fn handle(
     peer: std::net::SocketAddr,
 ) -> JoinGroupResponse {
     let group_id = request.group_id.0.to_string();
+    if let Some(error) = cx.not_coordinator(&group_id) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = error.code();
+        response.member_id = request.member_id;
+        if version < 7 {
+            response.protocol_name = Some(str_bytes(""));
+        }
+        return response;
+    }
     let rebalance_timeout_ms = if version >= 1 {
         request.rebalance_timeout_ms
     } else {

@@ -9,6 +9,11 @@ use runnel_coordinator::group::LeaveMember;
 use crate::error_codes;
 
 pub fn handle(cx: &GroupPath<'_>, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    if let Some(error) = cx.not_coordinator(&request.group_id.0) {
+        let mut response = LeaveGroupResponse::default();
+        response.error_code = error.code();
+        return response;
+    }
     let members: Vec<LeaveMember> = if version >= 3 {
         request
             .members

@@ -16,6 +16,11 @@ pub async fn handle(
     version: i16,
 ) -> SyncGroupResponse {
     let group_id = request.group_id.0.to_string();
+    if let Some(error) = cx.not_coordinator(&group_id) {
+        let mut response = SyncGroupResponse::default();
+        response.error_code = error.code();
+        return response;
+    }
     let sync = SyncRequest {
         member_id: request.member_id.to_string(),
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),
