@@ -75,8 +75,7 @@ impl QuorumFigures {
 }
 
 /// Asks the driver for its voters every second (it answers only while it
-/// leads; elsewhere the figures are emptied). Ends when the metadata stops
-/// following the quorum.
+/// leads; elsewhere the figures are emptied). Ends when the driver stops.
 pub async fn refresh_voters(broker: Weak<Broker>, figures: Arc<QuorumFigures>) {
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -89,8 +88,11 @@ pub async fn refresh_voters(broker: Weak<Broker>, figures: Arc<QuorumFigures>) {
         };
         let handle = quorum.handle().clone();
         drop(broker);
-        let voters = handle.voter_states().await.ok().flatten();
-        figures.set_voters(voters.unwrap_or_default());
+        match handle.voter_states().await {
+            Ok(voters) => figures.set_voters(voters.unwrap_or_default()),
+            // The driver stopped.
+            Err(_) => return,
+        }
     }
 }
 

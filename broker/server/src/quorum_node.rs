@@ -258,14 +258,26 @@ impl QuorumTasks {
         }
     }
 
-    /// Stops the tasks, then the driver (as a crash would: nothing is
-    /// handed over yet).
+    /// Stops the driver (as a crash would: nothing is handed over), then
+    /// waits for the tasks, which end once it has: what they were waiting
+    /// on fails at once, and each lets go of the broker before the storage
+    /// is closed. Any still running after a while are aborted.
     pub async fn shutdown(mut self) {
         self.registration.abort();
-        self.tasks.shutdown().await;
         self.driver.shutdown().await;
+        let joined = tokio::time::timeout(TASKS_STOP_TIMEOUT, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("quorum tasks still running at shutdown; aborting them");
+            self.tasks.shutdown().await;
+        }
     }
 }
+
+/// How long shutdown waits for the quorum tasks to end on their own.
+const TASKS_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long start-up waits for the quorum and this broker's registration
 /// before giving up.

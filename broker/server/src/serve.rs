@@ -286,7 +286,11 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
             .broker(broker.config.node_id)
             .map_or(-1, |b| b.epoch);
         tasks
-            .controlled_shutdown(&broker.config, epoch, CONTROLLED_SHUTDOWN_TIMEOUT)
+            .controlled_shutdown(
+                &broker.config,
+                epoch,
+                controlled_shutdown_timeout(&broker.config),
+            )
             .await;
     }
     drop(listener);
@@ -343,8 +347,17 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
 }
 
 /// How long a cluster node's shutdown waits for the controller to fence
-/// it (Kafka's controlled shutdown).
-const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// it (Kafka's controlled shutdown): two heartbeat intervals, within 1 to
+/// 10 s. A controller out of reach longer (the whole cluster stopping)
+/// fences it by its session timeout instead.
+fn controlled_shutdown_timeout(config: &BrokerConfig) -> Duration {
+    let heartbeat = config
+        .quorum
+        .as_ref()
+        .map_or(2_000, |q| q.broker_heartbeat_interval_ms);
+    Duration::from_millis(heartbeat.saturating_mul(2))
+        .clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
 
 /// Resolves when the quorum's metadata replay failed; never without a
 /// quorum.

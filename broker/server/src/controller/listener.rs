@@ -52,10 +52,20 @@ pub async fn serve_controller_requests(
     sessions: Arc<BrokerSessions>,
     mut requests: mpsc::Receiver<ControllerRequest>,
 ) {
-    while let Some(request) = requests.recv().await {
+    // Requests in flight hold the broker: the loop ends only once they
+    // have, so that shutdown gets the storage back.
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        let request = tokio::select! {
+            request = requests.recv() => match request {
+                Some(request) => request,
+                None => break,
+            },
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+        };
         let broker = Arc::clone(&broker);
         let sessions = Arc::clone(&sessions);
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             let ControllerRequest {
                 header,
                 body,
@@ -71,6 +81,7 @@ pub async fn serve_controller_requests(
             }
         });
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -85,7 +85,7 @@ impl BrokerSessions {
 
 /// Every `tick`, while this node is the active controller, fences each
 /// broker whose session expired (and takes the leadership of its
-/// partitions away). Ends when the metadata stops following the quorum.
+/// partitions away). Ends when the quorum driver stops.
 pub async fn fence_expired_sessions(
     broker: Arc<Broker>,
     sessions: Arc<BrokerSessions>,
@@ -93,8 +93,15 @@ pub async fn fence_expired_sessions(
 ) {
     let mut ticks = tokio::time::interval(tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let Some(mut stopped) = broker.metadata.quorum().map(|q| q.handle().watch_status()) else {
+        return;
+    };
     loop {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            // The driver stopped: no session to keep.
+            changed = stopped.changed() => if changed.is_err() { return } else { continue },
+        }
         let Some(quorum) = broker.metadata.quorum() else {
             return;
         };

@@ -34,7 +34,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  */
 final class Env {
     static final String BOOTSTRAP = System.getProperty("bootstrap.servers", "127.0.0.1:9092");
-    /** {@code runnel} or {@code kafka}; only the KIP-848 test may branch on it. */
+    /** {@code runnel}, {@code kafka} or {@code runnel-cluster}; only the
+     *  KIP-848 test and the cluster's size may branch on it. */
     static final String BROKER = System.getProperty("broker", "runnel");
     static final Duration TIMEOUT = Duration.ofSeconds(30);
 
@@ -42,6 +43,11 @@ final class Env {
 
     static boolean isKafka() {
         return "kafka".equals(BROKER);
+    }
+
+    /** The brokers under test: three for {@code runnel-cluster}, else one. */
+    static int brokerCount() {
+        return "runnel-cluster".equals(BROKER) ? 3 : 1;
     }
 
     /** A topic, group or transactional id no other test or run uses. */
