@@ -1,5 +1,6 @@
-//! The metadata quorum's and the controller's metrics on a cluster node,
-//! read at scrape time; Kafka's figures (its `raft-metrics` and
+//! The metadata quorum's and the controller's metrics, read at scrape
+//! time (on one broker, a quorum of one: it is the active controller, its
+//! one voter and its one broker); Kafka's figures (its `raft-metrics` and
 //! `KafkaController` MBeans) under Prometheus names:
 //!
 //! - `runnel_quorum_active_controller`: 1 on the active controller, 0
@@ -130,7 +131,9 @@ struct Snapshot {
 }
 
 fn snapshot(broker: &Broker) -> Option<Snapshot> {
-    let quorum = broker.metadata.quorum()?;
+    let Some(quorum) = broker.metadata.quorum() else {
+        return Some(alone(broker));
+    };
     let status = quorum.handle().status();
     let image = broker.metadata.image();
     let fenced = image.brokers().filter(|b| b.fenced).count() as i64;
@@ -146,6 +149,25 @@ fn snapshot(broker: &Broker) -> Option<Snapshot> {
     })
 }
 
+/// A quorum of one (no `process.roles`): this broker is the controller,
+/// its only voter and its only broker, and its metadata log is all
+/// committed.
+fn alone(broker: &Broker) -> Snapshot {
+    let image = broker.metadata.image();
+    let provenance = image.provenance();
+    let end = provenance.offset + 1;
+    Snapshot {
+        active: true,
+        leader: i64::from(broker.config.node_id),
+        epoch: i64::from(provenance.epoch.max(0)),
+        high_watermark: end,
+        log_end_offset: end,
+        fenced: 0,
+        active_brokers: 1,
+        applied_offset: provenance.offset,
+    }
+}
+
 impl Collector for QuorumCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let Some(broker) = self.broker.upgrade() else {
@@ -154,6 +176,7 @@ impl Collector for QuorumCollector {
         let Some(now) = snapshot(&broker) else {
             return Ok(());
         };
+        let quorum_of_one = broker.metadata.quorum().is_none();
         drop(broker);
         let gauges: [(&str, &str, i64); 8] = [
             (
@@ -201,10 +224,17 @@ impl Collector for QuorumCollector {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             ConstGauge::new(value).encode(metric)?;
         }
-        let voters = if now.active {
-            self.figures.voters()
-        } else {
-            BTreeMap::new()
+        let voters = match (now.active, quorum_of_one) {
+            (true, false) => self.figures.voters(),
+            // The one voter, caught up.
+            (true, true) => BTreeMap::from([(
+                i32::try_from(now.leader).unwrap_or(-1),
+                VoterState {
+                    log_end_offset: u64::try_from(now.log_end_offset).ok(),
+                    since_last_fetch: Some(Duration::ZERO),
+                },
+            )]),
+            (false, _) => BTreeMap::new(),
         };
         let mut family = encoder.encode_descriptor(
             "runnel_quorum_voter_lag",

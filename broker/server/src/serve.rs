@@ -155,17 +155,12 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     ));
     // The image follows the quorum only once the applier is registered
     // (Broker::new), so every change reaches this broker's partitions.
+    let figures = quorum_figures(&broker, &metrics);
     let mut quorum_tasks = match (quorum_node, session) {
         (Some(node), Some((interval, timeout))) => Some(
-            crate::quorum_node::run_broker_side(
-                &broker,
-                node,
-                interval,
-                timeout,
-                quorum_figures(&broker, &metrics),
-            )
-            .await
-            .context("this node could not join the cluster")?,
+            crate::quorum_node::run_broker_side(&broker, node, interval, timeout, figures)
+                .await
+                .context("this node could not join the cluster")?,
         ),
         _ => None,
     };
@@ -586,8 +581,8 @@ fn is_missing_or_empty(dir: &Path) -> bool {
     })
 }
 
-/// The quorum's figures of a cluster node, and their collector attached
-/// to the broker's metrics.
+/// The quorum's figures (a cluster node's, or a quorum of one's), and
+/// their collector attached to the broker's metrics.
 fn quorum_figures(
     broker: &Arc<Broker>,
     metrics: &BrokerMetrics,

@@ -122,6 +122,18 @@ fn every_metric_the_dashboard_reads_is_exported() {
             .expect("commit");
     });
     let scraped = common::scrape_metrics(&broker.metrics);
+    // One broker is a quorum of one: its controller and its one voter.
+    for line in [
+        "runnel_quorum_active_controller 1",
+        "runnel_controller_active_brokers 1",
+        "runnel_controller_fenced_brokers 0",
+        "runnel_quorum_voter_lag{voter=\"1\"} 0",
+    ] {
+        assert!(
+            scraped.lines().any(|l| l == line),
+            "no `{line}` in:\n{scraped}"
+        );
+    }
     let operator = operator_metrics();
     let exported: BTreeSet<&str> = scraped
         .lines()
