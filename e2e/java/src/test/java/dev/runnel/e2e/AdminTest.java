@@ -13,6 +13,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 import org.apache.kafka.clients.admin.AlterConfigOp;
@@ -119,10 +121,30 @@ class AdminTest extends WithAdmin {
         return admin.describeConfigs(List.of(r)).all().get().get(r);
     }
 
+    /**
+     * The topic's config once a describe shows {@code ready}. On a cluster, the
+     * broker a describe reaches may follow a change a moment after the one that
+     * answered it (as on Kafka), so each assertion reads a describe that has it.
+     */
+    private static Config awaitConfig(String topic, String what, Predicate<Config> ready) throws Exception {
+        AtomicReference<Config> seen = new AtomicReference<>();
+        Env.await(what, () -> {
+            Config config = topicConfig(topic);
+            seen.set(config);
+            return ready.test(config);
+        });
+        return seen.get();
+    }
+
+    private static String value(Config config, String name) {
+        ConfigEntry entry = config.get(name);
+        return entry == null ? null : entry.value();
+    }
+
     @Test
     void describeConfigsOfATopicAndTheBroker() throws Exception {
         String topic = Env.createTopic(admin, "configs", 1, Map.of("retention.ms", "3600000"));
-        Config config = topicConfig(topic);
+        Config config = awaitConfig(topic, "retention.ms=3600000", c -> "3600000".equals(value(c, "retention.ms")));
         ConfigEntry retention = config.get("retention.ms");
         assertEquals("3600000", retention.value());
         assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, retention.source());
@@ -146,8 +168,8 @@ class AdminTest extends WithAdmin {
                 new AlterConfigOp(new ConfigEntry("retention.ms", "7200000"), AlterConfigOp.OpType.SET),
                 new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
                 .all().get();
-        Env.await("retention.ms=7200000", () -> "7200000".equals(topicConfig(topic).get("retention.ms").value()));
-        Config set = topicConfig(topic);
+        Config set = awaitConfig(topic, "retention.ms=7200000, cleanup.policy=delete,compact",
+                c -> "7200000".equals(value(c, "retention.ms")) && "delete,compact".equals(value(c, "cleanup.policy")));
         assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, set.get("retention.ms").source());
         assertEquals("delete,compact", set.get("cleanup.policy").value());
 
@@ -155,9 +177,9 @@ class AdminTest extends WithAdmin {
                 new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE),
                 new AlterConfigOp(new ConfigEntry("cleanup.policy", "delete"), AlterConfigOp.OpType.SUBTRACT))))
                 .all().get();
-        Env.await("retention.ms back to its default",
-                () -> topicConfig(topic).get("retention.ms").source() == ConfigEntry.ConfigSource.DEFAULT_CONFIG);
-        Config reset = topicConfig(topic);
+        Config reset = awaitConfig(topic, "retention.ms back to its default, cleanup.policy=compact",
+                c -> c.get("retention.ms").source() == ConfigEntry.ConfigSource.DEFAULT_CONFIG
+                        && "compact".equals(value(c, "cleanup.policy")));
         assertEquals("604800000", reset.get("retention.ms").value());
         assertEquals("compact", reset.get("cleanup.policy").value());
     }
@@ -174,8 +196,9 @@ class AdminTest extends WithAdmin {
                 List.of(new AlterConfigsRequest.ConfigEntry("max.message.bytes", "2000000")))), false);
         AlterConfigsResponse response = (AlterConfigsResponse) Raw.send(request, ApiKeys.ALTER_CONFIGS.latestVersion());
         assertEquals(Errors.NONE, response.errors().get(r).error(), response.errors().toString());
-        Env.await("max.message.bytes=2000000", () -> "2000000".equals(topicConfig(topic).get("max.message.bytes").value()));
-        Config after = topicConfig(topic);
+        Config after = awaitConfig(topic, "max.message.bytes=2000000 and retention.ms dropped",
+                c -> "2000000".equals(value(c, "max.message.bytes"))
+                        && c.get("retention.ms").source() == ConfigEntry.ConfigSource.DEFAULT_CONFIG);
         assertEquals(ConfigEntry.ConfigSource.DYNAMIC_TOPIC_CONFIG, after.get("max.message.bytes").source());
         // Every dynamic config not named is dropped: retention.ms is back to its default.
         assertEquals("604800000", after.get("retention.ms").value());
@@ -186,7 +209,8 @@ class AdminTest extends WithAdmin {
                 List.of(new AlterConfigsRequest.ConfigEntry("no.such.config", "1")))), false);
         AlterConfigsResponse refused = (AlterConfigsResponse) Raw.send(bad, ApiKeys.ALTER_CONFIGS.latestVersion());
         assertEquals(Errors.INVALID_CONFIG, refused.errors().get(r).error());
-        assertEquals("2000000", topicConfig(topic).get("max.message.bytes").value());
+        assertEquals("2000000", awaitConfig(topic, "max.message.bytes still 2000000",
+                c -> "2000000".equals(value(c, "max.message.bytes"))).get("max.message.bytes").value());
     }
 
     @Test
