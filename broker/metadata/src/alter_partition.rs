@@ -164,49 +164,17 @@ pub fn alter_isr(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
     use super::*;
     use crate::changes::{self, NewTopic};
-    use crate::delta::MetadataDelta;
     use crate::fencing;
-    use crate::image::BrokerRegistration;
-    use crate::records::MetadataRecord;
-
-    fn replay(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
-        let mut delta = MetadataDelta::new(Arc::new(image.clone()));
-        let mut offset = image.offset();
-        for record in records {
-            offset += 1;
-            delta.replay(offset, 1, record).expect("replays");
-        }
-        delta.apply()
-    }
+    use crate::test_support::{replay, with_brokers};
+    use std::collections::BTreeMap;
 
     const TOPIC: Uuid = Uuid::from_u64_pair(7, 7);
 
     /// Brokers 1..=4 (epochs 11..=14) and a one-partition topic on 1, 2, 3.
     fn cluster() -> MetadataImage {
-        let mut image = replay(
-            &MetadataImage::empty(),
-            &changes::set_feature_level("metadata.version", 25).expect("valid"),
-        );
-        for id in 1..=4 {
-            let broker = BrokerRegistration {
-                id,
-                incarnation_id: Uuid::from_u64_pair(0, id as u64),
-                epoch: 10 + i64::from(id),
-                endpoints: vec![],
-                supported_features: vec![],
-                rack: None,
-                fenced: false,
-                in_controlled_shutdown: false,
-                is_migrating_zk_broker: false,
-                log_dirs: vec![],
-            };
-            image = replay(&image, &changes::register_broker(&broker));
-        }
+        let image = with_brokers(4);
         let topic = NewTopic {
             name: "t".into(),
             id: TOPIC,

@@ -128,47 +128,17 @@ fn partition_changes(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::sync::Arc;
 
     use uuid::Uuid;
 
     use super::*;
     use crate::changes::{self, NewTopic};
-    use crate::delta::MetadataDelta;
-    use crate::image::BrokerRegistration;
-
-    fn replay(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
-        let mut delta = MetadataDelta::new(Arc::new(image.clone()));
-        let mut offset = image.offset();
-        for record in records {
-            offset += 1;
-            delta.replay(offset, 1, record).expect("replays");
-        }
-        delta.apply()
-    }
+    use crate::test_support::{replay, with_brokers};
 
     /// Brokers 1..=3 and a topic of `partitions` partitions with
     /// `replication_factor` replicas, placed by Kafka's round robin.
     fn cluster(partitions: i32, replication_factor: i16) -> MetadataImage {
-        let mut image = replay(
-            &MetadataImage::empty(),
-            &changes::set_feature_level("metadata.version", 25).expect("valid"),
-        );
-        for id in 1..=3 {
-            let broker = BrokerRegistration {
-                id,
-                incarnation_id: Uuid::from_u64_pair(0, id as u64),
-                epoch: 10 + i64::from(id),
-                endpoints: vec![],
-                supported_features: vec![],
-                rack: None,
-                fenced: false,
-                in_controlled_shutdown: false,
-                is_migrating_zk_broker: false,
-                log_dirs: vec![],
-            };
-            image = replay(&image, &changes::register_broker(&broker));
-        }
+        let image = with_brokers(3);
         let topic = NewTopic {
             name: "t".into(),
             id: Uuid::from_u64_pair(1, 1),

@@ -67,3 +67,5 @@ pub use wire::{DecodeError, EncodeError};
 mod delta_tests;
 #[cfg(test)]
 mod image_tests;
+#[cfg(test)]
+mod test_support;

@@ -958,31 +958,7 @@ fn a_broker_only_node_joins_three_voters() {
                 .map(str::to_owned)
         })
         .expect("voters");
-    let dir = root.join("node-4");
-    std::fs::create_dir_all(&dir).expect("node dir");
-    let config = dir.join("server.properties");
-    std::fs::write(
-        &config,
-        format!(
-            "process.roles=broker\n\
-             node.id=4\n\
-             controller.quorum.voters={voters}\n\
-             listeners=PLAINTEXT://127.0.0.1:0\n\
-             controller.listener.names=CONTROLLER\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             log.dirs={}\n\
-             metrics.listen=127.0.0.1:0\n\
-             broker.heartbeat.interval.ms=500\n",
-            dir.join("data").display()
-        ),
-    )
-    .expect("write server.properties");
-    let formatted = Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
-        .arg(&config)
-        .output()
-        .expect("runnel storage format");
-    assert!(formatted.status.success(), "{formatted:?}");
+    let config = configure_role(root, 4, &voters, "broker");
     let mut broker = Broker::serve_config(&config);
     broker.wait_ready_within(START_DEADLINE);
     let four = vec![1, 2, 3, 4];
