@@ -110,6 +110,15 @@ class AdminTest extends WithAdmin {
         String topic = Env.createTopic(admin, "delete", 2);
         admin.deleteTopics(List.of(topic)).all().get();
         Env.await("the topic gone from listTopics", () -> !admin.listTopics().names().get().contains(topic));
+        // On a cluster the broker a describe reaches may follow a moment later.
+        Env.await("the topic gone from describeTopics", () -> {
+            try {
+                admin.describeTopics(List.of(topic)).allTopicNames().get();
+                return false;
+            } catch (ExecutionException e) {
+                return e.getCause() instanceof UnknownTopicOrPartitionException;
+            }
+        });
         Throwable missing = failure(admin.describeTopics(List.of(topic)).allTopicNames());
         assertInstanceOf(UnknownTopicOrPartitionException.class, missing);
         Throwable again = failure(admin.deleteTopics(List.of(topic)).all());
