@@ -50,6 +50,12 @@ pub struct LogConfig {
     pub max_message_bytes: usize,
     /// `message.timestamp.type`.
     pub message_timestamp_type: TimestampType,
+    /// `min.insync.replicas`: `acks=all` writes are refused while the
+    /// partition has fewer in-sync replicas.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: a replica out of the ISR may be
+    /// elected leader when no in-sync one is left (losing what it lacks).
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for LogConfig {
@@ -71,6 +77,8 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -147,6 +155,17 @@ impl LogConfig {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
                     _ => return Err(invalid("expected CreateTime or LogAppendTime")),
+                }
+            }
+            "min.insync.replicas" => {
+                let v = at_least(1)?;
+                self.min_insync_replicas = i32::try_from(v).map_err(|_| invalid("too large"))?;
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(invalid("expected true or false")),
                 }
             }
             _ => return Err(invalid("unknown log setting")),

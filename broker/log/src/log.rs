@@ -114,6 +114,36 @@ impl PartitionLog {
         self.leader_epoch = epoch;
     }
 
+    /// Makes this log its partition's leader in `epoch`: appends stamp it
+    /// from now on, and the epoch starts at the log end in the leader
+    /// epoch cache (saved), so replicas that ask where an older epoch ends
+    /// are answered before the first append, as Kafka's `makeLeader`.
+    /// An epoch older than the newest this log holds (a metadata log
+    /// replayed from its start passes through old ones) changes nothing.
+    pub fn become_leader(&mut self, epoch: i32) -> Result<()> {
+        if epoch < self.latest_epoch() {
+            return Ok(());
+        }
+        self.leader_epoch = epoch;
+        let changed = self.leader_epochs.assign(epoch, self.log_end_offset);
+        self.epochs_changed(changed)
+    }
+
+    /// The first offset of `epoch` in this log, when it holds it.
+    pub fn epoch_start_offset(&self, epoch: i32) -> Option<i64> {
+        self.leader_epochs
+            .entries()
+            .iter()
+            .find(|e| e.epoch == epoch)
+            .map(|e| e.start_offset)
+    }
+
+    /// The newest leader epoch this log holds (`-1` when empty), what a
+    /// follower sends as its `LastFetchedEpoch`.
+    pub fn latest_epoch(&self) -> i32 {
+        self.leader_epochs.latest().map_or(-1, |e| e.epoch)
+    }
+
     /// The leader epochs this log holds, each with its first offset.
     pub fn leader_epochs(&self) -> &LeaderEpochCache {
         &self.leader_epochs

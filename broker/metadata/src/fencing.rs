@@ -4,17 +4,17 @@
 //!
 //! - A broker is fenced when its heartbeats stop for
 //!   `broker.session.timeout.ms`: a BrokerRegistrationChangeRecord marks
-//!   it fenced, and each partition it led loses its leader (a
-//!   PartitionChangeRecord with leader -1, which bumps the leader epoch).
+//!   it fenced, and each partition it led gets a new leader from the ISR
+//!   or none (a PartitionChangeRecord, which bumps the leader epoch).
 //!   It leaves every ISR, but never empties one: as Kafka does without
 //!   KIP-966's ELR, the last member stays, so the broker that held the
 //!   data is the one elected when it returns.
 //! - A broker is unfenced when it heartbeats again (or registers anew):
 //!   it leads again every leaderless partition whose ISR holds it.
 //!
-//! Until replication lands, a partition has one replica, so a fenced
-//! broker's partitions are offline until it returns; with replicas, the
-//! next in-sync replica takes over (a later change).
+//! A fenced leader's partitions go to the next in-sync replica on a live
+//! broker; a single-replica partition (or one whose other ISR members are
+//! down too) has no leader until its last in-sync replica returns.
 
 use crate::image::{MetadataImage, PartitionImage};
 use crate::records::{
@@ -48,9 +48,26 @@ fn fence(image: &MetadataImage, id: i32, controlled: bool) -> Vec<MetadataRecord
         ..BrokerRegistrationChangeRecord::default()
     })];
     records.extend(partition_changes(image, |partition| {
-        leave(partition, id).map(|(leader, isr)| (leader, Some(isr)))
+        leave(image, partition, id).map(|(leader, isr)| (leader, Some(isr)))
     }));
     records
+}
+
+/// The partition records of broker `id` registering anew (restarted,
+/// maybe with an empty log dir): it leaves every ISR and leadership it
+/// shares with live in-sync replicas, as when fenced, and must catch up
+/// before it is in sync again; where it is the last in-sync replica it
+/// leads (again), as [`lead_again`].
+pub fn rejoin_partitions(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
+    partition_changes(image, |partition| match leave(image, partition, id) {
+        Some((NO_LEADER, isr)) if isr.contains(&id) => {
+            (partition.leader != id).then_some((id, Some(isr)))
+        }
+        Some((leader, isr)) => Some((leader, Some(isr))),
+        None => {
+            (partition.leader == NO_LEADER && partition.isr.contains(&id)).then_some((id, None))
+        }
+    })
 }
 
 /// The records that unfence broker `id` and give it back the leaderless
@@ -84,8 +101,10 @@ pub fn lead_again(image: &MetadataImage, id: i32) -> Vec<MetadataRecord> {
 }
 
 /// The leader and ISR of `partition` once broker `id` left it, when that
-/// changes anything.
-fn leave(partition: &PartitionImage, id: i32) -> Option<(i32, Vec<i32>)> {
+/// changes anything. A partition it led gets the first of its replicas
+/// (in assignment order) that is in the ISR and on a live broker, as
+/// Kafka's election; with none, no leader, until one returns.
+fn leave(image: &MetadataImage, partition: &PartitionImage, id: i32) -> Option<(i32, Vec<i32>)> {
     let leads = partition.leader == id;
     let in_isr = partition.isr.contains(&id);
     if !leads && !in_isr {
@@ -98,8 +117,29 @@ fn leave(partition: &PartitionImage, id: i32) -> Option<(i32, Vec<i32>)> {
     if !leads && isr == partition.isr {
         return None;
     }
-    let leader = if leads { NO_LEADER } else { NO_LEADER_CHANGE };
+    let leader = if leads {
+        elect(image, partition, &isr, id).unwrap_or(NO_LEADER)
+    } else {
+        NO_LEADER_CHANGE
+    };
     Some((leader, isr))
+}
+
+/// The first replica of `partition` in `isr`, other than `leaving`, whose
+/// broker is registered, unfenced and not shutting down.
+fn elect(
+    image: &MetadataImage,
+    partition: &PartitionImage,
+    isr: &[i32],
+    leaving: i32,
+) -> Option<i32> {
+    partition.replicas.iter().copied().find(|r| {
+        *r != leaving
+            && isr.contains(r)
+            && image
+                .broker(*r)
+                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    })
 }
 
 /// A PartitionChangeRecord for each partition `change` names a new
@@ -213,5 +253,44 @@ mod tests {
         let led = led_by(&back, 3);
         assert!(!led.is_empty(), "3 leads where it was the last in sync");
         assert_eq!(fence_broker(&back, 9), Vec::<MetadataRecord>::new());
+    }
+
+    #[test]
+    fn a_fenced_leader_hands_its_partitions_to_the_next_live_in_sync_replica() {
+        let image = cluster(3, 3);
+        let led = led_by(&image, 1);
+        assert_eq!(led.len(), 1);
+        let before = image.partition("t", led[0]).expect("p").clone();
+        let fenced = replay(&image, &fence_broker(&image, 1));
+        let after = fenced.partition("t", led[0]).expect("p");
+        let expected = before.replicas.iter().copied().find(|r| *r != 1);
+        assert_eq!(Some(after.leader), expected, "the next replica in order");
+        assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+        // With 2 shutting down too, 3 is the only live one in sync.
+        let shut = replay(&fenced, &shut_down_broker(&fenced, 2));
+        for partition in shut.topic("t").expect("topic").partitions.values() {
+            assert_eq!(partition.leader, 3, "{partition:?}");
+        }
+    }
+
+    #[test]
+    fn a_broker_that_registers_anew_leaves_every_isr_it_shares() {
+        let image = cluster(3, 3);
+        let left = replay(&image, &rejoin_partitions(&image, 2));
+        assert!(
+            !left.broker(2).expect("registered").fenced,
+            "still registered"
+        );
+        for partition in left.topic("t").expect("topic").partitions.values() {
+            assert!(!partition.isr.contains(&2), "{partition:?}");
+            assert_ne!(partition.leader, 2);
+            assert!(partition.leader >= 0);
+        }
+        // Alone in sync, it keeps leading; leaderless, it leads again.
+        let single = cluster(3, 1);
+        assert!(rejoin_partitions(&single, 2).is_empty());
+        let fenced = replay(&single, &fence_broker(&single, 2));
+        let back = replay(&fenced, &rejoin_partitions(&fenced, 2));
+        assert_eq!(led_by(&back, 2), led_by(&single, 2));
     }
 }

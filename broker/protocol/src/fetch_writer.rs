@@ -40,9 +40,9 @@
 //! | · tags                       | tags           | 12+      |
 //! | tags                         | tags           | 12+      |
 //!
-//! The partition's tagged fields (diverging_epoch, current_leader,
-//! snapshot_id) are never sent: Kafka leaves them out at their defaults,
-//! and this broker has no replication to report in them. Fields a version
+//! Of the partition's tagged fields only diverging_epoch (tag 0) is sent,
+//! to a follower whose log diverged; current_leader and snapshot_id are
+//! left out at their defaults. Fields a version
 //! lacks are left out, as the version defines the format.
 //!
 //! Chunks: the first carries the size prefix, header and everything up to
@@ -135,6 +135,17 @@ pub struct FetchPartitionData<R> {
     pub preferred_read_replica: i32,
     /// `None` is null records; the chunks' total length is the field's.
     pub records: Option<Vec<Chunk<R>>>,
+    /// A follower's log diverged from the leader's: the epoch and its end
+    /// offset on the leader, tagged field 0 (v12+; left out when `None`).
+    pub diverging_epoch: Option<DivergingEpoch>,
+}
+
+/// Where a follower's last fetched epoch ends on the leader (KIP-595 and
+/// KIP-320's truncation through Fetch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DivergingEpoch {
+    pub epoch: i32,
+    pub end_offset: i64,
 }
 
 impl<R> FetchPartitionData<R> {
@@ -151,6 +162,7 @@ impl<R> FetchPartitionData<R> {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records: Some(Vec::new()),
+            diverging_epoch: None,
         }
     }
 }
@@ -281,7 +293,19 @@ impl<R: RegionLen> Writer<R> {
             self.buf.put_i32(p.preferred_read_replica);
         }
         self.records(p.records)?;
-        self.tags();
+        match p.diverging_epoch.filter(|_| self.flexible()) {
+            Some(diverging) => {
+                // One tagged field: tag 0, 13 bytes (epoch, end offset and
+                // the struct's own empty tags).
+                self.buf.put_u8(1);
+                put_uvarint(&mut self.buf, 0);
+                put_uvarint(&mut self.buf, 13);
+                self.buf.put_i32(diverging.epoch);
+                self.buf.put_i64(diverging.end_offset);
+                self.buf.put_u8(0);
+            }
+            None => self.tags(),
+        }
         Ok(())
     }
 

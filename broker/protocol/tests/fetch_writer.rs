@@ -7,12 +7,14 @@ mod common;
 use bytes::{Bytes, BytesMut};
 use common::{TestRegion, XorShift, flatten};
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction as KafkaAbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction as KafkaAbortedTransaction, EpochEndOffset, FetchableTopicResponse,
+    PartitionData,
 };
 use kafka_protocol::messages::{ApiKey, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use runnel_protocol::fetch_writer::{
-    self, AbortedTransaction, Chunk, FetchPartitionData, FetchResponseData, FetchTopicData,
+    self, AbortedTransaction, Chunk, DivergingEpoch, FetchPartitionData, FetchResponseData,
+    FetchTopicData,
 };
 use runnel_protocol::frame::SIZE_PREFIX_BYTES;
 use runnel_protocol::response;
@@ -60,6 +62,12 @@ fn to_kafka(response: &FetchResponseData<TestRegion>, version: i16) -> FetchResp
                     (-1).into()
                 })
                 .with_records(records)
+                .with_diverging_epoch(match p.diverging_epoch.filter(|_| version >= 12) {
+                    Some(d) => EpochEndOffset::default()
+                        .with_epoch(d.epoch)
+                        .with_end_offset(d.end_offset),
+                    None => EpochEndOffset::default(),
+                })
         });
         kafka_topic(t.topic_id)
             .with_topic(TopicName(t.name.clone()))
@@ -187,6 +195,17 @@ fn aborted_transactions_null_empty_and_listed() {
         &response(vec![topic("txn", 9, vec![listed, empty, null])]),
         3,
     );
+}
+
+#[test]
+fn a_diverging_epoch_is_tagged_field_zero_from_v12() {
+    let mut p = FetchPartitionData::new(3);
+    p.diverging_epoch = Some(DivergingEpoch {
+        epoch: 7,
+        end_offset: 1234,
+    });
+    p.records = None;
+    assert_same_bytes(&response(vec![topic("t", 4, vec![p])]), 9);
 }
 
 #[test]

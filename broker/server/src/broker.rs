@@ -50,6 +50,10 @@ pub struct Broker {
     pub txn_coordinator: Arc<TxnCoordinator>,
     /// Loads and unloads the transaction coordinator's partitions (txns.rs).
     pub txn_partitions: Arc<TxnPartitions>,
+    /// This broker's followers' fetches.
+    pub fetchers: Arc<crate::replication::ReplicaFetchers>,
+    /// ISR changes its leaders ask of the controller.
+    pub isr_updates: Arc<crate::replication::IsrUpdates>,
     #[cfg(feature = "fault-injection")]
     pub faults: crate::fault::Faults,
 }
@@ -96,21 +100,42 @@ impl Broker {
             Arc::clone(&txn_coordinator),
             Arc::clone(&group_coordinator),
         ));
+        let inter_broker_listener = config
+            .quorum
+            .as_ref()
+            .and_then(|q| q.inter_broker_listener_name.clone())
+            .unwrap_or_else(|| config.client_listener_name().to_owned());
+        let fetchers = Arc::new(crate::replication::ReplicaFetchers::new(
+            config.node_id,
+            config.replication.clone(),
+            inter_broker_listener,
+            Arc::clone(&metadata),
+            Arc::clone(&replicas),
+        ));
         let listeners: Vec<Arc<dyn LocalChangesListener>> = vec![
+            Arc::clone(&fetchers) as _,
             Arc::clone(&group_coordinator) as _,
             Arc::clone(&txn_partitions) as _,
         ];
         let topics = Arc::new(TopicAdmin::new(
             config.log.clone(),
-            config.num_partitions,
+            (config.num_partitions, config.default_replication_factor),
             Arc::clone(&metadata),
             Arc::clone(&replicas),
             listeners,
         ));
+        // A quorum of one has one broker to place replicas on.
+        let alone = |rf: i16| if config.quorum.is_some() { rf } else { 1 };
         let internal = Arc::new(InternalTopics::new(
             Arc::clone(&topics),
-            config.offsets_topic_num_partitions,
-            config.transaction_state_log_num_partitions,
+            (
+                config.offsets_topic_num_partitions,
+                alone(config.offsets_topic_replication_factor),
+            ),
+            (
+                config.transaction_state_log_num_partitions,
+                alone(config.transaction_state_log_replication_factor),
+            ),
         ));
         Self {
             storage,
@@ -125,6 +150,8 @@ impl Broker {
             producer_ids,
             txn_coordinator,
             txn_partitions,
+            fetchers,
+            isr_updates: Arc::default(),
             #[cfg(feature = "fault-injection")]
             faults: crate::fault::Faults::from_env(),
         }

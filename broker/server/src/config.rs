@@ -90,6 +90,14 @@ pub struct BrokerConfig {
     pub producer_id_expiration_check_interval_ms: i64,
     /// `transaction.state.log.num.partitions` (50).
     pub transaction_state_log_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (3, as Kafka; a quorum of one
+    /// uses 1).
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor` (3, as Kafka; a quorum
+    /// of one uses 1).
+    pub transaction_state_log_replication_factor: i16,
+    /// The `replica.*` settings of followers and leaders.
+    pub replication: ReplicationConfig,
     /// `transaction.max.timeout.ms` (900000): the longest
     /// `transaction.timeout.ms` a producer may ask for.
     pub transaction_max_timeout_ms: i64,
@@ -141,6 +149,9 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             transaction_state_log_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            transaction_state_log_replication_factor: 3,
+            replication: ReplicationConfig::default(),
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transactional_id_expiration_ms: 604_800_000,
@@ -148,6 +159,42 @@ impl Default for BrokerConfig {
             rack: None,
             log: LogConfig::default(),
             quorum: None,
+        }
+    }
+}
+
+/// How followers fetch from leaders and leaders judge them, by Kafka's
+/// `replica.*` names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms` (30000): a follower that has not caught
+    /// up with the leader's log end for this long leaves the ISR.
+    pub lag_time_max_ms: i64,
+    /// `num.replica.fetchers` (1): fetch connections per source broker.
+    pub num_fetchers: usize,
+    /// `replica.fetch.max.bytes` (1 MiB): per partition and fetch.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10 MiB): per fetch.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.wait.max.ms` (500): how long a leader holds a
+    /// follower's fetch while it has nothing new.
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): the wait after a failed fetch.
+    pub fetch_backoff_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self {
+            lag_time_max_ms: 30_000,
+            num_fetchers: 1,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_backoff_ms: 1_000,
         }
     }
 }
@@ -284,6 +331,17 @@ static KEYS: &[Key] = &[
     Key { name: "broker.session.timeout.ms", apply: Apply::Later },
     Key { name: "broker.heartbeat.interval.ms", apply: Apply::Later },
     Key { name: "inter.broker.listener.name", apply: Apply::Later },
+    Key { name: "offsets.topic.replication.factor", apply: broker!(offsets_topic_replication_factor, |v| int(v, 1)) },
+    Key { name: "transaction.state.log.replication.factor", apply: broker!(transaction_state_log_replication_factor, |v| int(v, 1)) },
+    Key { name: "replica.lag.time.max.ms", apply: Apply::Broker(|c, v| { c.replication.lag_time_max_ms = int(v, 1)?; Ok(()) }) },
+    Key { name: "num.replica.fetchers", apply: Apply::Broker(|c, v| { c.replication.num_fetchers = int(v, 1)?; Ok(()) }) },
+    Key { name: "replica.fetch.max.bytes", apply: Apply::Broker(|c, v| { c.replication.fetch_max_bytes = int(v, 0)?; Ok(()) }) },
+    Key { name: "replica.fetch.response.max.bytes", apply: Apply::Broker(|c, v| { c.replication.fetch_response_max_bytes = int(v, 0)?; Ok(()) }) },
+    Key { name: "replica.fetch.wait.max.ms", apply: Apply::Broker(|c, v| { c.replication.fetch_wait_max_ms = int(v, 0)?; Ok(()) }) },
+    Key { name: "replica.fetch.min.bytes", apply: Apply::Broker(|c, v| { c.replication.fetch_min_bytes = int(v, 1)?; Ok(()) }) },
+    Key { name: "replica.fetch.backoff.ms", apply: Apply::Broker(|c, v| { c.replication.fetch_backoff_ms = int(v, 0)?; Ok(()) }) },
+    Key { name: "min.insync.replicas", apply: Apply::Log("min.insync.replicas") },
+    Key { name: "unclean.leader.election.enable", apply: Apply::Log("unclean.leader.election.enable") },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
     Key { name: "log.segment.bytes", apply: Apply::Log("segment.bytes") },
     Key { name: "log.roll.hours", apply: Apply::LogScaled("segment.ms", 3_600_000) },
@@ -352,19 +410,13 @@ struct Setting {
 const IGNORED_KAFKA_KEYS: &[&str] = &[
     "auto.leader.rebalance.enable",
     "log.retention.check.interval.ms",
-    "min.insync.replicas",
     "num.io.threads",
     "num.network.threads",
-    "num.replica.fetchers",
-    "offsets.topic.replication.factor",
-    "replica.lag.time.max.ms",
     "share.coordinator.state.topic.min.isr",
     "share.coordinator.state.topic.replication.factor",
     "socket.receive.buffer.bytes",
     "socket.send.buffer.bytes",
     "transaction.state.log.min.isr",
-    "transaction.state.log.replication.factor",
-    "unclean.leader.election.enable",
     "zookeeper.connect",
     "zookeeper.connection.timeout.ms",
 ];

@@ -17,36 +17,38 @@ const SEGMENT_BYTES: u64 = 100 << 20;
 #[derive(Debug)]
 pub struct InternalTopics {
     admin: Arc<TopicAdmin>,
-    /// `offsets.topic.num.partitions`.
-    offsets_partitions: i32,
-    /// `transaction.state.log.num.partitions`.
-    transaction_partitions: i32,
+    /// `offsets.topic.num.partitions` and `offsets.topic.replication.factor`.
+    offsets: (i32, i16),
+    /// `transaction.state.log.num.partitions` and
+    /// `transaction.state.log.replication.factor`.
+    transactions: (i32, i16),
 }
 
 impl InternalTopics {
-    pub fn new(
-        admin: Arc<TopicAdmin>,
-        offsets_partitions: i32,
-        transaction_partitions: i32,
-    ) -> Self {
+    pub fn new(admin: Arc<TopicAdmin>, offsets: (i32, i16), transactions: (i32, i16)) -> Self {
         Self {
             admin,
-            offsets_partitions,
-            transaction_partitions,
+            offsets,
+            transactions,
         }
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet.
     pub fn ensure_offsets(&self, now_ms: i64) -> Result<(), TopicOpError> {
-        self.ensure(OFFSETS_TOPIC, self.offsets_partitions, now_ms)
+        self.ensure(OFFSETS_TOPIC, self.offsets, now_ms)
     }
 
     /// Creates `__transaction_state` if it does not exist yet.
     pub fn ensure_transactions(&self, now_ms: i64) -> Result<(), TopicOpError> {
-        self.ensure(TRANSACTION_TOPIC, self.transaction_partitions, now_ms)
+        self.ensure(TRANSACTION_TOPIC, self.transactions, now_ms)
     }
 
-    fn ensure(&self, name: &str, partitions: i32, now_ms: i64) -> Result<(), TopicOpError> {
+    fn ensure(
+        &self,
+        name: &str,
+        (partitions, replication_factor): (i32, i16),
+        now_ms: i64,
+    ) -> Result<(), TopicOpError> {
         if self.admin.topic(name).is_some() {
             return Ok(());
         }
@@ -56,7 +58,7 @@ impl InternalTopics {
         ]);
         match self
             .admin
-            .create_topic(name, partitions, 1, configs, false, now_ms)
+            .create_topic(name, partitions, replication_factor, configs, false, now_ms)
         {
             Ok(_) | Err(TopicOpError::AlreadyExists(_)) => Ok(()),
             Err(err) => Err(err),

@@ -48,6 +48,7 @@ mod producer_ids;
 mod quorum_metrics;
 mod quorum_node;
 mod replica_manager;
+mod replication;
 mod serve;
 mod storage_health;
 mod tools;

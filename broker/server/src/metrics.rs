@@ -134,9 +134,11 @@ pub enum LateSlot {
     Groups = 0,
     /// The metadata quorum and the controller (`quorum_metrics`).
     Quorum = 1,
+    /// Partition replication (`replication::metrics`).
+    Replication = 2,
 }
 
-const LATE_SLOTS: usize = 2;
+const LATE_SLOTS: usize = 3;
 
 #[derive(Debug)]
 struct LateCollector(Arc<OnceLock<Box<dyn Collector>>>);

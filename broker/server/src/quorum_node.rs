@@ -221,6 +221,8 @@ pub struct QuorumTasks {
     tasks: tokio::task::JoinSet<()>,
     /// Registers this broker and heartbeats: stopped first at shutdown.
     registration: tokio::task::JoinHandle<()>,
+    /// The leaders' ISR changes and their lag check: stopped with it.
+    isr: tokio::task::JoinSet<()>,
     client: Arc<ControllerClient>,
     /// Fires when the image can no longer follow the log.
     pub replay_failed: tokio::sync::oneshot::Receiver<String>,
@@ -265,6 +267,7 @@ impl QuorumTasks {
     /// is closed. Any still running after a while are aborted.
     pub async fn shutdown(mut self) {
         self.registration.abort();
+        self.isr.shutdown().await;
         self.driver.shutdown().await;
         let joined = tokio::time::timeout(TASKS_STOP_TIMEOUT, async {
             while self.tasks.join_next().await.is_some() {}
@@ -386,10 +389,23 @@ pub async fn run_broker_side(
             driver,
             tasks,
             registration: tokio::spawn(async {}),
+            isr: tokio::task::JoinSet::new(),
             client,
             replay_failed,
         });
     }
+    let mut isr = tokio::task::JoinSet::new();
+    {
+        let updates = Arc::clone(&broker.isr_updates);
+        let metadata = Arc::clone(&broker.metadata);
+        let client = Arc::clone(&client);
+        isr.spawn(async move { updates.run(metadata, client).await });
+    }
+    isr.spawn(crate::replication::isr_updates::check_lagging_followers(
+        Arc::clone(&broker.replicas),
+        Arc::clone(&broker.isr_updates),
+        broker.config.replication.lag_time_max_ms,
+    ));
     let registration = {
         let config = Arc::new(broker.config.clone());
         let client = Arc::clone(&client);
@@ -414,6 +430,7 @@ pub async fn run_broker_side(
         driver,
         tasks,
         registration,
+        isr,
         client,
         replay_failed,
     })

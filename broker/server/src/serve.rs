@@ -171,6 +171,14 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
         .filter(|tp| tp.topic != crate::cluster_metadata::METADATA_TOPIC)
         .count();
     metrics.attach_collector(
+        crate::metrics::LateSlot::Replication,
+        Box::new(crate::replication::metrics::ReplicationCollector {
+            replicas: Arc::downgrade(&broker.replicas),
+            metadata: Arc::downgrade(&broker.metadata),
+            updates: Arc::downgrade(&broker.isr_updates),
+        }),
+    );
+    metrics.attach_collector(
         crate::metrics::LateSlot::Groups,
         Box::new(crate::group_metrics::GroupCollector::new(&broker)),
     );
@@ -290,6 +298,7 @@ async fn serve(mut config: BrokerConfig) -> Result<()> {
     }
     drop(listener);
     http_state.set_ready(false);
+    broker.fetchers.stop().await;
     let _ = stop.send(true);
     broker.groups.release_waiters();
     // Connections finish the request they are in, then close.
@@ -452,7 +461,26 @@ async fn watch_storage(
 ) {
     every(STORAGE_CHECK_MS, stop, "checking the log dirs", move || {
         broker.storage.probe_failing();
-        http_state.set_not_ready_because(broker.storage.not_ready_because());
+        let mut reasons = broker.storage.not_ready_because();
+        // A broker restarted into a cluster is ready once it is back in
+        // every ISR it belongs to (the operator's rolling restart waits).
+        let behind = crate::replication::metrics::catching_up(
+            &broker.metadata.image(),
+            broker.config.node_id,
+        );
+        if !behind.is_empty() {
+            reasons.push(format!(
+                "{} partition(s) still catching up with their leaders ({})",
+                behind.len(),
+                behind
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        http_state.set_not_ready_because(reasons);
     })
     .await
 }

@@ -34,7 +34,9 @@ pub enum TopicOpError {
     Unknown(String),
     #[error("partition count {count} is invalid: {reason}")]
     InvalidPartitions { count: i32, reason: String },
-    #[error("replication factor {0} is invalid: this cluster has one broker")]
+    #[error(
+        "replication factor {0} is invalid: it must be at least 1 (or -1 for default.replication.factor)"
+    )]
     InvalidReplicationFactor(i16),
     #[error(transparent)]
     InvalidConfig(TopicError),
@@ -88,6 +90,9 @@ pub struct TopicAdmin {
     log_defaults: LogConfig,
     /// `num.partitions`: a topic created with -1 partitions gets these.
     num_partitions: i32,
+    /// `default.replication.factor`: a topic created with -1 replicas
+    /// gets these.
+    default_replication_factor: i16,
     metadata: Arc<ClusterMetadata>,
     /// This broker's share of every change; `metadata` holds it weakly.
     _applier: Arc<LocalApplier>,
@@ -143,6 +148,7 @@ fn rack_alternated(brokers: &[(Option<&str>, i32)]) -> Vec<i32> {
 /// then every listener follows.
 #[derive(Debug)]
 struct LocalApplier {
+    node_id: i32,
     log_defaults: LogConfig,
     replicas: Arc<ReplicaManager>,
     listeners: Vec<Arc<dyn LocalChangesListener>>,
@@ -151,13 +157,15 @@ struct LocalApplier {
 impl ApplyLocal for LocalApplier {
     fn apply(&self, applied: &Applied, now_ms: i64) -> Result<(), runnel_log::LogError> {
         let image = &applied.image;
-        let storage = self.replicas.apply(&applied.local, now_ms, |name| {
-            image
-                .topic(name)
-                .map(|t| Topic::from_image(image, t))
-                .and_then(|t| t.log_config(&self.log_defaults).ok())
-                .unwrap_or_else(|| self.log_defaults.clone())
-        });
+        let storage = self
+            .replicas
+            .apply(self.node_id, &applied.local, now_ms, |name| {
+                image
+                    .topic(name)
+                    .map(|t| Topic::from_image(image, t))
+                    .and_then(|t| t.log_config(&self.log_defaults).ok())
+                    .unwrap_or_else(|| self.log_defaults.clone())
+            });
         for listener in &self.listeners {
             listener.changed(applied, now_ms);
         }
@@ -170,12 +178,13 @@ impl TopicAdmin {
     /// every change with it.
     pub fn new(
         log_defaults: LogConfig,
-        num_partitions: i32,
+        (num_partitions, default_replication_factor): (i32, i16),
         metadata: Arc<ClusterMetadata>,
         replicas: Arc<ReplicaManager>,
         listeners: Vec<Arc<dyn LocalChangesListener>>,
     ) -> Self {
         let applier = Arc::new(LocalApplier {
+            node_id: metadata.node_id(),
             log_defaults: log_defaults.clone(),
             replicas,
             listeners,
@@ -185,6 +194,7 @@ impl TopicAdmin {
         Self {
             log_defaults,
             num_partitions,
+            default_replication_factor,
             metadata,
             _applier: applier,
             changes: Mutex::new(()),
@@ -280,9 +290,11 @@ impl TopicAdmin {
                 reason: "must be at least 1".into(),
             });
         }
-        if !matches!(replication_factor, -1 | 1) {
-            return Err(TopicOpError::InvalidReplicationFactor(replication_factor));
-        }
+        let replication_factor = match replication_factor {
+            -1 => self.default_replication_factor,
+            rf if rf >= 1 => rf,
+            rf => return Err(TopicOpError::InvalidReplicationFactor(rf)),
+        };
         if let Some(quorum) = self.metadata.quorum().filter(|q| !q.is_controller()) {
             return forward::create_topic(
                 &self.metadata,
@@ -310,11 +322,17 @@ impl TopicAdmin {
         if let Some(entry) = &entry {
             self.check_levels(name, entry)?;
         }
-        let topic = self.create_locked(name, partitions, configs, validate_only, now_ms)?;
+        let topic = self.create_locked(
+            name,
+            (partitions, replication_factor),
+            configs,
+            validate_only,
+            now_ms,
+        )?;
         if let Some(entry) = &entry
             && !validate_only
         {
-            self.create_levels(name, entry, partitions, now_ms)?;
+            self.create_levels(name, entry, (partitions, replication_factor), now_ms)?;
         }
         Ok(topic)
     }
@@ -346,12 +364,12 @@ impl TopicAdmin {
     }
 
     /// Creates the levels of an entry topic that do not exist yet, with the
-    /// entry's partition count.
+    /// entry's partition count and replication factor.
     fn create_levels(
         &self,
         entry_name: &str,
         entry: &EntryConfig,
-        partitions: i32,
+        (partitions, replication_factor): (i32, i16),
         now_ms: i64,
     ) -> Result<(), TopicOpError> {
         for (level, delay_ms) in entry.level_topics() {
@@ -364,7 +382,13 @@ impl TopicAdmin {
             ]);
             LevelConfig::stamp_append_time(&mut configs);
             checked_config(&level, &self.log_defaults, &configs)?;
-            self.create_locked(&level, partitions, configs, false, now_ms)?;
+            self.create_locked(
+                &level,
+                (partitions, replication_factor),
+                configs,
+                false,
+                now_ms,
+            )?;
             tracing::info!(
                 entry = entry_name,
                 level,
@@ -379,7 +403,7 @@ impl TopicAdmin {
     fn create_locked(
         &self,
         name: &str,
-        partitions: i32,
+        (partitions, replication_factor): (i32, i16),
         configs: BTreeMap<String, String>,
         validate_only: bool,
         now_ms: i64,
@@ -410,7 +434,7 @@ impl TopicAdmin {
             name: topic.name.clone(),
             id: topic.id,
             partitions,
-            replication_factor: 1,
+            replication_factor,
             configs: topic.configs.clone(),
         };
         let alone = self.alone();
@@ -520,7 +544,18 @@ impl TopicAdmin {
         })?;
         tracing::info!(topic = name, configs = ?topic.configs, "altered topic configs");
         if let Some(DeliveryConfig::Entry(entry)) = &delivery {
-            self.create_levels(name, entry, topic.partitions, crate::clock::now_ms())?;
+            let replication_factor = self
+                .metadata
+                .image()
+                .partition(name, 0)
+                .and_then(|p| i16::try_from(p.replicas.len()).ok())
+                .unwrap_or(self.default_replication_factor);
+            self.create_levels(
+                name,
+                entry,
+                (topic.partitions, replication_factor),
+                crate::clock::now_ms(),
+            )?;
         }
         Ok(topic)
     }

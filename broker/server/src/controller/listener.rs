@@ -266,9 +266,11 @@ fn register(
             is_migrating_zk_broker: false,
             log_dirs: request.log_dirs.clone(),
         };
-        // A broker back after it was fenced leads its partitions again.
-        let mut records = runnel_metadata::changes::register_broker(&registration);
-        records.extend(fencing::lead_again(image, id));
+        // A broker back (a new process, its log maybe gone) leaves the
+        // ISRs it shares until it caught up; where it was the last in
+        // sync, it leads (again).
+        let mut records = fencing::rejoin_partitions(image, id);
+        records.extend(runnel_metadata::changes::register_broker(&registration));
         Ok((records, epoch))
     });
     match changed {

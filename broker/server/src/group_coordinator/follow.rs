@@ -41,7 +41,9 @@ impl GroupCoordinator {
 
 impl LocalChangesListener for GroupCoordinator {
     fn changed(&self, applied: &Applied, _now_ms: i64) {
-        for tp in applied.local.deletes.keys() {
+        // Groups are served by the leader of their partition only.
+        let local = &applied.local;
+        for tp in local.deletes.keys().chain(local.followers.keys()) {
             if tp.topic == OFFSETS_TOPIC {
                 self.unload(tp.partition);
             }

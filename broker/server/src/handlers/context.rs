@@ -13,6 +13,7 @@ use crate::internal_topics::InternalTopics;
 use crate::metrics::BrokerMetrics;
 use crate::producer_ids::ProducerIds;
 use crate::replica_manager::{Partition, ReplicaManager};
+use crate::replication::IsrUpdates;
 use crate::topic_admin::TopicAdmin;
 use crate::txn_coordinator::TxnCoordinator;
 
@@ -23,6 +24,8 @@ pub struct DataPath<'a> {
     pub replicas: &'a ReplicaManager,
     pub metadata: &'a ClusterMetadata,
     pub metrics: &'a BrokerMetrics,
+    /// Where a leader's ISR changes go (a follower that caught up).
+    pub isr_updates: &'a IsrUpdates,
 }
 
 impl<'a> DataPath<'a> {
@@ -50,6 +53,7 @@ impl<'a> DataPath<'a> {
             replicas: &broker.replicas,
             metadata: &broker.metadata,
             metrics: &broker.metrics,
+            isr_updates: &broker.isr_updates,
         }
     }
 }

@@ -68,11 +68,13 @@ static TOPIC_KEYS: &[TopicKey] = &[
     TopicKey { name: "index.interval.bytes", broker_name: "log.index.interval.bytes", config_type: ConfigType::Int, render: |c| c.index_interval_bytes.to_string() },
     TopicKey { name: "max.message.bytes", broker_name: "message.max.bytes", config_type: ConfigType::Int, render: |c| c.max_message_bytes.to_string() },
     TopicKey { name: "message.timestamp.type", broker_name: "log.message.timestamp.type", config_type: ConfigType::String, render: |c| timestamp_type(c.message_timestamp_type).into() },
+    TopicKey { name: "min.insync.replicas", broker_name: "min.insync.replicas", config_type: ConfigType::Int, render: |c| c.min_insync_replicas.to_string() },
     TopicKey { name: "retention.bytes", broker_name: "log.retention.bytes", config_type: ConfigType::Long, render: |c| c.retention_bytes.to_string() },
     TopicKey { name: "retention.ms", broker_name: "log.retention.ms", config_type: ConfigType::Long, render: |c| c.retention_ms.to_string() },
     TopicKey { name: "segment.bytes", broker_name: "log.segment.bytes", config_type: ConfigType::Int, render: |c| c.segment_bytes.to_string() },
     TopicKey { name: "segment.index.bytes", broker_name: "log.index.size.max.bytes", config_type: ConfigType::Int, render: |c| c.segment_index_bytes.to_string() },
     TopicKey { name: "segment.ms", broker_name: "log.roll.ms", config_type: ConfigType::Long, render: |c| c.segment_ms.to_string() },
+    TopicKey { name: "unclean.leader.election.enable", broker_name: "unclean.leader.election.enable", config_type: ConfigType::Boolean, render: |c| c.unclean_leader_election_enable.to_string() },
 ];
 
 /// A broker setting that is not a topic's default.
@@ -386,7 +388,9 @@ mod tests {
         assert_eq!(value("segment.bytes"), "1073741824");
         assert_eq!(value("max.message.bytes"), "1048588");
         assert_eq!(value("message.timestamp.type"), "CreateTime");
-        assert_eq!(described.len(), 13);
+        assert_eq!(value("min.insync.replicas"), "1");
+        assert_eq!(value("unclean.leader.election.enable"), "false");
+        assert_eq!(described.len(), 15);
         for d in &described {
             assert_eq!(d.source, DEFAULT_CONFIG, "{}", d.name);
             assert!(!d.read_only);

@@ -1,7 +1,10 @@
 //! Produce: each partition's batches are validated and appended as they
 //! came (only their headers are read); `acks=0` gets no response, and
 //! `acks=-1` waits for the high watermark (on one broker it is there when
-//! the append is). An idempotent
+//! the append is; on a cluster, when the ISR has the batch), is refused
+//! with NOT_ENOUGH_REPLICAS while the ISR is smaller than
+//! `min.insync.replicas`, and gets NOT_LEADER_OR_FOLLOWER when this broker
+//! stops leading before the ISR took the batch. An idempotent
 //! producer's retry of a batch already written is answered with that
 //! batch's offsets; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
 //! old epoch INVALID_PRODUCER_EPOCH.
@@ -30,7 +33,9 @@ use super::DataPath;
 use super::str_bytes;
 use crate::delivery::due_time::check_batches;
 use crate::level_config::{DEFAULT_MAX_DELIVERY_DELAY_MS, LEVELS, MAX_DELIVERY_DELAY};
-use crate::replica_manager::{Appended, Partition, wait_for_high_watermarks};
+use crate::replica_manager::{
+    Appended, Awaited, LeaderWriteError, Partition, Wait, wait_for_high_watermarks,
+};
 
 /// Why a partition's batches were refused: the code, a sentence, and the
 /// index of the record at fault when one is.
@@ -48,9 +53,9 @@ pub async fn handle(
 ) -> Option<ProduceResponse> {
     let acks_valid = matches!(request.acks, -1..=1);
     let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
-    // (topic index, partition index) in the response, the partition, and
-    // the offset its high watermark must reach.
-    let mut awaited: Vec<((usize, usize), Arc<Partition>, i64)> = Vec::new();
+    // (topic index, partition index) in the response, the partition, the
+    // offset its high watermark must reach and the epoch of the append.
+    let mut awaited: Vec<((usize, usize), Wait)> = Vec::new();
     let mut response = ProduceResponse::default();
     let image = path.metadata.image();
     for topic in request.topic_data {
@@ -85,7 +90,7 @@ pub async fn handle(
                     path,
                     (&name, partition.index),
                     partition.records.as_ref(),
-                    entry_max_delay_ms,
+                    (entry_max_delay_ms, request.acks == -1),
                     now_ms,
                 )
             };
@@ -113,7 +118,7 @@ pub async fn handle(
                             response.responses.len(),
                             topic_response.partition_responses.len(),
                         );
-                        awaited.push((slot, target, info.last_offset + 1));
+                        awaited.push((slot, (target, info.last_offset + 1, appended.leader_epoch)));
                     }
                 }
                 Err((error, message, record)) => {
@@ -142,18 +147,26 @@ pub async fn handle(
         response.responses.push(topic_response);
     }
     if !awaited.is_empty() {
-        let waits: Vec<_> = awaited
-            .iter()
-            .map(|(_, partition, offset)| (Arc::clone(partition), *offset))
-            .collect();
-        let reached = wait_for_high_watermarks(&waits, deadline).await;
-        for (((t, p), partition, _), reached) in awaited.iter().zip(reached) {
-            if !reached {
+        let waits: Vec<Wait> = awaited.iter().map(|(_, wait)| wait.clone()).collect();
+        let outcomes = wait_for_high_watermarks(&waits, deadline).await;
+        for (((t, p), (partition, _, _)), outcome) in awaited.iter().zip(outcomes) {
+            let refusal = match outcome {
+                Awaited::Reached => not_enough_after_append(partition),
+                Awaited::TimedOut => Some((
+                    ResponseError::RequestTimedOut,
+                    "the in-sync replicas did not take the batch within the request's timeout",
+                )),
+                Awaited::LeadershipLost => Some((
+                    ResponseError::NotLeaderOrFollower,
+                    "this broker stopped leading the partition before the in-sync replicas took the batch",
+                )),
+            };
+            if let Some((error, why)) = refusal {
                 let out = &mut response.responses[*t].partition_responses[*p];
-                out.error_code = ResponseError::RequestTimedOut.code();
+                out.error_code = error.code();
                 if version >= 8 {
                     out.error_message = Some(str_bytes(format!(
-                        "the in-sync replicas of {}-{} did not take the batch within the request's timeout",
+                        "{}-{}: {why}",
                         partition.topic(),
                         partition.index()
                     )));
@@ -164,14 +177,25 @@ pub async fn handle(
     (request.acks != 0).then_some(response)
 }
 
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below
+/// `min.insync.replicas` while an `acks=all` batch waited, as Kafka's
+/// `DelayedProduce`.
+fn not_enough_after_append(partition: &Partition) -> Option<(ResponseError, &'static str)> {
+    let min = partition.log().config().min_insync_replicas;
+    (partition.in_sync_replicas() < usize::try_from(min).unwrap_or(usize::MAX)).then_some((
+        ResponseError::NotEnoughReplicasAfterAppend,
+        "the batch was written, but the ISR shrank below min.insync.replicas before it was acknowledged",
+    ))
+}
+
 /// Appends one partition's batches; `entry_max_delay_ms` is set for an
 /// entry topic of delayed delivery, whose records' due times are checked
-/// first.
+/// first; `acks_all` checks `min.insync.replicas`.
 fn append(
     path: &DataPath<'_>,
     (topic, partition): (&str, i32),
     records: Option<&Bytes>,
-    entry_max_delay_ms: Option<i64>,
+    (entry_max_delay_ms, acks_all): (Option<i64>, bool),
     now_ms: i64,
 ) -> Result<(Arc<Partition>, Appended), Refusal> {
     let Some(target) = path.led(topic, partition) else {
@@ -191,9 +215,19 @@ fn append(
         })?;
     }
     // A storage failure marks the log dir failing in Partition::append.
-    match target.append(records.map_or(&[][..], |r| &r[..]), now_ms) {
+    match target.append_from_producer(records.map_or(&[][..], |r| &r[..]), acks_all, now_ms) {
         Ok(appended) => Ok((target, appended)),
-        Err(err) => Err((error_code(&err), format!("{err}"), None)),
+        Err(LeaderWriteError::NotLeader) => Err((
+            ResponseError::NotLeaderOrFollower,
+            format!("this broker no longer leads partition {topic}-{partition}"),
+            None,
+        )),
+        Err(err @ LeaderWriteError::NotEnoughReplicas { .. }) => Err((
+            ResponseError::NotEnoughReplicas,
+            format!("{topic}-{partition}: {err}"),
+            None,
+        )),
+        Err(LeaderWriteError::Log(err)) => Err((error_code(&err), format!("{err}"), None)),
     }
 }
 

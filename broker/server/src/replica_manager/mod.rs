@@ -13,6 +13,7 @@
 //! locked only to insert the opened partitions. Deleting removes them from
 //! the map first, then deletes the files without the lock.
 
+mod leader_state;
 mod partition;
 mod purgatory;
 mod watchers;
@@ -25,8 +26,9 @@ use runnel_metadata::LocalReplicaChanges;
 
 use crate::storage_health::StorageHealth;
 
-pub use partition::{Appended, Partition};
-pub use purgatory::wait_for_high_watermarks;
+pub use leader_state::IsrChange;
+pub use partition::{Appended, LeaderWriteError, Partition};
+pub use purgatory::{Awaited, Wait, wait_for_high_watermarks};
 pub use watchers::Waiter;
 
 type HostedPartitions = BTreeMap<i32, Arc<Partition>>;
@@ -80,6 +82,14 @@ impl ReplicaManager {
     /// Partition `index` of `topic`, when this broker hosts it.
     pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.read().get(topic)?.get(&index).cloned()
+    }
+
+    /// Every hosted partition.
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read()
+            .values()
+            .flat_map(|hosted| hosted.values().cloned())
+            .collect()
     }
 
     /// Every hosted partition of `topic`, in index order.
@@ -157,12 +167,14 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Applies this broker's share of a metadata change: hosts the
+    /// Applies broker `node_id`'s share of a metadata change: hosts the
     /// partitions it now leads or follows (creating their logs with
-    /// `config_of(topic)`), stops hosting and deletes those it lost, and
-    /// gives topics whose configs changed their new log settings.
+    /// `config_of(topic)`) in their new role, stops hosting and deletes
+    /// those it lost, and gives topics whose configs changed their new
+    /// log settings.
     pub fn apply(
         &self,
+        node_id: i32,
         local: &LocalReplicaChanges,
         now_ms: i64,
         config_of: impl Fn(&str) -> LogConfig,
@@ -185,12 +197,21 @@ impl ReplicaManager {
         for (topic, indexes) in hosted {
             self.host_indexes(topic, indexes, &config_of(topic), now_ms)?;
         }
-        let led = local.leaders.iter().map(|entry| (entry, true));
-        let followed = local.followers.iter().map(|entry| (entry, false));
-        for ((tp, state), leads) in led.chain(followed) {
+        for (tp, local) in &local.leaders {
             if let Some(partition) = self.get(&tp.topic, tp.partition) {
-                partition.set_leader_epoch(state.state.leader_epoch);
-                partition.set_leader(leads);
+                let state = &local.state;
+                partition.become_leader(
+                    node_id,
+                    state.leader_epoch,
+                    state.partition_epoch,
+                    (&state.replicas, &state.isr),
+                    now_ms,
+                )?;
+            }
+        }
+        for (tp, local) in &local.followers {
+            if let Some(partition) = self.get(&tp.topic, tp.partition) {
+                partition.become_follower(local.state.leader_epoch);
             }
         }
         for topic in local.topic_configs.keys() {

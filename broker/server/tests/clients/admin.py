@@ -28,8 +28,9 @@ dup = admin.create_topics([NewTopic("admin-a", num_partitions=1, replication_fac
 check(error_of(dup["admin-a"]) == "TOPIC_ALREADY_EXISTS", "duplicate create must fail")
 bad = admin.create_topics([NewTopic("bad name!", num_partitions=1, replication_factor=1)])
 check(error_of(bad["bad name!"]) == "TOPIC_EXCEPTION", "bad name must fail")  # librdkafka's name for INVALID_TOPIC_EXCEPTION
-rf = admin.create_topics([NewTopic("admin-rf", num_partitions=1, replication_factor=3)])
-check(error_of(rf["admin-rf"]) == "INVALID_REPLICATION_FACTOR", "replication 3 on one broker must fail")
+brokers = len(admin.list_topics(timeout=DEADLINE_S).brokers)
+rf = admin.create_topics([NewTopic("admin-rf", num_partitions=1, replication_factor=brokers + 1)])
+check(error_of(rf["admin-rf"]) == "INVALID_REPLICATION_FACTOR", f"replication {brokers + 1} on {brokers} brokers must fail")
 
 grow = admin.create_partitions([NewPartitions("admin-a", 5)], request_timeout=DEADLINE_S)
 grow["admin-a"].result(timeout=DEADLINE_S)
