@@ -21,140 +21,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::Broker;
 use common::client::Client;
-use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use common::cluster::{
+    CLUSTER_ID, NODES, START_DEADLINE, free_port, metadata, start_cluster, start_cluster_with,
+    wait_for,
+};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, TopicName, create_topics_request, produce_request,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName, create_topics_request, produce_request,
 };
 use kafka_protocol::protocol::StrBytes;
 use runnel_log::BatchBuilder;
-
-const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
-const NODES: [i32; 3] = [1, 2, 3];
-/// A cluster's start waits for a majority and an election.
-const START_DEADLINE: Duration = Duration::from_secs(60);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Writes node `id`'s server.properties and formats its data dir.
-fn configure(root: &Path, id: i32, voters: &str, extra: &str) -> PathBuf {
-    let dir = root.join(format!("node-{id}"));
-    std::fs::create_dir_all(&dir).expect("node dir");
-    let controller_port = voters
-        .split(',')
-        .find_map(|v| v.strip_prefix(&format!("{id}@127.0.0.1:")))
-        .expect("own voter entry");
-    let config = dir.join("server.properties");
-    let text = format!(
-        "process.roles=broker,controller\n\
-         node.id={id}\n\
-         controller.quorum.voters={voters}\n\
-         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{controller_port}\n\
-         controller.listener.names=CONTROLLER\n\
-         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-         log.dirs={}\n\
-         metrics.listen=127.0.0.1:0\n\
-         controller.quorum.election.timeout.ms=500\n\
-         broker.heartbeat.interval.ms=500\n\
-         {extra}",
-        dir.join("data").display(),
-        extra = extra.replace("{rack}", if id == 3 { "rack-b" } else { "rack-a" }),
-    );
-    std::fs::write(&config, text).expect("write server.properties");
-    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
-        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
-        .arg(&config)
-        .output()
-        .expect("runnel storage format");
-    assert!(
-        output.status.success(),
-        "format node {id}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    config
-}
-
-struct Cluster {
-    _root: tempfile::TempDir,
-    configs: BTreeMap<i32, PathBuf>,
-    nodes: BTreeMap<i32, Broker>,
-}
-
-impl Cluster {
-    fn bootstrap(&self, id: i32) -> String {
-        self.nodes[&id].bootstrap.clone()
-    }
-
-    /// Starts node `id` again on its config and data, after it stopped.
-    fn restart(&mut self, id: i32) {
-        let mut node = Broker::serve_config(&self.configs[&id]);
-        node.wait_ready_within(START_DEADLINE);
-        self.nodes.insert(id, node);
-    }
-}
-
-fn start_cluster() -> Cluster {
-    start_cluster_with("")
-}
-
-/// Three formatted nodes with `extra` server.properties lines each; a
-/// `{rack}` in them is `rack-a` for nodes 1 and 2, `rack-b` for node 3.
-fn start_cluster_with(extra: &str) -> Cluster {
-    let root = tempfile::tempdir().expect("tempdir");
-    let voters: Vec<String> = NODES
-        .iter()
-        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
-        .collect();
-    let voters = voters.join(",");
-    let configs: Vec<(i32, PathBuf)> = NODES
-        .iter()
-        .map(|&id| (id, configure(root.path(), id, &voters, extra)))
-        .collect();
-    // All three start before any is waited on: a node is ready only once
-    // a majority elected a controller and it registered.
-    let mut nodes: BTreeMap<i32, Broker> = configs
-        .iter()
-        .map(|(id, config)| (*id, Broker::serve_config(config)))
-        .collect();
-    for node in nodes.values_mut() {
-        node.wait_ready_within(START_DEADLINE);
-    }
-    Cluster {
-        _root: root,
-        configs: configs.into_iter().collect(),
-        nodes,
-    }
-}
-
-fn metadata(bootstrap: &str, topic: Option<&str>) -> MetadataResponse {
-    let mut request = MetadataRequest::default();
-    request.topics = topic.map(|t| {
-        vec![
-            MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(t.into())))),
-        ]
-    });
-    Client::connect(bootstrap).call(ApiKey::Metadata, 12, &request)
-}
 
 fn broker_ids(response: &MetadataResponse) -> Vec<i32> {
     let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
     ids.sort_unstable();
     ids
-}
-
-/// Checks `condition` until it holds or `deadline` passes.
-fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
-    let until = Instant::now() + deadline;
-    while !condition() {
-        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -949,7 +830,7 @@ fn a_wiped_voter_refuses_to_start() {
 #[test]
 fn a_broker_only_node_joins_three_voters() {
     let cluster = start_cluster();
-    let root = cluster._root.path();
+    let root = cluster.root.path();
     let voters = std::fs::read_to_string(&cluster.configs[&1])
         .expect("node 1's config")
         .lines()

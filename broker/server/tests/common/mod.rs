@@ -3,6 +3,7 @@
 //! hung broker fails the test instead of hanging it.
 
 pub mod client;
+pub mod cluster;
 pub mod dump_log;
 pub mod kafka;
 pub mod raw;

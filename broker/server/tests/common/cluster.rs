@@ -1,0 +1,137 @@
+//! Three combined nodes (`process.roles=broker,controller`) on loopback,
+//! each with its own Kafka-style server.properties and data dir,
+//! formatted with `runnel storage format`, for the tests of a cluster.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Broker;
+use super::client::Client;
+
+pub const CLUSTER_ID: &str = "MkU3OEVBNTcwNTJENDM2Qg";
+pub const NODES: [i32; 3] = [1, 2, 3];
+/// A cluster's start waits for a majority and an election.
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Writes node `id`'s server.properties and formats its data dir.
+pub fn configure(root: &Path, id: i32, voters: &str, extra: &str) -> PathBuf {
+    let dir = root.join(format!("node-{id}"));
+    std::fs::create_dir_all(&dir).expect("node dir");
+    let controller_port = voters
+        .split(',')
+        .find_map(|v| v.strip_prefix(&format!("{id}@127.0.0.1:")))
+        .expect("own voter entry");
+    let config = dir.join("server.properties");
+    let text = format!(
+        "process.roles=broker,controller\n\
+         node.id={id}\n\
+         controller.quorum.voters={voters}\n\
+         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:{controller_port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         log.dirs={}\n\
+         metrics.listen=127.0.0.1:0\n\
+         controller.quorum.election.timeout.ms=500\n\
+         broker.heartbeat.interval.ms=500\n\
+         {extra}",
+        dir.join("data").display(),
+        extra = extra.replace("{rack}", if id == 3 { "rack-b" } else { "rack-a" }),
+    );
+    std::fs::write(&config, text).expect("write server.properties");
+    let output = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args(["storage", "format", "-t", CLUSTER_ID, "-c"])
+        .arg(&config)
+        .output()
+        .expect("runnel storage format");
+    assert!(
+        output.status.success(),
+        "format node {id}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    config
+}
+
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub configs: BTreeMap<i32, PathBuf>,
+    pub nodes: BTreeMap<i32, Broker>,
+}
+
+impl Cluster {
+    pub fn bootstrap(&self, id: i32) -> String {
+        self.nodes[&id].bootstrap.clone()
+    }
+
+    /// Starts node `id` again on its config and data, after it stopped.
+    pub fn restart(&mut self, id: i32) {
+        let mut node = Broker::serve_config(&self.configs[&id]);
+        node.wait_ready_within(START_DEADLINE);
+        self.nodes.insert(id, node);
+    }
+}
+
+pub fn start_cluster() -> Cluster {
+    start_cluster_with("")
+}
+
+/// Three formatted nodes with `extra` server.properties lines each; a
+/// `{rack}` in them is `rack-a` for nodes 1 and 2, `rack-b` for node 3.
+pub fn start_cluster_with(extra: &str) -> Cluster {
+    let root = tempfile::tempdir().expect("tempdir");
+    let voters: Vec<String> = NODES
+        .iter()
+        .map(|id| format!("{id}@127.0.0.1:{}", free_port()))
+        .collect();
+    let voters = voters.join(",");
+    let configs: Vec<(i32, PathBuf)> = NODES
+        .iter()
+        .map(|&id| (id, configure(root.path(), id, &voters, extra)))
+        .collect();
+    // All three start before any is waited on: a node is ready only once
+    // a majority elected a controller and it registered.
+    let mut nodes: BTreeMap<i32, Broker> = configs
+        .iter()
+        .map(|(id, config)| (*id, Broker::serve_config(config)))
+        .collect();
+    for node in nodes.values_mut() {
+        node.wait_ready_within(START_DEADLINE);
+    }
+    Cluster {
+        root,
+        configs: configs.into_iter().collect(),
+        nodes,
+    }
+}
+
+pub fn metadata(bootstrap: &str, topic: Option<&str>) -> MetadataResponse {
+    let mut request = MetadataRequest::default();
+    request.topics = topic.map(|t| {
+        vec![
+            MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(t.into())))),
+        ]
+    });
+    Client::connect(bootstrap).call(ApiKey::Metadata, 12, &request)
+}
+
+/// Checks `condition` until it holds or `deadline` passes.
+pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !condition() {
+        assert!(Instant::now() < until, "{what}: not within {deadline:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

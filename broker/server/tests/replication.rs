@@ -1,0 +1,325 @@
+//! Partition replication on three real nodes (tests/common/cluster.rs):
+//! with three replicas, records acknowledged with `acks=all` survive kill
+//! -9 of their leader and every replica ends byte for byte the same;
+//! `min.insync.replicas` refuses `acks=all` writes while the ISR is too
+//! small; a leader that wrote what no follower took (`acks=1`) and was
+//! killed cuts that tail when it comes back, so no replica keeps it.
+//!
+//! Waits are for conditions with a deadline, never sleeps.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::client::Client;
+use common::cluster::{Cluster, NODES, START_DEADLINE, metadata, start_cluster_with, wait_for};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
+    create_topics_request, produce_request,
+};
+use kafka_protocol::protocol::StrBytes;
+use runnel_log::BatchBuilder;
+
+/// Fencing and ISR shrinks within seconds, not Kafka's defaults.
+const FAST: &str = "broker.session.timeout.ms=3000\nreplica.lag.time.max.ms=2000\n";
+const NOT_ENOUGH_REPLICAS: i16 = 19;
+
+/// CreateTopics of `name` with three replicas and `configs`, through
+/// `bootstrap`; waits until every node sees each partition's ISR whole.
+fn create_replicated(cluster: &Cluster, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let mut create = CreateTopicsRequest::default();
+    create.timeout_ms = 30_000;
+    create.topics = vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name.to_string())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(3)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string((*k).into()))
+                            .with_value(Some(StrBytes::from_string((*v).into())))
+                    })
+                    .collect(),
+            ),
+    ];
+    let created: CreateTopicsResponse =
+        Client::connect(&cluster.bootstrap(1)).call(ApiKey::CreateTopics, 7, &create);
+    assert_eq!(created.topics[0].error_code, 0, "create {name}");
+    for id in NODES {
+        wait_for_isr(cluster, id, name, 3);
+    }
+}
+
+/// Each partition of `topic` with its leader and ISR, as node `id` sees
+/// them.
+fn partitions(cluster: &Cluster, id: i32, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>)> {
+    metadata(&cluster.bootstrap(id), Some(topic)).topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let isr = p.isr_nodes.iter().map(|b| b.0).collect();
+            (p.partition_index, (p.leader_id.0, isr))
+        })
+        .collect()
+}
+
+fn wait_for_isr(cluster: &Cluster, id: i32, topic: &str, size: usize) {
+    wait_for(
+        &format!("node {id} sees every ISR of {topic} with {size} members"),
+        START_DEADLINE,
+        || {
+            let seen = partitions(cluster, id, topic);
+            !seen.is_empty() && seen.values().all(|(l, isr)| *l >= 0 && isr.len() == size)
+        },
+    );
+}
+
+fn bootstrap_of(cluster: &Cluster, ids: &[i32]) -> String {
+    ids.iter()
+        .map(|id| cluster.bootstrap(*id))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `lines` (`key:value`) produced by kcat with `acks=all` and idempotence;
+/// kcat exits non-zero when a delivery fails.
+fn produce_all(bootstrap: &str, topic: &str, lines: &[String]) {
+    use std::io::Write;
+    let mut child = common::kcat()
+        .args(["-b", bootstrap, "-P", "-t", topic, "-K", ":"])
+        .args(["-X", "acks=all", "-X", "enable.idempotence=true"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kcat -P");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .expect("write to kcat");
+    }
+    let deadline = Instant::now() + common::DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for kcat") {
+            assert!(status.success(), "kcat -P {topic}: {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "kcat -P {topic} did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every `key:value` of `topic`, read by kcat from the start to the end.
+fn consume_all(bootstrap: &str, topic: &str) -> BTreeSet<String> {
+    let output = common::kcat()
+        .args([
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-f", "%k:%s\\n"])
+        .output()
+        .expect("kcat -C");
+    assert!(
+        output.status.success(),
+        "kcat -C: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One record to `topic`-`partition` with `acks`: the partition's error.
+fn produce_one(bootstrap: &str, topic: &str, partition: i32, acks: i16, value: &str) -> i16 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut builder = BatchBuilder::new(now_ms);
+    builder.push(None, Some(value.as_bytes()), now_ms);
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(Bytes::from(builder.build()));
+    let mut topic_data = produce_request::TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![topic_data];
+    let response: ProduceResponse = Client::connect(bootstrap).call(ApiKey::Produce, 9, &request);
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// The bytes of a partition's log segments and its leader epoch file on
+/// node `id`.
+fn replica_files(root: &Path, id: i32, topic: &str, partition: i32) -> (Vec<u8>, String) {
+    let dir = root.join(format!("node-{id}/data/{topic}-{partition}"));
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .expect("partition dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let bytes = logs
+        .iter()
+        .flat_map(|p| std::fs::read(p).expect("read segment"))
+        .collect();
+    let epochs = std::fs::read_to_string(dir.join("leader-epoch-checkpoint")).unwrap_or_default();
+    (bytes, epochs)
+}
+
+/// Waits until every node holds the same bytes for each partition of
+/// `topic` (followers fetch on their own time).
+fn wait_for_identical_replicas(cluster: &Cluster, topic: &str, partitions: i32) {
+    wait_for(
+        &format!("every replica of {topic} holds the same bytes"),
+        START_DEADLINE,
+        || {
+            (0..partitions).all(|p| {
+                let files: Vec<_> = NODES
+                    .iter()
+                    .map(|id| replica_files(cluster.root.path(), *id, topic, p))
+                    .collect();
+                files.windows(2).all(|w| w[0] == w[1]) && !files[0].0.is_empty()
+            })
+        },
+    );
+}
+
+#[test]
+fn acks_all_records_survive_kill_of_their_leader_and_replicas_end_byte_identical() {
+    let mut cluster = start_cluster_with(FAST);
+    let topic = "replicated";
+    create_replicated(&cluster, topic, 3, &[("min.insync.replicas", "2")]);
+    let first: Vec<String> = (0..300).map(|i| format!("k{i}:before-{i}")).collect();
+    produce_all(&bootstrap_of(&cluster, &NODES), topic, &first);
+
+    let (leader, _) = partitions(&cluster, 1, topic)[&0].clone();
+    cluster.nodes.get_mut(&leader).expect("leader node").kill();
+    let alive: Vec<i32> = NODES.into_iter().filter(|id| *id != leader).collect();
+    wait_for("partition 0 has a new leader", START_DEADLINE, || {
+        let (now, isr) = partitions(&cluster, alive[0], topic)[&0].clone();
+        now >= 0 && now != leader && !isr.contains(&leader)
+    });
+    let second: Vec<String> = (300..600).map(|i| format!("k{i}:after-{i}")).collect();
+    produce_all(&bootstrap_of(&cluster, &alive), topic, &second);
+
+    let read = consume_all(&cluster.bootstrap(alive[0]), topic);
+    let expected: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+    let lost: Vec<_> = expected.difference(&read).take(5).collect();
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+    assert_eq!(read.len(), expected.len(), "nothing else was read");
+
+    // Back, the killed leader catches up, rejoins every ISR, and every
+    // replica holds the same bytes and leader epochs.
+    cluster.restart(leader);
+    for id in NODES {
+        wait_for_isr(&cluster, id, topic, 3);
+    }
+    wait_for_identical_replicas(&cluster, topic, 3);
+    let epochs = replica_files(cluster.root.path(), leader, topic, 0).1;
+    assert!(
+        epochs.lines().count() >= 4,
+        "partition 0 moved to a new epoch: {epochs:?}"
+    );
+}
+
+#[test]
+fn acks_all_is_refused_while_the_isr_is_below_min_insync_replicas() {
+    let mut cluster = start_cluster_with(FAST);
+    let topic = "strict";
+    create_replicated(&cluster, topic, 1, &[("min.insync.replicas", "3")]);
+    let (leader, isr) = partitions(&cluster, 1, topic)[&0].clone();
+    let boot = cluster.bootstrap(leader);
+    assert_eq!(produce_one(&boot, topic, 0, -1, "whole"), 0);
+
+    let follower = *isr.iter().find(|id| **id != leader).expect("a follower");
+    cluster.nodes.get_mut(&follower).expect("follower").kill();
+    wait_for("the ISR shrinks to two", START_DEADLINE, || {
+        partitions(&cluster, leader, topic)[&0].1.len() == 2
+    });
+    assert_eq!(
+        produce_one(&boot, topic, 0, -1, "refused"),
+        NOT_ENOUGH_REPLICAS,
+        "acks=all with two in sync of min.insync.replicas=3"
+    );
+    assert_eq!(produce_one(&boot, topic, 0, 1, "leader only"), 0, "acks=1");
+
+    cluster.restart(follower);
+    wait_for_isr(&cluster, leader, topic, 3);
+    assert_eq!(produce_one(&boot, topic, 0, -1, "whole again"), 0);
+    wait_for_identical_replicas(&cluster, topic, 1);
+}
+
+#[test]
+fn a_killed_leader_cuts_the_tail_no_follower_took_when_it_comes_back() {
+    // The ISR must not shrink while the followers are paused: the killed
+    // leader's tail is then past what the next leader holds. Followers'
+    // fetches are never held by the leader (replica.fetch.wait.max.ms=0):
+    // a paused follower has no fetch parked there that an append would
+    // answer into its socket.
+    let mut cluster = start_cluster_with(
+        "broker.session.timeout.ms=3000\nreplica.lag.time.max.ms=60000\n\
+         replica.fetch.wait.max.ms=0\n",
+    );
+    let topic = "diverged";
+    create_replicated(&cluster, topic, 1, &[("min.insync.replicas", "1")]);
+    let (leader, _) = partitions(&cluster, 1, topic)[&0].clone();
+    let boot = cluster.bootstrap(leader);
+    produce_all(&boot, topic, &["a:kept".to_string()]);
+    wait_for_identical_replicas(&cluster, topic, 1);
+
+    let followers: Vec<i32> = NODES.into_iter().filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.nodes[id].pause();
+    }
+    // Written on the leader alone: acknowledged with acks=1, never taken.
+    for i in 0..3 {
+        assert_eq!(produce_one(&boot, topic, 0, 1, &format!("lost-{i}")), 0);
+    }
+    cluster.nodes.get_mut(&leader).expect("leader").kill();
+    for id in &followers {
+        cluster.nodes[id].resume();
+    }
+    wait_for("a follower leads partition 0", START_DEADLINE, || {
+        let (now, _) = partitions(&cluster, followers[0], topic)[&0].clone();
+        followers.contains(&now)
+    });
+    produce_all(
+        &bootstrap_of(&cluster, &followers),
+        topic,
+        &["b:after".to_string()],
+    );
+
+    cluster.restart(leader);
+    for id in NODES {
+        wait_for_isr(&cluster, id, topic, 3);
+    }
+    wait_for_identical_replicas(&cluster, topic, 1);
+    let read = consume_all(&cluster.bootstrap(leader), topic);
+    assert!(
+        read.contains("a:kept") && read.contains("b:after"),
+        "acknowledged with acks=all: {read:?}"
+    );
+    assert!(
+        !read.contains(":lost-2"),
+        "the old leader's own tail is gone: {read:?}"
+    );
+}
