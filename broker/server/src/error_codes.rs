@@ -8,6 +8,7 @@ use runnel_coordinator::group::GroupError;
 use runnel_coordinator::txn::TxnError;
 
 use crate::group_coordinator::OffsetsError;
+use crate::replica_manager::Awaited;
 use crate::txn_coordinator::TxnRequestError;
 
 /// The group coordinator's refusals, as Kafka's `GroupCoordinator` answers.
@@ -48,6 +49,12 @@ pub fn txn(error: TxnError) -> ResponseError {
 pub fn offsets(error: &OffsetsError) -> ResponseError {
     match error {
         OffsetsError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        // Leadership moved before the ISR took the write: the client
+        // finds the new coordinator.
+        OffsetsError::NotReplicated {
+            outcome: Awaited::LeadershipLost,
+            ..
+        } => ResponseError::NotCoordinator,
         _ => ResponseError::CoordinatorNotAvailable,
     }
 }

@@ -38,6 +38,10 @@ use shard::Shard;
 /// Kafka's internal topic of committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// How long a write to `__consumer_offsets` may wait for the ISR (Kafka's
+/// `offsets.commit.timeout.ms`).
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Debug, Error)]
 pub enum OffsetsError {
     #[error(
@@ -54,6 +58,11 @@ pub enum OffsetsError {
     Create(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Load(#[from] crate::log_reader::ReadError),
+    #[error("the write to {OFFSETS_TOPIC} partition {partition} was not replicated: {outcome:?}")]
+    NotReplicated {
+        partition: i32,
+        outcome: crate::replica_manager::Awaited,
+    },
 }
 
 /// One partition's commit in an OffsetCommit request.
@@ -316,8 +325,11 @@ impl GroupCoordinator {
             let value = record.encode_value()?;
             batch.push(Some(&record.encode_key()?), value.as_deref(), now_ms);
         }
-        log.append(&batch.build(), now_ms)?;
-        Ok(())
+        let appended = log.append(&batch.build(), now_ms)?;
+        match log.wait_replicated(&appended, REPLICATION_TIMEOUT) {
+            crate::replica_manager::Awaited::Reached => Ok(()),
+            outcome => Err(OffsetsError::NotReplicated { partition, outcome }),
+        }
     }
 
     /// The committed offset of one partition for `group`.

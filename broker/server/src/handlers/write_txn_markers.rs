@@ -15,7 +15,11 @@ use runnel_log::control::ControlType;
 
 use super::{DataPath, GroupPath};
 use crate::group_coordinator::OFFSETS_TOPIC;
+use crate::replica_manager::{Awaited, Wait, wait_replicated};
 use crate::txn_coordinator::TxnEnded;
+
+/// How long the markers may wait for the ISR.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn handle(
     data: &DataPath<'_>,
@@ -33,6 +37,9 @@ pub fn handle(
         let mut result = WritableTxnMarkerResult::default();
         result.producer_id = marker.producer_id;
         let mut settles_offsets = false;
+        // (topic index, partition index) in the result, and the wait for
+        // the ISR to hold the marker.
+        let mut written: Vec<((usize, usize), Wait)> = Vec::new();
         for topic in marker.topics {
             let name = topic.name.0.to_string();
             let mut out = WritableTxnMarkerTopicResult::default();
@@ -47,8 +54,11 @@ pub fn handle(
                         marker.coordinator_epoch,
                         now_ms,
                     ) {
-                        Ok(_) => {
+                        Ok(appended) => {
                             settles_offsets |= name == OFFSETS_TOPIC;
+                            let slot = (result.topics.len(), out.partitions.len());
+                            let wait = (led, appended.info.last_offset + 1, appended.leader_epoch);
+                            written.push((slot, wait));
                             None
                         }
                         Err(err) => {
@@ -63,6 +73,20 @@ pub fn handle(
                 out.partitions.push(p);
             }
             result.topics.push(out);
+        }
+        // Answered once the ISR holds them, as Kafka appends markers with
+        // acks=-1: the coordinator sends those that were not again.
+        let waits: Vec<Wait> = written.iter().map(|(_, w)| w.clone()).collect();
+        for (((t, p), _), outcome) in written
+            .iter()
+            .zip(wait_replicated(&waits, REPLICATION_TIMEOUT))
+        {
+            let error = match outcome {
+                Awaited::Reached => continue,
+                Awaited::LeadershipLost => ResponseError::NotLeaderOrFollower,
+                Awaited::TimedOut => ResponseError::RequestTimedOut,
+            };
+            result.topics[*t].partitions[*p].error_code = error.code();
         }
         if settles_offsets {
             groups.group_coordinator.txns_ended([TxnEnded {

@@ -27,7 +27,7 @@ use runnel_metadata::LocalReplicaChanges;
 use crate::storage_health::StorageHealth;
 
 pub use leader_state::IsrChange;
-pub use partition::{Appended, LeaderWriteError, Partition};
+pub use partition::{Appended, LeaderWriteError, Partition, wait_replicated};
 pub use purgatory::{Awaited, Wait, wait_for_high_watermarks};
 pub use watchers::Waiter;
 

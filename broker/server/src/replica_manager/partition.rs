@@ -27,6 +27,7 @@ use runnel_log::manager::lock;
 use runnel_log::{AppendInfo, LogError, PartitionLog, SharedLog};
 
 use super::leader_state::{IsrChange, LeaderState};
+use super::purgatory::{Awaited, Wait, wait_for_high_watermarks};
 use super::watchers::{Waiter, Watchers};
 use crate::storage_health::StorageHealth;
 
@@ -462,6 +463,27 @@ impl Partition {
         self.high_watermark.fetch_min(log_end, Ordering::AcqRel);
     }
 
+    /// Blocks until the ISR holds `appended` (the high watermark passed it
+    /// while this broker led in its epoch), for up to `timeout`: the
+    /// coordinators' writes, which Kafka appends with `acks=-1` and
+    /// answers only once replicated. At once when this broker is the only
+    /// replica in sync.
+    pub fn wait_replicated(
+        self: &Arc<Self>,
+        appended: &Appended,
+        timeout: std::time::Duration,
+    ) -> Awaited {
+        let wait: Wait = (
+            Arc::clone(self),
+            appended.info.last_offset + 1,
+            appended.leader_epoch,
+        );
+        wait_replicated(std::slice::from_ref(&wait), timeout)
+            .into_iter()
+            .next()
+            .unwrap_or(Awaited::TimedOut)
+    }
+
     /// Registers `waiter` to be woken by the next append (a follower's
     /// fetch waiting for data).
     pub fn watch_log_end(&self, waiter: &Waiter) {
@@ -498,5 +520,31 @@ fn block_in_place_if_async<T>(work: impl FnOnce() -> T) -> T {
             tokio::task::block_in_place(work)
         }
         _ => work(),
+    }
+}
+
+/// Blocks until each of `waits` ended (see [`Awaited`]), for up to
+/// `timeout`, from synchronous code: a coordinator's writes, or markers
+/// written for another broker's coordinator.
+pub fn wait_replicated(waits: &[Wait], timeout: std::time::Duration) -> Vec<Awaited> {
+    let reached = |(p, offset, epoch): &Wait| {
+        p.high_watermark() >= *offset && p.leader_epoch() == *epoch && p.is_leader()
+    };
+    if waits.iter().all(reached) {
+        return vec![Awaited::Reached; waits.len()];
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| {
+                handle.block_on(wait_for_high_watermarks(waits, deadline))
+            })
+        }
+        _ => {
+            tracing::warn!(
+                "no runtime to wait for replication on; the writes are not known to be replicated"
+            );
+            vec![Awaited::TimedOut; waits.len()]
+        }
     }
 }

@@ -24,6 +24,13 @@ pub enum TxnStoreError {
     #[error(transparent)]
     Load(#[from] crate::log_reader::ReadError),
     #[error(
+        "the write to {TRANSACTION_TOPIC} partition {partition} was not replicated: {outcome:?}"
+    )]
+    NotReplicated {
+        partition: i32,
+        outcome: crate::replica_manager::Awaited,
+    },
+    #[error(
         "{pending} transaction markers were not written in {waited_ms} ms (one: {topic}-{partition}): their leaders could not be reached or refused them"
     )]
     MarkersNotWritten {

@@ -13,7 +13,10 @@ use runnel_log::control::ControlType;
 
 use super::remote_markers::{Destination, RemoteMarkers, back_off};
 use super::{TRANSACTION_TOPIC, TxnEnded, TxnStoreError};
-use crate::replica_manager::{Partition, ReplicaManager};
+use crate::replica_manager::{Awaited, Partition, ReplicaManager, Wait, wait_replicated};
+
+/// How long a coordinator's write may wait for the ISR.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug)]
 pub(super) struct TxnLog {
@@ -68,8 +71,13 @@ impl TxnLog {
         let batch = BatchBuilder::new(now_ms)
             .record(Some(key), value, now_ms)
             .build();
-        log.append(&batch, now_ms)?;
-        Ok(())
+        let appended = log.append(&batch, now_ms)?;
+        // Replicated before anything follows from it (markers, answers),
+        // as Kafka's coordinator appends with acks=-1.
+        match log.wait_replicated(&appended, REPLICATION_TIMEOUT) {
+            Awaited::Reached => Ok(()),
+            outcome => Err(TxnStoreError::NotReplicated { partition, outcome }),
+        }
     }
 
     /// Writes a transaction's markers in each of its partitions. A
@@ -106,6 +114,8 @@ impl TxnLog {
         loop {
             let mut by_leader: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
             let mut waiting = Vec::new();
+            // Markers written here, each until the ISR holds it.
+            let mut local: Vec<((String, i32), Wait)> = Vec::new();
             for (topic, partition) in pending {
                 match remote.destination(&topic, partition) {
                     Destination::Gone => {
@@ -119,13 +129,19 @@ impl TxnLog {
                             .filter(|p| p.is_leader())
                         {
                             Some(log) => {
-                                log.append_marker(
+                                let appended = log.append_marker(
                                     markers.producer_id,
                                     markers.producer_epoch,
                                     kind,
                                     0,
                                     now_ms,
                                 )?;
+                                let wait = (
+                                    Arc::clone(&log),
+                                    appended.info.last_offset + 1,
+                                    appended.leader_epoch,
+                                );
+                                local.push(((topic, partition), wait));
                             }
                             // The image says so, the partition not yet.
                             None => waiting.push((topic, partition)),
@@ -141,6 +157,16 @@ impl TxnLog {
             }
             for (leader, partitions) in by_leader {
                 waiting.extend(remote.send(markers, leader, partitions));
+            }
+            let waits: Vec<Wait> = local.iter().map(|(_, w)| w.clone()).collect();
+            for ((tp, _), outcome) in local
+                .into_iter()
+                .zip(wait_replicated(&waits, REPLICATION_TIMEOUT))
+            {
+                // Not held by the ISR: written again, by the next leader.
+                if outcome != Awaited::Reached {
+                    waiting.push(tp);
+                }
             }
             let Some((topic, partition)) = waiting.first().cloned() else {
                 return Ok(());
