@@ -27,6 +27,38 @@ use runnel_log::BatchBuilder;
 /// Fencing and ISR shrinks within seconds, not Kafka's defaults.
 const FAST: &str = "broker.session.timeout.ms=3000\nreplica.lag.time.max.ms=2000\n";
 const NOT_ENOUGH_REPLICAS: i16 = 19;
+const FENCED_LEADER_EPOCH: i16 = 74;
+
+/// OffsetForLeaderEpoch of `epoch` for `topic`-0 through `bootstrap`
+/// (v4): the answer's epoch and end offset, and the error when the
+/// request names `epoch` as the current leader epoch.
+fn epoch_end(bootstrap: &str, topic: &str, epoch: i32) -> ((i32, i64), i16) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+    let ask = |current: i32| {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id((-1).into())
+            .with_topics(vec![
+                OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(vec![
+                        OffsetForLeaderPartition::default()
+                            .with_partition(0)
+                            .with_current_leader_epoch(current)
+                            .with_leader_epoch(epoch),
+                    ]),
+            ]);
+        let response: OffsetForLeaderEpochResponse =
+            Client::connect(bootstrap).call(ApiKey::OffsetForLeaderEpoch, 4, &request);
+        response.topics[0].partitions[0].clone()
+    };
+    let answer = ask(-1);
+    assert_eq!(answer.error_code, 0, "OffsetForLeaderEpoch");
+    let fenced = ask(epoch);
+    ((answer.leader_epoch, answer.end_offset), fenced.error_code)
+}
 
 /// CreateTopics of `name` with three replicas and `configs`, through
 /// `bootstrap`; waits until every node sees each partition's ISR whole.
@@ -218,6 +250,16 @@ fn acks_all_records_survive_kill_of_their_leader_and_replicas_end_byte_identical
         let (now, isr) = partitions(&cluster, alive[0], topic)[&0].clone();
         now >= 0 && now != leader && !isr.contains(&leader)
     });
+    // KIP-320: epoch 0 ends where the new leader's epoch began, and a
+    // client that still knows epoch 0 as current is fenced.
+    let new_leader = partitions(&cluster, alive[0], topic)[&0].0;
+    let (end, stale) = epoch_end(&cluster.bootstrap(new_leader), topic, 0);
+    assert_eq!(end.0, 0, "epoch 0 is the newest at or below 0");
+    assert!(
+        end.1 > 0,
+        "epoch 0 held the records before the kill: {end:?}"
+    );
+    assert_eq!(stale, FENCED_LEADER_EPOCH);
     let second: Vec<String> = (300..600).map(|i| format!("k{i}:after-{i}")).collect();
     produce_all(&bootstrap_of(&cluster, &alive), topic, &second);
 

@@ -173,6 +173,33 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(p.error_code, 0);
             assert!(p.offset >= 1);
         }
+        ApiKey::OffsetForLeaderEpoch => {
+            use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                OffsetForLeaderPartition, OffsetForLeaderTopic,
+            };
+            use kafka_protocol::messages::{
+                OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+            };
+            // A single broker's partitions are all in epoch 0, which ends
+            // at the log end.
+            let request = OffsetForLeaderEpochRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(vec![
+                    OffsetForLeaderTopic::default()
+                        .with_topic(name("sweep"))
+                        .with_partitions(vec![
+                            OffsetForLeaderPartition::default()
+                                .with_partition(0)
+                                .with_current_leader_epoch(0)
+                                .with_leader_epoch(0),
+                        ]),
+                ]);
+            let response: OffsetForLeaderEpochResponse = client.call(api, version, &request);
+            let p = &response.topics[0].partitions[0];
+            assert_eq!(p.error_code, 0);
+            assert_eq!(p.leader_epoch, 0);
+            assert!(p.end_offset >= 1);
+        }
         ApiKey::CreateTopics => {
             assert_eq!(
                 create_topic(client, &format!("sweep-create-{version}"), 1, version),

@@ -241,7 +241,7 @@ fn read(
 /// FENCED_LEADER_EPOCH for a fetch that knows an older leader epoch than
 /// this leader's, UNKNOWN_LEADER_EPOCH for one that knows a newer one
 /// (this broker has not seen it yet); -1 asks for no check (KIP-320).
-fn stale_epoch(asked: i32, current: i32) -> Option<ResponseError> {
+pub(super) fn stale_epoch(asked: i32, current: i32) -> Option<ResponseError> {
     match asked {
         a if a < 0 => None,
         a if a < current => Some(ResponseError::FencedLeaderEpoch),

@@ -44,10 +44,13 @@ pub fn handle(
                     let found = match partition.timestamp {
                         // read_committed consumers end at the last stable
                         // offset.
-                        LATEST if request_isolation == READ_COMMITTED => {
-                            Ok(Some((-1, log.last_stable_offset())))
-                        }
-                        LATEST => Ok(Some((-1, log.log_end_offset()))),
+                        // Consumers end at the high watermark (at the last
+                        // stable offset, read_committed ones).
+                        LATEST if request_isolation == READ_COMMITTED => Ok(Some((
+                            -1,
+                            log.last_stable_offset().min(hosted.high_watermark()),
+                        ))),
+                        LATEST => Ok(Some((-1, hosted.high_watermark()))),
                         EARLIEST => Ok(Some((-1, log.log_start_offset()))),
                         // The first record with the largest timestamp:
                         // the first at or after it.

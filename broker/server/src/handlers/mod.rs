@@ -31,6 +31,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
@@ -129,6 +130,10 @@ pub async fn dispatch(
         ApiKey::ListOffsets => respond(
             request,
             &list_offsets::handle(&data_path, body(request)?, version),
+        ),
+        ApiKey::OffsetForLeaderEpoch => respond(
+            request,
+            &offset_for_leader_epoch::handle(&data_path, body(request)?),
         ),
         ApiKey::CreateTopics => respond(
             request,
