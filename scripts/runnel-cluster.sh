@@ -68,6 +68,10 @@ start() {
             echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
             echo "log.dirs=$node/data"
             echo "metrics.listen=127.0.0.1:0"
+            # Replicated as a production cluster is: three copies, two
+            # in sync for acks=all (later settings override these).
+            echo "default.replication.factor=3"
+            echo "min.insync.replicas=2"
             local setting
             for setting in "$@"; do
                 case "$setting" in

@@ -5,8 +5,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Debian packages the tests use: kcat (package kafkacat), a real Kafka client.
-DEBIAN_PACKAGES=(kafkacat)
+# Debian packages the tests use: kcat (package kafkacat), a real Kafka
+# client; nft (nftables), which cuts nodes off in the fault harness.
+DEBIAN_PACKAGES=(kafkacat nftables)
 # Python packages: confluent-kafka (librdkafka's binding) and kafka-python
 # (a client with its own protocol code).
 PYTHON_PACKAGES=(confluent-kafka kafka-python)
@@ -14,7 +15,7 @@ PYTHON_PACKAGES=(confluent-kafka kafka-python)
 # shellcheck source=scripts/as_root.sh
 source scripts/as_root.sh
 
-if ! command -v kcat >/dev/null 2>&1 && ! command -v kafkacat >/dev/null 2>&1; then
+if { ! command -v kcat && ! command -v kafkacat; } >/dev/null 2>&1 || ! command -v nft >/dev/null 2>&1; then
     echo "test.sh: installing Debian packages: ${DEBIAN_PACKAGES[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${DEBIAN_PACKAGES[@]}"
@@ -77,6 +78,14 @@ bash e2e/go/run.sh both
 # and a node follows a moment later: it stays out of CI until they wait.)
 echo "test.sh: franz-go against three Runnel nodes"
 bash e2e/go/run.sh runnel-cluster
+# Replication under faults (e2e/faults): three nodes in network
+# namespaces, librdkafka producers and consumers, 20 rounds of kill -9,
+# pauses, cut-off leaders and controllers, packet loss and wiped data
+# dirs; the checker counts lost, duplicated, reordered and truncated
+# records (200 rounds by hand: see its README).
+echo "test.sh: the fault harness's checker and 20 fault rounds on three nodes (e2e/faults)"
+(cd e2e/faults && python3 -m unittest -q test_checker)
+RUNNEL_BIN="$(pwd)/target/debug/runnel" bash e2e/faults/run.sh --rounds 20 --require-rf
 # A real Kubernetes control plane on loopback (e2e/local: etcd,
 # kube-apiserver and kube-controller-manager built once into
 # ~/.cache/runnel-test-tools; e2e/local/podrunner in place of scheduler

@@ -108,7 +108,8 @@ func eventually(ctx context.Context, t *testing.T, what string, check func() (bo
 func createTopic(ctx context.Context, t *testing.T, adm *kadm.Client, partitions int32, configs map[string]*string) string {
 	t.Helper()
 	topic := uniqueName(t, "topic")
-	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
+	// -1: the broker's default.replication.factor (three on a cluster).
+	resp, err := adm.CreateTopic(ctx, partitions, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -7,6 +7,7 @@ import java.util.Collection;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutionException;
@@ -95,7 +96,10 @@ final class Env {
     static String createTopic(Admin admin, String prefix, int partitions, Map<String, String> configs)
             throws Exception {
         String name = unique(prefix);
-        admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1).configs(configs))).all().get();
+        // No replication factor: the broker's default.replication.factor
+        // (three on a cluster).
+        admin.createTopics(List.of(new NewTopic(name, Optional.of(partitions), Optional.empty()).configs(configs)))
+                .all().get();
         awaitLeaders(admin, name, partitions);
         return name;
     }
