@@ -44,6 +44,7 @@
 pub mod alter_partition;
 pub mod changes;
 pub mod delta;
+pub mod elections;
 pub mod fencing;
 pub mod image;
 mod image_records;

@@ -15,7 +15,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 13),
     (ApiKey::ListOffsets, 1, 7),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
@@ -30,6 +29,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::AddPartitionsToTxn, 0, 4),
     (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::EndTxn, 0, 3),
@@ -39,6 +39,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
@@ -141,6 +142,7 @@ pub fn name(api_key: ApiKey) -> &'static str {
         ApiKey::EndTxn => "EndTxn",
         ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        ApiKey::ElectLeaders => "ElectLeaders",
         ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::DescribeAcls => "DescribeAcls",
@@ -258,10 +260,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 202,         // size
+            0, 0, 0, 214,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 32,          // api_keys: 32 entries of key, min, max
+            0, 0, 0, 34,          // api_keys: 34 entries of key, min, max
             0, 0,  0, 0,  0, 9,   // Produce (served from v3)
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -279,6 +281,7 @@ mod tests {
             0, 19, 0, 2,  0, 7,   // CreateTopics
             0, 20, 0, 1,  0, 6,   // DeleteTopics
             0, 22, 0, 0,  0, 4,   // InitProducerId
+            0, 23, 0, 2,  0, 4,   // OffsetForLeaderEpoch
             0, 24, 0, 0,  0, 4,   // AddPartitionsToTxn
             0, 25, 0, 0,  0, 3,   // AddOffsetsToTxn
             0, 26, 0, 0,  0, 3,   // EndTxn
@@ -288,6 +291,7 @@ mod tests {
             0, 33, 0, 0,  0, 2,   // AlterConfigs
             0, 37, 0, 0,  0, 3,   // CreatePartitions
             0, 42, 0, 0,  0, 2,   // DeleteGroups
+            0, 43, 0, 0,  0, 2,   // ElectLeaders
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
             0, 47, 0, 0,  0, 0,   // OffsetDelete
             0, 55, 0, 0,  0, 2,   // DescribeQuorum

@@ -183,6 +183,13 @@ pub struct ReplicationConfig {
     pub fetch_min_bytes: i32,
     /// `replica.fetch.backoff.ms` (1000): the wait after a failed fetch.
     pub fetch_backoff_ms: u64,
+    /// `auto.leader.rebalance.enable` (true): the controller gives
+    /// partitions back to their preferred leader.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (300), in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// `leader.imbalance.per.broker.percentage` (10).
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ReplicationConfig {
@@ -195,6 +202,9 @@ impl Default for ReplicationConfig {
             fetch_wait_max_ms: 500,
             fetch_min_bytes: 1,
             fetch_backoff_ms: 1_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -340,6 +350,9 @@ static KEYS: &[Key] = &[
     Key { name: "replica.fetch.wait.max.ms", apply: Apply::Broker(|c, v| { c.replication.fetch_wait_max_ms = int(v, 0)?; Ok(()) }) },
     Key { name: "replica.fetch.min.bytes", apply: Apply::Broker(|c, v| { c.replication.fetch_min_bytes = int(v, 1)?; Ok(()) }) },
     Key { name: "replica.fetch.backoff.ms", apply: Apply::Broker(|c, v| { c.replication.fetch_backoff_ms = int(v, 0)?; Ok(()) }) },
+    Key { name: "auto.leader.rebalance.enable", apply: Apply::Broker(|c, v| { c.replication.auto_leader_rebalance_enable = boolean(v)?; Ok(()) }) },
+    Key { name: "leader.imbalance.check.interval.seconds", apply: Apply::Broker(|c, v| { c.replication.leader_imbalance_check_interval_ms = int::<u64>(v, 1)?.saturating_mul(1000); Ok(()) }) },
+    Key { name: "leader.imbalance.per.broker.percentage", apply: Apply::Broker(|c, v| { c.replication.leader_imbalance_per_broker_percentage = int(v, 0)?; Ok(()) }) },
     Key { name: "min.insync.replicas", apply: Apply::Log("min.insync.replicas") },
     Key { name: "unclean.leader.election.enable", apply: Apply::Log("unclean.leader.election.enable") },
     Key { name: "message.max.bytes", apply: Apply::Log("max.message.bytes") },
@@ -408,7 +421,6 @@ struct Setting {
 /// They are logged and skipped so an existing file starts; anything else
 /// unknown is still an error.
 const IGNORED_KAFKA_KEYS: &[&str] = &[
-    "auto.leader.rebalance.enable",
     "log.retention.check.interval.ms",
     "num.io.threads",
     "num.network.threads",

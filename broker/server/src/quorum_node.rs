@@ -221,7 +221,8 @@ pub struct QuorumTasks {
     tasks: tokio::task::JoinSet<()>,
     /// Registers this broker and heartbeats: stopped first at shutdown.
     registration: tokio::task::JoinHandle<()>,
-    /// The leaders' ISR changes and their lag check: stopped with it.
+    /// The leaders' ISR changes and their lag check, and the controller's
+    /// own leader elections: stopped with it.
     isr: tokio::task::JoinSet<()>,
     client: Arc<ControllerClient>,
     /// Fires when the image can no longer follow the log.
@@ -381,6 +382,11 @@ pub async fn run_broker_side(
     tokio::time::timeout(START_TIMEOUT, caught_up)
         .await
         .context("the metadata quorum elected no leader in time (are a majority of controller.quorum.voters up?)")??;
+    // Every voter may become the controller, which runs these.
+    let mut isr = tokio::task::JoinSet::new();
+    isr.spawn(crate::controller::elect_leaders_periodically(Arc::clone(
+        broker,
+    )));
     let is_broker = broker.config.quorum.as_ref().is_none_or(|q| q.roles.broker);
     if !is_broker {
         // A controller-only node never registers as a broker: no partition
@@ -389,12 +395,11 @@ pub async fn run_broker_side(
             driver,
             tasks,
             registration: tokio::spawn(async {}),
-            isr: tokio::task::JoinSet::new(),
+            isr,
             client,
             replay_failed,
         });
     }
-    let mut isr = tokio::task::JoinSet::new();
     {
         let updates = Arc::clone(&broker.isr_updates);
         let metadata = Arc::clone(&broker.metadata);

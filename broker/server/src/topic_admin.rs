@@ -267,6 +267,21 @@ impl TopicAdmin {
         Ok(applied.image)
     }
 
+    /// Runs leader elections of `kind` for `partitions` (every one that
+    /// needs it when `None`), as one metadata change: each partition's
+    /// outcome.
+    pub fn elect_leaders(
+        &self,
+        kind: runnel_metadata::elections::ElectionType,
+        partitions: Option<&[(String, i32)]>,
+        now_ms: i64,
+    ) -> Result<Vec<runnel_metadata::elections::Outcome>, MetadataError> {
+        let (_, outcomes) = self.metadata.change(now_ms, |image| {
+            Ok(runnel_metadata::elections::elect(image, kind, partitions))
+        })?;
+        Ok(outcomes)
+    }
+
     /// Creates a topic with its partition logs. `partitions` of -1 takes
     /// `num.partitions`; a replication factor of -1 or 1 is accepted.
     pub fn create_topic(

@@ -365,3 +365,81 @@ fn a_killed_leader_cuts_the_tail_no_follower_took_when_it_comes_back() {
         "the old leader's own tail is gone: {read:?}"
     );
 }
+
+/// ElectLeaders (preferred) of `topic`-`partition` through `bootstrap`:
+/// the partition's error code.
+fn elect_preferred(bootstrap: &str, topic: &str, partition: i32) -> i16 {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+    let request = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![
+            TopicPartitions::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![partition]),
+        ]));
+    let response: ElectLeadersResponse =
+        Client::connect(bootstrap).call(ApiKey::ElectLeaders, 2, &request);
+    assert_eq!(response.error_code, 0, "ElectLeaders");
+    response.replica_election_results[0].partition_result[0].error_code
+}
+
+/// Kills partition 0's leader (its preferred replica), waits until another
+/// leads, restarts it and waits until it is back in every ISR: the
+/// preferred leader, which no longer leads.
+fn move_leadership_away(cluster: &mut Cluster, topic: &str) -> i32 {
+    let (preferred, _) = partitions(cluster, 1, topic)[&0].clone();
+    cluster.nodes.get_mut(&preferred).expect("leader").kill();
+    let alive: Vec<i32> = NODES.into_iter().filter(|id| *id != preferred).collect();
+    wait_for("partition 0 has another leader", START_DEADLINE, || {
+        let (now, _) = partitions(cluster, alive[0], topic)[&0].clone();
+        now >= 0 && now != preferred
+    });
+    cluster.restart(preferred);
+    for id in NODES {
+        wait_for_isr(cluster, id, topic, 3);
+    }
+    preferred
+}
+
+#[test]
+fn elect_leaders_gives_a_partition_back_to_its_preferred_replica() {
+    let mut cluster = start_cluster_with(&format!("{FAST}auto.leader.rebalance.enable=false\n"));
+    let topic = "preferred";
+    create_replicated(&cluster, topic, 1, &[]);
+    let preferred = move_leadership_away(&mut cluster, topic);
+    let leader = partitions(&cluster, preferred, topic)[&0].0;
+    assert_ne!(leader, preferred, "no automatic rebalance");
+    // Through a node that is not the controller too: forwarded.
+    let through = NODES
+        .into_iter()
+        .find(|id| *id != preferred)
+        .expect("a node");
+    assert_eq!(elect_preferred(&cluster.bootstrap(through), topic, 0), 0);
+    wait_for("the preferred replica leads again", START_DEADLINE, || {
+        partitions(&cluster, through, topic)[&0].0 == preferred
+    });
+    const ELECTION_NOT_NEEDED: i16 = 84;
+    assert_eq!(
+        elect_preferred(&cluster.bootstrap(through), topic, 0),
+        ELECTION_NOT_NEEDED
+    );
+    produce_all(&cluster.bootstrap(preferred), topic, &["k:v".to_string()]);
+    wait_for_identical_replicas(&cluster, topic, 1);
+}
+
+#[test]
+fn the_controller_gives_leadership_back_to_a_restarted_preferred_replica() {
+    let mut cluster = start_cluster_with(&format!(
+        "{FAST}leader.imbalance.check.interval.seconds=1\n"
+    ));
+    let topic = "rebalanced";
+    create_replicated(&cluster, topic, 1, &[]);
+    let preferred = move_leadership_away(&mut cluster, topic);
+    wait_for(
+        "the controller rebalances leadership",
+        START_DEADLINE,
+        || partitions(&cluster, preferred, topic)[&0].0 == preferred,
+    );
+}

@@ -173,6 +173,22 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(p.error_code, 0);
             assert!(p.offset >= 1);
         }
+        ApiKey::ElectLeaders => {
+            use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+            use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+            // One broker leads every partition it has: nothing to elect.
+            let request = ElectLeadersRequest::default()
+                .with_election_type(0)
+                .with_timeout_ms(10_000)
+                .with_topic_partitions(Some(vec![
+                    TopicPartitions::default()
+                        .with_topic(name("sweep"))
+                        .with_partitions(vec![0]),
+                ]));
+            let response: ElectLeadersResponse = client.call(api, version, &request);
+            let p = &response.replica_election_results[0].partition_result[0];
+            assert_eq!(p.error_code, 84, "ELECTION_NOT_NEEDED");
+        }
         ApiKey::OffsetForLeaderEpoch => {
             use kafka_protocol::messages::offset_for_leader_epoch_request::{
                 OffsetForLeaderPartition, OffsetForLeaderTopic,

@@ -31,7 +31,7 @@ use crate::cluster_metadata::MetadataError;
 use crate::handlers::{self, Reply, describe_quorum};
 
 /// The APIs the CONTROLLER listener serves besides the quorum's.
-const CONTROLLER_APIS: [(ApiKey, i16, i16); 11] = [
+const CONTROLLER_APIS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
@@ -43,6 +43,7 @@ const CONTROLLER_APIS: [(ApiKey, i16, i16); 11] = [
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// Answers each request `requests` brings, each in its own task (a
@@ -156,6 +157,7 @@ async fn answer(
         ApiKey::CreateTopics
         | ApiKey::DeleteTopics
         | ApiKey::CreatePartitions
+        | ApiKey::ElectLeaders
         | ApiKey::AlterConfigs
         | ApiKey::IncrementalAlterConfigs => {
             let request = runnel_protocol::request::Request {

@@ -19,15 +19,19 @@
 //!   partitions back (runnel-metadata's `fencing` builds the records).
 //!
 //! - `alter_partition`: AlterPartition, a partition leader's ISR changes.
+//! - `elections`: unclean and preferred leader elections the controller
+//!   runs on its own.
 //!
 //! Registrations are RegisterBrokerRecords in the metadata log, so every
 //! node's image lists the same brokers.
 
 mod alter_partition;
+mod elections;
 mod listener;
 mod registration;
 mod sessions;
 
+pub use elections::elect_leaders_periodically;
 pub use listener::serve_controller_requests;
 pub use registration::keep_registered;
 pub use sessions::{BrokerSessions, fence_expired_sessions};

@@ -1,7 +1,7 @@
 //! Admin requests that reach a broker which is not the active controller
 //! are sent on to it as they came, as Kafka's brokers forward them
-//! (KIP-590): DeleteTopics, CreatePartitions, AlterConfigs and
-//! IncrementalAlterConfigs. The controller's answer goes back to the
+//! (KIP-590): DeleteTopics, CreatePartitions, ElectLeaders, AlterConfigs
+//! and IncrementalAlterConfigs. The controller's answer goes back to the
 //! client as it is, once this broker's image holds what the controller
 //! committed (when the answer says something changed), so the client's
 //! next Metadata here sees it. CreateTopics is forwarded by `topic_admin`
@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsResponse, ApiKey, CreatePartitionsResponse, DeleteTopicsResponse,
-    IncrementalAlterConfigsResponse,
+    ElectLeadersResponse, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::Decodable;
 use runnel_http::error_chain;
@@ -28,6 +28,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
         api,
         ApiKey::DeleteTopics
             | ApiKey::CreatePartitions
+            | ApiKey::ElectLeaders
             | ApiKey::AlterConfigs
             | ApiKey::IncrementalAlterConfigs
     )
@@ -75,6 +76,12 @@ fn changed_something(api: ApiKey, version: i16, answer: &Bytes) -> bool {
             .is_ok_and(|r| r.responses.iter().any(|t| t.error_code == 0)),
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version)
             .is_ok_and(|r| r.results.iter().any(|t| t.error_code == 0)),
+        ApiKey::ElectLeaders => ElectLeadersResponse::decode(&mut body, version).is_ok_and(|r| {
+            r.replica_election_results
+                .iter()
+                .flat_map(|t| &t.partition_result)
+                .any(|p| p.error_code == 0)
+        }),
         ApiKey::AlterConfigs => AlterConfigsResponse::decode(&mut body, version)
             .is_ok_and(|r| r.responses.iter().any(|t| t.error_code == 0)),
         ApiKey::IncrementalAlterConfigs => {

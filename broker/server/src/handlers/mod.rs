@@ -16,6 +16,7 @@ mod describe_configs;
 mod describe_groups;
 pub mod describe_quorum;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -146,6 +147,10 @@ pub async fn dispatch(
         ApiKey::CreatePartitions => respond(
             request,
             &disk_work(|| Ok(create_partitions::handle(&admin, body(request)?, now)))?,
+        ),
+        ApiKey::ElectLeaders => respond(
+            request,
+            &disk_work(|| Ok(elect_leaders::handle(&admin, body(request)?, version, now)))?,
         ),
         ApiKey::DescribeConfigs => respond(
             request,
