@@ -114,7 +114,9 @@ pub enum MoveError {
         target: String,
         remaining_ms: i64,
     },
-    #[error("target partition {topic}-{partition} is not on this broker")]
+    #[error(
+        "this broker does not lead target partition {topic}-{partition} (moves to a partition another broker leads are not done yet)"
+    )]
     TargetNotHere { topic: String, partition: i32 },
     #[error("cannot append to target partition {topic}-{partition}")]
     Append {
@@ -397,7 +399,12 @@ impl Mover {
     ) -> Result<(), MoveError> {
         let mut position = position;
         loop {
-            let Some(level_partition) = self.replicas.get(topic, partition) else {
+            // Only a level partition's leader moves its records.
+            let Some(level_partition) = self
+                .replicas
+                .get(topic, partition)
+                .filter(|p| p.is_leader())
+            else {
                 return Ok(());
             };
             let (bytes, aborted, start) = {
@@ -691,9 +698,12 @@ impl Mover {
                 .producer(producer.id, producer.epoch, *sequence)
                 .transactional()
                 .into_batch();
+            // Written only where this broker leads the target partition: a
+            // follower's log takes only what its leader has.
             let written = self
                 .replicas
                 .get(&name, to)
+                .filter(|p| p.is_leader())
                 .ok_or_else(|| MoveError::TargetNotHere {
                     topic: name.clone(),
                     partition: to,
