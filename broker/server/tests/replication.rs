@@ -3,7 +3,11 @@
 //! -9 of their leader and every replica ends byte for byte the same;
 //! `min.insync.replicas` refuses `acks=all` writes while the ISR is too
 //! small; a leader that wrote what no follower took (`acks=1`) and was
-//! killed cuts that tail when it comes back, so no replica keeps it.
+//! killed cuts that tail when it comes back, so no replica keeps it;
+//! OffsetForLeaderEpoch says where an epoch ended and fences a client on
+//! an old one; ElectLeaders (through any node) and the controller's
+//! automatic rebalance give a partition back to its preferred replica
+//! once it is in sync again.
 //!
 //! Waits are for conditions with a deadline, never sleeps.
 
