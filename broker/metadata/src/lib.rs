@@ -49,6 +49,7 @@ pub mod fencing;
 pub mod image;
 mod image_records;
 pub mod log_batch;
+pub mod reassignment;
 pub mod records;
 pub mod snapshot;
 mod wire;

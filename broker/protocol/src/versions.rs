@@ -41,6 +41,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
@@ -143,6 +145,8 @@ pub fn name(api_key: ApiKey) -> &'static str {
         ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         ApiKey::ElectLeaders => "ElectLeaders",
+        ApiKey::AlterPartitionReassignments => "AlterPartitionReassignments",
+        ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::DeleteRecords => "DeleteRecords",
         ApiKey::DescribeLogDirs => "DescribeLogDirs",
         ApiKey::DescribeAcls => "DescribeAcls",
@@ -260,10 +264,10 @@ mod tests {
             response::encode(ApiKey::ApiVersions, version, 0x0A0B_0C0D, &body).expect("encode");
         #[rustfmt::skip]
         let expected: &[u8] = &[
-            0, 0, 0, 214,         // size
+            0, 0, 0, 226,         // size
             0x0A, 0x0B, 0x0C, 0x0D, // correlation id
             0, 35,                // UNSUPPORTED_VERSION
-            0, 0, 0, 34,          // api_keys: 34 entries of key, min, max
+            0, 0, 0, 36,          // api_keys: 36 entries of key, min, max
             0, 0,  0, 0,  0, 9,   // Produce (served from v3)
             0, 1,  0, 4,  0, 13,  // Fetch
             0, 2,  0, 1,  0, 7,   // ListOffsets
@@ -293,6 +297,8 @@ mod tests {
             0, 42, 0, 0,  0, 2,   // DeleteGroups
             0, 43, 0, 0,  0, 2,   // ElectLeaders
             0, 44, 0, 0,  0, 1,   // IncrementalAlterConfigs
+            0, 45, 0, 0,  0, 0,   // AlterPartitionReassignments
+            0, 46, 0, 0,  0, 0,   // ListPartitionReassignments
             0, 47, 0, 0,  0, 0,   // OffsetDelete
             0, 55, 0, 0,  0, 2,   // DescribeQuorum
             0, 60, 0, 0,  0, 1,   // DescribeCluster

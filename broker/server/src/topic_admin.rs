@@ -13,6 +13,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use runnel_metadata::changes::{self, NewTopic};
+use runnel_metadata::reassignment::{self, ReassignError, Reassignment};
 use runnel_metadata::{ChangeError, MetadataImage, MetadataRecord};
 
 mod forward;
@@ -280,6 +281,35 @@ impl TopicAdmin {
             Ok(runnel_metadata::elections::elect(image, kind, partitions))
         })?;
         Ok(outcomes)
+    }
+
+    /// Starts (a target) or cancels (`None`) the reassignment of each
+    /// partition, as one metadata change: each partition's outcome.
+    pub fn reassign_partitions(
+        &self,
+        asked: &[Reassignment],
+        now_ms: i64,
+    ) -> Result<Vec<Result<(), ReassignError>>, MetadataError> {
+        let (_, outcomes) = self.metadata.change(now_ms, |image| {
+            let mut records = Vec::new();
+            let mut outcomes = Vec::new();
+            for ((topic, partition), target) in asked {
+                let outcome = reassignment::reassign(image, topic, *partition, target.as_deref());
+                outcomes.push(outcome.map(|record| records.extend(record)));
+            }
+            Ok((records, outcomes))
+        })?;
+        Ok(outcomes)
+    }
+
+    /// Completes the reassignments whose new replicas are all in sync.
+    pub fn complete_reassignments(&self, now_ms: i64) -> Result<usize, MetadataError> {
+        let (_, completed) = self.metadata.change(now_ms, |image| {
+            let records = reassignment::complete(image);
+            let count = records.len();
+            Ok((records, count))
+        })?;
+        Ok(completed)
     }
 
     /// Creates a topic with its partition logs. `partitions` of -1 takes

@@ -447,3 +447,98 @@ fn the_controller_gives_leadership_back_to_a_restarted_preferred_replica() {
         || partitions(&cluster, preferred, topic)[&0].0 == preferred,
     );
 }
+
+/// AlterPartitionReassignments of `topic`-0 to `target` through
+/// `bootstrap`: the partition's error code.
+fn reassign(bootstrap: &str, topic: &str, target: &[i32]) -> i16 {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+    };
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            ReassignableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    ReassignablePartition::default()
+                        .with_partition_index(0)
+                        .with_replicas(Some(target.iter().map(|id| (*id).into()).collect())),
+                ]),
+        ]);
+    let response: AlterPartitionReassignmentsResponse =
+        Client::connect(bootstrap).call(ApiKey::AlterPartitionReassignments, 0, &request);
+    assert_eq!(response.error_code, 0, "AlterPartitionReassignments");
+    response.responses[0].partitions[0].error_code
+}
+
+/// How many partitions ListPartitionReassignments shows in progress.
+fn reassignments_in_progress(bootstrap: &str) -> usize {
+    use kafka_protocol::messages::{
+        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+    };
+    let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000);
+    let response: ListPartitionReassignmentsResponse =
+        Client::connect(bootstrap).call(ApiKey::ListPartitionReassignments, 0, &request);
+    response.topics.iter().map(|t| t.partitions.len()).sum()
+}
+
+#[test]
+fn a_reassignment_moves_a_partition_to_other_brokers_with_every_record() {
+    let cluster = start_cluster_with(FAST);
+    let topic = "moved";
+    let mut create = CreateTopicsRequest::default();
+    create.timeout_ms = 30_000;
+    create.topics = vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_num_partitions(2)
+            .with_replication_factor(1),
+    ];
+    let created: CreateTopicsResponse =
+        Client::connect(&cluster.bootstrap(1)).call(ApiKey::CreateTopics, 7, &create);
+    assert_eq!(created.topics[0].error_code, 0);
+    wait_for_isr(&cluster, 1, topic, 1);
+    let lines: Vec<String> = (0..200).map(|i| format!("k{i}:v{i}")).collect();
+    produce_all(&bootstrap_of(&cluster, &NODES), topic, &lines);
+
+    let (from, _) = partitions(&cluster, 1, topic)[&0].clone();
+    let target: Vec<i32> = NODES.into_iter().filter(|id| *id != from).collect();
+    let other = partitions(&cluster, 1, topic)[&1].clone();
+    let through = target[0];
+    assert_eq!(reassign(&cluster.bootstrap(through), topic, &target), 0);
+    wait_for("the reassignment completes", START_DEADLINE, || {
+        let (leader, isr) = partitions(&cluster, through, topic)[&0].clone();
+        let mut isr = isr;
+        isr.sort_unstable();
+        isr == target
+            && target.contains(&leader)
+            && reassignments_in_progress(&cluster.bootstrap(through)) == 0
+    });
+    let dir = |id: i32, p: i32| {
+        cluster
+            .root
+            .path()
+            .join(format!("node-{id}/data/{topic}-{p}"))
+    };
+    wait_for("the old replica's copy is deleted", START_DEADLINE, || {
+        !dir(from, 0).exists()
+    });
+    assert_eq!(
+        partitions(&cluster, through, topic)[&1],
+        other,
+        "partition 1 did not move"
+    );
+    if other.0 == from {
+        assert!(dir(from, 1).exists(), "only partition 0 left broker {from}");
+    }
+    let read = consume_all(&cluster.bootstrap(through), topic);
+    assert_eq!(read.len(), lines.len(), "every record is still there");
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    assert_eq!(
+        reassign(&cluster.bootstrap(through), topic, &[9]),
+        INVALID_REPLICA_ASSIGNMENT
+    );
+}

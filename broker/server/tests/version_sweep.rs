@@ -173,6 +173,38 @@ fn sweep(client: &mut Client, api: ApiKey, version: i16, sweep_id: Uuid) {
             assert_eq!(p.error_code, 0);
             assert!(p.offset >= 1);
         }
+        ApiKey::AlterPartitionReassignments => {
+            use kafka_protocol::messages::alter_partition_reassignments_request::{
+                ReassignablePartition, ReassignableTopic,
+            };
+            use kafka_protocol::messages::{
+                AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+            };
+            // Onto the replicas it has: nothing moves.
+            let request = AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![
+                    ReassignableTopic::default()
+                        .with_name(name("sweep"))
+                        .with_partitions(vec![
+                            ReassignablePartition::default()
+                                .with_partition_index(0)
+                                .with_replicas(Some(vec![1.into()])),
+                        ]),
+                ]);
+            let response: AlterPartitionReassignmentsResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0);
+            assert_eq!(response.responses[0].partitions[0].error_code, 0);
+        }
+        ApiKey::ListPartitionReassignments => {
+            use kafka_protocol::messages::{
+                ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+            };
+            let request = ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000);
+            let response: ListPartitionReassignmentsResponse = client.call(api, version, &request);
+            assert_eq!(response.error_code, 0);
+            assert!(response.topics.is_empty(), "nothing is being moved");
+        }
         ApiKey::ElectLeaders => {
             use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
             use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};

@@ -10,7 +10,10 @@
 //!   `leader.imbalance.per.broker.percentage` go back to it (a broker back
 //!   from a restart leads again what it led).
 //!
-//! runnel-metadata's `elections` builds the records.
+//! - **reassignments**: a partition reassignment whose new replicas are
+//!   all in sync completes (its replicas become the target).
+//!
+//! runnel-metadata's `elections` and `reassignment` build the records.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,19 @@ pub async fn elect_leaders_periodically(broker: Arc<Broker>) {
         });
         if !leaderless.is_empty() {
             run(&broker, ElectionType::Unclean, leaderless);
+        }
+        if !runnel_metadata::reassignment::complete(&image).is_empty() {
+            let completed = tokio::task::block_in_place(|| {
+                broker.topics.complete_reassignments(crate::clock::now_ms())
+            });
+            match completed {
+                Ok(count) => {
+                    tracing::info!(partitions = count, "completed partition reassignments")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %error_chain(&err), "cannot complete partition reassignments")
+                }
+            }
         }
         if config.auto_leader_rebalance_enable && last_balance.elapsed() >= balance_every {
             last_balance = Instant::now();

@@ -31,7 +31,7 @@ use crate::cluster_metadata::MetadataError;
 use crate::handlers::{self, Reply, describe_quorum};
 
 /// The APIs the CONTROLLER listener serves besides the quorum's.
-const CONTROLLER_APIS: [(ApiKey, i16, i16); 12] = [
+const CONTROLLER_APIS: [(ApiKey, i16, i16); 13] = [
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
@@ -44,6 +44,7 @@ const CONTROLLER_APIS: [(ApiKey, i16, i16); 12] = [
     (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::AlterPartition, 2, 3),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
 ];
 
 /// Answers each request `requests` brings, each in its own task (a
@@ -158,6 +159,7 @@ async fn answer(
         | ApiKey::DeleteTopics
         | ApiKey::CreatePartitions
         | ApiKey::ElectLeaders
+        | ApiKey::AlterPartitionReassignments
         | ApiKey::AlterConfigs
         | ApiKey::IncrementalAlterConfigs => {
             let request = runnel_protocol::request::Request {

@@ -1,7 +1,7 @@
 //! Admin requests that reach a broker which is not the active controller
 //! are sent on to it as they came, as Kafka's brokers forward them
-//! (KIP-590): DeleteTopics, CreatePartitions, ElectLeaders, AlterConfigs
-//! and IncrementalAlterConfigs. The controller's answer goes back to the
+//! (KIP-590): DeleteTopics, CreatePartitions, ElectLeaders,
+//! AlterPartitionReassignments, AlterConfigs and IncrementalAlterConfigs. The controller's answer goes back to the
 //! client as it is, once this broker's image holds what the controller
 //! committed (when the answer says something changed), so the client's
 //! next Metadata here sees it. CreateTopics is forwarded by `topic_admin`
@@ -12,8 +12,8 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    AlterConfigsResponse, ApiKey, CreatePartitionsResponse, DeleteTopicsResponse,
-    ElectLeadersResponse, IncrementalAlterConfigsResponse,
+    AlterConfigsResponse, AlterPartitionReassignmentsResponse, ApiKey, CreatePartitionsResponse,
+    DeleteTopicsResponse, ElectLeadersResponse, IncrementalAlterConfigsResponse,
 };
 use kafka_protocol::protocol::Decodable;
 use runnel_http::error_chain;
@@ -29,6 +29,7 @@ pub fn is_forwarded(api: ApiKey) -> bool {
         ApiKey::DeleteTopics
             | ApiKey::CreatePartitions
             | ApiKey::ElectLeaders
+            | ApiKey::AlterPartitionReassignments
             | ApiKey::AlterConfigs
             | ApiKey::IncrementalAlterConfigs
     )
@@ -76,6 +77,15 @@ fn changed_something(api: ApiKey, version: i16, answer: &Bytes) -> bool {
             .is_ok_and(|r| r.responses.iter().any(|t| t.error_code == 0)),
         ApiKey::CreatePartitions => CreatePartitionsResponse::decode(&mut body, version)
             .is_ok_and(|r| r.results.iter().any(|t| t.error_code == 0)),
+        ApiKey::AlterPartitionReassignments => {
+            AlterPartitionReassignmentsResponse::decode(&mut body, version).is_ok_and(|r| {
+                r.error_code == 0
+                    && r.responses
+                        .iter()
+                        .flat_map(|t| &t.partitions)
+                        .any(|p| p.error_code == 0)
+            })
+        }
         ApiKey::ElectLeaders => ElectLeadersResponse::decode(&mut body, version).is_ok_and(|r| {
             r.replica_election_results
                 .iter()

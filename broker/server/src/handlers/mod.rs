@@ -5,6 +5,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod context;
 mod create_partitions;
@@ -147,6 +148,20 @@ pub async fn dispatch(
         ApiKey::CreatePartitions => respond(
             request,
             &disk_work(|| Ok(create_partitions::handle(&admin, body(request)?, now)))?,
+        ),
+        ApiKey::AlterPartitionReassignments => respond(
+            request,
+            &disk_work(|| {
+                Ok(alter_partition_reassignments::alter(
+                    &admin,
+                    body(request)?,
+                    now,
+                ))
+            })?,
+        ),
+        ApiKey::ListPartitionReassignments => respond(
+            request,
+            &alter_partition_reassignments::list(&admin, body(request)?),
         ),
         ApiKey::ElectLeaders => respond(
             request,

@@ -158,11 +158,22 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Stops hosting `topic` and deletes its logs.
-    pub fn delete_topic(&self, topic: &str, partitions: i32) -> Result<(), LogError> {
-        self.write().remove(topic);
-        for index in 0..partitions {
-            self.logs.delete(&TopicPartition::new(topic, index))?;
+    /// Stops hosting partitions `indexes` of `topic` and deletes their
+    /// logs; the topic's other partitions stay.
+    pub fn delete_partitions(&self, topic: &str, indexes: &[i32]) -> Result<(), LogError> {
+        {
+            let mut partitions = self.write();
+            if let Some(hosted) = partitions.get_mut(topic) {
+                for index in indexes {
+                    hosted.remove(index);
+                }
+                if hosted.is_empty() {
+                    partitions.remove(topic);
+                }
+            }
+        }
+        for index in indexes {
+            self.logs.delete(&TopicPartition::new(topic, *index))?;
         }
         Ok(())
     }
@@ -179,13 +190,17 @@ impl ReplicaManager {
         now_ms: i64,
         config_of: impl Fn(&str) -> LogConfig,
     ) -> Result<(), LogError> {
-        let mut deleted: BTreeMap<&str, i32> = BTreeMap::new();
+        // Only the partitions named go: a reassignment takes one partition
+        // of a topic off this broker and leaves the others.
+        let mut deleted: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in local.deletes.keys() {
-            let count = deleted.entry(tp.topic.as_str()).or_default();
-            *count = (*count).max(tp.partition + 1);
+            deleted
+                .entry(tp.topic.as_str())
+                .or_default()
+                .push(tp.partition);
         }
-        for (topic, count) in deleted {
-            self.delete_topic(topic, count)?;
+        for (topic, indexes) in deleted {
+            self.delete_partitions(topic, &indexes)?;
         }
         let mut hosted: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in local.leaders.keys().chain(local.followers.keys()) {
@@ -257,7 +272,11 @@ mod tests {
             .expect("grow");
         assert_eq!(replicas.topic_partitions("t").len(), 4);
         assert_eq!(replicas.get("t", 3).expect("3").index(), 3);
-        replicas.delete_topic("t", 4).expect("delete");
+        replicas.delete_partitions("t", &[3]).expect("delete one");
+        assert!(replicas.get("t", 3).is_none());
+        assert!(replicas.get("t", 2).is_some(), "the others stay");
+        assert!(!dir.path().join("t-3").exists());
+        replicas.delete_partitions("t", &[0, 1, 2]).expect("delete");
         assert!(replicas.get("t", 0).is_none());
         assert!(!dir.path().join("t-0").exists());
     }
