@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use runnel_coordinator::txn::Markers;
 use runnel_http::error_chain;
 
 use crate::cluster_metadata::{Applied, ClusterMetadata};
@@ -43,9 +44,35 @@ impl TxnPartitions {
             }
             let loaded = self.txns.load(*partition, now_ms)?;
             ids += loaded.transactional_ids;
-            self.offsets.txns_ended(loaded.ended);
+            let ended = self
+                .txns
+                .finish_prepared(*partition, loaded.prepared, now_ms);
+            self.offsets.txns_ended(ended);
         }
         Ok(ids)
+    }
+}
+
+impl TxnPartitions {
+    /// Finishes the transactions a load found prepared off the metadata
+    /// apply: their markers and stored ends wait for other brokers
+    /// (leaders, the ISR), which may need this very apply's successors.
+    fn finish_later(&self, partition: i32, prepared: Vec<(String, Markers)>, now_ms: i64) {
+        if prepared.is_empty() {
+            return;
+        }
+        let txns = Arc::clone(&self.txns);
+        let offsets = Arc::clone(&self.offsets);
+        let finish = move || {
+            let ended = txns.finish_prepared(partition, prepared, now_ms);
+            offsets.txns_ended(ended);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(finish);
+            }
+            Err(_) => finish(),
+        }
     }
 }
 
@@ -62,7 +89,7 @@ impl LocalChangesListener for TxnPartitions {
         }
         for tp in local.leaders.keys().filter(|tp| ours(&tp.topic)) {
             match self.txns.load(tp.partition, now_ms) {
-                Ok(loaded) => self.offsets.txns_ended(loaded.ended),
+                Ok(loaded) => self.finish_later(tp.partition, loaded.prepared, now_ms),
                 Err(err) => tracing::error!(
                     partition = tp.partition,
                     error = %error_chain(&err),

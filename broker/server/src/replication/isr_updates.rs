@@ -73,7 +73,7 @@ impl IsrUpdates {
 
     /// Queues `change` of `partition`, proposed in `leader_epoch`.
     pub fn propose(&self, partition: &Arc<Partition>, change: IsrChange, leader_epoch: i32) {
-        tracing::info!(
+        tracing::debug!(
             topic = partition.topic(),
             partition = partition.index(),
             isr = ?change.isr,
@@ -216,11 +216,11 @@ async fn send(
                     partition.isr_committed(&replicas, &isr, answered.partition_epoch, now_ms);
                 }
                 Some(error) => {
-                    tracing::info!(
+                    tracing::debug!(
                         topic = partition.topic(),
                         partition = partition.index(),
                         ?error,
-                        "the controller refused an ISR change"
+                        "the controller refused an ISR change; asked again at the next fetch or check"
                     );
                     partition.isr_change_refused();
                 }

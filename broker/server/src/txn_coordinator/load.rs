@@ -1,6 +1,8 @@
 //! Reading one `__transaction_state` partition back: the last record of
-//! each transactional id (a tombstone forgets it), then the transactions a
-//! stop left between Prepare* and Complete* are finished.
+//! each transactional id (a tombstone forgets it), and the transactions a
+//! stop left between Prepare* and Complete*, which the coordinator
+//! finishes after the load (their markers wait for other brokers, which
+//! the metadata apply that loads the partition must not).
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use runnel_http::error_chain;
 use runnel_log::records::BatchRecords;
 
 use super::store::TxnLog;
-use super::{TRANSACTION_TOPIC, TxnEnded, TxnStoreError};
+use super::{TRANSACTION_TOPIC, TxnStoreError};
 use crate::log_reader::for_each_batch;
 
 /// A partition's ids with their state, and the transactions finished on
@@ -18,13 +20,14 @@ use crate::log_reader::for_each_batch;
 #[derive(Debug, Default)]
 pub(super) struct LoadedPartition {
     pub ids: Vec<(String, Transaction)>,
-    pub ended: Vec<TxnEnded>,
+    /// Transactions found prepared: their markers are to be written and
+    /// their end stored (see `TxnCoordinator::finish_prepared`).
+    pub prepared: Vec<(String, Markers)>,
 }
 
 pub(super) fn load_partition(
     store: &TxnLog,
     partition: i32,
-    now_ms: i64,
 ) -> Result<LoadedPartition, TxnStoreError> {
     let mut last: HashMap<String, Option<TxnLogValue>> = HashMap::new();
     {
@@ -65,7 +68,7 @@ pub(super) fn load_partition(
     let mut loaded = LoadedPartition::default();
     for (id, value) in last {
         let Some(value) = value else { continue };
-        let mut txn = Transaction::from_log(&value);
+        let txn = Transaction::from_log(&value);
         let outcome = match txn.state {
             TxnState::PrepareCommit => Some(Outcome::Commit),
             TxnState::PrepareAbort => Some(Outcome::Abort),
@@ -78,13 +81,7 @@ pub(super) fn load_partition(
                 outcome,
                 partitions: txn.partitions.iter().cloned().collect(),
             };
-            tracing::info!(
-                transactional_id = id,
-                ?outcome,
-                "finishing a transaction the last stop left prepared"
-            );
-            let ended = store.complete(partition, &id, &mut txn, &markers, now_ms)?;
-            loaded.ended.push(ended);
+            loaded.prepared.push((id.clone(), markers));
         }
         loaded.ids.push((id, txn));
     }

@@ -35,7 +35,7 @@ mod timers;
 use std::sync::Arc;
 
 use runnel_coordinator::coordinator_partition;
-use runnel_coordinator::txn::Transaction;
+use runnel_coordinator::txn::{Markers, Transaction};
 
 pub use error::{TxnRequestError, TxnStoreError};
 
@@ -86,8 +86,8 @@ impl ProducerIdSource {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub transactional_ids: usize,
-    /// Transactions found prepared and finished by the load.
-    pub ended: Vec<TxnEnded>,
+    /// Transactions found prepared, for [`TxnCoordinator::finish_prepared`].
+    pub prepared: Vec<(String, Markers)>,
 }
 
 #[derive(Debug)]
@@ -154,10 +154,11 @@ impl TxnCoordinator {
     }
 
     /// Reads `partition` of `__transaction_state` into its shard (this
-    /// broker became its leader), finishing the transactions found
-    /// prepared. A loaded shard is read again.
-    pub fn load(&self, partition: i32, now_ms: i64) -> Result<Loaded, TxnStoreError> {
-        let loaded = load::load_partition(&self.store, partition, now_ms)?;
+    /// broker became its leader). A loaded shard is read again. The
+    /// transactions found prepared stay so (their ids answer
+    /// CONCURRENT_TRANSACTIONS) until [`TxnCoordinator::finish_prepared`].
+    pub fn load(&self, partition: i32, _now_ms: i64) -> Result<Loaded, TxnStoreError> {
+        let loaded = load::load_partition(&self.store, partition)?;
         let transactional_ids = loaded.ids.len();
         self.shards.insert(partition, Shard::with(loaded.ids));
         tracing::debug!(
@@ -167,8 +168,59 @@ impl TxnCoordinator {
         );
         Ok(Loaded {
             transactional_ids,
-            ended: loaded.ended,
+            prepared: loaded.prepared,
         })
+    }
+
+    /// Finishes the transactions a load of `partition` found prepared:
+    /// writes their markers (each by its partition's leader) and stores
+    /// their end. Each id's slot is held meanwhile; one the coordinator
+    /// moved on from (another load, an unload) is left alone. Returns
+    /// the transactions ended; a failure is logged and leaves the rest
+    /// to the next load.
+    pub fn finish_prepared(
+        &self,
+        partition: i32,
+        prepared: Vec<(String, Markers)>,
+        now_ms: i64,
+    ) -> Vec<TxnEnded> {
+        let mut ended = Vec::new();
+        for (id, markers) in prepared {
+            let Some(shard) = self.shards.get(partition) else {
+                break;
+            };
+            let Some(entry) = shard.entry(&id, false) else {
+                continue;
+            };
+            let mut slot = lock_slot(&entry);
+            let Some(txn) = slot.txn.as_mut() else {
+                continue;
+            };
+            let still_prepared = matches!(
+                txn.state,
+                runnel_coordinator::txn_log::TxnState::PrepareCommit
+                    | runnel_coordinator::txn_log::TxnState::PrepareAbort
+            ) && txn.producer_id == markers.producer_id;
+            if !still_prepared {
+                continue;
+            }
+            tracing::info!(
+                transactional_id = id,
+                outcome = ?markers.outcome,
+                "finishing a transaction the last stop left prepared"
+            );
+            match self.store.complete(partition, &id, txn, &markers, now_ms) {
+                Ok(done) => ended.push(done),
+                Err(err) => {
+                    tracing::error!(
+                        transactional_id = id,
+                        error = %runnel_http::error_chain(&err),
+                        "cannot finish a prepared transaction; the next load tries again"
+                    );
+                }
+            }
+        }
+        ended
     }
 
     /// Drops `partition`'s shard (this broker resigned or the partition

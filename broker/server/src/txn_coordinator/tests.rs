@@ -131,7 +131,7 @@ fn unload_refuses_and_load_reads_the_state_back() {
 
     let loaded = c.load(home, NOW + 2).expect("load again");
     assert_eq!(loaded.transactional_ids, 1);
-    assert!(loaded.ended.is_empty());
+    assert!(loaded.prepared.is_empty());
     c.check_producer(&id, pid, epoch).expect("still open");
     let ended = c.end_txn(&id, pid, epoch, true, NOW + 3).expect("commit");
     assert_eq!(
@@ -153,7 +153,7 @@ fn unload_refuses_and_load_reads_the_state_back() {
 }
 
 #[test]
-fn load_finishes_a_prepared_transaction() {
+fn a_transaction_left_prepared_is_finished_after_the_load() {
     let f = fixture();
     let c = &f.coordinator;
     let (id, _) = ids_apart(c);
@@ -171,8 +171,16 @@ fn load_finishes_a_prepared_transaction() {
     c.unload(home);
 
     let loaded = c.load(home, NOW + 2).expect("load");
+    assert_eq!(loaded.prepared.len(), 1, "found prepared");
+    let (_, txn) = c.transactions_now().remove(0);
     assert_eq!(
-        loaded.ended,
+        txn.state,
+        TxnState::PrepareAbort,
+        "left for finish_prepared"
+    );
+    let ended = c.finish_prepared(home, loaded.prepared, NOW + 2);
+    assert_eq!(
+        ended,
         [TxnEnded {
             producer_id: pid,
             committed: false
