@@ -521,7 +521,33 @@ fn client_script(script: &str, bootstrap: &str) -> Result<(), String> {
 /// brokers (markers go to each partition's leader by WriteTxnMarkers).
 #[test]
 fn real_clients_work_against_three_nodes() {
-    let cluster = start_cluster_with("group.initial.rebalance.delay.ms=0\n");
+    real_clients_on_three_nodes(None);
+}
+
+/// As [`real_clients_work_against_three_nodes`], while every partition's
+/// leadership moves to its next replica every three seconds (the group
+/// and transaction coordinators with it).
+///
+/// Not passing yet, so kept out of `cargo test` (run it with
+/// `--ignored`): groups.py passes since SyncGroup answers NOT_COORDINATOR
+/// when the group's store lost its leadership, but roundtrip.py's
+/// consumer reads nothing and eos.py's 30 of 100 within their deadlines,
+/// and group_admin.py's watermark query gets NOT_LEADER_FOR_PARTITION.
+#[test]
+#[ignore = "consumers stall while leadership moves every 3 s (see the doc)"]
+fn real_clients_work_while_leaders_move() {
+    real_clients_on_three_nodes(Some(Duration::from_secs(3)));
+}
+
+/// The client scripts against three nodes with three replicas per topic;
+/// with `churn`, leadership moves around that often meanwhile.
+fn real_clients_on_three_nodes(churn: Option<Duration>) {
+    let cluster =
+        start_cluster_with("group.initial.rebalance.delay.ms=0\ndefault.replication.factor=3\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churning = churn.map(|every| {
+        common::cluster::churn_leaders(cluster.bootstrap(1), every, std::sync::Arc::clone(&stop))
+    });
     let bootstrap = NODES
         .iter()
         .map(|id| cluster.bootstrap(*id))
@@ -543,6 +569,14 @@ fn real_clients_work_against_three_nodes() {
         .filter_map(|script| client_script(script, &bootstrap).err())
         .collect();
     failures.extend(runnel_client_round_trip(&bootstrap).err());
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    if let Some(churning) = churning {
+        let rounds = churning.join().expect("the churn thread");
+        assert!(
+            rounds >= 2,
+            "leadership moved {rounds} times during the scripts"
+        );
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n----\n"));
 }
 

@@ -39,16 +39,26 @@ pub async fn handle(
         // The group went away under the request.
         .wait(|| SyncResponse::error(GroupError::CoordinatorNotAvailable));
     let reply = reply.await;
+    let mut store_error = None;
     if reply.error.is_none() {
-        // The leader's sync stored the group: on disk before it is answered,
-        // as Kafka's storeGroup.
+        // The leader's sync stored the group: on disk and in the ISR before
+        // it is answered, as Kafka's storeGroup. A member told of a
+        // generation the next coordinator would not know must rejoin
+        // instead (NOT_COORDINATOR when leadership moved meanwhile).
         let stored = tokio::task::block_in_place(|| cx.flush_group_stores(super::now_ms()));
         if let Err(err) = stored {
-            tracing::error!(group = group_id, error = %error_chain(&err), "cannot store the group in __consumer_offsets");
+            tracing::warn!(group = group_id, error = %error_chain(&err), "cannot store the group in __consumer_offsets; the member is told to rejoin");
+            store_error = Some(error_codes::offsets(&err));
         }
     }
     let mut response = SyncGroupResponse::default();
-    response.error_code = error_codes::group_code(reply.error);
+    response.error_code = match store_error {
+        Some(error) => error.code(),
+        None => error_codes::group_code(reply.error),
+    };
+    if store_error.is_some() {
+        return response;
+    }
     if version >= 5 {
         response.protocol_type = reply.protocol_type.map(str_bytes);
         response.protocol_name = reply.protocol_name.map(str_bytes);

@@ -28,7 +28,8 @@ def check(condition, message):
 
 def create_topic(admin, name, partitions, config=None):
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})],
+        # -1: the broker's default.replication.factor (three on a cluster).
+        [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config or {})],
         request_timeout=DEADLINE_S,
     )
     futures[name].result(timeout=DEADLINE_S)

@@ -135,3 +135,75 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Moves leadership around, as a cluster under maintenance does: every
+/// `every` until `stop`, each partition of every topic with more than one
+/// replica gets its replicas rotated by one (a reassignment that moves no
+/// data) and a preferred election, so its next replica leads. Returns how
+/// many rounds ran.
+pub fn churn_leaders(
+    bootstrap: String,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+        ElectLeadersRequest, ElectLeadersResponse,
+    };
+    std::thread::spawn(move || {
+        let mut rounds = 0;
+        while !stop.load(std::sync::atomic::Ordering::Acquire) {
+            let response = metadata(&bootstrap, None);
+            let topics: Vec<ReassignableTopic> = response
+                .topics
+                .iter()
+                .filter_map(|t| {
+                    let name = t.name.clone()?;
+                    let partitions: Vec<ReassignablePartition> = t
+                        .partitions
+                        .iter()
+                        .filter(|p| p.replica_nodes.len() > 1)
+                        .map(|p| {
+                            let mut rotated = p.replica_nodes.clone();
+                            rotated.rotate_left(1);
+                            ReassignablePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_replicas(Some(rotated))
+                        })
+                        .collect();
+                    (!partitions.is_empty()).then(|| {
+                        ReassignableTopic::default()
+                            .with_name(name)
+                            .with_partitions(partitions)
+                    })
+                })
+                .collect();
+            if !topics.is_empty() {
+                let request = AlterPartitionReassignmentsRequest::default()
+                    .with_timeout_ms(10_000)
+                    .with_topics(topics);
+                let _: AlterPartitionReassignmentsResponse = Client::connect(&bootstrap).call(
+                    ApiKey::AlterPartitionReassignments,
+                    0,
+                    &request,
+                );
+                let elect = ElectLeadersRequest::default()
+                    .with_election_type(0)
+                    .with_timeout_ms(10_000)
+                    .with_topic_partitions(None);
+                let _: ElectLeadersResponse =
+                    Client::connect(&bootstrap).call(ApiKey::ElectLeaders, 2, &elect);
+                rounds += 1;
+            }
+            // Pacing, not synchronisation: the next round a while later.
+            let until = Instant::now() + every;
+            while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        rounds
+    })
+}
