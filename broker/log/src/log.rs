@@ -784,7 +784,12 @@ impl PartitionLog {
     /// follower whose log diverged from the leader's.
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         if offset >= self.log_end_offset {
-            return Ok(());
+            // No batch goes, but an epoch this log started at its end and
+            // wrote nothing in (it led a moment) does: a follower that
+            // kept it would name it as its last fetched epoch, and the
+            // leader, which never had it, would send it back here again.
+            let changed = self.leader_epochs.truncate_from_end(offset);
+            return self.epochs_changed(changed);
         }
         if offset <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset.max(self.log_start_offset), now_ms);
@@ -1291,6 +1296,27 @@ mod tests {
             .iter()
             .map(|e| (e.epoch, e.start_offset))
             .collect()
+    }
+
+    #[test]
+    fn an_epoch_led_without_a_write_goes_when_the_log_is_cut_at_its_end() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut log = open(dir.path(), LogConfig::default());
+        log.become_leader(3).expect("lead");
+        log.append(&batch(2, NOW), NOW).expect("append");
+        // Led a moment in epoch 5, wrote nothing, then followed again.
+        log.become_leader(5).expect("lead");
+        assert_eq!(epochs(&log), [(3, 0), (5, 2)]);
+        assert_eq!(log.latest_epoch(), 5);
+        // The leader never had epoch 5: it answers where epoch 3 ends.
+        log.truncate_to(2, NOW).expect("truncate");
+        assert_eq!(epochs(&log), [(3, 0)]);
+        assert_eq!(log.latest_epoch(), 3);
+        assert_eq!(log.log_end_offset(), 2, "no batch went");
+        assert_eq!(log.epoch_start_offset(3), Some(0));
+        // An older epoch than the newest held changes nothing.
+        log.become_leader(1).expect("old");
+        assert_eq!(epochs(&log), [(3, 0)]);
     }
 
     #[test]

@@ -442,7 +442,15 @@ impl Fetcher {
                 truncate_to = target,
                 "this replica's log diverged from the leader's: cutting it back"
             );
+            let before = (partition.log_end_offset(), partition.log().latest_epoch());
             partition.truncate_to(target, now_ms)?;
+            // Cut and still diverged the same way: held back, not spun on.
+            if (partition.log_end_offset(), partition.log().latest_epoch()) == before {
+                return Err(TakeError::StillDiverged {
+                    epoch: diverging.epoch,
+                    end_offset: diverging.end_offset,
+                });
+            }
             return Ok(());
         }
         let records = answered.records.as_deref().map_or(&[][..], whole_batches);
@@ -490,6 +498,10 @@ enum FetchError {
 enum TakeError {
     #[error("the leader answered {0:?}")]
     Refused(ResponseError),
+    #[error(
+        "the log still diverges from the leader's after a cut (epoch {epoch} ends at {end_offset} there)"
+    )]
+    StillDiverged { epoch: i32, end_offset: i64 },
     #[error("the log refused the leader's data")]
     Log(#[from] LogError),
 }
