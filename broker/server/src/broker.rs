@@ -71,7 +71,11 @@ impl Broker {
             logs.log_dirs(),
             Arc::clone(&metrics) as _,
         ));
-        let replicas = Arc::new(ReplicaManager::new(Arc::clone(&logs), Arc::clone(&storage)));
+        let replicas = Arc::new(ReplicaManager::new(
+            Arc::clone(&logs),
+            Arc::clone(&storage),
+            config.quorum.is_some(),
+        ));
         host_partitions(&replicas, &metadata, &config);
         let group_config = runnel_coordinator::GroupConfig {
             initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,

@@ -41,14 +41,20 @@ pub struct ReplicaManager {
     /// Each topic's hosted partitions by index (on a cluster, only some of
     /// a topic's partitions are here).
     partitions: RwLock<HashMap<Arc<str>, HostedPartitions>>,
+    /// On a cluster, a partition opened from disk does not know how much
+    /// of its log the ISR held: its high watermark starts at the log
+    /// start and only the ISR (or the leader, for a follower) moves it.
+    /// A broker alone is its ISR: it starts at the log end.
+    replicated: bool,
 }
 
 impl ReplicaManager {
-    pub fn new(logs: Arc<LogManager>, storage: Arc<StorageHealth>) -> Self {
+    pub fn new(logs: Arc<LogManager>, storage: Arc<StorageHealth>, replicated: bool) -> Self {
         Self {
             logs,
             storage,
             partitions: RwLock::default(),
+            replicated,
         }
     }
 
@@ -58,7 +64,7 @@ impl ReplicaManager {
     pub fn for_test(logs: Arc<LogManager>) -> Self {
         let metrics = Arc::new(crate::metrics::BrokerMetrics::new());
         let storage = Arc::new(StorageHealth::new(logs.log_dirs(), metrics));
-        Self::new(logs, storage)
+        Self::new(logs, storage, false)
     }
 
     /// The log manager, for maintenance over every log (flush, retention,
@@ -141,10 +147,9 @@ impl ReplicaManager {
                 now_ms,
             )?;
             opened.push(Arc::new(Partition::new(
-                Arc::clone(&name),
-                index,
+                (Arc::clone(&name), index),
                 log,
-                0,
+                self.replicated,
                 Arc::clone(&self.storage),
             )));
         }

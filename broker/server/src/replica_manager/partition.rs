@@ -100,25 +100,34 @@ impl LogCause for LeaderWriteError {
 }
 
 impl Partition {
+    /// Partition `index` of `topic` over `log`. Its high watermark starts
+    /// at the log end when this broker alone holds it, and at the log
+    /// start when it is `replicated` (a cluster): what a restarted replica
+    /// wrote may never have reached the ISR, and a retry of it must not be
+    /// acknowledged until it has.
     pub fn new(
-        topic: Arc<str>,
-        index: i32,
+        (topic, index): (Arc<str>, i32),
         log: SharedLog,
-        leader_epoch: i32,
+        replicated: bool,
         storage: Arc<StorageHealth>,
     ) -> Self {
-        let (dir, log_end) = {
+        let (dir, log_start, log_end) = {
             let log = lock(&log);
-            (log.dir().to_path_buf(), log.log_end_offset())
+            (
+                log.dir().to_path_buf(),
+                log.log_start_offset(),
+                log.log_end_offset(),
+            )
         };
+        let high_watermark = if replicated { log_start } else { log_end };
         Self {
             topic,
             index,
             log,
             dir,
-            leader_epoch: AtomicI32::new(leader_epoch),
+            leader_epoch: AtomicI32::new(0),
             leader: AtomicBool::new(true),
-            high_watermark: AtomicI64::new(log_end),
+            high_watermark: AtomicI64::new(high_watermark),
             log_end: AtomicI64::new(log_end),
             leader_state: Mutex::new(None),
             log_end_watchers: Watchers::default(),
