@@ -21,7 +21,8 @@
 //!   reads and discards.
 //!
 //! Then two steps, each on a broker of its own, print how the broker's
-//! work scales with what it holds rather than with the bytes it moves:
+//! work scales with what it holds rather than with the bytes it moves,
+//! and a last one what replication costs:
 //!
 //! - parked fetches (`broker/parked_fetches.rs`): the produce load above on
 //!   one partition, for an eighth of SIZE, first with no fetch waiting and
@@ -38,7 +39,17 @@
 //!   p50, p99 and max latency in a 3 s window before the CreateTopics and
 //!   over the requests that overlap it, the ratio of the p99s, and how long
 //!   the CreateTopics took; creating a topic should barely move the p99 of
-//!   a producer to another.
+//!   a producer to another;
+//! - replicated produce (`broker/replicated.rs`): the produce load above
+//!   with acks=all, for a quarter of SIZE (`RUNNEL_BENCH_REPLICATED_BYTES`),
+//!   first on one broker (replication factor 1), then on a cluster of three
+//!   combined nodes on this machine (replication factor 3,
+//!   min.insync.replicas=2), each partition's requests sent to its leader
+//!   once every node shows its ISR whole. Printed: MB/s, records/s, the
+//!   brokers' CPU s/GB in (for three, their sum and each one's, with the
+//!   partitions it leads), the load generator's, and the ratios; each
+//!   partition's high watermark is checked afterwards (ListOffsets on its
+//!   leader) to be the end of what was produced.
 //!
 //! Before anything is timed, a file of the benchmark's size is written and
 //! deleted: on a VM the first touch of guest memory costs a host page fault
@@ -54,7 +65,9 @@
 //! `CARGO_BIN_EXE_runnel`; `RUNNEL_BENCH_BINARY` runs another one.
 //! `RUNNEL_BENCH_PARTITIONS` (default 4) sets partitions and so connections,
 //! `RUNNEL_BENCH_IN_FLIGHT` (default 8) the produce requests in flight per
-//! connection, `RUNNEL_BENCH_DIR` the parent of the temporary directory.
+//! connection, `RUNNEL_BENCH_REPLICATED_BYTES` (default SIZE / 4) the bytes
+//! of each run of the replicated step, `RUNNEL_BENCH_DIR` the parent of the
+//! temporary directory.
 //! To compare two builds in one session, run the bench once per binary:
 //! `RUNNEL_BENCH_BINARY=/path/to/old/runnel cargo bench -p runnel-broker
 //! --bench broker_bench -- 512M`, then again with the new one.
@@ -66,9 +79,9 @@
 //! kernel share the machine's cores, so on a small machine the load
 //! generator's CPU is part of what limits the figures; both are printed.
 //!
-//! Code: what this bench shares with group_bench (the broker process, CPU
-//! meters, Kafka frames) is `support/`; the last two steps are in
-//! `broker/`.
+//! Code: what this bench shares with the others (the broker process, a
+//! cluster of three, CPU meters, Kafka frames) is `support/`; the last
+//! three steps are in `broker/`.
 
 #[allow(dead_code)] // each bench uses a part of the support
 #[path = "support/mod.rs"]
@@ -76,6 +89,8 @@ mod support;
 
 #[path = "broker/parked_fetches.rs"]
 mod parked_fetches;
+#[path = "broker/replicated.rs"]
+mod replicated;
 #[path = "broker/topic_creation.rs"]
 mod topic_creation;
 
@@ -111,6 +126,8 @@ const DEFAULT_PARTITIONS: i32 = 4;
 const DEFAULT_IN_FLIGHT: usize = 8;
 /// The parked fetches step appends this share of the bytes produced.
 const PARKED_STEP_SHARE: u64 = 8;
+/// The replicated step produces this share of them, twice, by default.
+const REPLICATED_STEP_SHARE: u64 = 4;
 const DEFAULT_PARKED_FETCHES: usize = 10_000;
 const SMOKE_TEST_PARKED_FETCHES: usize = 50;
 const DEFAULT_CREATE_PARTITIONS: i32 = 1000;
@@ -121,6 +138,9 @@ const RECORD_BYTES: usize = 1024;
 /// 15 records of 1 KiB plus record and batch overhead stay under 16 KiB.
 const RECORDS_PER_BATCH: usize = 15;
 const PRODUCE_VERSION: i16 = 9;
+/// Produce `acks`: the leader's append, or the whole ISR's (`acks=all`).
+const ACKS_LEADER: i16 = 1;
+const ACKS_ALL: i16 = -1;
 const FETCH_VERSION: i16 = 12;
 const FETCH_MAX_BYTES: i32 = 50 << 20;
 const FETCH_PARTITION_MAX_BYTES: i32 = 8 << 20;
@@ -139,6 +159,7 @@ fn main() {
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     target_bytes: u64,
+    replicated_bytes: u64,
     partitions: i32,
     in_flight: usize,
     parked_fetches: usize,
@@ -260,7 +281,60 @@ fn run() -> Result<()> {
         settings.create_partitions,
         settings.baseline_window,
     )?);
+    let load = replicated::Load {
+        batches: settings.replicated_bytes.div_ceil(batch.len() as u64),
+        partitions: settings.partitions,
+        in_flight: settings.in_flight,
+    };
+    print_replicated(&replicated::run(dir.path(), &runtime, &batch, load)?);
     Ok(())
+}
+
+fn print_replicated(report: &replicated::Report) {
+    let gb = report.bytes as f64 / 1e9;
+    let line = |what: &str, run: &replicated::Run, brokers: &str| {
+        let cost = &run.cost;
+        println!(
+            "produce  {what:<36} {:7.1} MB/s, {:5.0}k records/s, {brokers} {:.2} CPU s/GB in{}, load generator {:.2} CPU s/GB, machine {:.0}% busy",
+            mb_per_s(report.bytes, cost.wall),
+            report.records as f64 / cost.wall.as_secs_f64() / 1e3,
+            cost.broker_cpu_seconds / gb,
+            if run.brokers.is_empty() {
+                ""
+            } else {
+                " (sum of three)"
+            },
+            cost.client_cpu_seconds / gb,
+            100.0 * cost.machine_busy,
+        );
+    };
+    let (one, three) = (&report.one_broker, &report.three_brokers);
+    line("RF=1 acks=all, one broker:", one, "broker");
+    line("RF=3 acks=all, three brokers:", three, "brokers");
+    let shares: Vec<String> = three
+        .brokers
+        .iter()
+        .map(|b| {
+            format!(
+                "node {} {:.2} (leads {})",
+                b.node_id,
+                b.cpu_seconds / gb,
+                b.leaders
+            )
+        })
+        .collect();
+    println!(
+        "         RF=3 per broker, CPU s/GB in: {}",
+        shares.join(", ")
+    );
+    println!(
+        "replication factor 3 (min.insync.replicas=2): {:.2}x the throughput of 1, {:.2}x the broker CPU per GB in ({:.0} MB produced each time; every partition's high watermark on its leader at the end of what was produced; stopped in {:.2} s and {:.2} s)",
+        one.cost.wall.as_secs_f64() / three.cost.wall.as_secs_f64(),
+        three.cost.broker_cpu_seconds / one.cost.broker_cpu_seconds,
+        report.bytes as f64 / 1e6,
+        one.shutdown.as_secs_f64(),
+        three.shutdown.as_secs_f64(),
+    );
 }
 
 fn print_parked(report: &parked_fetches::Report) {
@@ -320,9 +394,16 @@ fn settings() -> Result<Settings> {
         None if support::full_size() => DEFAULT_BYTES,
         None => SMOKE_TEST_BYTES,
     };
+    let replicated_bytes = match std::env::var("RUNNEL_BENCH_REPLICATED_BYTES") {
+        Ok(value) => parse_size(&value).with_context(|| {
+            format!("RUNNEL_BENCH_REPLICATED_BYTES={value:?} is not a byte count such as 512M")
+        })?,
+        Err(_) => (target_bytes / REPLICATED_STEP_SHARE).max(1),
+    };
     let full = support::full_size();
     Ok(Settings {
         target_bytes,
+        replicated_bytes,
         partitions: env_positive("RUNNEL_BENCH_PARTITIONS", DEFAULT_PARTITIONS)?,
         in_flight: env_positive("RUNNEL_BENCH_IN_FLIGHT", DEFAULT_IN_FLIGHT)?,
         parked_fetches: env_positive(
@@ -396,38 +477,24 @@ async fn produce_and_fetch(
     let mut admin = Connection::open(broker.addr, CLIENT_ID).await?;
     create_topic(&mut admin, TOPIC, settings.partitions).await?;
 
-    let partitions = settings.partitions as u64;
+    let leaders = vec![broker.addr; settings.partitions as usize];
     let meter = Meter::start(broker.pid())?;
-    let mut tasks = tokio::task::JoinSet::new();
-    for partition in 0..settings.partitions {
-        // Spreads the remainder over the first partitions.
-        let requests = batches / partitions + u64::from((partition as u64) < batches % partitions);
-        tasks.spawn(produce_partition(
-            broker.addr,
-            partition,
-            batch.clone(),
-            requests,
-            settings.in_flight,
-        ));
-    }
-    let mut end_offsets = vec![0i64; settings.partitions as usize];
-    let (mut produced, mut responses) = (0u64, 0u64);
-    while let Some(done) = tasks.join_next().await {
-        let done = done.context("a produce task panicked")??;
-        end_offsets[done.partition as usize] = done.end_offset;
-        produced += done.bytes;
-        responses += done.responses;
-    }
+    let produced =
+        produce_spread(&leaders, &batch, batches, settings.in_flight, ACKS_LEADER).await?;
     let produce = Phase {
-        bytes: produced,
-        responses,
         cost: meter.stop()?,
+        bytes: produced.iter().map(|p| p.bytes).sum(),
+        responses: produced.iter().map(|p| p.responses).sum(),
     };
 
     let meter = Meter::start(broker.pid())?;
     let mut tasks = tokio::task::JoinSet::new();
-    for (partition, end_offset) in end_offsets.into_iter().enumerate() {
-        tasks.spawn(fetch_partition(broker.addr, partition as i32, end_offset));
+    for done in &produced {
+        tasks.spawn(fetch_partition(
+            broker.addr,
+            done.partition,
+            done.end_offset,
+        ));
     }
     let (mut fetched, mut responses) = (0u64, 0u64);
     while let Some(done) = tasks.join_next().await {
@@ -443,6 +510,37 @@ async fn produce_and_fetch(
     Ok((produce, fetch))
 }
 
+/// Spreads `batches` Produce requests over the partitions, the remainder
+/// over the first ones: partition `p` gets its share on one connection to
+/// `leaders[p]`. What each partition took, in partition order.
+async fn produce_spread(
+    leaders: &[SocketAddr],
+    batch: &Bytes,
+    batches: u64,
+    in_flight: usize,
+    acks: i16,
+) -> Result<Vec<Produced>> {
+    let partitions = leaders.len() as u64;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (partition, &addr) in leaders.iter().enumerate() {
+        let requests = batches / partitions + u64::from((partition as u64) < batches % partitions);
+        tasks.spawn(produce_partition(
+            addr,
+            partition as i32,
+            batch.clone(),
+            requests,
+            in_flight,
+            acks,
+        ));
+    }
+    let mut produced = Vec::with_capacity(leaders.len());
+    while let Some(done) = tasks.join_next().await {
+        produced.push(done.context("a produce task panicked")??);
+    }
+    produced.sort_by_key(|p| p.partition);
+    Ok(produced)
+}
+
 #[derive(Debug)]
 struct Produced {
     partition: i32,
@@ -451,20 +549,21 @@ struct Produced {
     end_offset: i64,
 }
 
-/// Sends `requests` Produce requests of one batch each on one connection,
-/// keeping up to `in_flight` unanswered: a writer task takes a permit per
-/// request, the reader gives one back per response.
+/// Sends `requests` Produce requests of one batch each with `acks` on one
+/// connection, keeping up to `in_flight` unanswered: a writer task takes a
+/// permit per request, the reader gives one back per response.
 async fn produce_partition(
     addr: SocketAddr,
     partition: i32,
     batch: Bytes,
     requests: u64,
     in_flight: usize,
+    acks: i16,
 ) -> Result<Produced> {
     let batch_bytes = batch.len() as u64;
     let records_per_batch = BatchHeader::parse(&batch)?.records_count as i64;
     let request = ProduceRequest::default()
-        .with_acks(1)
+        .with_acks(acks)
         .with_timeout_ms(30_000)
         .with_topic_data(vec![
             TopicProduceData::default()

@@ -33,7 +33,7 @@ use super::support::limits::raise_open_files;
 use super::support::metrics::{gauge, wait_for_gauge};
 use super::support::process::BrokerProcess;
 use super::support::wire::{Connection, create_topic, request_frame};
-use super::{BENCH, CLIENT_ID, FETCH_VERSION, TOPIC, produce_partition};
+use super::{ACKS_LEADER, BENCH, CLIENT_ID, FETCH_VERSION, TOPIC, produce_partition};
 
 const PARKED_TOPIC: &str = "parked";
 const PARKED_TOPIC_PARTITIONS: i32 = 16;
@@ -105,8 +105,15 @@ pub fn run(dir: &Path, runtime: &Runtime, batch: &Bytes, load: Load) -> Result<R
 /// Appends `load.batches` batches to partition 0 of `bench`, timed.
 async fn timed_appends(broker: &BrokerProcess, batch: &Bytes, load: Load) -> Result<Cost> {
     let meter = Meter::start(broker.pid())?;
-    let produced =
-        produce_partition(broker.addr, 0, batch.clone(), load.batches, load.in_flight).await?;
+    let produced = produce_partition(
+        broker.addr,
+        0,
+        batch.clone(),
+        load.batches,
+        load.in_flight,
+        ACKS_LEADER,
+    )
+    .await?;
     let cost = meter.stop()?;
     let bytes = load.batches * batch.len() as u64;
     ensure!(

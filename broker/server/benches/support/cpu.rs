@@ -1,6 +1,7 @@
-//! CPU time over a timed phase: the broker's and the load generator's
-//! (user + system, all threads, from /proc/<pid>/stat), and the share of
-//! the whole machine's CPU time that was not idle (from /proc/stat).
+//! CPU time over a timed phase: the broker's (or the brokers', one
+//! process each) and the load generator's (user + system, all threads,
+//! from /proc/<pid>/stat), and the share of the whole machine's CPU time
+//! that was not idle (from /proc/stat).
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,8 @@ const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 /// The readings at the start of a phase.
 #[derive(Debug)]
 pub struct Meter {
-    broker_pid: u32,
-    broker_cpu_seconds: f64,
+    /// Each broker's pid and CPU seconds at the start.
+    brokers: Vec<(u32, f64)>,
     client_cpu_seconds: f64,
     machine: MachineTicks,
     started: Instant,
@@ -24,6 +25,7 @@ pub struct Meter {
 #[derive(Debug, Clone, Copy)]
 pub struct Cost {
     pub wall: Duration,
+    /// Summed over the brokers metered.
     pub broker_cpu_seconds: f64,
     pub client_cpu_seconds: f64,
     /// Share of the whole machine's CPU time that was not idle.
@@ -32,14 +34,21 @@ pub struct Cost {
 
 impl Meter {
     pub fn start(broker_pid: u32) -> Result<Self> {
-        let broker_cpu_seconds = cpu_seconds(&broker_pid.to_string())?;
+        Self::start_brokers(&[broker_pid])
+    }
+
+    /// Meters several broker processes at once (the nodes of a cluster).
+    pub fn start_brokers(broker_pids: &[u32]) -> Result<Self> {
+        let brokers = broker_pids
+            .iter()
+            .map(|&pid| Ok((pid, cpu_seconds(&pid.to_string())?)))
+            .collect::<Result<_>>()?;
         let client_cpu_seconds = cpu_seconds("self")?;
         let machine = MachineTicks::read()?;
         // Taken last and read first in `stop`, so the wall time is the
         // phase's and not the /proc reads'.
         Ok(Self {
-            broker_pid,
-            broker_cpu_seconds,
+            brokers,
             client_cpu_seconds,
             machine,
             started: Instant::now(),
@@ -47,14 +56,25 @@ impl Meter {
     }
 
     pub fn stop(self) -> Result<Cost> {
+        Ok(self.stop_per_broker()?.0)
+    }
+
+    /// The phase's cost, and each broker's CPU seconds in the order of
+    /// `start_brokers`.
+    pub fn stop_per_broker(self) -> Result<(Cost, Vec<f64>)> {
         let wall = self.started.elapsed();
-        Ok(Cost {
+        let per_broker = self
+            .brokers
+            .iter()
+            .map(|&(pid, before)| Ok(cpu_seconds(&pid.to_string())? - before))
+            .collect::<Result<Vec<f64>>>()?;
+        let cost = Cost {
             wall,
-            broker_cpu_seconds: cpu_seconds(&self.broker_pid.to_string())?
-                - self.broker_cpu_seconds,
+            broker_cpu_seconds: per_broker.iter().sum(),
             client_cpu_seconds: cpu_seconds("self")? - self.client_cpu_seconds,
             machine_busy: MachineTicks::read()?.busy_since(self.machine),
-        })
+        };
+        Ok((cost, per_broker))
     }
 }
 

@@ -3,6 +3,8 @@
 //!
 //! - `process`: the `runnel serve` child process, started on free ports and
 //!   stopped with SIGTERM;
+//! - `cluster`: three such processes as the combined nodes of a cluster,
+//!   and the leaders and in-sync replicas Metadata shows;
 //! - `cpu`: CPU time of the broker and the load generator, and how busy the
 //!   machine was, over one timed phase;
 //! - `wire`: Kafka request and response frames over tokio sockets;
@@ -13,6 +15,7 @@
 //! Cargo takes `benches/*.rs` and `benches/*/main.rs` as benches, so this
 //! directory is not one of its own.
 
+pub mod cluster;
 pub mod cpu;
 pub mod limits;
 pub mod metrics;

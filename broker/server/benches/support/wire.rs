@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result, bail, ensure};
 use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig, CreateTopicsRequest,
+};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -131,12 +133,33 @@ pub async fn create_topic(
     topic: &'static str,
     partitions: i32,
 ) -> Result<()> {
+    create_replicated_topic(connection, topic, partitions, 1, &[]).await
+}
+
+/// Creates `topic` with `partitions` partitions of `replication_factor`
+/// replicas each and the topic configs `configs` (`key`, `value`).
+pub async fn create_replicated_topic(
+    connection: &mut Connection,
+    topic: &'static str,
+    partitions: i32,
+    replication_factor: i16,
+    configs: &[(&'static str, &'static str)],
+) -> Result<()> {
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str(key))
+                .with_value(Some(StrBytes::from_static_str(value)))
+        })
+        .collect();
     let request = CreateTopicsRequest::default()
         .with_topics(vec![
             CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_static_str(topic)))
                 .with_num_partitions(partitions)
-                .with_replication_factor(1),
+                .with_replication_factor(replication_factor)
+                .with_configs(configs),
         ])
         .with_timeout_ms(30_000);
     let response = connection.call(CREATE_TOPICS_VERSION, &request).await?;
