@@ -43,12 +43,6 @@ pub enum ElectionType {
 /// One partition's outcome.
 pub type Outcome = ((String, i32), Result<(), ElectionError>);
 
-fn live(image: &MetadataImage, id: i32) -> bool {
-    image
-        .broker(id)
-        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
-}
-
 /// The records of `kind` elections of `partitions` (every partition when
 /// `None`, where only those that need one are reported), with each
 /// partition's outcome.
@@ -121,7 +115,7 @@ fn preferred(
     if partition.leader == first {
         return Err(ElectionError::NotNeeded(topic.into(), index));
     }
-    if !partition.isr.contains(&first) || !live(image, first) {
+    if !partition.isr.contains(&first) || !image.is_live_broker(first) {
         return Err(ElectionError::PreferredNotAvailable(
             topic.into(),
             index,
@@ -144,11 +138,16 @@ fn unclean(
         .replicas
         .iter()
         .copied()
-        .find(|r| partition.isr.contains(r) && live(image, *r));
+        .find(|r| partition.isr.contains(r) && image.is_live_broker(*r));
     if let Some(leader) = in_sync {
         return Ok((leader, None));
     }
-    match partition.replicas.iter().copied().find(|r| live(image, *r)) {
+    match partition
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| image.is_live_broker(*r))
+    {
         Some(leader) => Ok((leader, Some(vec![leader]))),
         None => Err(ElectionError::EligibleNotAvailable(topic.into(), index)),
     }
@@ -167,7 +166,10 @@ pub fn imbalanced(image: &MetadataImage, percentage: u32) -> Vec<(String, i32)> 
             };
             let entry = preferred_for.entry(first).or_default();
             entry.0 += 1;
-            if partition.leader != first && partition.isr.contains(&first) && live(image, first) {
+            if partition.leader != first
+                && partition.isr.contains(&first)
+                && image.is_live_broker(first)
+            {
                 entry.1.push((topic.name.clone(), *index));
             }
         }

@@ -133,13 +133,11 @@ fn elect(
     isr: &[i32],
     leaving: i32,
 ) -> Option<i32> {
-    partition.replicas.iter().copied().find(|r| {
-        *r != leaving
-            && isr.contains(r)
-            && image
-                .broker(*r)
-                .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
-    })
+    partition
+        .replicas
+        .iter()
+        .copied()
+        .find(|r| *r != leaving && isr.contains(r) && image.is_live_broker(*r))
 }
 
 /// A PartitionChangeRecord for each partition `change` names a new

@@ -158,6 +158,25 @@ impl MetadataImage {
         self.brokers.get(&id)
     }
 
+    /// Whether broker `id` is registered, unfenced and not shutting down:
+    /// one a partition may be led by.
+    pub fn is_live_broker(&self, id: i32) -> bool {
+        self.broker(id)
+            .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+    }
+
+    /// `host:port` of broker `id`'s `listener` (its first listener when it
+    /// has none of that name), as other brokers reach it.
+    pub fn broker_address(&self, id: i32, listener: &str) -> Option<String> {
+        let broker = self.broker(id)?;
+        let endpoint = broker
+            .endpoints
+            .iter()
+            .find(|e| e.name == listener)
+            .or(broker.endpoints.first())?;
+        Some(format!("{}:{}", endpoint.host, endpoint.port))
+    }
+
     pub fn brokers(&self) -> impl Iterator<Item = &Arc<BrokerRegistration>> {
         self.brokers.values()
     }

@@ -59,10 +59,14 @@ fn original(partition: &PartitionImage) -> Vec<i32> {
         .collect()
 }
 
-fn live(image: &MetadataImage, id: i32) -> bool {
-    image
-        .broker(id)
-        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+/// The members of `partition`'s ISR that are among `replicas`.
+fn isr_within(partition: &PartitionImage, replicas: &[i32]) -> Vec<i32> {
+    partition
+        .isr
+        .iter()
+        .copied()
+        .filter(|r| replicas.contains(r))
+        .collect()
 }
 
 /// The record that moves `partition` to exactly `replicas` (no
@@ -72,12 +76,7 @@ fn settle(
     partition: &PartitionImage,
     replicas: &[i32],
 ) -> Option<(i32, Vec<i32>)> {
-    let isr: Vec<i32> = partition
-        .isr
-        .iter()
-        .copied()
-        .filter(|r| replicas.contains(r))
-        .collect();
+    let isr = isr_within(partition, replicas);
     if isr.is_empty() {
         return None;
     }
@@ -87,7 +86,7 @@ fn settle(
         replicas
             .iter()
             .copied()
-            .find(|r| isr.contains(r) && live(image, *r))
+            .find(|r| isr.contains(r) && image.is_live_broker(*r))
             .unwrap_or(NO_LEADER)
     };
     Some((leader, isr))
@@ -177,12 +176,7 @@ pub fn reassign(
     }
     let mut replicas = target.to_vec();
     replicas.extend(removing.iter().copied());
-    let isr: Vec<i32> = partition
-        .isr
-        .iter()
-        .copied()
-        .filter(|r| replicas.contains(r))
-        .collect();
+    let isr = isr_within(partition, &replicas);
     Ok(Some(record(
         found.id,
         index,

@@ -280,14 +280,9 @@ impl Fetcher {
 
     /// `host:port` of the leader's inter-broker listener.
     fn address(&self) -> Option<String> {
-        let image = self.metadata.image();
-        let broker = image.broker(self.leader)?;
-        let endpoint = broker
-            .endpoints
-            .iter()
-            .find(|e| e.name == self.listener)
-            .or(broker.endpoints.first())?;
-        Some(format!("{}:{}", endpoint.host, endpoint.port))
+        self.metadata
+            .image()
+            .broker_address(self.leader, &self.listener)
     }
 
     async fn fetch_once(&mut self, due: &[((String, i32), Target)]) -> Result<(), FetchError> {

@@ -114,14 +114,7 @@ impl RemoteMarkers {
 
     /// `host:port` of broker `id`'s inter-broker listener.
     fn address(&self, id: i32) -> Option<String> {
-        let image = self.metadata.image();
-        let broker = image.broker(id)?;
-        let endpoint = broker
-            .endpoints
-            .iter()
-            .find(|e| e.name == self.listener)
-            .or(broker.endpoints.first())?;
-        Some(format!("{}:{}", endpoint.host, endpoint.port))
+        self.metadata.image().broker_address(id, &self.listener)
     }
 }
 
