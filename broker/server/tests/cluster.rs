@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::Broker;
 use common::client::Client;
 use common::cluster::{
@@ -26,11 +25,10 @@ use common::cluster::{
     wait_for,
 };
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataResponse, ProduceRequest,
-    ProduceResponse, TopicName, create_topics_request, produce_request,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, MetadataResponse, TopicName,
+    create_topics_request,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_log::BatchBuilder;
 
 fn broker_ids(response: &MetadataResponse) -> Vec<i32> {
     let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
@@ -171,86 +169,18 @@ fn three_nodes_form_one_cluster_and_serve_a_topic_spread_over_all() {
 /// One record produced to `topic`-`partition` through `bootstrap`: the
 /// partition's error code.
 fn produce_one(bootstrap: &str, topic: &str, partition: i32) -> i16 {
-    // Stamped now: a record from 1970 would be past retention.ms.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let mut builder = BatchBuilder::new(now_ms);
-    builder.push(None, Some(b"one"), now_ms);
-    let mut data = produce_request::PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(Bytes::from(builder.build()));
-    let mut topic_data = produce_request::TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = 1;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    let response: ProduceResponse = Client::connect(bootstrap).call(ApiKey::Produce, 9, &request);
-    response.responses[0].partition_responses[0].error_code
+    common::cluster::produce_one(bootstrap, topic, partition, 1, "one")
 }
 
 /// `lines` (`key:value`) produced by kcat, which waits for every delivery.
 fn kcat_produce(bootstrap: &str, topic: &str, lines: &[String]) {
-    use std::io::Write;
-    let mut child = common::kcat()
-        .args(["-b", bootstrap, "-P", "-t", topic, "-K", ":"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn kcat -P");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all((lines.join("\n") + "\n").as_bytes())
-            .expect("write to kcat");
-    }
-    let deadline = Instant::now() + common::DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for kcat") {
-            assert!(status.success(), "kcat -P {topic}: {status}");
-            return;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "kcat -P {topic} did not finish within {:?}",
-                common::DEADLINE
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::cluster::kcat_produce(bootstrap, topic, lines, &[]);
 }
 
 /// Every record of `topic` read by kcat from the beginning to the end of
-/// each partition, as `key:value` lines.
+/// each partition, as `key:value` lines; there are `expected`.
 fn kcat_consume(bootstrap: &str, topic: &str, expected: usize) -> Vec<String> {
-    let output = common::kcat()
-        .args([
-            "-b",
-            bootstrap,
-            "-C",
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-        ])
-        .args(["-f", "%k:%s\\n"])
-        .output()
-        .expect("kcat -C");
-    assert!(
-        output.status.success(),
-        "kcat -C: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let lines = common::cluster::kcat_read(bootstrap, topic);
     assert_eq!(lines.len(), expected, "kcat read {} records", lines.len());
     lines
 }

@@ -16,17 +16,16 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::client::Client;
-use common::cluster::{Cluster, NODES, START_DEADLINE, metadata, start_cluster_with, wait_for};
+use common::cluster::{
+    Cluster, NODES, START_DEADLINE, kcat_produce, kcat_read, metadata, produce_one,
+    start_cluster_with, wait_for,
+};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
-    create_topics_request, produce_request,
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, TopicName, create_topics_request,
 };
 use kafka_protocol::protocol::StrBytes;
-use runnel_log::BatchBuilder;
 
 /// Fencing and ISR shrinks within seconds, not Kafka's defaults.
 const FAST: &str = "broker.session.timeout.ms=3000\nreplica.lag.time.max.ms=2000\n";
@@ -127,79 +126,17 @@ fn bootstrap_of(cluster: &Cluster, ids: &[i32]) -> String {
 /// `lines` (`key:value`) produced by kcat with `acks=all` and idempotence;
 /// kcat exits non-zero when a delivery fails.
 fn produce_all(bootstrap: &str, topic: &str, lines: &[String]) {
-    use std::io::Write;
-    let mut child = common::kcat()
-        .args(["-b", bootstrap, "-P", "-t", topic, "-K", ":"])
-        .args(["-X", "acks=all", "-X", "enable.idempotence=true"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn kcat -P");
-    {
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all((lines.join("\n") + "\n").as_bytes())
-            .expect("write to kcat");
-    }
-    let deadline = Instant::now() + common::DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for kcat") {
-            assert!(status.success(), "kcat -P {topic}: {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "kcat -P {topic} did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    kcat_produce(
+        bootstrap,
+        topic,
+        lines,
+        &["-X", "acks=all", "-X", "enable.idempotence=true"],
+    );
 }
 
 /// Every `key:value` of `topic`, read by kcat from the start to the end.
 fn consume_all(bootstrap: &str, topic: &str) -> BTreeSet<String> {
-    let output = common::kcat()
-        .args([
-            "-b",
-            bootstrap,
-            "-C",
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-        ])
-        .args(["-f", "%k:%s\\n"])
-        .output()
-        .expect("kcat -C");
-    assert!(
-        output.status.success(),
-        "kcat -C: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// One record to `topic`-`partition` with `acks`: the partition's error.
-fn produce_one(bootstrap: &str, topic: &str, partition: i32, acks: i16, value: &str) -> i16 {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
-    let mut builder = BatchBuilder::new(now_ms);
-    builder.push(None, Some(value.as_bytes()), now_ms);
-    let mut data = produce_request::PartitionProduceData::default();
-    data.index = partition;
-    data.records = Some(Bytes::from(builder.build()));
-    let mut topic_data = produce_request::TopicProduceData::default();
-    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
-    topic_data.partition_data = vec![data];
-    let mut request = ProduceRequest::default();
-    request.acks = acks;
-    request.timeout_ms = 10_000;
-    request.topic_data = vec![topic_data];
-    let response: ProduceResponse = Client::connect(bootstrap).call(ApiKey::Produce, 9, &request);
-    response.responses[0].partition_responses[0].error_code
+    kcat_read(bootstrap, topic).into_iter().collect()
 }
 
 /// The bytes of a partition's log segments and its leader epoch file on

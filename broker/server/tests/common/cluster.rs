@@ -207,3 +207,92 @@ pub fn churn_leaders(
         rounds
     })
 }
+
+/// `lines` (`key:value`) produced by kcat with `settings` (`-X k=v` ...),
+/// waiting for every delivery; kcat exits non-zero when one fails.
+pub fn kcat_produce(bootstrap: &str, topic: &str, lines: &[String], settings: &[&str]) {
+    use std::io::Write;
+    let mut child = super::kcat()
+        .args(["-b", bootstrap, "-P", "-t", topic, "-K", ":"])
+        .args(settings)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kcat -P");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all((lines.join("\n") + "\n").as_bytes())
+            .expect("write to kcat");
+    }
+    let deadline = Instant::now() + super::DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for kcat") {
+            assert!(status.success(), "kcat -P {topic}: {status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "kcat -P {topic} did not finish within {:?}",
+                super::DEADLINE
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every record of `topic` read by kcat from the beginning to the end of
+/// each partition, as `key:value` lines.
+pub fn kcat_read(bootstrap: &str, topic: &str) -> Vec<String> {
+    let output = super::kcat()
+        .args([
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            topic,
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+        ])
+        .args(["-f", "%k:%s\\n"])
+        .output()
+        .expect("kcat -C");
+    assert!(
+        output.status.success(),
+        "kcat -C: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One record of `value` to `topic`-`partition` with `acks` (Produce v9):
+/// the partition's error code.
+pub fn produce_one(bootstrap: &str, topic: &str, partition: i32, acks: i16, value: &str) -> i16 {
+    use bytes::Bytes;
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, produce_request};
+    // Stamped now: a record from 1970 would be past retention.ms.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut builder = runnel_log::BatchBuilder::new(now_ms);
+    builder.push(None, Some(value.as_bytes()), now_ms);
+    let mut data = produce_request::PartitionProduceData::default();
+    data.index = partition;
+    data.records = Some(Bytes::from(builder.build()));
+    let mut topic_data = produce_request::TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(topic.to_string()));
+    topic_data.partition_data = vec![data];
+    let mut request = ProduceRequest::default();
+    request.acks = acks;
+    request.timeout_ms = 10_000;
+    request.topic_data = vec![topic_data];
+    let response: ProduceResponse = Client::connect(bootstrap).call(ApiKey::Produce, 9, &request);
+    response.responses[0].partition_responses[0].error_code
+}
