@@ -203,6 +203,30 @@ impl Transaction {
         }
     }
 
+    /// KIP-890's verification (AddPartitionsToTxn v4 `verify_only`, asked
+    /// by a partition leader before it takes a transaction's first batch):
+    /// whether each partition is in this producer's open transaction. A
+    /// transaction between EndTxn and its markers answers
+    /// CONCURRENT_TRANSACTIONS; one not open holds no partition.
+    pub fn verify(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, TxnError> {
+        self.check_producer(producer_id, producer_epoch)?;
+        match self.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                Err(TxnError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => Ok(partitions
+                .iter()
+                .map(|tp| self.partitions.contains(tp))
+                .collect()),
+            _ => Ok(vec![false; partitions.len()]),
+        }
+    }
+
     /// EndTxn: an open transaction moves to Prepare* and its markers are
     /// returned; a retry of an EndTxn that already completed answers
     /// `Ok(None)`.
@@ -316,6 +340,30 @@ mod tests {
         txn.add_partitions(7, 0, [tp(2)], 40).expect("add");
         assert_eq!(txn.partitions.len(), 1);
         assert_eq!(txn.start_ms, 40);
+    }
+
+    #[test]
+    fn verification_holds_only_an_open_transactions_partitions() {
+        let mut txn = Transaction::new(7, 60_000, 0);
+        // Nothing open yet: no partition is held.
+        assert_eq!(txn.verify(7, 0, &[tp(0)]), Ok(vec![false]));
+        txn.add_partitions(7, 0, [tp(0)], 10).expect("add");
+        assert_eq!(txn.verify(7, 0, &[tp(0), tp(1)]), Ok(vec![true, false]));
+        assert_eq!(
+            txn.verify(8, 0, &[tp(0)]),
+            Err(TxnError::InvalidProducerIdMapping)
+        );
+        assert_eq!(txn.verify(7, 1, &[tp(0)]), Err(TxnError::ProducerFenced));
+        txn.end(7, 0, Outcome::Abort, 20).expect("end");
+        // Between EndTxn and the markers: the leader must not take a batch.
+        assert_eq!(
+            txn.verify(7, 0, &[tp(0)]),
+            Err(TxnError::ConcurrentTransactions)
+        );
+        txn.complete(30);
+        // The aborted transaction's partition is not held by the next one
+        // until the producer adds it again.
+        assert_eq!(txn.verify(7, 0, &[tp(0)]), Ok(vec![false]));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Broker {
     pub txn_coordinator: Arc<TxnCoordinator>,
     /// Loads and unloads the transaction coordinator's partitions (txns.rs).
     pub txn_partitions: Arc<TxnPartitions>,
+    /// Asks the coordinator before a transaction's first batch is taken
+    /// (txn_verification.rs).
+    pub txn_verifier: Arc<crate::txn_verification::TxnVerifier>,
     /// This broker's followers' fetches.
     pub fetchers: Arc<crate::replication::ReplicaFetchers>,
     /// ISR changes its leaders ask of the controller.
@@ -109,6 +112,15 @@ impl Broker {
             .as_ref()
             .and_then(|q| q.inter_broker_listener_name.clone())
             .unwrap_or_else(|| config.client_listener_name().to_owned());
+        let txn_verifier = Arc::new(crate::txn_verification::TxnVerifier::new(
+            (
+                config.transaction_partition_verification_enable,
+                config.node_id,
+                inter_broker_listener.clone(),
+            ),
+            Arc::clone(&metadata),
+            Arc::clone(&txn_coordinator),
+        ));
         let fetchers = Arc::new(crate::replication::ReplicaFetchers::new(
             config.node_id,
             config.replication.clone(),
@@ -154,6 +166,7 @@ impl Broker {
             producer_ids,
             txn_coordinator,
             txn_partitions,
+            txn_verifier,
             fetchers,
             isr_updates: Arc::default(),
             #[cfg(feature = "fault-injection")]

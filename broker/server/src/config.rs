@@ -107,6 +107,10 @@ pub struct BrokerConfig {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`
     /// (10000): how often open transactions past their timeout are aborted.
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
+    /// `transaction.partition.verification.enable` (true): a leader asks
+    /// the transaction coordinator before it takes the first batch of a
+    /// transaction (KIP-890).
+    pub transaction_partition_verification_enable: bool,
     pub cluster_id: Option<String>,
     /// The `log.*` settings and `message.max.bytes`: every topic's defaults.
     pub log: LogConfig,
@@ -154,6 +158,7 @@ impl Default for BrokerConfig {
             replication: ReplicationConfig::default(),
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_partition_verification_enable: true,
             transactional_id_expiration_ms: 604_800_000,
             cluster_id: None,
             rack: None,
@@ -327,6 +332,7 @@ static KEYS: &[Key] = &[
     Key { name: "transactional.id.expiration.ms", apply: broker!(transactional_id_expiration_ms, |v| int(v, 1)) },
     Key { name: "transaction.max.timeout.ms", apply: broker!(transaction_max_timeout_ms, |v| int(v, 1)) },
     Key { name: "transaction.abort.timed.out.transaction.cleanup.interval.ms", apply: broker!(transaction_abort_timed_out_transaction_cleanup_interval_ms, |v| int(v, 1)) },
+    Key { name: "transaction.partition.verification.enable", apply: broker!(transaction_partition_verification_enable, boolean) },
     Key { name: "cluster.id", apply: broker!(cluster_id, |v| non_empty(v).map(|id| Some(id.to_string()))) },
     Key { name: "listener.security.protocol.map", apply: Apply::Later },
     Key { name: "process.roles", apply: Apply::Later },

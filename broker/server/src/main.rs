@@ -9,7 +9,9 @@
 //!   [`internal_topics`]: `__consumer_offsets` and `__transaction_state`;
 //!   [`replica_manager`]: the hosted partitions; [`group_coordinator`] and
 //!   [`groups`]: committed offsets and consumer groups;
-//!   [`txn_coordinator`]: transactions; [`topics`]: a topic as handlers see
+//!   [`txn_coordinator`]: transactions; [`txn_verification`]: a leader's
+//!   check with the coordinator before a transaction's first batch;
+//!   [`topics`]: a topic as handlers see
 //!   it; [`meta`]: `meta.properties` and the cluster id.
 //! - [`delivery`]: delayed delivery's mover; [`level_config`]: a delay
 //!   level's topic configs.
@@ -55,6 +57,7 @@ mod tools;
 mod topic_admin;
 mod topics;
 mod txn_coordinator;
+mod txn_verification;
 mod txns;
 
 use std::io::IsTerminal;

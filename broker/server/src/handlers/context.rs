@@ -26,6 +26,8 @@ pub struct DataPath<'a> {
     pub metrics: &'a BrokerMetrics,
     /// Where a leader's ISR changes go (a follower that caught up).
     pub isr_updates: &'a IsrUpdates,
+    /// KIP-890: transactional batches checked with their coordinator.
+    pub txn_verifier: &'a crate::txn_verification::TxnVerifier,
 }
 
 impl<'a> DataPath<'a> {
@@ -54,6 +56,7 @@ impl<'a> DataPath<'a> {
             metadata: &broker.metadata,
             metrics: &broker.metrics,
             isr_updates: &broker.isr_updates,
+            txn_verifier: &broker.txn_verifier,
         }
     }
 }

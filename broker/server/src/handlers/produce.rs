@@ -9,6 +9,10 @@
 //! batch's offsets; a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER and an
 //! old epoch INVALID_PRODUCER_EPOCH.
 //!
+//! A transactional producer's first batch of a transaction in a partition
+//! is taken only once its coordinator said the partition is in the open
+//! transaction (KIP-890, txn_verification.rs); else INVALID_TXN_STATE.
+//!
 //! An entry topic of delayed delivery (`delivery.levels`) is the one place
 //! records are read on the way in: each record's due time header is
 //! checked, and a batch with one that can't be taken gets INVALID_RECORD
@@ -25,7 +29,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use runnel_log::LogError;
-use runnel_log::batch::BatchError;
+use runnel_log::batch::{BatchError, BatchHeader};
 use runnel_log::producer_state::SequenceError;
 use tokio::time::Instant;
 
@@ -34,12 +38,17 @@ use super::str_bytes;
 use crate::delivery::due_time::check_batches;
 use crate::level_config::{DEFAULT_MAX_DELIVERY_DELAY_MS, LEVELS, MAX_DELIVERY_DELAY};
 use crate::replica_manager::{
-    Appended, Awaited, LeaderWriteError, Partition, Wait, wait_for_high_watermarks,
+    Appended, Awaited, LeaderWriteError, Partition, TxnGuard, Wait, wait_for_high_watermarks,
 };
+use crate::txn_verification::TxnOf;
 
 /// Why a partition's batches were refused: the code, a sentence, and the
 /// index of the record at fault when one is.
 type Refusal = (ResponseError, String, Option<i32>);
+
+/// The partitions whose batch opens a transaction: the guard of their
+/// verification, or why it failed.
+type Verified = Vec<((String, i32), Result<TxnGuard, Refusal>)>;
 
 /// `None` when the producer asked for no acknowledgement. With `acks=all`
 /// the answer waits, up to the request's timeout, until every partition's
@@ -57,6 +66,11 @@ pub async fn handle(
     // offset its high watermark must reach and the epoch of the append.
     let mut awaited: Vec<((usize, usize), Wait)> = Vec::new();
     let mut response = ProduceResponse::default();
+    let mut verified = if path.txn_verifier.enabled() {
+        verify_txn_batches(path, &request, deadline).await
+    } else {
+        Vec::new()
+    };
     let image = path.metadata.image();
     for topic in request.topic_data {
         // Produce is served up to v9; topic ids replace names only from v13.
@@ -86,13 +100,27 @@ pub async fn handle(
                     None,
                 ))
             } else {
-                append(
-                    path,
-                    (&name, partition.index),
-                    partition.records.as_ref(),
-                    (entry_max_delay_ms, request.acks == -1),
-                    now_ms,
-                )
+                let verification = verified
+                    .iter()
+                    .position(|((t, p), _)| *t == name && *p == partition.index)
+                    .map(|i| verified.swap_remove(i).1);
+                match verification {
+                    Some(Err(refusal)) => Err(refusal),
+                    Some(Ok(guard)) => append(
+                        path,
+                        (&name, partition.index),
+                        partition.records.as_ref(),
+                        (entry_max_delay_ms, request.acks == -1, Some(guard)),
+                        now_ms,
+                    ),
+                    None => append(
+                        path,
+                        (&name, partition.index),
+                        partition.records.as_ref(),
+                        (entry_max_delay_ms, request.acks == -1, None),
+                        now_ms,
+                    ),
+                }
             };
             match result {
                 Ok((target, appended)) => {
@@ -188,14 +216,94 @@ fn not_enough_after_append(partition: &Partition) -> Option<(ResponseError, &'st
     ))
 }
 
+/// KIP-890: each partition of a transactional request whose batch would
+/// open its producer's transaction there, verified with the transaction
+/// coordinator in one request; nothing for any other request.
+async fn verify_txn_batches(
+    path: &DataPath<'_>,
+    request: &ProduceRequest,
+    deadline: Instant,
+) -> Verified {
+    let Some(transactional_id) = request.transactional_id.as_ref() else {
+        return Vec::new();
+    };
+    let mut pending: Vec<((String, i32), TxnGuard, Arc<Partition>)> = Vec::new();
+    for topic in &request.topic_data {
+        for partition in &topic.partition_data {
+            // A batch that does not parse is refused by the append.
+            let Some(Ok(header)) = partition.records.as_deref().map(BatchHeader::parse) else {
+                continue;
+            };
+            if !header.is_transactional() || header.is_control() || header.producer_id < 0 {
+                continue;
+            }
+            let Some(target) = path.led(&topic.name.0, partition.index) else {
+                continue;
+            };
+            if let Some(guard) =
+                target.begin_txn_verification(header.producer_id, header.producer_epoch)
+            {
+                pending.push(((topic.name.0.to_string(), partition.index), guard, target));
+            }
+        }
+    }
+    let Some(&(_, first, _)) = pending.first() else {
+        return Vec::new();
+    };
+    let txn = TxnOf {
+        transactional_id: transactional_id.0.as_str(),
+        producer_id: first.producer_id,
+        producer_epoch: first.producer_epoch,
+    };
+    // One request carries one producer's batches.
+    let partitions: Vec<(String, i32)> = pending
+        .iter()
+        .filter(|(_, guard, _)| same_producer(*guard, first))
+        .map(|(tp, _, _)| tp.clone())
+        .collect();
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    let mut answers = path
+        .txn_verifier
+        .verify(txn, &partitions, timeout)
+        .await
+        .into_iter();
+    pending
+        .into_iter()
+        .map(|(tp, guard, target)| {
+            let answer = if same_producer(guard, first) {
+                answers.next().unwrap_or(Ok(()))
+            } else {
+                Err((
+                    ResponseError::InvalidTxnState,
+                    format!(
+                        "{}-{}: the request's transactional batches come from more than one producer",
+                        tp.0, tp.1
+                    ),
+                ))
+            };
+            let result = answer.map(|()| guard).map_err(|(error, why)| {
+                tracing::debug!(why, "a transactional batch was not verified");
+                target.abandon_txn_verification(guard);
+                (error, why, None)
+            });
+            (tp, result)
+        })
+        .collect()
+}
+
+fn same_producer(a: TxnGuard, b: TxnGuard) -> bool {
+    (a.producer_id, a.producer_epoch) == (b.producer_id, b.producer_epoch)
+}
+
 /// Appends one partition's batches; `entry_max_delay_ms` is set for an
 /// entry topic of delayed delivery, whose records' due times are checked
-/// first; `acks_all` checks `min.insync.replicas`.
+/// first; `acks_all` checks `min.insync.replicas`; `guard` is the
+/// verification of a batch that opens a transaction.
 fn append(
     path: &DataPath<'_>,
     (topic, partition): (&str, i32),
     records: Option<&Bytes>,
-    (entry_max_delay_ms, acks_all): (Option<i64>, bool),
+    (entry_max_delay_ms, acks_all, guard): (Option<i64>, bool, Option<TxnGuard>),
     now_ms: i64,
 ) -> Result<(Arc<Partition>, Appended), Refusal> {
     let Some(target) = path.led(topic, partition) else {
@@ -215,7 +323,11 @@ fn append(
         })?;
     }
     // A storage failure marks the log dir failing in Partition::append.
-    match target.append_from_producer(records.map_or(&[][..], |r| &r[..]), acks_all, now_ms) {
+    match target.append_from_producer(
+        records.map_or(&[][..], |r| &r[..]),
+        (acks_all, guard),
+        now_ms,
+    ) {
         Ok(appended) => Ok((target, appended)),
         Err(LeaderWriteError::NotLeader) => Err((
             ResponseError::NotLeaderOrFollower,
@@ -224,6 +336,11 @@ fn append(
         )),
         Err(err @ LeaderWriteError::NotEnoughReplicas { .. }) => Err((
             ResponseError::NotEnoughReplicas,
+            format!("{topic}-{partition}: {err}"),
+            None,
+        )),
+        Err(err @ LeaderWriteError::TxnNotVerified { .. }) => Err((
+            ResponseError::InvalidTxnState,
             format!("{topic}-{partition}: {err}"),
             None,
         )),

@@ -5,6 +5,8 @@
 //!   wake-ups; every write goes through it.
 //! - `purgatory`: requests parked until partitions reach an offset
 //!   (`acks=all`).
+//! - `txn_guards`: KIP-890's verification guards of transactional
+//!   producers' first batches.
 //! - `watchers`: the per-partition wake-up lists parked requests register
 //!   with (check-then-watch without a race).
 //!
@@ -16,6 +18,7 @@
 mod leader_state;
 mod partition;
 mod purgatory;
+mod txn_guards;
 mod watchers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +32,7 @@ use crate::storage_health::StorageHealth;
 pub use leader_state::IsrChange;
 pub use partition::{Appended, LeaderWriteError, Partition, wait_replicated};
 pub use purgatory::{Awaited, Wait, wait_for_high_watermarks};
+pub use txn_guards::TxnGuard;
 pub use watchers::Waiter;
 
 type HostedPartitions = BTreeMap<i32, Arc<Partition>>;

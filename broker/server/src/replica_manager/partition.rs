@@ -28,6 +28,7 @@ use runnel_log::{AppendInfo, LogError, PartitionLog, SharedLog};
 
 use super::leader_state::{IsrChange, LeaderState};
 use super::purgatory::{Awaited, Wait, wait_for_high_watermarks};
+use super::txn_guards::{TxnGuard, TxnGuards};
 use super::watchers::{Waiter, Watchers};
 use crate::storage_health::StorageHealth;
 
@@ -52,6 +53,9 @@ pub struct Partition {
     /// Woken by every append: followers' fetches park here.
     log_end_watchers: Watchers,
     high_watermark_watchers: Watchers,
+    /// KIP-890's verifications of transactional producers' first batches
+    /// in flight (taken under the log's lock only).
+    txn_guards: Mutex<TxnGuards>,
     /// Told of each write's outcome: a storage failure marks the log dir
     /// failing, a success clears it.
     storage: Arc<StorageHealth>,
@@ -74,6 +78,13 @@ pub enum LeaderWriteError {
     NotLeader,
     #[error("the partition has {in_sync} in-sync replicas, fewer than min.insync.replicas={min}")]
     NotEnoughReplicas { in_sync: usize, min: i32 },
+    /// A marker for the producer was written between the coordinator's
+    /// verification and this append: the batch belongs to a transaction
+    /// that ended (KIP-890).
+    #[error(
+        "a marker for producer {producer_id} was written since its transaction was verified: the batch's transaction has ended"
+    )]
+    TxnNotVerified { producer_id: i64 },
     #[error(transparent)]
     Log(#[from] LogError),
 }
@@ -132,6 +143,7 @@ impl Partition {
             leader_state: Mutex::new(None),
             log_end_watchers: Watchers::default(),
             high_watermark_watchers: Watchers::default(),
+            txn_guards: Mutex::default(),
             storage,
         }
     }
@@ -176,6 +188,7 @@ impl Partition {
         let same_term = state.is_some() && self.is_leader() && self.leader_epoch() == leader_epoch;
         if !same_term {
             log.become_leader(leader_epoch)?;
+            self.guards().clear();
         }
         let log_end = log.log_end_offset();
         match state.as_mut() {
@@ -207,6 +220,7 @@ impl Partition {
         // Under the log's lock: no producer's append is half way.
         let _log = self.log();
         *self.state() = None;
+        self.guards().clear();
         self.leader.store(false, Ordering::Release);
         self.leader_epoch.store(leader_epoch, Ordering::Release);
         self.high_watermark_watchers.wake();
@@ -325,10 +339,15 @@ impl Partition {
     /// at the moment of the write (a leadership change waits for the
     /// log's lock) and, for `acks=all`, the ISR has at least
     /// `min.insync.replicas` members (NOT_ENOUGH_REPLICAS).
+    ///
+    /// A transaction's first batch comes with the `guard` of its
+    /// verification ([`Partition::begin_txn_verification`]); it is refused
+    /// (TxnNotVerified) if a marker for its producer was written since,
+    /// unless the producer's transaction is open here by now.
     pub fn append_from_producer(
         &self,
         batches: &[u8],
-        acks_all: bool,
+        (acks_all, guard): (bool, Option<TxnGuard>),
         now_ms: i64,
     ) -> Result<Appended, LeaderWriteError> {
         self.write(|log| {
@@ -342,8 +361,49 @@ impl Partition {
                     return Err(LeaderWriteError::NotEnoughReplicas { in_sync, min });
                 }
             }
+            if let Some(guard) = guard {
+                let mut guards = self.guards();
+                let stands =
+                    guards.holds(guard) || txn_open(log, guard.producer_id, guard.producer_epoch);
+                guards.finish(guard);
+                if !stands {
+                    return Err(LeaderWriteError::TxnNotVerified {
+                        producer_id: guard.producer_id,
+                    });
+                }
+            }
             Ok(append_maybe_synced(log, batches, now_ms)?)
         })
+    }
+
+    /// Starts KIP-890's verification of a transactional batch of
+    /// `producer_id` at `producer_epoch`: `None` when the producer's
+    /// transaction is open in this log already (no verification needed),
+    /// else the guard its append must present once the coordinator said
+    /// the partition is in the transaction.
+    pub fn begin_txn_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<TxnGuard> {
+        let log = self.log();
+        if txn_open(&log, producer_id, producer_epoch) {
+            return None;
+        }
+        Some(self.guards().begin(producer_id, producer_epoch))
+    }
+
+    /// A verification that will not be followed by an append (the
+    /// coordinator refused it).
+    pub fn abandon_txn_verification(&self, guard: TxnGuard) {
+        let _log = self.log();
+        self.guards().finish(guard);
+    }
+
+    fn guards(&self) -> MutexGuard<'_, TxnGuards> {
+        self.txn_guards
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes a transaction marker (see [`PartitionLog::append_marker`]).
@@ -356,6 +416,7 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended, LogError> {
         self.write(|log| {
+            self.guards().marker_written(producer_id);
             log.append_marker(producer_id, producer_epoch, kind, coordinator_epoch, now_ms)
         })
     }
@@ -556,4 +617,12 @@ pub fn wait_replicated(waits: &[Wait], timeout: std::time::Duration) -> Vec<Awai
             vec![Awaited::TimedOut; waits.len()]
         }
     }
+}
+
+/// Whether `producer_id` has a transaction open in `log` at
+/// `producer_epoch`.
+fn txn_open(log: &PartitionLog, producer_id: i64, producer_epoch: i16) -> bool {
+    log.producers()
+        .get(producer_id)
+        .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some())
 }

@@ -116,8 +116,8 @@ impl TxnCoordinator {
     }
 
     /// AddPartitionsToTxn v4's `verify_only`: whether each partition is in
-    /// the producer's open transaction; the producer's refusal if it is
-    /// not that transaction's producer.
+    /// the producer's open transaction (see [`Transaction::verify`]); the
+    /// producer's refusal if it is not that transaction's producer.
     pub fn verify_partitions(
         &self,
         transactional_id: &str,
@@ -126,11 +126,8 @@ impl TxnCoordinator {
         partitions: &[(String, i32)],
     ) -> Result<Vec<bool>, TxnRequestError> {
         self.with_slot(transactional_id, false, |_, slot| {
-            let txn = current_producer(slot.as_ref(), producer_id, producer_epoch)?;
-            Ok(partitions
-                .iter()
-                .map(|tp| txn.partitions.contains(tp))
-                .collect())
+            let txn = slot.as_ref().ok_or(TxnError::InvalidProducerIdMapping)?;
+            Ok(txn.verify(producer_id, producer_epoch, partitions)?)
         })
     }
 
