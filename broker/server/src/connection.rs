@@ -87,6 +87,10 @@ pub async fn serve(
             Ok(Reply::Frame(bytes)) => stream.write_all(&bytes).await,
             Ok(Reply::Fetch(chunks)) => send_chunks(&mut stream, &chunks).await,
             Ok(Reply::Nothing) => Ok(()),
+            Ok(Reply::Close(why)) => {
+                tracing::info!(%peer, correlation_id = request.header.correlation_id, why, "closing the connection so that the producer refreshes its metadata");
+                return;
+            }
             Err(err) => {
                 tracing::warn!(%peer, api = ?api, version = request.api_version, correlation_id = request.header.correlation_id, error = %error_chain(&err), "closing connection");
                 return;

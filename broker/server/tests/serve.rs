@@ -1,10 +1,14 @@
 //! `runnel serve` as a real process: startup line, SIGTERM, the
-//! clean-shutdown marker, and the lock that keeps a second broker out.
+//! clean-shutdown marker, the lock that keeps a second broker out, and
+//! connections: the per-IP and total caps, and the close that tells an
+//! `acks=0` producer its write was refused (on Kafka too).
 
 #[allow(dead_code)] // each test binary uses a part of the helpers
 mod common;
 
 use common::Broker;
+use common::client::Client;
+use common::kafka::{self, KafkaBroker};
 use runnel_log::{BatchBuilder, LogConfig, LogManager, ManagerConfig, TopicPartition};
 
 const NOW: i64 = 1_700_000_000_000;
@@ -256,4 +260,76 @@ fn a_bad_connection_override_stops_the_start_naming_it() {
             && stderr.contains("\"broker-0\" is not an IP address"),
         "stderr:\n{stderr}"
     );
+}
+
+/// An `acks=0` produce to `partition` of `topic` (one record).
+fn produce_acks_zero(client: &mut Client, topic: &str, partition: i32, acks: i16) -> Option<i16> {
+    use kafka_protocol::messages::{
+        ApiKey, ProduceRequest, ProduceResponse, TopicName, produce_request,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut batch = BatchBuilder::new(now);
+    batch.push(None, Some(b"v"), now);
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5_000)
+        .with_topic_data(vec![
+            produce_request::TopicProduceData::default()
+                .with_name(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                    topic.to_string(),
+                )))
+                .with_partition_data(vec![
+                    produce_request::PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(bytes::Bytes::from(batch.build()))),
+                ]),
+        ]);
+    if acks == 0 {
+        client.send_only(ApiKey::Produce, 9, &request);
+        return None;
+    }
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    Some(response.responses[0].partition_responses[0].error_code)
+}
+
+/// Kafka's answer to an `acks=0` producer whose write was refused: no
+/// response (none is expected), and the connection closed, so that the
+/// producer looks its leaders up again instead of writing into the void.
+fn refused_acks_zero_closes_the_connection(bootstrap: &str) {
+    use kafka_protocol::messages::{ApiKey, MetadataRequest, MetadataResponse};
+    let mut client = Client::connect(bootstrap);
+    client.create_topic("acks0");
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    // Kafka elects the new partition's leader a moment later.
+    while produce_acks_zero(&mut client, "acks0", 0, 1) != Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acks0-0 got no leader"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Taken: the connection stays open.
+    produce_acks_zero(&mut client, "acks0", 0, 0);
+    let _: MetadataResponse = client.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+    // Refused (no partition 7): closed without a response.
+    produce_acks_zero(&mut client, "acks0", 7, 0);
+    assert!(client.closed(), "the connection stayed open");
+}
+
+#[test]
+fn a_refused_acks_zero_produce_closes_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::serve(dir.path());
+    broker.wait_ready();
+    refused_acks_zero_closes_the_connection(&broker.bootstrap);
+}
+
+#[test]
+fn kafka_closes_the_connection_of_a_refused_acks_zero_produce_too() {
+    kafka::require_installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kafka = KafkaBroker::start(dir.path());
+    refused_acks_zero_closes_the_connection(&kafka.bootstrap);
 }

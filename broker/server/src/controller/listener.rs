@@ -176,7 +176,9 @@ async fn answer(
                         + runnel_protocol::response::header_bytes(header_version);
                     Ok(frame.freeze().slice(skip..))
                 }
-                Reply::Fetch(_) | Reply::Nothing => Err(AnswerError::UnknownApi(api as i16)),
+                Reply::Fetch(_) | Reply::Nothing | Reply::Close(_) => {
+                    Err(AnswerError::UnknownApi(api as i16))
+                }
             }
         }
         _ => Err(AnswerError::UnknownApi(api as i16)),

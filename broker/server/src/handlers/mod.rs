@@ -61,6 +61,9 @@ pub enum Reply {
     Fetch(Vec<Chunk<FileRegion>>),
     /// No response: a produce request with `acks=0`.
     Nothing,
+    /// No response, and the connection is closed (an `acks=0` produce
+    /// request that was refused: the producer's only sign of it).
+    Close(String),
 }
 
 /// Why a request could not be answered; the connection is closed.
@@ -125,8 +128,9 @@ pub async fn dispatch(
             &metadata::handle(&admin, body(request)?, version, now),
         ),
         ApiKey::Produce => match produce::handle(&data_path, body(request)?, version, now).await {
-            Some(response) => respond(request, &response),
-            None => Ok(Reply::Nothing),
+            produce::Answer::Response(response) => respond(request, &response),
+            produce::Answer::Nothing => Ok(Reply::Nothing),
+            produce::Answer::Close(why) => Ok(Reply::Close(why)),
         },
         ApiKey::Fetch => fetch::handle(&data_path, request, body(request)?).await,
         ApiKey::ListOffsets => respond(

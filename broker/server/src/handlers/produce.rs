@@ -50,16 +50,29 @@ type Refusal = (ResponseError, String, Option<i32>);
 /// verification, or why it failed.
 type Verified = Vec<((String, i32), Result<TxnGuard, Refusal>)>;
 
-/// `None` when the producer asked for no acknowledgement. With `acks=all`
-/// the answer waits, up to the request's timeout, until every partition's
-/// high watermark has passed its batches (at once while this broker is
-/// the only replica).
+/// What a produce request gets back.
+#[derive(Debug)]
+pub enum Answer {
+    Response(ProduceResponse),
+    /// `acks=0`, every batch written: no response.
+    Nothing,
+    /// `acks=0` and a partition refused (this broker no longer leads it,
+    /// say): no response, and the connection is closed so that the
+    /// producer looks its leaders up again, as Kafka does. The sentence
+    /// names the first refusal.
+    Close(String),
+}
+
+/// No response when the producer asked for no acknowledgement. With
+/// `acks=all` the answer waits, up to the request's timeout, until every
+/// partition's high watermark has passed its batches (at once while this
+/// broker is the only replica).
 pub async fn handle(
     path: &DataPath<'_>,
     request: ProduceRequest,
     version: i16,
     now_ms: i64,
-) -> Option<ProduceResponse> {
+) -> Answer {
     let acks_valid = matches!(request.acks, -1..=1);
     let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
     // (topic index, partition index) in the response, the partition, the
@@ -202,7 +215,22 @@ pub async fn handle(
             }
         }
     }
-    (request.acks != 0).then_some(response)
+    if request.acks != 0 {
+        return Answer::Response(response);
+    }
+    let refused = response.responses.iter().find_map(|t| {
+        t.partition_responses
+            .iter()
+            .find(|p| p.error_code != 0)
+            .map(|p| (&t.name, p))
+    });
+    match refused {
+        None => Answer::Nothing,
+        Some((topic, p)) => Answer::Close(format!(
+            "an acks=0 produce to {}-{} was refused with error code {}",
+            topic.0, p.index, p.error_code
+        )),
+    }
 }
 
 /// NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below

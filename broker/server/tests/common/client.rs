@@ -25,13 +25,28 @@ impl Client {
         }
     }
 
-    pub fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        request: &Req,
-    ) -> Resp {
+    /// Sends `request` and reads nothing back (a produce with `acks=0`).
+    pub fn send_only<Req: Encodable>(&mut self, api: ApiKey, version: i16, request: &Req) {
         self.correlation_id += 1;
+        let frame = self.frame(api, version, request);
+        self.stream.write_all(&frame).expect("send");
+    }
+
+    /// Whether the broker closed the connection: a read sees EOF or a
+    /// reset before the deadline (a response instead is a failure).
+    pub fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => panic!("expected the connection to close, got a response"),
+            Err(err) => matches!(
+                err.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ),
+        }
+    }
+
+    fn frame<Req: Encodable>(&self, api: ApiKey, version: i16, request: &Req) -> BytesMut {
         let mut header = RequestHeader::default();
         header.request_api_key = api as i16;
         header.request_api_version = version;
@@ -47,6 +62,17 @@ impl Client {
             .unwrap_or_else(|e| panic!("encode {api:?} v{version}: {e}"));
         let size = (frame.len() - 4) as i32;
         frame[..4].copy_from_slice(&size.to_be_bytes());
+        frame
+    }
+
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        api: ApiKey,
+        version: i16,
+        request: &Req,
+    ) -> Resp {
+        self.correlation_id += 1;
+        let frame = self.frame(api, version, request);
         self.stream.write_all(&frame).expect("send");
 
         let mut size = [0u8; 4];
