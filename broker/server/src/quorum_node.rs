@@ -225,8 +225,9 @@ pub struct QuorumTasks {
     /// own leader elections: stopped with it.
     isr: tokio::task::JoinSet<()>,
     client: Arc<ControllerClient>,
-    /// Fires when the image can no longer follow the log.
-    pub replay_failed: tokio::sync::oneshot::Receiver<String>,
+    /// Fires when the image can no longer follow the log; `None` once it
+    /// answered (a oneshot must not be polled again).
+    pub replay_failed: Option<tokio::sync::oneshot::Receiver<String>>,
 }
 
 impl QuorumTasks {
@@ -397,7 +398,7 @@ pub async fn run_broker_side(
             registration: tokio::spawn(async {}),
             isr,
             client,
-            replay_failed,
+            replay_failed: Some(replay_failed),
         });
     }
     {
@@ -437,6 +438,6 @@ pub async fn run_broker_side(
         registration,
         isr,
         client,
-        replay_failed,
+        replay_failed: Some(replay_failed),
     })
 }

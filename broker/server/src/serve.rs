@@ -364,15 +364,20 @@ fn controlled_shutdown_timeout(config: &BrokerConfig) -> Duration {
 }
 
 /// Resolves when the quorum's metadata replay failed; never without a
-/// quorum.
+/// quorum, nor once the replay task ended without a failure (the
+/// receiver is dropped then: polling a oneshot after its answer panics,
+/// and this runs again on every turn of the accept loop).
 async fn replay_failed(tasks: &mut Option<crate::quorum_node::QuorumTasks>) -> String {
-    match tasks {
-        Some(tasks) => match (&mut tasks.replay_failed).await {
-            Ok(message) => message,
-            // The replay task ended without a failure (shutdown).
-            Err(_) => std::future::pending().await,
-        },
-        None => std::future::pending().await,
+    let Some(failed) = tasks.as_mut().and_then(|t| t.replay_failed.as_mut()) else {
+        return std::future::pending().await;
+    };
+    let outcome = failed.await;
+    if let Some(tasks) = tasks.as_mut() {
+        tasks.replay_failed = None;
+    }
+    match outcome {
+        Ok(message) => message,
+        Err(_) => std::future::pending().await,
     }
 }
 
