@@ -5,13 +5,19 @@ exits 0 when every check holds and prints what failed otherwise. Waits have
 deadlines; nothing sleeps to synchronise.
 """
 
+import os
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 DEADLINE_S = 30.0
+
+# Set by tests/cluster.rs while partition leaders move around: a write
+# with acks=0 or acks=1 may then be lost (the old leader took it, the
+# new one never had it), on Kafka as here; only acks=all promises it.
+LEADERS_MOVE = os.environ.get("RUNNEL_LEADERS_MOVE") == "1"
 
 
 def bootstrap():
@@ -63,6 +69,11 @@ def admin_client(servers):
 
 def producer(servers, **settings):
     config = {"bootstrap.servers": servers, "linger.ms": 5}
+    if LEADERS_MOVE and settings.get("acks", "all") in ("all", "-1"):
+        # A retry after a leader moved may write a batch twice unless the
+        # producer is idempotent (librdkafka's default is not), on Kafka
+        # as here.
+        config["enable.idempotence"] = True
     config.update(settings)
     return Producer(config)
 
@@ -122,3 +133,47 @@ def consume_exactly(c, count):
         messages.append(msg)
     check(len(messages) == count, f"consumed {len(messages)} of {count} messages")
     return messages
+
+
+def consume_available(c, count, quiet_s=5.0):
+    """Polls until `count` messages arrived, or nothing came for `quiet_s`
+    (or the deadline passed): what a reader gets of writes that may have
+    been lost. Never more than `count`."""
+    messages = []
+    deadline = time.monotonic() + DEADLINE_S
+    quiet_until = time.monotonic() + quiet_s
+    while len(messages) < count and time.monotonic() < min(deadline, quiet_until):
+        msg = c.poll(0.5)
+        if msg is None:
+            continue
+        if msg.error():
+            raise KafkaException(msg.error())
+        messages.append(msg)
+        quiet_until = time.monotonic() + quiet_s
+    check(len(messages) <= count, f"consumed {len(messages)} messages, more than the {count} sent")
+    return messages
+
+
+def retried(what, call):
+    """`call()`, again while it raises a retriable error (a leader that
+    just moved answers NOT_LEADER_OR_FOLLOWER until the client looks it up
+    again), up to the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        try:
+            return call()
+        except KafkaException as e:
+            err = e.args[0] if e.args else None
+            # librdkafka does not flag a leader's refusal of a watermark
+            # query as retriable; Kafka's protocol does.
+            retriable = err is not None and (
+                err.retriable() or err.code() in (
+                    KafkaError.NOT_LEADER_FOR_PARTITION,
+                    KafkaError.LEADER_NOT_AVAILABLE,
+                    KafkaError.NOT_COORDINATOR,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE,
+                    KafkaError.REQUEST_TIMED_OUT,
+                    KafkaError._TRANSPORT,
+                ))
+            check(retriable and time.monotonic() < deadline, f"{what}: {e}")
+            time.sleep(0.1)  # polled, under the deadline

@@ -53,7 +53,9 @@ standalone.close()
 
 high_watermarks = {}
 for p in range(4):
-    _low, high = members[0].get_watermark_offsets(TopicPartition(topic, p), timeout=DEADLINE_S)
+    _low, high = retried(
+        f"watermarks of {topic}-{p}",
+        lambda: members[0].get_watermark_offsets(TopicPartition(topic, p), timeout=DEADLINE_S))
     high_watermarks[p] = high
 check(high_watermarks == {p: per_partition for p in range(4)}, f"high watermarks {high_watermarks}")
 expected_lag = {p: per_partition - o for p, o in live_commits.items()}

@@ -139,11 +139,12 @@ pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> b
 /// Moves leadership around, as a cluster under maintenance does: every
 /// `every` until `stop`, each partition of every topic with more than one
 /// replica gets its replicas rotated by one (a reassignment that moves no
-/// data) and a preferred election, so its next replica leads. Returns how
-/// many rounds ran.
+/// data) and a preferred election, so its next replica leads. The
+/// internal topics' partitions (the group and transaction coordinators)
+/// move only every `coordinators_every`. Returns how many rounds ran.
 pub fn churn_leaders(
     bootstrap: String,
-    every: Duration,
+    (every, coordinators_every): (Duration, Duration),
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<usize> {
     use kafka_protocol::messages::alter_partition_reassignments_request::{
@@ -155,13 +156,22 @@ pub fn churn_leaders(
     };
     std::thread::spawn(move || {
         let mut rounds = 0;
+        let mut coordinators_moved: Option<Instant> = None;
         while !stop.load(std::sync::atomic::Ordering::Acquire) {
             let response = metadata(&bootstrap, None);
+            let move_coordinators =
+                coordinators_moved.is_none_or(|at| at.elapsed() >= coordinators_every);
+            if move_coordinators {
+                coordinators_moved = Some(Instant::now());
+            }
             let topics: Vec<ReassignableTopic> = response
                 .topics
                 .iter()
                 .filter_map(|t| {
                     let name = t.name.clone()?;
+                    if name.0.starts_with("__") && !move_coordinators {
+                        return None;
+                    }
                     let partitions: Vec<ReassignablePartition> = t
                         .partitions
                         .iter()
