@@ -20,6 +20,70 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
+/// Which replicas of a topic a reassignment throttle applies to:
+/// `leader.replication.throttled.replicas` and
+/// `follower.replication.throttled.replicas`, `partition:broker` pairs
+/// or `*` for every replica (Kafka's format).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ThrottledReplicas {
+    #[default]
+    None,
+    All,
+    Listed(Vec<(i32, i32)>),
+}
+
+impl ThrottledReplicas {
+    /// Whether broker `broker`'s replica of `partition` is throttled.
+    pub fn contains(&self, partition: i32, broker: i32) -> bool {
+        match self {
+            Self::None => false,
+            Self::All => true,
+            Self::Listed(pairs) => pairs.contains(&(partition, broker)),
+        }
+    }
+
+    /// The value as Kafka writes it.
+    pub fn render(&self) -> String {
+        match self {
+            Self::None => String::new(),
+            Self::All => "*".into(),
+            Self::Listed(pairs) => pairs
+                .iter()
+                .map(|(p, b)| format!("{p}:{b}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    fn parse(value: &str) -> std::result::Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(Self::None);
+        }
+        if value == "*" {
+            return Ok(Self::All);
+        }
+        value
+            .split(',')
+            .map(|pair| {
+                let (p, b) = pair
+                    .trim()
+                    .split_once(':')
+                    .ok_or_else(|| format!("{pair:?} is not partition:broker"))?;
+                let number = |n: &str| {
+                    n.trim()
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| format!("{pair:?} is not partition:broker"))
+                };
+                Ok((number(p)?, number(b)?))
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map(Self::Listed)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would pass this size.
@@ -56,6 +120,12 @@ pub struct LogConfig {
     /// `unclean.leader.election.enable`: a replica out of the ISR may be
     /// elected leader when no in-sync one is left (losing what it lacks).
     pub unclean_leader_election_enable: bool,
+    /// `leader.replication.throttled.replicas`: the replicas whose
+    /// fetches this leader throttles while they are out of the ISR.
+    pub leader_replication_throttled_replicas: ThrottledReplicas,
+    /// `follower.replication.throttled.replicas`: the replicas that
+    /// throttle their own fetches while they are out of the ISR.
+    pub follower_replication_throttled_replicas: ThrottledReplicas,
 }
 
 impl Default for LogConfig {
@@ -79,6 +149,8 @@ impl Default for LogConfig {
             message_timestamp_type: TimestampType::CreateTime,
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
+            leader_replication_throttled_replicas: ThrottledReplicas::None,
+            follower_replication_throttled_replicas: ThrottledReplicas::None,
         }
     }
 }
@@ -168,6 +240,14 @@ impl LogConfig {
                     _ => return Err(invalid("expected true or false")),
                 }
             }
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas =
+                    ThrottledReplicas::parse(value).map_err(|why| invalid(&why))?;
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas =
+                    ThrottledReplicas::parse(value).map_err(|why| invalid(&why))?;
+            }
             _ => return Err(invalid("unknown log setting")),
         }
         Ok(())
@@ -194,6 +274,28 @@ mod tests {
         assert_eq!(c.retention_bytes, -1);
         assert_eq!(c.max_message_bytes, 1_048_588);
         assert!(!c.fsync_before_ack());
+    }
+
+    #[test]
+    fn throttled_replicas_take_kafkas_format() {
+        let mut c = LogConfig::default();
+        assert!(!c.leader_replication_throttled_replicas.contains(0, 1));
+        c.set("leader.replication.throttled.replicas", "0:1, 2:3")
+            .expect("pairs");
+        let listed = &c.leader_replication_throttled_replicas;
+        assert!(listed.contains(0, 1) && listed.contains(2, 3) && !listed.contains(0, 3));
+        assert_eq!(listed.render(), "0:1,2:3");
+        c.set("follower.replication.throttled.replicas", "*")
+            .expect("all");
+        assert!(c.follower_replication_throttled_replicas.contains(7, 9));
+        let err = c
+            .set("leader.replication.throttled.replicas", "0-1")
+            .expect_err("not a pair");
+        assert!(err.to_string().contains("0-1"), "{err}");
+        assert!(
+            c.set("leader.replication.throttled.replicas", "0:-1")
+                .is_err()
+        );
     }
 
     #[test]

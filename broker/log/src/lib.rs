@@ -44,7 +44,7 @@ pub use runnel_protocol::{batch, builder, control, records};
 
 pub use batch::{BatchError, BatchHeader};
 pub use builder::BatchBuilder;
-pub use config::{CleanupPolicy, LogConfig, TimestampType};
+pub use config::{CleanupPolicy, LogConfig, ThrottledReplicas, TimestampType};
 pub use error::LogError;
 pub use load::LoadState;
 pub use log::{AppendInfo, PartitionLog, ReadInfo};

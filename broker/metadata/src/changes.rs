@@ -259,6 +259,32 @@ pub fn alter_topic_configs(
         .collect())
 }
 
+/// ConfigRecords setting (`Some`) or removing (`None`) dynamic keys of
+/// broker `broker` (`None`: the cluster-wide default). Keys already at the
+/// asked value give no record.
+pub fn alter_broker_configs(
+    image: &MetadataImage,
+    broker: Option<i32>,
+    changes: &BTreeMap<String, Option<String>>,
+) -> Vec<MetadataRecord> {
+    let resource = crate::image::ConfigResource::broker(broker);
+    let current = image.config(&resource);
+    changes
+        .iter()
+        .filter(|(key, value)| current.and_then(|c| c.get(*key)) != value.as_ref())
+        .map(|(key, value)| {
+            ConfigRecord {
+                version: 0,
+                resource_type: resource.resource_type,
+                resource_name: resource.name.clone(),
+                name: key.clone(),
+                value: value.clone(),
+            }
+            .into()
+        })
+        .collect()
+}
+
 fn topic_config(topic: &str, key: &str, value: Option<String>) -> MetadataRecord {
     ConfigRecord {
         version: 0,

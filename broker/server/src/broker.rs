@@ -53,6 +53,9 @@ pub struct Broker {
     /// Asks the coordinator before a transaction's first batch is taken
     /// (txn_verification.rs).
     pub txn_verifier: Arc<crate::txn_verification::TxnVerifier>,
+    /// The bytes this leader sends to throttled replicas catching up
+    /// (replication/throttle.rs).
+    pub leader_quota: crate::replication::throttle::ReplicationQuota,
     /// This broker's followers' fetches.
     pub fetchers: Arc<crate::replication::ReplicaFetchers>,
     /// ISR changes its leaders ask of the controller.
@@ -167,6 +170,7 @@ impl Broker {
             txn_coordinator,
             txn_partitions,
             txn_verifier,
+            leader_quota: crate::replication::throttle::ReplicationQuota::default(),
             fetchers,
             isr_updates: Arc::default(),
             #[cfg(feature = "fault-injection")]

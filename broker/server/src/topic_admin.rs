@@ -268,6 +268,22 @@ impl TopicAdmin {
         Ok(applied.image)
     }
 
+    /// Sets (`Some`) or removes (`None`) dynamic config keys of broker
+    /// `broker` (`None`: the cluster-wide default), as one metadata
+    /// change; the keys and values were checked by the caller.
+    pub fn alter_broker_configs(
+        &self,
+        broker: Option<i32>,
+        changes: &BTreeMap<String, Option<String>>,
+        now_ms: i64,
+    ) -> Result<(), MetadataError> {
+        self.metadata.change(now_ms, |image| {
+            Ok((changes::alter_broker_configs(image, broker, changes), ()))
+        })?;
+        tracing::info!(?broker, ?changes, "altered dynamic broker configs");
+        Ok(())
+    }
+
     /// Runs leader elections of `kind` for `partitions` (every one that
     /// needs it when `None`), as one metadata change: each partition's
     /// outcome.

@@ -28,6 +28,8 @@ pub struct DataPath<'a> {
     pub isr_updates: &'a IsrUpdates,
     /// KIP-890: transactional batches checked with their coordinator.
     pub txn_verifier: &'a crate::txn_verification::TxnVerifier,
+    /// The leader's reassignment throttle of followers catching up.
+    pub leader_quota: &'a crate::replication::throttle::ReplicationQuota,
 }
 
 impl<'a> DataPath<'a> {
@@ -57,6 +59,7 @@ impl<'a> DataPath<'a> {
             metrics: &broker.metrics,
             isr_updates: &broker.isr_updates,
             txn_verifier: &broker.txn_verifier,
+            leader_quota: &broker.leader_quota,
         }
     }
 }

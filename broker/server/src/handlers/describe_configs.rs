@@ -75,6 +75,8 @@ static TOPIC_KEYS: &[TopicKey] = &[
     TopicKey { name: "segment.index.bytes", broker_name: "log.index.size.max.bytes", config_type: ConfigType::Int, render: |c| c.segment_index_bytes.to_string() },
     TopicKey { name: "segment.ms", broker_name: "log.roll.ms", config_type: ConfigType::Long, render: |c| c.segment_ms.to_string() },
     TopicKey { name: "unclean.leader.election.enable", broker_name: "unclean.leader.election.enable", config_type: ConfigType::Boolean, render: |c| c.unclean_leader_election_enable.to_string() },
+    TopicKey { name: "leader.replication.throttled.replicas", broker_name: "", config_type: ConfigType::List, render: |c| c.leader_replication_throttled_replicas.render() },
+    TopicKey { name: "follower.replication.throttled.replicas", broker_name: "", config_type: ConfigType::List, render: |c| c.follower_replication_throttled_replicas.render() },
 ];
 
 /// A broker setting that is not a topic's default.
@@ -192,7 +194,13 @@ fn describe_log_keys(topic: &Topic, broker: &LogConfig) -> Vec<Described> {
             if broker_value != default_value {
                 synonyms.push((key.broker_name, broker_value, STATIC_BROKER_CONFIG));
             }
-            synonyms.push((key.broker_name, default_value, DEFAULT_CONFIG));
+            // A key with no broker-wide name defaults under its own.
+            let default_name = if key.broker_name.is_empty() {
+                key.name
+            } else {
+                key.broker_name
+            };
+            synonyms.push((default_name, default_value, DEFAULT_CONFIG));
             let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
             Described {
                 name: key.name,
@@ -225,16 +233,21 @@ fn describe_broker(config: &BrokerConfig) -> Vec<Described> {
             value,
         )
     });
-    let log_keys = TOPIC_KEYS.iter().map(|key| {
-        let value = (key.render)(&config.log);
-        let default = (key.render)(&defaults.log);
-        (
-            key.broker_name,
-            key.config_type,
-            source(&value, &default),
-            value,
-        )
-    });
+    // Keys with no broker-wide default (the throttled replicas) are the
+    // topic's alone.
+    let log_keys = TOPIC_KEYS
+        .iter()
+        .filter(|key| !key.broker_name.is_empty())
+        .map(|key| {
+            let value = (key.render)(&config.log);
+            let default = (key.render)(&defaults.log);
+            (
+                key.broker_name,
+                key.config_type,
+                source(&value, &default),
+                value,
+            )
+        });
     let mut described: Vec<Described> = broker_keys
         .chain(log_keys)
         .map(|(name, config_type, source, value)| Described {
@@ -390,7 +403,8 @@ mod tests {
         assert_eq!(value("message.timestamp.type"), "CreateTime");
         assert_eq!(value("min.insync.replicas"), "1");
         assert_eq!(value("unclean.leader.election.enable"), "false");
-        assert_eq!(described.len(), 15);
+        assert_eq!(value("leader.replication.throttled.replicas"), "");
+        assert_eq!(described.len(), 17);
         for d in &described {
             assert_eq!(d.source, DEFAULT_CONFIG, "{}", d.name);
             assert!(!d.read_only);
@@ -462,6 +476,9 @@ mod tests {
             let mut parsed = LogConfig::default();
             parsed.set(key.name, &value).expect(key.name);
             assert_eq!((key.render)(&parsed), value, "{}", key.name);
+            if key.broker_name.is_empty() {
+                continue;
+            }
             let sources = ConfigSources {
                 overrides: vec![(key.broker_name.to_string(), value.clone())],
                 ..ConfigSources::default()

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use super::{DataPath, HandlerError, Reply};
 use crate::replica_manager::{Partition, Waiter};
+use crate::replication::throttle;
 
 /// Kafka's `FETCH_SESSION_ID_NOT_FOUND`: an incremental fetch on a session
 /// this broker never created.
@@ -296,7 +297,42 @@ fn read_for_follower(
                 });
             }
         }
-        let read = log.read(wanted.fetch_offset, max_bytes, None, first);
+        // A throttled replica catching up gets nothing while the leader's
+        // reassignment throttle is spent (its fetch still counts below).
+        let throttled = log
+            .config()
+            .leader_replication_throttled_replicas
+            .contains(partition.index(), replica)
+            && !partition
+                .isr()
+                .is_some_and(|(isr, _)| isr.contains(&replica));
+        let read = if throttled {
+            let rate = throttle::rate(
+                &path.metadata.image(),
+                path.metadata.node_id(),
+                throttle::LEADER_RATE,
+            );
+            let now = std::time::Instant::now();
+            let read = if path.leader_quota.exceeded(rate, now) {
+                Ok(ReadInfo {
+                    region: None,
+                    log_start_offset: out.log_start_offset,
+                    log_end_offset: log_end,
+                })
+            } else {
+                log.read(wanted.fetch_offset, max_bytes, None, first)
+            };
+            if let Ok(ReadInfo {
+                region: Some(region),
+                ..
+            }) = &read
+            {
+                path.leader_quota.record(rate, region.length, now);
+            }
+            read
+        } else {
+            log.read(wanted.fetch_offset, max_bytes, None, first)
+        };
         (read, log_end, epoch_start)
     };
     if read.is_ok() {

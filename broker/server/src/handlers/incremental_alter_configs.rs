@@ -2,7 +2,9 @@
 //! SET and DELETE work on any topic-level key; APPEND and SUBTRACT on list
 //! keys (`cleanup.policy`), starting from the topic's effective value when
 //! it has no override. The resulting overrides are checked as a whole, so
-//! a bad value changes nothing. Broker settings are static here.
+//! a bad value changes nothing. Of a broker's settings (or the cluster
+//! default's) only the replication throttles are dynamic
+//! (`leader|follower.replication.throttled.rate`); the rest are static.
 
 use super::Admin;
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,8 +21,9 @@ use runnel_log::LogConfig;
 use super::alter_configs::{
     Failure, check_topic_resource, duplicate_failure, duplicated, topic_failure,
 };
-use super::describe_configs::{ConfigType, topic_key};
+use super::describe_configs::{ConfigType, RESOURCE_BROKER, topic_key};
 use super::str_bytes;
+use crate::replication::throttle;
 
 /// One change to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +147,9 @@ pub fn handle(
         let name = resource.resource_name.as_str();
         let result = if duplicates.contains(&(resource.resource_type, name)) {
             Err(duplicate_failure())
+        } else if resource.resource_type == RESOURCE_BROKER {
+            parse_ops(&resource.configs)
+                .and_then(|ops| alter_broker(cx, name, &ops, request.validate_only))
         } else {
             check_topic_resource(resource.resource_type, name)
                 .and_then(|()| parse_ops(&resource.configs))
@@ -169,6 +175,57 @@ pub fn handle(
         response.responses.push(out);
     }
     response
+}
+
+/// A broker resource (`name` its id, or empty for the cluster default):
+/// only the replication throttles are dynamic here, set or deleted.
+fn alter_broker(
+    cx: &Admin<'_>,
+    name: &str,
+    ops: &[ConfigOp],
+    validate_only: bool,
+) -> Result<(), Failure> {
+    let broker = if name.is_empty() {
+        None
+    } else {
+        Some(
+            name.parse::<i32>()
+                .ok()
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| {
+                    let message = format!("broker resource name {name:?} is not a broker id");
+                    (ResponseError::InvalidRequest, message)
+                })?,
+        )
+    };
+    let mut changes = BTreeMap::new();
+    for ConfigOp { key, op } in ops {
+        let value = match op {
+            Op::Set(value) => Some(value.clone()),
+            Op::Delete => None,
+            Op::Append(_) | Op::Subtract(_) => {
+                let message = format!("{key} holds no list");
+                return Err((ResponseError::InvalidConfig, message));
+            }
+        };
+        throttle::check_rate(key, value.as_deref().unwrap_or("0"))
+            .map_err(|message| (ResponseError::InvalidConfig, message))?;
+        changes.insert(key.clone(), value);
+    }
+    if validate_only {
+        return Ok(());
+    }
+    cx.topics
+        .alter_broker_configs(broker, &changes, crate::clock::now_ms())
+        .map_err(|err| {
+            let code = match err {
+                crate::cluster_metadata::MetadataError::NotController { .. } => {
+                    ResponseError::NotController
+                }
+                _ => ResponseError::UnknownServerError,
+            };
+            (code, runnel_http::error_chain(&err))
+        })
 }
 
 #[cfg(test)]

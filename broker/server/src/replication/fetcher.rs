@@ -44,6 +44,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::batches::whole_batches;
+use super::throttle::{self, ReplicationQuota};
 use crate::cluster_metadata::{Applied, ClusterMetadata};
 use crate::config::ReplicationConfig;
 use crate::replica_manager::{Partition, ReplicaManager};
@@ -95,6 +96,8 @@ pub struct ReplicaFetchers {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Set by [`ReplicaFetchers::stop`]: no fetcher starts after it.
     closed: AtomicBool,
+    /// The follower's reassignment throttle, shared by every fetcher.
+    quota: Arc<ReplicationQuota>,
 }
 
 impl ReplicaFetchers {
@@ -114,6 +117,7 @@ impl ReplicaFetchers {
             fetchers: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            quota: Arc::default(),
         }
     }
 
@@ -176,6 +180,7 @@ impl ReplicaFetchers {
             metadata: Arc::clone(&self.metadata),
             assigned,
             connection: None,
+            quota: Arc::clone(&self.quota),
         };
         tracing::info!(leader, index, "starting a replica fetcher");
         let task = runtime.spawn(fetcher.run());
@@ -231,6 +236,7 @@ struct Fetcher {
     metadata: Arc<ClusterMetadata>,
     assigned: Arc<Assigned>,
     connection: Option<Connection>,
+    quota: Arc<ReplicationQuota>,
 }
 
 impl Fetcher {
@@ -355,8 +361,18 @@ impl Fetcher {
 
     fn request(&self, due: &[((String, i32), Target)]) -> FetchRequest {
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        let rate = throttle::rate(
+            &self.metadata.image(),
+            self.node_id,
+            throttle::FOLLOWER_RATE,
+        );
+        let spent = self.quota.exceeded(rate, std::time::Instant::now());
         for ((topic, index), target) in due {
             let partition = &target.partition;
+            // Left out while the follower's reassignment throttle is spent.
+            if spent && self.throttled(partition) {
+                continue;
+            }
             let (last_fetched_epoch, log_start) = {
                 let log = partition.log();
                 (log.latest_epoch(), log.log_start_offset())
@@ -389,6 +405,22 @@ impl Fetcher {
                     })
                     .collect(),
             )
+    }
+
+    /// Whether this replica of `partition` is throttled: named in its
+    /// topic's `follower.replication.throttled.replicas` and out of the
+    /// ISR.
+    fn throttled(&self, partition: &Partition) -> bool {
+        partition
+            .log()
+            .config()
+            .follower_replication_throttled_replicas
+            .contains(partition.index(), self.node_id)
+            && !self
+                .metadata
+                .image()
+                .partition(partition.topic(), partition.index())
+                .is_some_and(|p| p.isr.contains(&self.node_id))
     }
 
     /// Takes one partition's answer (see the module doc).
@@ -449,6 +481,15 @@ impl Fetcher {
             return Ok(());
         }
         let records = answered.records.as_deref().map_or(&[][..], whole_batches);
+        if !records.is_empty() && self.throttled(partition) {
+            let rate = throttle::rate(
+                &self.metadata.image(),
+                self.node_id,
+                throttle::FOLLOWER_RATE,
+            );
+            self.quota
+                .record(rate, records.len() as u64, std::time::Instant::now());
+        }
         partition.append_as_follower(
             records,
             answered.high_watermark,

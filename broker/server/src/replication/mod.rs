@@ -10,6 +10,8 @@
 //! - `batches`: the whole batches at the front of fetched bytes.
 //! - `metrics`: Kafka's replication metrics, and the partitions this
 //!   broker still catches up on (`/readyz`).
+//! - `throttle`: the reassignment throttles (replication quotas) of
+//!   replicas catching up, leader's and follower's.
 //!
 //! What a leader knows of its followers lives with each partition
 //! (`replica_manager::Partition`); the leader's side of a follower's Fetch
@@ -19,6 +21,7 @@ pub mod batches;
 pub mod fetcher;
 pub mod isr_updates;
 pub mod metrics;
+pub mod throttle;
 
 pub use fetcher::ReplicaFetchers;
 pub use isr_updates::IsrUpdates;
