@@ -341,7 +341,8 @@ mod tests {
         let expected = [
             0,
             ResponseError::UnknownTopicOrPartition.code(),
-            ResponseError::InvalidRequest.code(),
+            // Static: only the replication throttles are dynamic.
+            ResponseError::InvalidConfig.code(),
         ];
         assert_eq!(codes, expected);
         assert_eq!(response.responses[0].error_message, None);
