@@ -108,10 +108,21 @@ impl LeaderState {
         self.pending.as_ref()
     }
 
-    /// Forgets the change in flight (the controller refused it, or it was
-    /// never sent): the next check may propose again.
-    pub fn clear_pending(&mut self) {
-        self.pending = None;
+    /// Forgets `change` when it is the change in flight (the controller
+    /// refused it, or it was never sent): the next check may propose
+    /// again. A change that is no longer in flight is left alone: the
+    /// answer to an older proposal must not clear a newer one, which the
+    /// controller may commit (the high watermark would then ignore the
+    /// follower it adds).
+    pub fn clear_pending(&mut self, change: &IsrChange) {
+        if self.pending.as_ref() == Some(change) {
+            self.pending = None;
+        }
+    }
+
+    /// Whether `change` is the change in flight.
+    pub fn is_pending(&self, change: &IsrChange) -> bool {
+        self.pending.as_ref() == Some(change)
     }
 
     /// The ISR the high watermark waits on: the committed one and a
@@ -325,8 +336,15 @@ mod tests {
             }
         );
         assert_eq!(state.high_watermark(60), 50, "3 counts while it is added");
+        // The answer to an older proposal leaves this one in flight.
+        state.clear_pending(&IsrChange {
+            isr: vec![1],
+            partition_epoch: 3,
+        });
+        assert!(state.is_pending(&expand));
+        assert_eq!(state.high_watermark(60), 50, "3 still counts");
         // Refused: the next check may ask again.
-        state.clear_pending();
+        state.clear_pending(&expand);
         assert!(state.propose_expand(3, 50, 40).is_some());
         assert_eq!(state.propose_expand(2, 50, 40), None, "already in");
         assert!(!state.follower_fetched(9, 1, 50, NOW), "not a replica");

@@ -5,6 +5,9 @@
 //!   wake-ups; every write goes through it.
 //! - `purgatory`: requests parked until partitions reach an offset
 //!   (`acks=all`).
+//! - `simulation` (tests): a seeded simulation of the replication
+//!   protocol over `leader_state` and the epoch cache, 1000 seeds in
+//!   `cargo test` (`RUNNEL_SIM_SEEDS=n` for more).
 //! - `txn_guards`: KIP-890's verification guards of transactional
 //!   producers' first batches.
 //! - `watchers`: the per-partition wake-up lists parked requests register
@@ -18,6 +21,8 @@
 mod leader_state;
 mod partition;
 mod purgatory;
+#[cfg(test)]
+mod simulation;
 mod txn_guards;
 mod watchers;
 

@@ -277,11 +277,18 @@ impl Partition {
         self.raise_high_watermark(high_watermark);
     }
 
-    /// Forgets the ISR change in flight: the controller refused it.
-    pub fn isr_change_refused(&self) {
+    /// Forgets `change` if it is the ISR change in flight: the controller
+    /// refused it (or it was never sent).
+    pub fn isr_change_refused(&self, change: &IsrChange) {
         if let Some(state) = self.state().as_mut() {
-            state.clear_pending();
+            state.clear_pending(change);
         }
+    }
+
+    /// Whether `change` is still the ISR change in flight (a failed
+    /// exchange is sent again only then).
+    pub fn isr_change_pending(&self, change: &IsrChange) -> bool {
+        self.state().as_ref().is_some_and(|s| s.is_pending(change))
     }
 
     /// The committed ISR's size, what `min.insync.replicas` is checked

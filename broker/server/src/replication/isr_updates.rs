@@ -3,8 +3,16 @@
 //! `replica.lag.time.max.ms`) go to the controller as AlterPartition (v3,
 //! each member with its broker epoch), all pending ones in one request.
 //! The controller's answer is taken at once (the metadata brings the same
-//! change a moment later); a refusal or a failed exchange clears the
-//! change in flight, so the next fetch or check proposes again.
+//! change a moment later), as Kafka's `Partition` takes it:
+//!
+//! - a refusal clears the change in flight, if it is still that one (an
+//!   answer to an older proposal never clears a newer one), so the next
+//!   fetch or check proposes again; INVALID_UPDATE_VERSION and
+//!   FENCED_LEADER_EPOCH keep it in flight until the metadata settles it;
+//! - a failed exchange (or a request-wide error) is sent again after a
+//!   backoff while the change is still in flight: the controller may
+//!   have committed it, and until the leader knows, its high watermark
+//!   must count the follower being added.
 //!
 //! [`check_lagging_followers`] runs the shrink check over the partitions
 //! this broker leads, twice per `replica.lag.time.max.ms` as Kafka does.
@@ -29,6 +37,8 @@ use crate::replica_manager::{IsrChange, Partition, ReplicaManager};
 
 const ALTER_PARTITION_VERSION: i16 = 3;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The wait before a failed exchange is sent again.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One partition's proposed change, with the leader epoch it was made in.
 #[derive(Debug)]
@@ -87,7 +97,8 @@ impl IsrUpdates {
         };
         if let Err(refused) = self.queue.send(proposal) {
             // No sender runs: the change is not in flight after all.
-            refused.0.partition.isr_change_refused();
+            let proposal = refused.0;
+            proposal.partition.isr_change_refused(&proposal.change);
         }
     }
 
@@ -102,23 +113,37 @@ impl IsrUpdates {
         let Some(mut pending) = taken else {
             return;
         };
-        while let Some(first) = pending.recv().await {
-            let mut batch = vec![first];
+        let mut retry: Vec<Proposal> = Vec::new();
+        loop {
+            let mut batch = std::mem::take(&mut retry);
+            if batch.is_empty() {
+                let Some(first) = pending.recv().await else {
+                    return;
+                };
+                batch.push(first);
+            } else {
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
             while let Ok(more) = pending.try_recv() {
                 batch.push(more);
             }
-            send(self, &metadata, &client, batch).await;
+            // Sent again only while still in flight (leadership or the
+            // metadata may have settled it meanwhile).
+            batch.retain(|p| p.partition.isr_change_pending(&p.change));
+            retry = send(self, &metadata, &client, batch).await;
         }
     }
 }
 
-/// Sends one AlterPartition for `batch` and takes its answer.
+/// Sends one AlterPartition for `batch` and takes its answer; the
+/// proposals to send again (the exchange failed, or was not answered for
+/// them).
 async fn send(
     updates: &IsrUpdates,
     metadata: &ClusterMetadata,
     client: &ControllerClient,
     batch: Vec<Proposal>,
-) {
+) -> Vec<Proposal> {
     let image = metadata.image();
     let node_id = metadata.node_id();
     let broker_epoch = |id: i32| image.broker(id).map_or(-1, |b| b.epoch);
@@ -126,7 +151,7 @@ async fn send(
     let mut sent: BTreeMap<(Uuid, i32), Proposal> = BTreeMap::new();
     for proposal in batch {
         let Some(topic) = image.topic(proposal.partition.topic()) else {
-            proposal.partition.isr_change_refused();
+            proposal.partition.isr_change_refused(&proposal.change);
             continue;
         };
         let index = proposal.partition.index();
@@ -147,13 +172,12 @@ async fn send(
                     .collect(),
             );
         topics.entry(topic.id).or_default().push(data);
-        // A later proposal for the same partition replaces an earlier one.
-        if let Some(replaced) = sent.insert((topic.id, index), proposal) {
-            replaced.partition.isr_change_refused();
-        }
+        // A later proposal for the same partition replaces an earlier
+        // one (which is no longer in flight: nothing to clear).
+        sent.insert((topic.id, index), proposal);
     }
     if sent.is_empty() {
-        return;
+        return Vec::new();
     }
     let request = AlterPartitionRequest::default()
         .with_broker_id(BrokerId(node_id))
@@ -174,15 +198,16 @@ async fn send(
     {
         Ok(response) => response,
         Err(err) => {
-            tracing::warn!(error = %error_chain(&err), "cannot send an ISR change to the controller");
-            refuse_all(sent);
-            return;
+            tracing::warn!(error = %error_chain(&err), "cannot send an ISR change to the controller; trying again");
+            return sent.into_values().collect();
         }
     };
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
-        tracing::warn!(?error, "the controller refused the ISR changes");
-        refuse_all(sent);
-        return;
+        tracing::warn!(
+            ?error,
+            "the controller refused the ISR changes; trying again"
+        );
+        return sent.into_values().collect();
     }
     let now_ms = crate::clock::now_ms();
     for topic in response.topics {
@@ -215,6 +240,19 @@ async fn send(
                     counter.fetch_add(1, Ordering::Relaxed);
                     partition.isr_committed(&replicas, &isr, answered.partition_epoch, now_ms);
                 }
+                // This leader's view is stale: the metadata on its way
+                // settles the change (it may be committed already).
+                Some(
+                    error
+                    @ (ResponseError::InvalidUpdateVersion | ResponseError::FencedLeaderEpoch),
+                ) => {
+                    tracing::debug!(
+                        topic = partition.topic(),
+                        partition = partition.index(),
+                        ?error,
+                        "an ISR change waits for the metadata"
+                    );
+                }
                 Some(error) => {
                     tracing::debug!(
                         topic = partition.topic(),
@@ -222,18 +260,13 @@ async fn send(
                         ?error,
                         "the controller refused an ISR change; asked again at the next fetch or check"
                     );
-                    partition.isr_change_refused();
+                    partition.isr_change_refused(&proposal.change);
                 }
             }
         }
     }
-    refuse_all(sent);
-}
-
-fn refuse_all(proposals: BTreeMap<(Uuid, i32), Proposal>) {
-    for proposal in proposals.into_values() {
-        proposal.partition.isr_change_refused();
-    }
+    // Not answered: sent again.
+    sent.into_values().collect()
 }
 
 /// Proposes dropping the followers that lagged past `max_lag_ms` from the
