@@ -519,6 +519,36 @@ fn alter_cluster_default(bootstrap: &str, changes: &[(&str, Option<&str>)]) -> (
     )
 }
 
+/// DescribeConfigs of broker resource `name` through `bootstrap` (the
+/// empty name: the cluster default): `key`'s value and source, if listed.
+fn described_broker_config(bootstrap: &str, name: &str, key: &str) -> Option<(String, i8)> {
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+    let request = DescribeConfigsRequest::default().with_resources(vec![
+        DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configuration_keys(Some(vec![StrBytes::from_string(key.to_string())])),
+    ]);
+    let response: DescribeConfigsResponse =
+        Client::connect(bootstrap).call(ApiKey::DescribeConfigs, 4, &request);
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0, "{:?}", result.error_message);
+    result
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == key)
+        .map(|c| {
+            (
+                c.value
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                c.config_source,
+            )
+        })
+}
+
 /// A reassignment under Kafka's replication throttle: the topic names its
 /// replicas in `leader|follower.replication.throttled.replicas` and the
 /// brokers' dynamic `leader|follower.replication.throttled.rate` is 400
@@ -526,7 +556,7 @@ fn alter_cluster_default(bootstrap: &str, changes: &[(&str, Option<&str>)]) -> (
 /// one second's worth through at once and one fetch (256 KiB here) past
 /// it, as Kafka's does, so the rest, 1.4 MB, takes at least 3 s. With the
 /// rates deleted the next move is not held. Only the two rates are
-/// dynamic broker configs.
+/// dynamic broker configs; DescribeConfigs shows them.
 #[test]
 fn a_throttled_reassignment_moves_no_faster_than_its_rate() {
     const INVALID_CONFIG: i16 = 40;
@@ -573,6 +603,20 @@ fn a_throttled_reassignment_moves_no_faster_than_its_rate() {
         ("follower.replication.throttled.rate", Some("400000")),
     ];
     assert_eq!(alter_cluster_default(&cluster.bootstrap(2), &rates).0, 0);
+    // Described as Kafka describes a dynamic default (source 3), on the
+    // default resource and on each broker once its metadata has it.
+    const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+    let rate = "leader.replication.throttled.rate";
+    wait_for("every broker sees the rates", START_DEADLINE, || {
+        NODES.iter().all(|id| {
+            described_broker_config(&cluster.bootstrap(*id), &id.to_string(), rate)
+                == Some(("400000".into(), DYNAMIC_DEFAULT_BROKER_CONFIG))
+        })
+    });
+    assert_eq!(
+        described_broker_config(&cluster.bootstrap(1), "", rate),
+        Some(("400000".into(), DYNAMIC_DEFAULT_BROKER_CONFIG))
+    );
 
     let (from, _) = partitions(&cluster, 1, topic)[&0].clone();
     let others: Vec<i32> = NODES.into_iter().filter(|id| *id != from).collect();

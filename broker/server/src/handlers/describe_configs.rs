@@ -34,6 +34,8 @@ pub(super) const RESOURCE_BROKER: i8 = 4;
 
 /// Kafka's `ConfigSource` codes.
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+const DYNAMIC_BROKER_CONFIG: i8 = 2;
+const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 const STATIC_BROKER_CONFIG: i8 = 4;
 const DEFAULT_CONFIG: i8 = 5;
 
@@ -263,6 +265,44 @@ fn describe_broker(config: &BrokerConfig) -> Vec<Described> {
     described
 }
 
+/// The dynamic broker configs (the replication throttles) of broker
+/// `node_id` (`None`: the cluster default), with Kafka's synonyms: the
+/// broker's own value, the cluster default's, Kafka's default (none:
+/// Long.MAX_VALUE bytes per second).
+fn describe_dynamic(
+    image: &runnel_metadata::MetadataImage,
+    node_id: Option<i32>,
+) -> Vec<Described> {
+    use runnel_metadata::ConfigResource;
+    let value_of = |broker: Option<i32>, key: &str| {
+        image
+            .config(&ConfigResource::broker(broker))
+            .and_then(|c| c.get(key).cloned())
+    };
+    crate::replication::throttle::DYNAMIC_BROKER_KEYS
+        .iter()
+        .map(|&key| {
+            let mut synonyms = Vec::new();
+            if let Some(value) = node_id.and_then(|id| value_of(Some(id), key)) {
+                synonyms.push((key, value, DYNAMIC_BROKER_CONFIG));
+            }
+            if let Some(value) = value_of(None, key) {
+                synonyms.push((key, value, DYNAMIC_DEFAULT_BROKER_CONFIG));
+            }
+            synonyms.push((key, i64::MAX.to_string(), DEFAULT_CONFIG));
+            let (value, source) = (synonyms[0].1.clone(), synonyms[0].2);
+            Described {
+                name: key,
+                value,
+                source,
+                read_only: false,
+                config_type: ConfigType::Long,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
 /// Why a resource could not be described: the error and its message.
 type Failure = (ResponseError, String);
 
@@ -280,8 +320,13 @@ fn describe(cx: &Admin<'_>, resource: &DescribeConfigsResource) -> Result<Vec<De
             Ok(describe_topic(&topic, &cx.config.log))
         }
         RESOURCE_BROKER => {
+            let image = cx.topics.image();
             if name.is_empty() {
-                return Ok(Vec::new());
+                // The cluster default: only what is set dynamically on it.
+                return Ok(describe_dynamic(&image, None)
+                    .into_iter()
+                    .filter(|d| d.source == DYNAMIC_DEFAULT_BROKER_CONFIG)
+                    .collect());
             }
             if name.parse::<i32>().ok() != Some(cx.config.node_id) {
                 let message = format!(
@@ -290,7 +335,10 @@ fn describe(cx: &Admin<'_>, resource: &DescribeConfigsResource) -> Result<Vec<De
                 );
                 return Err((ResponseError::InvalidRequest, message));
             }
-            Ok(describe_broker(cx.config))
+            let mut described = describe_broker(cx.config);
+            described.extend(describe_dynamic(&image, Some(cx.config.node_id)));
+            described.sort_by_key(|d| d.name);
+            Ok(described)
         }
         other => Err((
             ResponseError::InvalidRequest,
