@@ -353,7 +353,8 @@ class Harness:
         node.wipe(self.cluster.cluster_id)
         self.workload(2)
         self.restart(node, r)
-        return f"stopped node {node_id}, removed its data, formatted it again, restarted it"
+        return (f"stopped node {node_id}, removed its partition logs (not its metadata log), "
+                "formatted it again, restarted it")
 
     def run_round(self, r):
         kind = self.next_fault()
