@@ -560,6 +560,7 @@ fn described_broker_config(bootstrap: &str, name: &str, key: &str) -> Option<(St
 #[test]
 fn a_throttled_reassignment_moves_no_faster_than_its_rate() {
     const INVALID_CONFIG: i16 = 40;
+    const INVALID_REQUEST: i16 = 42;
     let cluster = start_cluster_with(&format!("{FAST}replica.fetch.max.bytes=262144\n"));
     let topic = "throttled";
     let mut create = CreateTopicsRequest::default();
@@ -593,11 +594,16 @@ fn a_throttled_reassignment_moves_no_faster_than_its_rate() {
 
     let (code, message) =
         alter_cluster_default(&cluster.bootstrap(2), &[("num.partitions", Some("3"))]);
-    assert_eq!(code, INVALID_CONFIG, "{message}");
+    assert_eq!(code, INVALID_REQUEST, "{message}");
     assert!(
-        message.contains("num.partitions is not a dynamic broker config"),
+        message.contains("num.partitions is static here"),
         "{message}"
     );
+    let (code, message) = alter_cluster_default(
+        &cluster.bootstrap(2),
+        &[("leader.replication.throttled.rate", Some("fast"))],
+    );
+    assert_eq!(code, INVALID_CONFIG, "{message}");
     let rates = [
         ("leader.replication.throttled.rate", Some("400000")),
         ("follower.replication.throttled.rate", Some("400000")),

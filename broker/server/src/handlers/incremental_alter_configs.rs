@@ -208,6 +208,9 @@ fn alter_broker(
                 return Err((ResponseError::InvalidConfig, message));
             }
         };
+        // A static key is an invalid request, as Kafka answers it; a bad
+        // rate an invalid config.
+        throttle::check_dynamic(key).map_err(|message| (ResponseError::InvalidRequest, message))?;
         throttle::check_rate(key, value.as_deref().unwrap_or("0"))
             .map_err(|message| (ResponseError::InvalidConfig, message))?;
         changes.insert(key.clone(), value);
@@ -342,7 +345,7 @@ mod tests {
             0,
             ResponseError::UnknownTopicOrPartition.code(),
             // Static: only the replication throttles are dynamic.
-            ResponseError::InvalidConfig.code(),
+            ResponseError::InvalidRequest.code(),
         ];
         assert_eq!(codes, expected);
         assert_eq!(response.responses[0].error_message, None);
