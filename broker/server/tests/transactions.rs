@@ -75,19 +75,7 @@ fn write_in_transaction(
     values: &[&[u8]],
     offset: i64,
 ) {
-    let mut topic = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
-    topic.name = name("t");
-    topic.partitions = vec![0];
-    let mut add = AddPartitionsToTxnRequest::default();
-    add.v3_and_below_transactional_id = txn_id(id);
-    add.v3_and_below_producer_id = producer_id;
-    add.v3_and_below_producer_epoch = epoch;
-    add.v3_and_below_topics = vec![topic];
-    let added: AddPartitionsToTxnResponse = client.call(ApiKey::AddPartitionsToTxn, 3, &add);
-    assert_eq!(
-        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
-        0
-    );
+    add_t0(client, id, (producer_id, epoch));
     let mut add_offsets = AddOffsetsToTxnRequest::default();
     add_offsets.transactional_id = txn_id(id);
     add_offsets.producer_id = producer_id;
@@ -95,28 +83,7 @@ fn write_in_transaction(
     add_offsets.group_id = GroupId(StrBytes::from_string(format!("g-{id}")));
     let added: AddOffsetsToTxnResponse = client.call(ApiKey::AddOffsetsToTxn, 3, &add_offsets);
     assert_eq!(added.error_code, 0);
-    // Today's timestamps: records of 1970 would be past retention.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let mut batch = BatchBuilder::new(now)
-        .producer(producer_id.0, epoch, 0)
-        .transactional();
-    for value in values {
-        batch.push(None, Some(value), now);
-    }
-    let mut partition = produce_request::PartitionProduceData::default();
-    partition.records = Some(Bytes::from(batch.build()));
-    let mut topic = produce_request::TopicProduceData::default();
-    topic.name = name("t");
-    topic.partition_data = vec![partition];
-    let mut produce = ProduceRequest::default();
-    produce.transactional_id = Some(txn_id(id));
-    produce.acks = -1;
-    produce.timeout_ms = 5_000;
-    produce.topic_data = vec![topic];
-    let produced: ProduceResponse = client.call(ApiKey::Produce, 9, &produce);
-    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    assert_eq!(produce_txn(client, id, (producer_id, epoch), 0, values), 0);
     let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
     p.partition_index = 0;
     p.committed_offset = offset;
@@ -312,12 +279,14 @@ fn idle_transactional_ids_expire_and_stay_expired_after_a_restart() {
     );
 }
 
-/// A transactional produce of one record at `sequence` to t-0: its code.
+/// A transactional produce of `values` in one batch at `sequence` to t-0
+/// (today's timestamps: records of 1970 would be past retention): its code.
 fn produce_txn(
     client: &mut Client,
     id: &str,
     (producer_id, epoch): (ProducerId, i16),
     sequence: i32,
+    values: &[&[u8]],
 ) -> i16 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -325,7 +294,9 @@ fn produce_txn(
     let mut batch = BatchBuilder::new(now)
         .producer(producer_id.0, epoch, sequence)
         .transactional();
-    batch.push(None, Some(format!("v{sequence}").as_bytes()), now);
+    for value in values {
+        batch.push(None, Some(value), now);
+    }
     let mut partition = produce_request::PartitionProduceData::default();
     partition.records = Some(Bytes::from(batch.build()));
     let mut topic = produce_request::TopicProduceData::default();
@@ -384,18 +355,18 @@ fn unadded_partitions_refuse_transactional_batches(bootstrap: &str) {
     let producer = init(&mut client, "kip890", 60_000);
 
     assert_eq!(
-        produce_txn(&mut client, "kip890", producer, 0),
+        produce_txn(&mut client, "kip890", producer, 0, &[b"v0"]),
         INVALID_TXN_STATE,
         "t-0 was never added to a transaction"
     );
     add_t0(&mut client, "kip890", producer);
-    assert_eq!(produce_txn(&mut client, "kip890", producer, 0), 0);
+    assert_eq!(produce_txn(&mut client, "kip890", producer, 0, &[b"v0"]), 0);
     end_txn(&mut client, "kip890", producer, false);
     // Kafka answers EndTxn before its markers are written: wait for the
     // abort marker, after which the transaction is closed in t-0.
     wait_for_offsets(&mut client, (2, 2), producer);
     assert_eq!(
-        produce_txn(&mut client, "kip890", producer, 1),
+        produce_txn(&mut client, "kip890", producer, 1, &[b"v1"]),
         INVALID_TXN_STATE,
         "the transaction that added t-0 was aborted"
     );
