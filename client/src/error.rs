@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 pub enum ClientError {
     #[error("transaction: {reason}")]
     Transaction { reason: String },
+    /// `commit_transaction` found a record of the transaction failed and
+    /// sent no EndTxn: nothing of it is committed; abort it.
+    #[error("transaction: a record of it failed; nothing was committed, abort it")]
+    TransactionRecordFailed,
     #[error("invalid setting {key}={value:?}: {reason}")]
     Config {
         key: String,

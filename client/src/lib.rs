@@ -34,7 +34,8 @@ pub use admin::{
     Admin, ConfigEntry, GroupDescription, GroupListing, GroupMember, TopicDescription,
 };
 pub use consumer::{
-    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, RebalanceListener,
+    Consumer, ConsumerConfig, ConsumerGroupMetadata, ConsumerRecord, IsolationLevel, OffsetReset,
+    RebalanceListener,
 };
 pub use error::{ClientError, Result};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};

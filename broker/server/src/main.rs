@@ -84,6 +84,10 @@ enum Command {
     /// Prints each record of a topic on its own line (as
     /// kafka-console-consumer).
     Consume(tools::consume::ConsumeArgs),
+    /// Moves a lagging group's backlog into an overflow topic with more
+    /// partitions, exactly once (commits the group's offsets in the same
+    /// transactions)
+    Forward(tools::forward::ForwardArgs),
     /// Measures produce or consume throughput (as Kafka's perf-test tools)
     #[command(subcommand)]
     Perf(tools::perf::PerfCommand),
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Produce(args) => tools::produce::run(args),
         Command::Consume(args) => tools::consume::run(args),
+        Command::Forward(args) => tools::forward::run(args),
         Command::Storage(command) => tools::storage::run(command),
         Command::Perf(command) => tools::perf::run(command),
         Command::Topics(args) => tools::topics::run(args),

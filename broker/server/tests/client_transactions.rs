@@ -144,3 +144,86 @@ fn committed_transactions_are_read_and_aborted_ones_never() {
             );
         });
 }
+
+/// KIP-447, as `runnel forward` relies on it: offsets sent with a member's
+/// group metadata are refused once a rebalance ended its generation (the
+/// member's partitions may be someone else's now), and a read_committed
+/// member starting on a partition waits until an open transaction that
+/// commits its offset has ended, then starts where it committed.
+#[test]
+fn offsets_of_an_ended_generation_are_refused_and_open_ones_are_waited_for() {
+    let (_dir, broker) =
+        common::started_with(&["num.partitions=1", "group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = broker.bootstrap.clone();
+    common::runtime().block_on(async {
+        let member = |id: &str| {
+            ConsumerConfig::new(&bootstrap)
+                .set("group.id", "eos-group")
+                .and_then(|c| c.set("client.id", id))
+                .and_then(|c| c.set("enable.auto.commit", "false"))
+                .and_then(|c| c.set("isolation.level", "read_committed"))
+                .and_then(|c| c.set("auto.offset.reset", "earliest"))
+                .expect("valid")
+        };
+        let producer = Producer::new(transactional(&bootstrap, "eos-forwarder"))
+            .await
+            .expect("producer");
+        producer.init_transactions().await.expect("init");
+        producer.begin_transaction().expect("begin");
+        producer
+            .send(ProducerRecord::new("eos", b"one"))
+            .await
+            .expect("send");
+        producer.commit_transaction().await.expect("commit");
+
+        let mut first = Consumer::new(member("first")).await.expect("consumer");
+        first.subscribe(&["eos"]).expect("subscribe");
+        while first.assignment().is_empty() {
+            first.poll(Duration::from_millis(100)).await.expect("poll");
+        }
+        let stale = first.group_metadata().expect("metadata");
+        assert!(stale.generation_id >= 0, "{stale:?}");
+
+        // The member joins again (as after any rebalance): the generation
+        // its metadata names is over.
+        first.subscribe(&["eos"]).expect("subscribe again");
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        while first.group_metadata().expect("metadata").generation_id == stale.generation_id {
+            first.poll(Duration::from_millis(100)).await.expect("poll");
+            assert!(tokio::time::Instant::now() < deadline, "no new generation");
+        }
+        producer.begin_transaction().expect("begin");
+        let refused = producer
+            .send_offsets_to_transaction_with(&[("eos", 0, 1)], &stale)
+            .await
+            .expect_err("an ended generation commits nothing");
+        assert!(
+            matches!(refused, ClientError::Kafka { code: 22, .. }),
+            "ILLEGAL_GENERATION: {refused}"
+        );
+        producer.abort_transaction().await.expect("abort");
+        first.close().await;
+
+        // An open transaction holds offset 1 for the group: a new
+        // read_committed member asks for a stable offset and waits.
+        producer.begin_transaction().expect("begin");
+        producer
+            .send_offsets_to_transaction(&[("eos", 0, 1)], "eos-group")
+            .await
+            .expect("offsets");
+        let reader = Consumer::new(member("reader")).await.expect("consumer");
+        let waiting = tokio::time::timeout(Duration::from_millis(500), reader.committed("eos", 0));
+        assert!(
+            waiting.await.is_err(),
+            "answered while the offset is unstable"
+        );
+        let committed = tokio::spawn(async move { reader.committed("eos", 0).await });
+        producer.commit_transaction().await.expect("commit");
+        let offset = tokio::time::timeout(common::DEADLINE, committed)
+            .await
+            .expect("answered once the transaction ended")
+            .expect("task")
+            .expect("committed");
+        assert_eq!(offset, Some(1));
+    });
+}

@@ -46,6 +46,8 @@ use crate::error::{ClientError, Result, error_chain};
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
+/// Pause before asking again for an offset an open transaction commits.
+const UNSTABLE_OFFSET_BACKOFF: Duration = Duration::from_millis(50);
 const EARLIEST: i64 = -2;
 const LATEST: i64 = -1;
 
@@ -70,6 +72,18 @@ impl ConsumerRecord {
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         runnel_protocol::records::header_pairs(&self.headers_data, self.headers_count)
     }
+}
+
+/// What a transactional producer sends with a member's offsets
+/// (`send_offsets_to_transaction_with`, KIP-447): the group coordinator
+/// refuses them when the member's generation is over, so a member that
+/// lost its partitions cannot commit what their new owner also reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub group_id: String,
+    /// -1 when the consumer is not a member of a generation.
+    pub generation_id: i32,
+    pub member_id: String,
 }
 
 /// A Kafka consumer of assigned partitions.
@@ -220,6 +234,24 @@ impl Consumer {
         self.subscribe(topics)?;
         self.listener = rebalance::Listener::new(listener);
         Ok(())
+    }
+
+    /// The group, generation and member id the consumer holds now (Java's
+    /// `groupMetadata()`); `group.id` must be set.
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata> {
+        let group_id = self.group()?.to_string();
+        Ok(match &self.membership {
+            Some(m) => ConsumerGroupMetadata {
+                group_id,
+                generation_id: m.generation,
+                member_id: m.member_id.clone(),
+            },
+            None => ConsumerGroupMetadata {
+                group_id,
+                generation_id: -1,
+                member_id: String::new(),
+            },
+        })
     }
 
     /// The partitions this consumer reads now.
@@ -556,17 +588,42 @@ impl Consumer {
     }
 
     /// The group's committed offset of a partition (`group.id` must be set).
+    /// A `read_committed` consumer asks for a stable offset (KIP-447) and
+    /// waits while a transaction that commits offsets of the partition is
+    /// still open, as Java's does: the offset it would start at otherwise
+    /// may be one that transaction is about to move past (the caller's
+    /// poll timeout bounds the wait).
     pub async fn committed(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
         let group = self.group()?;
-        let connection = self.coordinator(group).await?;
+        let require_stable = self.config.isolation_level == IsolationLevel::ReadCommitted;
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_require_stable(require_stable)
             .with_topics(Some(vec![
                 OffsetFetchRequestTopic::default()
                     .with_name(TopicName(StrBytes::from_string(topic.to_string())))
                     .with_partition_indexes(vec![partition]),
             ]));
-        let response = connection.call(OFFSET_FETCH_VERSION, &request).await?;
+        loop {
+            let connection = self.coordinator(group).await?;
+            match Self::fetch_committed(&connection, &request, topic, partition).await {
+                Err(ClientError::Kafka { code, .. })
+                    if require_stable && code == ResponseError::UnstableOffsetCommit.code() =>
+                {
+                    tokio::time::sleep(UNSTABLE_OFFSET_BACKOFF).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    async fn fetch_committed(
+        connection: &Connection,
+        request: &OffsetFetchRequest,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<i64>> {
+        let response = connection.call(OFFSET_FETCH_VERSION, request).await?;
         if response.error_code != 0 {
             return Err(ClientError::kafka(
                 "OffsetFetch",

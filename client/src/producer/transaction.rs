@@ -24,6 +24,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Producer;
 use crate::connection::Connection;
+use crate::consumer::ConsumerGroupMetadata;
 use crate::error::{ClientError, Result};
 
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
@@ -224,6 +225,25 @@ impl Producer {
         offsets: &[(&str, i32, i64)],
         group_id: &str,
     ) -> Result<()> {
+        let group = ConsumerGroupMetadata {
+            group_id: group_id.to_string(),
+            generation_id: -1,
+            member_id: String::new(),
+        };
+        self.send_offsets_to_transaction_with(offsets, &group).await
+    }
+
+    /// [`send_offsets_to_transaction`](Self::send_offsets_to_transaction)
+    /// as a member of the group (`Consumer::group_metadata`): the
+    /// coordinator refuses the offsets (ILLEGAL_GENERATION,
+    /// UNKNOWN_MEMBER_ID) once the member's generation is over, so a member
+    /// whose partitions moved on cannot commit them (KIP-447).
+    pub async fn send_offsets_to_transaction_with(
+        &self,
+        offsets: &[(&str, i32, i64)],
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let group_id = group.group_id.as_str();
         let producer = {
             let txn = self.txn()?;
             if !txn.open {
@@ -236,6 +256,7 @@ impl Producer {
         };
         let id = self.transactional_id()?;
         let coordinator = self.coordinator_for(&id.0, 1).await?;
+        let member = group;
         let group = GroupId(StrBytes::from_string(group_id.to_string()));
         let add = AddOffsetsToTxnRequest::default()
             .with_transactional_id(id.clone())
@@ -274,8 +295,8 @@ impl Producer {
             .with_group_id(group)
             .with_producer_id(ProducerId(producer.0))
             .with_producer_epoch(producer.1)
-            .with_generation_id(-1)
-            .with_member_id(StrBytes::default())
+            .with_generation_id(member.generation_id)
+            .with_member_id(StrBytes::from_string(member.member_id.clone()))
             .with_topics(topics);
         let response = group_coordinator
             .call(TXN_OFFSET_COMMIT_VERSION, &commit)
@@ -302,9 +323,7 @@ impl Producer {
             .txn_failed
             .load(std::sync::atomic::Ordering::Acquire)
         {
-            return Err(txn_error(
-                "a record of the transaction failed; abort_transaction it",
-            ));
+            return Err(ClientError::TransactionRecordFailed);
         }
         self.end_transaction(true).await
     }

@@ -3,6 +3,8 @@
 //!
 //! - [`produce`]: `runnel produce`, stdin lines as records.
 //! - [`consume`]: `runnel consume`, records as stdout lines.
+//! - [`forward`]: `runnel forward`, a lagging group's backlog moved into
+//!   an overflow topic, exactly once.
 //! - [`perf`]: `runnel perf produce|consume`, throughput and latency.
 //! - [`topics`]: `runnel topics`, kafka-topics' actions.
 //! - [`groups`]: `runnel groups`, kafka-consumer-groups' list and describe.
@@ -11,6 +13,7 @@
 //! - [`storage`]: `runnel storage random-uuid|format`, as kafka-storage.
 
 pub mod consume;
+pub mod forward;
 pub mod groups;
 pub mod metadata_quorum;
 pub mod perf;

@@ -1,0 +1,472 @@
+//! `runnel forward` with real clients: a group with two partitions lags by
+//! 100,000 records; the forwarder moves them into a 24-partition overflow
+//! topic that twelve librdkafka consumers (read_committed) work off, while
+//! the forwarder and the broker are killed with SIGKILL in turns. Every
+//! record must come out of the overflow exactly once, with its key, value,
+//! headers and timestamp, and a key's records in order.
+//!
+//! `RUNNEL_FORWARD_ROUNDS` (default 10) sets the kills of each kind.
+
+#[allow(dead_code)] // each test binary uses a part of the helpers
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Broker;
+use runnel_client::{Admin, Producer, ProducerConfig, ProducerRecord};
+
+const SOURCE: &str = "orders";
+const OVERFLOW: &str = "orders.overflow";
+const GROUP: &str = "orders-workers";
+const SOURCE_PARTITIONS: i32 = 2;
+const OVERFLOW_PARTITIONS: i32 = 24;
+const RECORDS: usize = 100_000;
+const KEYS: usize = 1_000;
+const WORKERS: usize = 12;
+const ROUND_DEADLINE: Duration = Duration::from_secs(90);
+/// The overflow's consumers give up (and write what they saw) after this.
+const WORKERS_DEADLINE: Duration = Duration::from_secs(300);
+
+/// Group sessions short enough that a killed forwarder's partitions move
+/// on in seconds.
+const BROKER_SETTINGS: &[&str] = &[
+    "group.initial.rebalance.delay.ms=0",
+    "group.min.session.timeout.ms=1000",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
+];
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// A `runnel forward` process; its stderr goes to a file shown when the
+/// test fails.
+struct Forwarder {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Forwarder {
+    fn start(bootstrap: &str, log: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("forwarder log");
+        let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["forward", "--bootstrap-server", bootstrap])
+            .args(["--group", GROUP, "--topic", SOURCE, "--to", OVERFLOW])
+            .args(["--transactional-id", "forward-test"])
+            // Small fetches: many transactions, so kills land inside the move.
+            .args(["--consumer-property", "max.partition.fetch.bytes=4096"])
+            .args(["--consumer-property", "session.timeout.ms=2000"])
+            .args(["--consumer-property", "heartbeat.interval.ms=300"])
+            .env(
+                "RUST_LOG",
+                std::env::var("RUNNEL_FORWARD_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn runnel forward");
+        Self {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().expect("kill -9 the forwarder");
+        self.child.wait().expect("wait for the forwarder");
+    }
+
+    /// SIGTERM: the forwarder finishes its transaction, leaves the group
+    /// and exits 0.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + common::DEADLINE;
+        loop {
+            if let Some(exit) = self.child.try_wait().expect("forwarder status") {
+                assert!(exit.success(), "the forwarder exited with {exit}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "the forwarder ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("forwarder status")
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- forwarder's stderr (last lines) ---");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A child process killed when the test ends, passed or failed.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Record `i` of the backlog: key, value and header `h`.
+fn backlog_record(i: usize) -> (String, String, String) {
+    let key = format!("k{}", i % KEYS);
+    let value = format!("{key}:{}", i / KEYS);
+    (key, value, i.to_string())
+}
+
+/// The backlog's first timestamp; record `i` is stamped `base + i` (an
+/// hour ago: recent enough for retention.ms).
+fn backlog_base_timestamp() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    now - 3_600_000
+}
+
+async fn produce_backlog(bootstrap: &str, base: i64) {
+    let admin = Admin::new(bootstrap, "forward-test").await.expect("admin");
+    admin
+        .create_topic(SOURCE, SOURCE_PARTITIONS, 1, &[])
+        .await
+        .expect("create the source topic");
+    admin
+        .create_topic(OVERFLOW, OVERFLOW_PARTITIONS, 1, &[])
+        .await
+        .expect("create the overflow topic");
+    let config = ProducerConfig::new(bootstrap)
+        .set("acks", "all")
+        .and_then(|c| c.set("linger.ms", "5"))
+        .expect("producer config");
+    let producer = Producer::new(config).await.expect("producer");
+    for i in 0..RECORDS {
+        let (key, value, h) = backlog_record(i);
+        let headers = [("h", h.as_bytes())];
+        let record = ProducerRecord {
+            timestamp: Some(base + i as i64),
+            ..ProducerRecord::new(SOURCE, value.as_bytes())
+                .key(key.as_bytes())
+                .headers(&headers)
+        };
+        // Awaited only at the flush: deliveries of a keyed, idempotent
+        // producer land in order.
+        drop(producer.send(record).await.expect("send"));
+    }
+    producer.flush().await;
+    producer.close().await;
+}
+
+/// The group's committed offsets summed over the source's partitions, or
+/// `None` while the broker does not answer.
+fn committed_total(runtime: &tokio::runtime::Runtime, bootstrap: &str) -> Option<i64> {
+    runtime.block_on(async {
+        let admin = Admin::new(bootstrap, "forward-test").await.ok()?;
+        let offsets = tokio::time::timeout(Duration::from_secs(5), admin.group_offsets(GROUP))
+            .await
+            .ok()?
+            .ok()?;
+        Some(
+            offsets
+                .iter()
+                .filter(|(topic, _, _)| topic == SOURCE)
+                .map(|(_, _, offset)| *offset)
+                .sum(),
+        )
+    })
+}
+
+fn wait_for_committed(runtime: &tokio::runtime::Runtime, bootstrap: &str, at_least: i64) {
+    let deadline = Instant::now() + ROUND_DEADLINE;
+    loop {
+        if committed_total(runtime, bootstrap).is_some_and(|total| total >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group's committed offsets did not reach {at_least} within {ROUND_DEADLINE:?} \
+             (now {:?})",
+            committed_total(runtime, bootstrap)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The overflow as read_committed kcat reads it, in the consumers' line
+/// format.
+fn kcat_dump(bootstrap: &str) -> String {
+    let output = common::kcat()
+        .args(["-b", bootstrap, "-C", "-t", OVERFLOW, "-e", "-q"])
+        .args(["-X", "isolation.level=read_committed"])
+        .args(["-f", "%p %o %k %s %T %h\\n"])
+        .output()
+        .expect("run kcat");
+    assert!(output.status.success(), "kcat: {}", output.status);
+    let mut lines = String::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Some((fields, headers)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let header = |name: &str| {
+            headers
+                .split(',')
+                .find_map(|h| h.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or("-")
+                .to_string()
+        };
+        lines += &format!(
+            "{fields} {} {} {} {}\n",
+            header("h"),
+            header("runnel.forward.topic"),
+            header("runnel.forward.partition"),
+            header("runnel.forward.offset")
+        );
+    }
+    lines
+}
+
+/// Each overflow partition's last stable offset and high watermark.
+async fn overflow_ends(bootstrap: &str) -> Vec<(i64, i64)> {
+    let cluster = runnel_client::cluster::Cluster::connect(bootstrap, "forward-test")
+        .await
+        .expect("connect");
+    let mut ends = Vec::new();
+    for partition in 0..OVERFLOW_PARTITIONS {
+        let end = |isolation| cluster.list_offset(OVERFLOW, partition, -1, isolation);
+        ends.push((end(1).await.unwrap_or(-1), end(0).await.unwrap_or(-1)));
+    }
+    ends
+}
+
+/// What the overflow's consumers processed, checked: counts of records
+/// lost, forwarded twice, changed, and out of order within a key.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Verdict {
+    lost: usize,
+    duplicated: usize,
+    changed: usize,
+    out_of_order: usize,
+    keys_split: usize,
+}
+
+fn check(lines: &str, base: i64) -> Verdict {
+    let mut verdict = Verdict::default();
+    // Processed twice at the same overflow offset is the consumers'
+    // at-least-once after a rebalance, not a forwarding duplicate.
+    let mut by_position: BTreeMap<(i32, i64), Vec<&str>> = BTreeMap::new();
+    for line in lines.lines().filter(|l| !l.is_empty()) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 9, "a line of 9 fields: {line}");
+        let position = (
+            fields[0].parse().expect("partition"),
+            fields[1].parse().expect("offset"),
+        );
+        let seen = by_position
+            .entry(position)
+            .or_insert_with(|| fields.clone());
+        assert_eq!(*seen, fields, "one overflow offset, two records");
+    }
+    let mut origins: HashMap<i64, (i32, i64)> = HashMap::new();
+    let mut key_partition: HashMap<&str, i32> = HashMap::new();
+    let mut last_seq: HashMap<&str, i64> = HashMap::new();
+    for (&(partition, offset), fields) in &by_position {
+        let i: usize = fields[5].parse().expect("header h");
+        let (key, value, _) = backlog_record(i);
+        if fields[2] != key
+            || fields[3] != value
+            || fields[4] != (base + i as i64).to_string()
+            || fields[6] != SOURCE
+        {
+            verdict.changed += 1;
+        }
+        let origin_offset: i64 = fields[8].parse().expect("origin offset");
+        let origin =
+            i64::from(fields[7].parse::<i32>().expect("origin partition")) << 40 | origin_offset;
+        if origins.insert(origin, (partition, offset)).is_some() {
+            verdict.duplicated += 1;
+        }
+        if *key_partition.entry(fields[2]).or_insert(partition) != partition {
+            verdict.keys_split += 1;
+        }
+        let seq = (i / KEYS) as i64;
+        let last = last_seq.entry(fields[2]).or_insert(-1);
+        if seq <= *last {
+            verdict.out_of_order += 1;
+        }
+        *last = seq;
+    }
+    verdict.lost = RECORDS.saturating_sub(origins.len());
+    verdict
+}
+
+#[test]
+fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_broker() {
+    let rounds: usize = std::env::var("RUNNEL_FORWARD_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut broker = Broker::serve_with(&data, BROKER_SETTINGS);
+    broker.wait_ready();
+    let bootstrap = broker.bootstrap.clone();
+    let metrics = broker.metrics.clone();
+    let listeners = format!("listeners=PLAINTEXT://{bootstrap}");
+    let metrics_listen = format!("metrics.listen={metrics}");
+    let restart_settings: Vec<&str> = BROKER_SETTINGS
+        .iter()
+        .copied()
+        .chain([listeners.as_str(), metrics_listen.as_str()])
+        .collect();
+    let runtime = common::runtime();
+    let base = backlog_base_timestamp();
+    runtime.block_on(produce_backlog(&bootstrap, base));
+
+    let out = dir.path().join("processed.txt");
+    let workers_log = dir.path().join("workers.log");
+    let mut workers = KillOnDrop(
+        Command::new("python3")
+            .arg(clients_dir().join("overflow_workers.py"))
+            .args([&bootstrap, OVERFLOW, "overflow-workers"])
+            .args([WORKERS.to_string(), RECORDS.to_string()])
+            .arg(&out)
+            .arg(WORKERS_DEADLINE.as_secs().to_string())
+            .current_dir(clients_dir())
+            .stdout(Stdio::null())
+            // A file, not a pipe: librdkafka logs every lost connection,
+            // and a full pipe would stop the script.
+            .stderr(std::fs::File::create(&workers_log).expect("consumers' log"))
+            .spawn()
+            .expect("spawn the overflow consumers"),
+    );
+
+    let forwarder_log = dir.path().join("forwarder.log");
+    let mut forwarder = Forwarder::start(&bootstrap, &forwarder_log);
+    let started = Instant::now();
+    let kills = 2 * rounds;
+    let step = (RECORDS / (kills + 2)) as i64;
+    let (mut forwarder_kills, mut broker_kills) = (0, 0);
+    for kill in 0..kills {
+        wait_for_committed(&runtime, &bootstrap, step * (kill as i64 + 1));
+        if let Some(exit) = forwarder.exited() {
+            panic!("the forwarder exited by itself: {exit}");
+        }
+        if kill % 2 == 0 {
+            forwarder.kill();
+            forwarder_kills += 1;
+            forwarder = Forwarder::start(&bootstrap, &forwarder_log);
+        } else {
+            broker.kill();
+            broker_kills += 1;
+            broker = Broker::serve_with(&data, &restart_settings);
+            broker.wait_ready();
+        }
+    }
+    wait_for_committed(&runtime, &bootstrap, RECORDS as i64);
+    let moved_in = started.elapsed();
+
+    let deadline = Instant::now() + WORKERS_DEADLINE + common::DEADLINE;
+    let status = loop {
+        if let Some(status) = workers.0.try_wait().expect("consumers' status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "overflow_workers.py hangs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(&workers_log).unwrap_or_default();
+    let stderr: Vec<&str> = stderr.lines().rev().take(20).collect();
+    let stderr = stderr.into_iter().rev().collect::<Vec<_>>().join("\n");
+    // What the overflow holds for read_committed readers, by kcat: tells a
+    // forwarding fault from a consumers' one.
+    let held = check(&kcat_dump(&bootstrap), base);
+    assert!(
+        status.success(),
+        "overflow_workers.py: {status}\n{stderr}\nthe overflow holds: {held:?}; \
+         (last stable offset, high watermark) of its partitions: {:?}",
+        runtime.block_on(overflow_ends(&bootstrap))
+    );
+    forwarder.terminate();
+
+    let verdict = check(
+        &std::fs::read_to_string(&out).expect("processed records"),
+        base,
+    );
+    eprintln!(
+        "forward: {RECORDS} records from {SOURCE_PARTITIONS} partitions into {OVERFLOW_PARTITIONS} \
+         ({WORKERS} librdkafka consumers) in {moved_in:.1?} through {forwarder_kills} forwarder \
+         and {broker_kills} broker kills (kill -9): {verdict:?}"
+    );
+    assert_eq!(verdict, Verdict::default());
+}
+
+#[test]
+fn the_checker_counts_what_it_must() {
+    const BASE: i64 = 1_780_000_000_000;
+    let line = |p: i32, o: i64, i: usize, origin: i64| {
+        let (key, value, h) = backlog_record(i);
+        format!(
+            "{p} {o} {key} {value} {} {h} {SOURCE} 0 {origin}\n",
+            BASE + i as i64
+        )
+    };
+    let mut lines = String::new();
+    for i in 0..RECORDS {
+        lines += &line(
+            (i % KEYS) as i32 % OVERFLOW_PARTITIONS,
+            i as i64,
+            i,
+            i as i64,
+        );
+    }
+    assert_eq!(check(&lines, BASE), Verdict::default());
+    // Record 7 lost; records 1 and 1,001 (key k1, seq 0 and 1) swapped;
+    // record 9 with another timestamp; one more copy of record 5 at a
+    // later offset (also out of order: its key's seq 0 after seq 99).
+    let mut bad = String::new();
+    for i in 0..RECORDS {
+        let (p, o) = ((i % KEYS) as i32 % OVERFLOW_PARTITIONS, i as i64);
+        match i {
+            7 => {}
+            1 => bad += &line(p, o, 1_001, 1_001),
+            1_001 => bad += &line(p, o, 1, 1),
+            9 => bad += &line(p, o, i, i as i64).replace("1780000000009", "1780000000010"),
+            _ => bad += &line(p, o, i, i as i64),
+        }
+    }
+    bad += &line(5, RECORDS as i64 + 1, 5, 5);
+    assert_eq!(
+        check(&bad, BASE),
+        Verdict {
+            lost: 1,
+            duplicated: 1,
+            changed: 1,
+            out_of_order: 2,
+            keys_split: 0,
+        }
+    );
+}
