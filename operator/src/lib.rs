@@ -7,6 +7,8 @@
 //! - [`topic_sync`]: a `Topic` applied to the brokers (create, grow, configs).
 //! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
 //! - [`offset_reset`]: a `ConsumerGroup`'s one-time offset reset.
+//! - [`surge`]: the backlog-forwarding surge's phases, as a pure state
+//!   machine.
 //! - [`status`]: resource statuses and conditions from what a sync saw.
 //! - [`reconcile`]: the Cluster, Topic and ConsumerGroup reconcilers.
 //! - [`leader`]: leader election on a Lease.
@@ -22,4 +24,5 @@ pub mod offset_reset;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod surge;
 pub mod topic_sync;

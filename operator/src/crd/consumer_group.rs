@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Cluster","type":"string","jsonPath":".spec.cluster"}"#,
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
     printcolumn = r#"{"name":"Lag","type":"integer","jsonPath":".status.lagTotal"}"#,
+    printcolumn = r#"{"name":"Surge","type":"string","jsonPath":".status.surge.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -38,9 +39,12 @@ pub struct ConsumerGroupSpec {
     /// How partitions are added while it lags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_scaling: Option<PartitionScaling>,
-    /// Backlog forwarding into a wider topic (applied by a later release).
+    /// The backlog-forwarding surge: when the group lags too far, its
+    /// consumers stop, forwarders move the backlog into a wider overflow
+    /// topic that more consumers read, and the group gets it back once the
+    /// lag is low and the overflow drained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forwarding: Option<ForwardingSpec>,
+    pub backlog_forwarding: Option<BacklogForwarding>,
     /// An offset reset to apply once (the group must be empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset_reset: Option<OffsetReset>,
@@ -84,19 +88,152 @@ fn five_minutes() -> i64 {
     300
 }
 
-/// Backlog forwarding settings (kept in the resource now).
+/// The backlog-forwarding surge of a group (README, "Backlog forwarding").
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ForwardingSpec {
-    #[serde(default)]
+pub struct BacklogForwarding {
+    /// Turns the surge off without deleting the settings (a running surge
+    /// hands back first).
+    #[serde(default = "yes")]
     pub enabled: bool,
-    /// The wider topic the backlog moves to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub target_topic: Option<String>,
-    /// Forwarder members to run.
+    /// The overflow topic, created as a Topic of the same cluster.
+    pub overflow: OverflowTopic,
+    /// A surge starts when the group's lag stays above this.
+    pub start: SurgeStart,
+    /// A surge ends when the group's lag is below this and the overflow
+    /// is drained.
+    pub stop: SurgeStop,
+    /// The group's own consumers: scaled to 0 for the surge, back after.
+    pub originals: Workload,
+    /// The overflow's consumers: scaled to `replicas` for the surge, to 0
+    /// after.
+    pub overflow_consumers: OverflowConsumers,
+    /// `runnel forward` pods (a Deployment of the cluster's image).
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub forwarders: i32,
+    /// How long the originals may take to leave the group, and the
+    /// forwarders to become ready, before the operator gives up and
+    /// scales the originals back.
+    #[serde(default = "five_minutes")]
+    #[schemars(range(min = 1))]
+    pub give_up_after_seconds: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The overflow topic of a surge.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverflowTopic {
+    #[schemars(length(min = 1))]
+    pub name: String,
+    #[schemars(range(min = 1))]
+    pub partitions: i32,
+    /// The consumer group of the overflow's consumers (its lag says when
+    /// the overflow is drained).
+    #[schemars(length(min = 1))]
+    pub group: String,
+}
+
+/// Lag above `lagAbove` for `forSeconds` starts a surge.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SurgeStart {
+    #[schemars(range(min = 1))]
+    pub lag_above: i64,
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub for_seconds: i64,
+}
+
+/// Lag below `lagBelow` (and the overflow drained) ends a surge.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SurgeStop {
+    #[schemars(range(min = 0))]
+    pub lag_below: i64,
+}
+
+/// A Deployment or StatefulSet the operator scales (through its `scale`
+/// subresource).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workload {
+    pub scale_target_ref: ScaleTargetRef,
+}
+
+/// The overflow's consumers and how many run during a surge.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverflowConsumers {
+    pub scale_target_ref: ScaleTargetRef,
+    #[schemars(range(min = 1))]
+    pub replicas: i32,
+}
+
+/// As KEDA's and the HPA's `scaleTargetRef`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleTargetRef {
+    /// `Deployment` or `StatefulSet`.
+    pub kind: WorkloadKind,
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+}
+
+/// Where a surge is.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum SurgePhase {
+    /// No surge: the group's own consumers read it.
+    #[default]
+    Normal,
+    /// The originals are scaled to 0; waiting until they left the group.
+    Draining,
+    /// Forwarders move the backlog; the overflow's consumers read it.
+    Forwarding,
+    /// Forwarders stopped; waiting until the overflow is drained.
+    Returning,
+}
+
+/// The surge's state in the ConsumerGroup's status.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SurgeStatus {
+    pub phase: SurgePhase,
+    /// Why it is in this phase.
+    #[serde(default)]
+    pub reason: String,
+    /// When it entered this phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+    /// When the surge started (Draining).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<Time>,
+    /// Since when the lag has been above `start.lagAbove` (Normal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_since: Option<Time>,
+    /// The originals' replicas before the surge, given back after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_replicas: Option<i32>,
+    /// The group's committed offsets, summed, when forwarding started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at_start: Option<i64>,
+    /// Since when fewer forwarders than wanted are ready (Forwarding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unready_since: Option<Time>,
+    /// The surge gave up: the originals are back while the overflow
+    /// drains.
+    #[serde(default)]
+    pub gave_up: bool,
 }
 
 /// Where to move the group's offsets.
@@ -155,4 +292,7 @@ pub struct ConsumerGroupStatus {
     /// The `offsetReset.id` last applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_offset_reset: Option<String>,
+    /// The backlog-forwarding surge, with `backlogForwarding`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub surge: Option<SurgeStatus>,
 }

@@ -9,8 +9,10 @@ mod topic;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, MetricsSpec, PodOverrides, StorageSpec};
 pub use consumer_group::{
-    ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, ForwardingSpec, LagPolicy, OffsetReset,
-    OffsetResetTarget, PartitionLag, PartitionScaling,
+    BacklogForwarding, ConsumerGroup, ConsumerGroupSpec, ConsumerGroupStatus, LagPolicy,
+    OffsetReset, OffsetResetTarget, OverflowConsumers, OverflowTopic, PartitionLag,
+    PartitionScaling, ScaleTargetRef, SurgePhase, SurgeStart, SurgeStatus, SurgeStop, Workload,
+    WorkloadKind,
 };
 pub use topic::{DelayLevelStatus, DelayedDelivery, Topic, TopicSpec, TopicStatus};
 
