@@ -14,6 +14,8 @@ pub struct GroupLag {
     pub members: i32,
     pub partitions: Vec<PartitionLag>,
     pub total: i64,
+    /// The committed offsets over the partitions, summed.
+    pub committed: i64,
     /// Partitions of each topic now.
     pub partition_counts: Vec<(String, i32)>,
 }
@@ -53,6 +55,7 @@ pub async fn group_lag(
             .map_or(0, |(_, _, offset)| *offset);
         let behind = (end - at).max(0);
         lag.total += behind;
+        lag.committed += at;
         lag.partitions.push(PartitionLag {
             topic,
             partition,

@@ -4,6 +4,8 @@
 //! - [`crd`]: the resources' types, whose schemas are the CRDs in `crds/`.
 //! - [`objects`]: the StatefulSet, Services, ConfigMap and
 //!   PodDisruptionBudget a `Cluster` becomes.
+//! - [`forwarders`]: the forwarders' Deployment and overflow Topic of a
+//!   `ConsumerGroup`'s surge.
 //! - [`topic_sync`]: a `Topic` applied to the brokers (create, grow, configs).
 //! - [`lag`]: a group's lag and the `ConsumerGroup` policy's decision.
 //! - [`offset_reset`]: a `ConsumerGroup`'s one-time offset reset.
@@ -16,6 +18,7 @@
 //! - [`run`]: `runnel-operator run`, the controllers put together.
 
 pub mod crd;
+pub mod forwarders;
 pub mod lag;
 pub mod leader;
 pub mod metrics;

@@ -7,6 +7,9 @@
 //! | `runnel_operator_consumergroup_lag` | `namespace`, `consumergroup`, `topic`, `partition` |
 //! | `runnel_operator_consumergroup_lag_sum` | `namespace`, `consumergroup` |
 //! | `runnel_operator_partitions_added_total` | `namespace`, `consumergroup` |
+//! | `runnel_operator_backlog_surge_active` | `namespace`, `consumergroup` (1 outside Normal) |
+//! | `runnel_operator_backlog_records_forwarded_total` | `namespace`, `consumergroup` |
+//! | `runnel_operator_backlog_surge_duration_seconds` | `namespace`, `consumergroup` |
 //! | `runnel_operator_leader` | (1 while this replica holds the lease) |
 
 use std::collections::HashMap;
@@ -48,10 +51,23 @@ struct PartitionLabels {
 }
 
 type DurationFamily = Family<ControllerLabels, Histogram, fn() -> Histogram>;
+type SurgeDurationFamily = Family<GroupLabels, Histogram, fn() -> Histogram>;
+
+fn surge_histogram() -> Histogram {
+    // 10 s to about 11 hours.
+    Histogram::new(exponential_buckets(10.0, 2.0, 13))
+}
 
 fn duration_histogram() -> Histogram {
     // 1 ms to about 65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+fn group_labels(namespace: &str, group: &str) -> GroupLabels {
+    GroupLabels {
+        namespace: namespace.to_string(),
+        consumergroup: group.to_string(),
+    }
 }
 
 /// Every metric of the operator and the registry that encodes them.
@@ -63,6 +79,9 @@ pub struct OperatorMetrics {
     lag: Family<PartitionLabels, Gauge>,
     lag_sum: Family<GroupLabels, Gauge>,
     partitions_added: Family<GroupLabels, Counter>,
+    surge_active: Family<GroupLabels, Gauge>,
+    records_forwarded: Family<GroupLabels, Counter>,
+    surge_duration: SurgeDurationFamily,
     leader: Gauge,
     /// The lag series of each group, to remove them when they go.
     lag_series: Mutex<HashMap<GroupLabels, Vec<PartitionLabels>>>,
@@ -108,6 +127,26 @@ impl OperatorMetrics {
             "Partitions the lag policy added to a ConsumerGroup's topics",
             partitions_added.clone(),
         );
+        let surge_active = Family::<GroupLabels, Gauge>::default();
+        registry.register(
+            "runnel_operator_backlog_surge_active",
+            "1 while a ConsumerGroup's backlog-forwarding surge runs (any phase but Normal)",
+            surge_active.clone(),
+        );
+        let records_forwarded = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "runnel_operator_backlog_records_forwarded",
+            "Records the surges' forwarders moved into the overflow topic (the group's committed \
+             offsets over each Forwarding phase)",
+            records_forwarded.clone(),
+        );
+        let surge_duration: SurgeDurationFamily = Family::new_with_constructor(surge_histogram);
+        registry.register_with_unit(
+            "runnel_operator_backlog_surge_duration",
+            "Time from a surge's start to the overflow drained and the group handed back",
+            Unit::Seconds,
+            surge_duration.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "runnel_operator_leader",
@@ -121,6 +160,9 @@ impl OperatorMetrics {
             lag,
             lag_sum,
             partitions_added,
+            surge_active,
+            records_forwarded,
+            surge_duration,
             leader,
             lag_series: Mutex::default(),
         }
@@ -174,6 +216,7 @@ impl OperatorMetrics {
             self.lag.remove(&old);
         }
         self.lag_sum.remove(&group_labels);
+        self.surge_active.remove(&group_labels);
     }
 
     /// Keeps the lag series of the groups for which `keep(namespace, name)`
@@ -199,6 +242,24 @@ impl OperatorMetrics {
                 consumergroup: group.to_string(),
             })
             .inc_by(added);
+    }
+
+    pub fn set_surge_active(&self, namespace: &str, group: &str, active: bool) {
+        self.surge_active
+            .get_or_create(&group_labels(namespace, group))
+            .set(i64::from(active));
+    }
+
+    pub fn record_forwarded(&self, namespace: &str, group: &str, records: u64) {
+        self.records_forwarded
+            .get_or_create(&group_labels(namespace, group))
+            .inc_by(records);
+    }
+
+    pub fn record_surge_ended(&self, namespace: &str, group: &str, seconds: f64) {
+        self.surge_duration
+            .get_or_create(&group_labels(namespace, group))
+            .observe(seconds);
     }
 
     pub fn set_leader(&self, leader: bool) {

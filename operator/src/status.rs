@@ -420,6 +420,7 @@ mod tests {
                 lag: 500,
             }],
             total: 500,
+            committed: 0,
             partition_counts: vec![("t".into(), 1)],
         };
         let decision = Decision {

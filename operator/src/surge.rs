@@ -33,6 +33,8 @@ pub struct Observed {
     pub committed: i64,
     /// The overflow consumers' group's lag on the overflow topic.
     pub overflow_lag: i64,
+    /// The overflow topic exists on the brokers.
+    pub overflow_exists: bool,
     /// The originals' replicas now.
     pub original_replicas: i32,
     /// The forwarders' Deployment exists.
@@ -153,7 +155,7 @@ pub fn step(spec: &BacklogForwarding, previous: &SurgeStatus, seen: &Observed) -
                     ),
                 });
                 next = normal(reason, now);
-            } else if seen.members == 0 {
+            } else if seen.members == 0 && seen.overflow_exists {
                 let reason = format!(
                     "the group's consumers left: {} forwarders move its backlog into {}",
                     spec.forwarders, spec.overflow.name
@@ -294,6 +296,7 @@ mod tests {
             overflow: OverflowTopic {
                 name: "orders.overflow".into(),
                 partitions: 24,
+                replication_factor: 1,
                 group: "orders-overflow".into(),
             },
             start: SurgeStart {
@@ -320,6 +323,7 @@ mod tests {
             members: 3,
             committed: 1_000,
             overflow_lag: 0,
+            overflow_exists: true,
             original_replicas: 3,
             forwarders_exist: false,
             forwarders_ready: 0,
@@ -399,6 +403,11 @@ mod tests {
         let mut left = seen(70, 20_000);
         left.members = 0;
         left.committed = 5_000;
+        // Not before the overflow topic is there.
+        left.overflow_exists = false;
+        let waiting = step(&spec, &draining(), &left);
+        assert_eq!(waiting.status.phase, SurgePhase::Draining);
+        left.overflow_exists = true;
         let started = step(&spec, &draining(), &left);
         assert_eq!(started.status.phase, SurgePhase::Forwarding);
         assert_eq!(started.status.committed_at_start, Some(5_000));

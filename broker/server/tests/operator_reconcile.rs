@@ -397,3 +397,287 @@ fn a_lagging_group_gets_partitions_and_reports_its_lag() {
             api.expect_nothing_more();
         });
 }
+
+const DEPLOYMENTS: &str = "/apis/apps/v1/namespaces/streaming/deployments";
+const STATEFULSETS: &str = "/apis/apps/v1/namespaces/streaming/statefulsets";
+const GROUP_STATUS: &str =
+    "/apis/runnel.dev/v1alpha1/namespaces/streaming/consumergroups/surging/status";
+
+fn surge_resource(status: Option<&ConsumerGroupStatus>) -> Arc<ConsumerGroup> {
+    let mut resource: ConsumerGroup = serde_json::from_value(json!({
+        "apiVersion": "runnel.dev/v1alpha1", "kind": "ConsumerGroup",
+        "metadata": {"name": "surging", "namespace": NS, "uid": "g2",
+                     "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "cluster": "demo", "groupId": "surging", "topics": ["backlog"],
+            "backlogForwarding": {
+                "overflow": {"name": "backlog.overflow", "partitions": 6, "group": "overflow-readers"},
+                "start": {"lagAbove": 100, "forSeconds": 0},
+                "stop": {"lagBelow": 1},
+                "originals": {"scaleTargetRef": {"kind": "Deployment", "name": "workers"}},
+                "overflowConsumers": {
+                    "scaleTargetRef": {"kind": "StatefulSet", "name": "overflow-workers"},
+                    "replicas": 6
+                }
+            }
+        },
+    }))
+    .expect("consumer group");
+    resource.status = status.cloned();
+    Arc::new(resource)
+}
+
+fn scale_answer(name: &str, replicas: i32) -> Value {
+    json!({
+        "apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"replicas": replicas}, "status": {"replicas": replicas},
+    })
+}
+
+/// The requests every surge step starts with: the Cluster, the overflow
+/// Topic applied, the forwarders' Deployment (`forwarders`: its ready
+/// replicas, `None`: absent) and the originals' scale.
+async fn surge_observed(
+    api: &mut ApiServer,
+    bootstrap: &str,
+    forwarders: Option<i32>,
+    originals: i32,
+) {
+    answer_cluster(api, bootstrap).await;
+    let topic = api
+        .expect("PATCH", &format!("{TOPICS}/surging-overflow"))
+        .await;
+    assert_eq!(topic.body["spec"]["topicName"], "backlog.overflow");
+    assert_eq!(topic.body["metadata"]["ownerReferences"][0]["uid"], "g2");
+    topic.echo();
+    let deployment = api
+        .expect("GET", &format!("{DEPLOYMENTS}/surging-forwarder"))
+        .await;
+    match forwarders {
+        None => deployment.fail(404, "NotFound"),
+        Some(ready) => deployment.respond(
+            200,
+            &json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "surging-forwarder", "namespace": NS},
+                "spec": {"replicas": 1, "selector": {}, "template": {}},
+                "status": {"readyReplicas": ready},
+            }),
+        ),
+    }
+    api.expect("GET", &format!("{DEPLOYMENTS}/workers/scale"))
+        .await
+        .respond(200, &scale_answer("workers", originals));
+}
+
+async fn expect_scale(api: &mut ApiServer, path: &str, replicas: i32) {
+    let patch = api.expect("PATCH", path).await;
+    assert_eq!(
+        patch.body,
+        json!({"spec": {"replicas": replicas}}),
+        "{path}"
+    );
+    let name = path.rsplit('/').nth(1).unwrap_or_default().to_string();
+    patch.respond(200, &scale_answer(&name, replicas));
+}
+
+/// The surge on a real broker, Kubernetes mocked: a backlog above the
+/// threshold stops the originals (Draining); with the group empty the
+/// forwarders' Deployment is applied and the overflow consumers scaled up
+/// (Forwarding); a real `runnel forward` (what the Deployment runs) moves
+/// the backlog, the low lag stops the forwarders (Returning); once the
+/// overflow is drained the originals come back (Normal). Events, status
+/// and metrics at each step.
+#[test]
+fn a_lagging_group_surges_through_every_phase_and_hands_back() {
+    let (_dir, broker) = common::started_with(&["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = broker.bootstrap.clone();
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "test").await.expect("admin");
+        admin.create_topic("backlog", 2, 1, &[]).await.expect("topic");
+        // What the Topic reconciler makes of the overflow Topic.
+        admin.create_topic("backlog.overflow", 6, 1, &[]).await.expect("topic");
+        let producer = Producer::new(ProducerConfig::new(&bootstrap)).await.expect("producer");
+        for i in 0..300 {
+            let (key, value) = (format!("k{}", i % 7), format!("record {i}"));
+            producer
+                .send(ProducerRecord::new("backlog", value.as_bytes()).key(key.as_bytes()))
+                .await
+                .expect("send");
+        }
+        producer.close().await;
+        let (client, mut api) = client();
+        let metrics = Arc::new(OperatorMetrics::new());
+        let ctx = context(client, Arc::clone(&metrics));
+        let run = |status: Option<ConsumerGroupStatus>| {
+            let resource = surge_resource(status.as_ref());
+            let handle = tokio::spawn(group::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+            (resource, handle)
+        };
+
+        // Normal → Draining.
+        let (resource, reconcile) = run(None);
+        surge_observed(&mut api, &bootstrap, None, 3).await;
+        expect_scale(&mut api, &format!("{DEPLOYMENTS}/workers/scale"), 0).await;
+        let event = answer_event(&mut api, "SurgeStarted").await;
+        assert!(event["note"].as_str().unwrap_or("").contains("lag 300 above 100"), "{event}");
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Draining", "{status}");
+        assert_eq!(status["surge"]["originalReplicas"], 3);
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        assert!(metrics.encode().contains(r#"runnel_operator_backlog_surge_active{namespace="streaming",consumergroup="surging"} 1"#));
+        let draining: ConsumerGroupStatus = serde_json::from_value(status).expect("status");
+
+        // Draining → Forwarding: the group has no members.
+        let (resource, reconcile) = run(Some(draining));
+        surge_observed(&mut api, &bootstrap, None, 0).await;
+        let apply = api.expect("PATCH", &format!("{DEPLOYMENTS}/surging-forwarder")).await;
+        assert!(apply.query.contains("fieldManager=runnel-operator"), "{}", apply.query);
+        let args: Vec<String> = serde_json::from_value(
+            apply.body["spec"]["template"]["spec"]["containers"][0]["args"].clone(),
+        )
+        .expect("args");
+        assert_eq!(args[..6], ["forward", "--bootstrap-server", &bootstrap, "--group", "surging", "--topic"]);
+        apply.echo();
+        expect_scale(&mut api, &format!("{STATEFULSETS}/overflow-workers/scale"), 6).await;
+        answer_event(&mut api, "ForwardingStarted").await;
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Forwarding", "{status}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        let forwarding: ConsumerGroupStatus = serde_json::from_value(status).expect("status");
+
+        // What the Deployment runs, run here: the backlog moves.
+        let mut forwarder = std::process::Command::new(env!("CARGO_BIN_EXE_runnel"))
+            .args(["forward", "--bootstrap-server", &bootstrap, "--group", "surging"])
+            .args(["--topic", "backlog", "--to", "backlog.overflow"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runnel forward");
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        while admin
+            .group_offsets("surging")
+            .await
+            .expect("offsets")
+            .iter()
+            .map(|(_, _, o)| *o)
+            .sum::<i64>()
+            < 300
+        {
+            assert!(tokio::time::Instant::now() < deadline, "the forwarder moved nothing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Forwarding → Returning: the lag is below 1.
+        let (resource, reconcile) = run(Some(forwarding));
+        surge_observed(&mut api, &bootstrap, Some(1), 0).await;
+        api.expect("DELETE", &format!("{DEPLOYMENTS}/surging-forwarder"))
+            .await
+            .respond(200, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}));
+        let event = answer_event(&mut api, "ForwardingStopped").await;
+        assert!(event["note"].as_str().unwrap_or("").contains("300 records forwarded"), "{event}");
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Returning", "{status}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        let returning: ConsumerGroupStatus = serde_json::from_value(status).expect("status");
+        // The Deployment's deletion stops the forwarder: SIGTERM.
+        let _ = std::process::Command::new("kill").args(["-TERM", &forwarder.id().to_string()]).status();
+        assert!(forwarder.wait().expect("forwarder exit").success());
+
+        // Returning, the overflow not drained: nothing changes.
+        let (resource, reconcile) = run(Some(returning.clone()));
+        surge_observed(&mut api, &bootstrap, None, 0).await;
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Returning", "{status}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+
+        // The overflow's consumers work it off and commit: Normal again.
+        let ends = admin
+            .end_offsets(&(0..6).map(|p| ("backlog.overflow".to_string(), p)).collect::<Vec<_>>())
+            .await
+            .expect("ends");
+        let drained: Vec<(String, i32, i64)> =
+            ends.iter().enumerate().map(|(p, e)| ("backlog.overflow".to_string(), p as i32, *e)).collect();
+        admin.commit_group_offsets("overflow-readers", &drained).await.expect("commit");
+        let (resource, reconcile) = run(Some(returning));
+        surge_observed(&mut api, &bootstrap, None, 0).await;
+        expect_scale(&mut api, &format!("{STATEFULSETS}/overflow-workers/scale"), 0).await;
+        expect_scale(&mut api, &format!("{DEPLOYMENTS}/workers/scale"), 3).await;
+        answer_event(&mut api, "SurgeEnded").await;
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Normal", "{status}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        let text = metrics.encode();
+        for line in [
+            r#"runnel_operator_backlog_surge_active{namespace="streaming",consumergroup="surging"} 0"#,
+            r#"runnel_operator_backlog_records_forwarded_total{namespace="streaming",consumergroup="surging"} 300"#,
+            r#"runnel_operator_backlog_surge_duration_seconds_count{namespace="streaming",consumergroup="surging"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+    });
+}
+
+/// The give-up path over the mocked API: the group still has a member
+/// (its consumers are not what `originals` scales) long after Draining
+/// began: the originals are scaled back, a Warning Event says why, and
+/// the surge is Normal again.
+#[test]
+fn a_surge_whose_originals_never_leave_gives_up_and_scales_them_back() {
+    let (_dir, broker) = common::started_with(&["group.initial.rebalance.delay.ms=0"]);
+    let bootstrap = broker.bootstrap.clone();
+    common::runtime().block_on(async {
+        let admin = Admin::new(&bootstrap, "test").await.expect("admin");
+        admin.create_topic("backlog", 2, 1, &[]).await.expect("topic");
+        admin.create_topic("backlog.overflow", 6, 1, &[]).await.expect("topic");
+        // A member the operator's scaling does not stop.
+        let config = runnel_client::ConsumerConfig::new(&bootstrap)
+            .set("group.id", "surging")
+            .expect("config");
+        let mut member = runnel_client::Consumer::new(config).await.expect("consumer");
+        member.subscribe(&["backlog"]).expect("subscribe");
+        let deadline = tokio::time::Instant::now() + common::DEADLINE;
+        while member.assignment().is_empty() {
+            member.poll(Duration::from_millis(100)).await.expect("poll");
+            assert!(tokio::time::Instant::now() < deadline, "never joined");
+        }
+        let polling = tokio::spawn(async move {
+            loop {
+                let _ = member.poll(Duration::from_millis(100)).await;
+            }
+        });
+
+        let draining: ConsumerGroupStatus = serde_json::from_value(json!({
+            "surge": {"phase": "Draining", "reason": "lag 300 above 100",
+                      "since": "2026-01-01T00:00:00Z", "started": "2026-01-01T00:00:00Z",
+                      "originalReplicas": 3}
+        }))
+        .expect("status");
+        let (client, mut api) = client();
+        let metrics = Arc::new(OperatorMetrics::new());
+        let ctx = context(client, Arc::clone(&metrics));
+        let resource = surge_resource(Some(&draining));
+        let reconcile = tokio::spawn(group::reconcile(Arc::clone(&resource), Arc::clone(&ctx)));
+        surge_observed(&mut api, &bootstrap, None, 0).await;
+        expect_scale(&mut api, &format!("{DEPLOYMENTS}/workers/scale"), 3).await;
+        let event = answer_event(&mut api, "SurgeGaveUp").await;
+        assert_eq!(event["type"], "Warning", "{event}");
+        assert!(
+            event["note"].as_str().unwrap_or("").contains("still has 1 members"),
+            "{event}"
+        );
+        let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
+        assert_eq!(status["surge"]["phase"], "Normal", "{status}");
+        assert!(status["surge"]["reason"].as_str().unwrap_or("").starts_with("gave up"), "{status}");
+        reconcile.await.expect("no panic").expect("reconciled");
+        api.expect_nothing_more();
+        assert!(metrics.encode().contains(r#"runnel_operator_backlog_surge_active{namespace="streaming",consumergroup="surging"} 0"#));
+        polling.abort();
+    });
+}

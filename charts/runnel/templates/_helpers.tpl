@@ -80,11 +80,11 @@ in a Role of their own (rbac.yaml), in the release namespace only.
 - apiGroups: ["runnel.dev"]
   resources: ["clusters/status", "topics/status", "consumergroups/status"]
   verbs: ["get", "patch"]
-# topics: the Topic finalizer. clusters: the owner references the operator
+# topics: the Topic finalizer. clusters, consumergroups: the owner references the operator
 # sets with blockOwnerDeletion need update on the owner's finalizers where
 # the OwnerReferencesPermissionEnforcement admission plugin runs.
 - apiGroups: ["runnel.dev"]
-  resources: ["clusters/finalizers", "topics/finalizers"]
+  resources: ["clusters/finalizers", "topics/finalizers", "consumergroups/finalizers"]
   verbs: ["update"]
 # What a Cluster becomes, by server-side apply (a PATCH that creates the
 # object is authorized as create too). Owner references garbage collect
@@ -98,6 +98,15 @@ in a Role of their own (rbac.yaml), in the release namespace only.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]
+# Backlog-forwarding surges: the forwarders' Deployment (owned by the
+# ConsumerGroup; deleted when the surge hands back), and the group's own
+# and the overflow's consumers scaled through their scale subresource.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  verbs: ["get", "patch"]
 # Events for what it does.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -132,6 +132,10 @@ pub struct OverflowTopic {
     pub name: String,
     #[schemars(range(min = 1))]
     pub partitions: i32,
+    /// Copies of each partition (as a Topic's `replicationFactor`).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub replication_factor: i32,
     /// The consumer group of the overflow's consumers (its lag says when
     /// the overflow is drained).
     #[schemars(length(min = 1))]

@@ -2,7 +2,8 @@
 //! ([`crate::lag`]) into status and `/metrics`; the lag policy's decision,
 //! and when it says so partitions added to the group's topics (recorded in
 //! an Event and in the status of the Topic resources of those topics); an
-//! offset reset request applied once.
+//! offset reset request applied once; the backlog-forwarding surge's step
+//! ([`super::surge`]).
 
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ pub async fn reconcile(
     let namespace = namespace_of(resource.as_ref(), "ConsumerGroup")?;
     let spec = &resource.spec;
     let group = spec.group_id.clone().unwrap_or_else(|| resource.name_any());
-    let (_cluster, bootstrap) = cluster_bootstrap(&ctx.client, &namespace, &spec.cluster).await?;
+    let (cluster, bootstrap) = cluster_bootstrap(&ctx.client, &namespace, &spec.cluster).await?;
     let admin = ctx.admins.get(&bootstrap).await?;
     let brokers = |source| ReconcileError::Brokers {
         bootstrap: bootstrap.clone(),
@@ -151,6 +152,27 @@ pub async fn reconcile(
     ctx.metrics
         .set_group_lag(&namespace, &resource.name_any(), &lag.partitions);
 
+    let surge = match &spec.backlog_forwarding {
+        Some(forwarding) => Some(
+            super::surge::reconcile(
+                &ctx,
+                &super::surge::Surge {
+                    resource: resource.as_ref(),
+                    forwarding,
+                    namespace: &namespace,
+                    group_id: &group,
+                    cluster: &cluster,
+                    bootstrap: &bootstrap,
+                    admin: &admin,
+                },
+                &lag,
+                now.as_millisecond(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
     let mut status = consumer_group_status(
         previous,
         &lag,
@@ -160,6 +182,7 @@ pub async fn reconcile(
         now,
     );
     status.applied_offset_reset = applied_reset;
+    status.surge = surge;
     if previous != Some(&status) {
         apply_status(
             &Api::<ConsumerGroup>::namespaced(ctx.client.clone(), &namespace),

@@ -6,12 +6,14 @@
 //! - [`topic`]: a Topic's topic on the brokers, behind a finalizer that
 //!   deletes it.
 //! - [`group`]: a ConsumerGroup's lag, partition scaling and offset reset.
+//! - [`surge`]: a ConsumerGroup's backlog-forwarding surge.
 //!
 //! Every write is a server-side apply by [`FIELD_MANAGER`]; failures
 //! requeue with a per-object exponential backoff ([`Backoff`]).
 
 pub mod cluster;
 pub mod group;
+pub mod surge;
 pub mod topic;
 
 mod admins;
