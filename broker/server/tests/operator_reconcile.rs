@@ -525,7 +525,9 @@ fn a_lagging_group_surges_through_every_phase_and_hands_back() {
         let status = answer_status(&mut api, GROUP_STATUS, serde_json::to_value(&*resource).expect("JSON")).await;
         assert_eq!(status["surge"]["phase"], "Draining", "{status}");
         assert_eq!(status["surge"]["originalReplicas"], 3);
-        reconcile.await.expect("no panic").expect("reconciled");
+        // Waiting on the originals: looked at again within 2 s, not 30.
+        let action = reconcile.await.expect("no panic").expect("reconciled");
+        assert_eq!(action, Action::requeue(Duration::from_secs(2)));
         api.expect_nothing_more();
         assert!(metrics.encode().contains(r#"runnel_operator_backlog_surge_active{namespace="streaming",consumergroup="surging"} 1"#));
         let draining: ConsumerGroupStatus = serde_json::from_value(status).expect("status");

@@ -6,6 +6,7 @@
 //! ([`super::surge`]).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
@@ -15,7 +16,10 @@ use kube::runtime::events::EventType;
 use runnel_http::error_chain;
 
 use super::{Context, ReconcileError, apply_status, cluster_bootstrap, namespace_of};
-use crate::crd::{ConsumerGroup, Topic};
+use crate::crd::{ConsumerGroup, SurgePhase, Topic};
+
+/// How soon a surge that waits in Draining or Returning is looked at again.
+const SURGE_WAIT: Duration = Duration::from_secs(2);
 use crate::lag::{Decision, decide, group_lag};
 use crate::offset_reset::apply_offset_reset;
 use crate::reconcile::topic::topic_name;
@@ -182,6 +186,7 @@ pub async fn reconcile(
         now,
     );
     status.applied_offset_reset = applied_reset;
+    let surge_phase = surge.as_ref().map(|s| s.phase);
     status.surge = surge;
     if previous != Some(&status) {
         apply_status(
@@ -198,7 +203,17 @@ pub async fn reconcile(
         lagging = decision.lagging,
         "consumer group reconciled"
     );
-    Ok(Action::requeue(ctx.lag_interval))
+    Ok(Action::requeue(next_look(surge_phase, ctx.lag_interval)))
+}
+
+/// While a surge waits on something quick (the originals leaving, the
+/// forwarders leaving, the overflow's last records), the group is looked
+/// at again within [`SURGE_WAIT`] rather than the lag interval.
+fn next_look(phase: Option<SurgePhase>, lag_interval: Duration) -> Duration {
+    match phase {
+        Some(SurgePhase::Draining | SurgePhase::Returning) => lag_interval.min(SURGE_WAIT),
+        _ => lag_interval,
+    }
 }
 
 /// Records in the status of the Topic resources for the grown topics that
