@@ -209,7 +209,7 @@ pub async fn reconcile(
 /// While a surge waits on something quick (the originals leaving, the
 /// forwarders leaving, the overflow's last records), the group is looked
 /// at again within [`SURGE_WAIT`] rather than the lag interval.
-fn next_look(phase: Option<SurgePhase>, lag_interval: Duration) -> Duration {
+pub fn next_look(phase: Option<SurgePhase>, lag_interval: Duration) -> Duration {
     match phase {
         Some(SurgePhase::Draining | SurgePhase::Returning) => lag_interval.min(SURGE_WAIT),
         _ => lag_interval,
