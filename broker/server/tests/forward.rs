@@ -50,7 +50,7 @@ struct Forwarder {
 }
 
 impl Forwarder {
-    fn start(bootstrap: &str, log: &Path) -> Self {
+    fn start(bootstrap: &str, log: &Path, id: &str) -> Self {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -59,7 +59,7 @@ impl Forwarder {
         let child = Command::new(env!("CARGO_BIN_EXE_runnel"))
             .args(["forward", "--bootstrap-server", bootstrap])
             .args(["--group", GROUP, "--topic", SOURCE, "--to", OVERFLOW])
-            .args(["--transactional-id", "forward-test"])
+            .args(["--transactional-id", id])
             // Small fetches: many transactions, so kills land inside the move.
             .args(["--consumer-property", "max.partition.fetch.bytes=4096"])
             .args(["--consumer-property", "session.timeout.ms=2000"])
@@ -101,6 +101,14 @@ impl Forwarder {
             assert!(Instant::now() < deadline, "the forwarder ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
     }
 
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
@@ -263,6 +271,27 @@ async fn overflow_ends(bootstrap: &str) -> Vec<(i64, i64)> {
     ends
 }
 
+/// Waits until the group has `members` members (a paused forwarder's
+/// session timed out and the other one took its partitions).
+fn wait_for_members(runtime: &tokio::runtime::Runtime, bootstrap: &str, members: usize) {
+    let deadline = Instant::now() + ROUND_DEADLINE;
+    loop {
+        let now = runtime.block_on(async {
+            let admin = Admin::new(bootstrap, "forward-test").await.ok()?;
+            let group = admin.describe_group(GROUP).await.ok()?;
+            (group.state == "Stable").then_some(group.members.len())
+        });
+        if now == Some(members) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group did not settle with {members} members (now {now:?})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// What the overflow's consumers processed, checked: counts of records
 /// lost, forwarded twice, changed, and out of order within a key.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -365,26 +394,49 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
             .expect("spawn the overflow consumers"),
     );
 
-    let forwarder_log = dir.path().join("forwarder.log");
-    let mut forwarder = Forwarder::start(&bootstrap, &forwarder_log);
+    // Two forwarders share the group's partitions: a kill or a pause of
+    // one moves its partitions to the other (a rebalance), and a paused
+    // one that wakes up is a zombie whose offsets must be refused.
+    let ids = ["forward-a", "forward-b"];
+    let logs = ids.map(|id| dir.path().join(format!("{id}.log")));
+    let mut forwarders: Vec<Forwarder> = ids
+        .iter()
+        .zip(&logs)
+        .map(|(id, log)| Forwarder::start(&bootstrap, log, id))
+        .collect();
     let started = Instant::now();
-    let kills = 2 * rounds;
-    let step = (RECORDS / (kills + 2)) as i64;
-    let (mut forwarder_kills, mut broker_kills) = (0, 0);
-    for kill in 0..kills {
-        wait_for_committed(&runtime, &bootstrap, step * (kill as i64 + 1));
-        if let Some(exit) = forwarder.exited() {
-            panic!("the forwarder exited by itself: {exit}");
+    // Per five faults: two kills of a forwarder, two of the broker, one
+    // pause of a forwarder past its session timeout.
+    let faults = rounds * 5 / 2;
+    let step = (RECORDS / (faults + 2)) as i64;
+    let (mut forwarder_kills, mut broker_kills, mut pauses) = (0, 0, 0);
+    for fault in 0..faults {
+        wait_for_committed(&runtime, &bootstrap, step * (fault as i64 + 1));
+        for forwarder in &mut forwarders {
+            if let Some(exit) = forwarder.exited() {
+                panic!("a forwarder exited by itself: {exit}");
+            }
         }
-        if kill % 2 == 0 {
-            forwarder.kill();
-            forwarder_kills += 1;
-            forwarder = Forwarder::start(&bootstrap, &forwarder_log);
-        } else {
-            broker.kill();
-            broker_kills += 1;
-            broker = Broker::serve_with(&data, &restart_settings);
-            broker.wait_ready();
+        let which = fault / 5 % 2;
+        match fault % 5 {
+            0 | 2 => {
+                let victim = (which + fault / 2) % 2;
+                forwarders[victim].kill();
+                forwarder_kills += 1;
+                forwarders[victim] = Forwarder::start(&bootstrap, &logs[victim], ids[victim]);
+            }
+            1 | 3 => {
+                broker.kill();
+                broker_kills += 1;
+                broker = Broker::serve_with(&data, &restart_settings);
+                broker.wait_ready();
+            }
+            _ => {
+                forwarders[which].signal("-STOP");
+                wait_for_members(&runtime, &bootstrap, 1);
+                forwarders[which].signal("-CONT");
+                pauses += 1;
+            }
         }
     }
     wait_for_committed(&runtime, &bootstrap, RECORDS as i64);
@@ -410,7 +462,9 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
          (last stable offset, high watermark) of its partitions: {:?}",
         runtime.block_on(overflow_ends(&bootstrap))
     );
-    forwarder.terminate();
+    for forwarder in forwarders {
+        forwarder.terminate();
+    }
 
     let verdict = check(
         &std::fs::read_to_string(&out).expect("processed records"),
@@ -418,8 +472,9 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
     );
     eprintln!(
         "forward: {RECORDS} records from {SOURCE_PARTITIONS} partitions into {OVERFLOW_PARTITIONS} \
-         ({WORKERS} librdkafka consumers) in {moved_in:.1?} through {forwarder_kills} forwarder \
-         and {broker_kills} broker kills (kill -9): {verdict:?}"
+         ({WORKERS} librdkafka consumers) by 2 forwarders in {moved_in:.1?} through \
+         {forwarder_kills} forwarder and {broker_kills} broker kills (kill -9) and {pauses} \
+         forwarder pauses past the session timeout: {verdict:?}"
     );
     assert_eq!(verdict, Verdict::default());
 }

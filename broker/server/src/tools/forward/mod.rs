@@ -149,18 +149,18 @@ async fn forward(
         Some(address) => Some(serve_metrics(address, &metrics).await?),
         None => None,
     };
-    let producer = Producer::new(producer)
-        .await
-        .context("cannot start the producer")?;
-    producer
-        .init_transactions()
-        .await
-        .context("cannot get the forwarder's transactional producer id")?;
-    let mut consumer = Consumer::new(consumer)
-        .await
-        .context("cannot start the consumer")?;
-    let topics: Vec<&str> = args.topic.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    // Brokers not reachable yet (they restart, the forwarder's pod came
+    // first): try again rather than exit, as Kafka's clients do.
+    let started = tokio::select! {
+        biased;
+        () = &mut stop => None,
+        started = start_clients(&args, &consumer, &producer) => Some(started),
+    };
+    let Some((producer, mut consumer)) = started else {
+        return Ok(());
+    };
     if let Some(http) = &http {
         http.state.set_ready(true);
     }
@@ -168,8 +168,6 @@ async fn forward(
 
     let mut progress = Progress::new();
     let mut fences = 0;
-    let stop = stop_signal();
-    tokio::pin!(stop);
     let outcome = loop {
         let records = tokio::select! {
             biased;
@@ -229,6 +227,39 @@ async fn forward(
     }
     progress.report_total();
     outcome
+}
+
+/// The transactional producer (its id's epoch taken) and the group's
+/// member, tried every [`RETRY_BACKOFF`] until the brokers answer.
+async fn start_clients(
+    args: &ForwardArgs,
+    consumer: &ConsumerConfig,
+    producer: &ProducerConfig,
+) -> (Producer, Consumer) {
+    let topics: Vec<&str> = args.topic.iter().map(String::as_str).collect();
+    loop {
+        let started = async {
+            let producer = Producer::new(producer.clone())
+                .await
+                .context("cannot start the producer")?;
+            producer
+                .init_transactions()
+                .await
+                .context("cannot get the forwarder's transactional producer id")?;
+            let mut consumer = Consumer::new(consumer.clone())
+                .await
+                .context("cannot start the consumer")?;
+            consumer.subscribe(&topics)?;
+            anyhow::Ok((producer, consumer))
+        };
+        match started.await {
+            Ok(clients) => return clients,
+            Err(err) => {
+                tracing::warn!(error = format!("{err:#}"), "cannot start; trying again");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
 }
 
 /// How forwarding one poll's records failed.
