@@ -158,7 +158,7 @@ impl Cluster {
     ) -> Result<kafka_protocol::messages::MetadataResponse> {
         let known: Vec<i32> = self.state().brokers.keys().copied().collect();
         for node_id in known {
-            if let Ok(connection) = self.connection(node_id).await
+            if let Ok(connection) = self.open(node_id).await
                 && let Ok(response) = connection.call(METADATA_VERSION, request).await
             {
                 return Ok(response);
@@ -183,8 +183,30 @@ impl Cluster {
     }
 
     /// The connection to broker `node_id`, opened on first use and again
-    /// after it failed.
+    /// after it failed. When the broker can't be reached at the address
+    /// last learned, the brokers' addresses are asked again (a restarted
+    /// broker may listen elsewhere) and a changed address is tried.
     pub async fn connection(&self, node_id: i32) -> Result<Connection> {
+        match self.open(node_id).await {
+            Err(err @ ClientError::Connect { .. }) => {
+                let before = self.state().brokers.get(&node_id).cloned();
+                if self.refresh(&[], false).await.is_err()
+                    || self.state().brokers.get(&node_id) == before.as_ref()
+                {
+                    return Err(err);
+                }
+                tracing::debug!(
+                    node_id,
+                    "a broker's address changed; connecting to the new one"
+                );
+                self.open(node_id).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`connection`](Self::connection) at the address last learned.
+    async fn open(&self, node_id: i32) -> Result<Connection> {
         let address = {
             let state = self.state();
             if let Some(connection) = state.connections.get(&node_id)
@@ -217,17 +239,33 @@ impl Cluster {
     /// or a transactional id (1), asked of any known broker. A refusal is
     /// the Kafka error, with the broker's message when it sent one.
     pub async fn coordinator(&self, key: &str, key_type: i8) -> Result<Connection> {
-        let node = self.any_node().ok_or_else(|| ClientError::NoBroker {
-            bootstrap: self.bootstrap.join(","),
-        })?;
         let request = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_string(key.to_string()))
             .with_key_type(key_type);
-        let response = self
-            .connection(node)
-            .await?
-            .call(FIND_COORDINATOR_VERSION, &request)
-            .await?;
+        // Any broker answers: the first known one that does (one may be
+        // down).
+        let known: Vec<i32> = self.state().brokers.keys().copied().collect();
+        let mut answer = None;
+        for node in known {
+            let asked = async {
+                self.connection(node)
+                    .await?
+                    .call(FIND_COORDINATOR_VERSION, &request)
+                    .await
+            };
+            match asked.await {
+                Ok(response) => {
+                    answer = Some(Ok(response));
+                    break;
+                }
+                Err(err) => answer = Some(Err(err)),
+            }
+        }
+        let response = answer.unwrap_or_else(|| {
+            Err(ClientError::NoBroker {
+                bootstrap: self.bootstrap.join(","),
+            })
+        })?;
         if response.error_code != 0 {
             let error = ClientError::kafka("FindCoordinator", key, -1, response.error_code);
             return Err(match response.error_message.as_deref() {

@@ -141,6 +141,45 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The overflow's twelve librdkafka consumers (overflow_workers.py),
+/// until they saw `records` forwarded records; what they processed goes to
+/// `out`, their stderr to `log`.
+fn spawn_workers(bootstrap: &str, out: &Path, log: &Path, records: usize) -> KillOnDrop {
+    KillOnDrop(
+        Command::new("python3")
+            .arg(clients_dir().join("overflow_workers.py"))
+            .args([bootstrap, OVERFLOW, "overflow-workers"])
+            .args([WORKERS.to_string(), records.to_string()])
+            .arg(out)
+            .arg(WORKERS_DEADLINE.as_secs().to_string())
+            .current_dir(clients_dir())
+            .stdout(Stdio::null())
+            // A file, not a pipe: librdkafka logs every lost connection,
+            // and a full pipe would stop the script.
+            .stderr(std::fs::File::create(log).expect("consumers' log"))
+            .spawn()
+            .expect("spawn the overflow consumers"),
+    )
+}
+
+/// The consumers' exit status and the last lines of their stderr.
+fn wait_for_workers(workers: &mut KillOnDrop, log: &Path) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + WORKERS_DEADLINE + common::DEADLINE;
+    let status = loop {
+        if let Some(status) = workers.0.try_wait().expect("consumers' status") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "overflow_workers.py hangs");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+    (
+        status,
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    )
+}
+
 /// Record `i` of the backlog: key, value and header `h`.
 fn backlog_record(i: usize) -> (String, String, String) {
     let key = format!("k{}", i % KEYS);
@@ -158,14 +197,14 @@ fn backlog_base_timestamp() -> i64 {
     now - 3_600_000
 }
 
-async fn produce_backlog(bootstrap: &str, base: i64) {
+async fn produce_backlog(bootstrap: &str, base: i64, records: usize, replicas: i16) {
     let admin = Admin::new(bootstrap, "forward-test").await.expect("admin");
     admin
-        .create_topic(SOURCE, SOURCE_PARTITIONS, 1, &[])
+        .create_topic(SOURCE, SOURCE_PARTITIONS, replicas, &[])
         .await
         .expect("create the source topic");
     admin
-        .create_topic(OVERFLOW, OVERFLOW_PARTITIONS, 1, &[])
+        .create_topic(OVERFLOW, OVERFLOW_PARTITIONS, replicas, &[])
         .await
         .expect("create the overflow topic");
     let config = ProducerConfig::new(bootstrap)
@@ -173,7 +212,7 @@ async fn produce_backlog(bootstrap: &str, base: i64) {
         .and_then(|c| c.set("linger.ms", "5"))
         .expect("producer config");
     let producer = Producer::new(config).await.expect("producer");
-    for i in 0..RECORDS {
+    for i in 0..records {
         let (key, value, h) = backlog_record(i);
         let headers = [("h", h.as_bytes())];
         let record = ProducerRecord {
@@ -303,7 +342,7 @@ struct Verdict {
     keys_split: usize,
 }
 
-fn check(lines: &str, base: i64) -> Verdict {
+fn check(lines: &str, base: i64, records: usize) -> Verdict {
     let mut verdict = Verdict::default();
     // Processed twice at the same overflow offset is the consumers'
     // at-least-once after a rebalance, not a forwarding duplicate.
@@ -349,7 +388,7 @@ fn check(lines: &str, base: i64) -> Verdict {
         }
         *last = seq;
     }
-    verdict.lost = RECORDS.saturating_sub(origins.len());
+    verdict.lost = records.saturating_sub(origins.len());
     verdict
 }
 
@@ -374,25 +413,11 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
         .collect();
     let runtime = common::runtime();
     let base = backlog_base_timestamp();
-    runtime.block_on(produce_backlog(&bootstrap, base));
+    runtime.block_on(produce_backlog(&bootstrap, base, RECORDS, 1));
 
     let out = dir.path().join("processed.txt");
     let workers_log = dir.path().join("workers.log");
-    let mut workers = KillOnDrop(
-        Command::new("python3")
-            .arg(clients_dir().join("overflow_workers.py"))
-            .args([&bootstrap, OVERFLOW, "overflow-workers"])
-            .args([WORKERS.to_string(), RECORDS.to_string()])
-            .arg(&out)
-            .arg(WORKERS_DEADLINE.as_secs().to_string())
-            .current_dir(clients_dir())
-            .stdout(Stdio::null())
-            // A file, not a pipe: librdkafka logs every lost connection,
-            // and a full pipe would stop the script.
-            .stderr(std::fs::File::create(&workers_log).expect("consumers' log"))
-            .spawn()
-            .expect("spawn the overflow consumers"),
-    );
+    let mut workers = spawn_workers(&bootstrap, &out, &workers_log, RECORDS);
 
     // Two forwarders share the group's partitions: a kill or a pause of
     // one moves its partitions to the other (a rebalance), and a paused
@@ -442,24 +467,16 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
     wait_for_committed(&runtime, &bootstrap, RECORDS as i64);
     let moved_in = started.elapsed();
 
-    let deadline = Instant::now() + WORKERS_DEADLINE + common::DEADLINE;
-    let status = loop {
-        if let Some(status) = workers.0.try_wait().expect("consumers' status") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "overflow_workers.py hangs");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stderr = std::fs::read_to_string(&workers_log).unwrap_or_default();
-    let stderr: Vec<&str> = stderr.lines().rev().take(20).collect();
-    let stderr = stderr.into_iter().rev().collect::<Vec<_>>().join("\n");
+    let status = wait_for_workers(&mut workers, &workers_log);
     // What the overflow holds for read_committed readers, by kcat: tells a
     // forwarding fault from a consumers' one.
-    let held = check(&kcat_dump(&bootstrap), base);
+    let held = check(&kcat_dump(&bootstrap), base, RECORDS);
     assert!(
-        status.success(),
-        "overflow_workers.py: {status}\n{stderr}\nthe overflow holds: {held:?}; \
+        status.0.success(),
+        "overflow_workers.py: {}\n{}\nthe overflow holds: {held:?}; \
          (last stable offset, high watermark) of its partitions: {:?}",
+        status.0,
+        status.1,
         runtime.block_on(overflow_ends(&bootstrap))
     );
     for forwarder in forwarders {
@@ -469,12 +486,85 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
     let verdict = check(
         &std::fs::read_to_string(&out).expect("processed records"),
         base,
+        RECORDS,
     );
     eprintln!(
         "forward: {RECORDS} records from {SOURCE_PARTITIONS} partitions into {OVERFLOW_PARTITIONS} \
          ({WORKERS} librdkafka consumers) by 2 forwarders in {moved_in:.1?} through \
          {forwarder_kills} forwarder and {broker_kills} broker kills (kill -9) and {pauses} \
          forwarder pauses past the session timeout: {verdict:?}"
+    );
+    assert_eq!(verdict, Verdict::default());
+}
+
+/// The same on three nodes (RF=3, `min.insync.replicas=2`): each node in
+/// turn is killed with SIGKILL while two forwarders move the backlog (the
+/// leaders of the source, overflow, offsets and transaction partitions
+/// move), and started again on its data.
+#[test]
+fn a_backlog_is_forwarded_exactly_once_on_three_nodes_while_nodes_are_killed() {
+    const CLUSTER_RECORDS: usize = 30_000;
+    const NODE_KILLS: usize = 6;
+    let settings: String = BROKER_SETTINGS
+        .iter()
+        .chain(&["default.replication.factor=3", "min.insync.replicas=2"])
+        .map(|s| format!("{s}\n"))
+        .collect();
+    let mut cluster = common::cluster::start_cluster_with(&settings);
+    // A restarted node listens on a new port: the clients learn it from
+    // metadata; the test asks the nodes where they are now.
+    let bootstrap_now = |cluster: &common::cluster::Cluster| {
+        common::cluster::NODES
+            .iter()
+            .map(|id| cluster.bootstrap(*id))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let bootstrap = bootstrap_now(&cluster);
+    let runtime = common::runtime();
+    let base = backlog_base_timestamp();
+    runtime.block_on(produce_backlog(&bootstrap, base, CLUSTER_RECORDS, 3));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("processed.txt");
+    let workers_log = dir.path().join("workers.log");
+    let mut workers = spawn_workers(&bootstrap, &out, &workers_log, CLUSTER_RECORDS);
+    let ids = ["forward-a", "forward-b"];
+    let logs = ids.map(|id| dir.path().join(format!("{id}.log")));
+    let forwarders: Vec<Forwarder> = ids
+        .iter()
+        .zip(&logs)
+        .map(|(id, log)| Forwarder::start(&bootstrap, log, id))
+        .collect();
+    let started = Instant::now();
+    let step = (CLUSTER_RECORDS / (NODE_KILLS + 2)) as i64;
+    for kill in 0..NODE_KILLS {
+        wait_for_committed(&runtime, &bootstrap_now(&cluster), step * (kill as i64 + 1));
+        let node = common::cluster::NODES[kill % 3];
+        cluster.nodes.get_mut(&node).expect("node").kill();
+        cluster.restart(node);
+    }
+    wait_for_committed(&runtime, &bootstrap_now(&cluster), CLUSTER_RECORDS as i64);
+    let moved_in = started.elapsed();
+    let status = wait_for_workers(&mut workers, &workers_log);
+    let held = check(&kcat_dump(&bootstrap_now(&cluster)), base, CLUSTER_RECORDS);
+    assert!(
+        status.0.success(),
+        "overflow_workers.py: {}\n{}\nthe overflow holds: {held:?}",
+        status.0,
+        status.1
+    );
+    for forwarder in forwarders {
+        forwarder.terminate();
+    }
+    let verdict = check(
+        &std::fs::read_to_string(&out).expect("processed records"),
+        base,
+        CLUSTER_RECORDS,
+    );
+    eprintln!(
+        "forward on three nodes: {CLUSTER_RECORDS} records by 2 forwarders in {moved_in:.1?} \
+         through {NODE_KILLS} node kills (kill -9): {verdict:?}"
     );
     assert_eq!(verdict, Verdict::default());
 }
@@ -498,7 +588,7 @@ fn the_checker_counts_what_it_must() {
             i as i64,
         );
     }
-    assert_eq!(check(&lines, BASE), Verdict::default());
+    assert_eq!(check(&lines, BASE, RECORDS), Verdict::default());
     // Record 7 lost; records 1 and 1,001 (key k1, seq 0 and 1) swapped;
     // record 9 with another timestamp; one more copy of record 5 at a
     // later offset (also out of order: its key's seq 0 after seq 99).
@@ -515,7 +605,7 @@ fn the_checker_counts_what_it_must() {
     }
     bad += &line(5, RECORDS as i64 + 1, 5, 5);
     assert_eq!(
-        check(&bad, BASE),
+        check(&bad, BASE, RECORDS),
         Verdict {
             lost: 1,
             duplicated: 1,
