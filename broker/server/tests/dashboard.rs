@@ -77,6 +77,46 @@ fn every_dashboard_query_parses() {
     );
 }
 
+/// What a `runnel forward`'s `/metrics` serves (a real one, for the
+/// group `shown-group`).
+fn forwarder_metrics(bootstrap: &str) -> String {
+    let address = format!("127.0.0.1:{}", common::cluster::free_port());
+    let mut forwarder = Command::new(env!("CARGO_BIN_EXE_runnel"))
+        .args([
+            "forward",
+            "--bootstrap-server",
+            bootstrap,
+            "--group",
+            "shown-group",
+        ])
+        .args([
+            "--topic",
+            "shown",
+            "--to",
+            "shown.overflow",
+            "--metrics-address",
+            &address,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("runnel forward");
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    let text = loop {
+        if std::net::TcpStream::connect(&address).is_ok() {
+            break common::scrape_metrics(&address);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no /metrics on {address}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = forwarder.kill();
+    let _ = forwarder.wait();
+    text
+}
+
 /// What the operator's `/metrics` serves once it has reconciled and seen a
 /// lagging group grow.
 fn operator_metrics() -> String {
@@ -89,6 +129,9 @@ fn operator_metrics() -> String {
     };
     metrics.set_group_lag("ns", "shown-group", &[lag]);
     metrics.record_partitions_added("ns", "shown-group", 2);
+    metrics.set_surge_active("ns", "shown-group", true);
+    metrics.record_forwarded("ns", "shown-group", 100);
+    metrics.record_surge_ended("ns", "shown-group", 60.0);
     metrics.set_leader(true);
     metrics.encode()
 }
@@ -135,9 +178,11 @@ fn every_metric_the_dashboard_reads_is_exported() {
         );
     }
     let operator = operator_metrics();
+    let forwarder = forwarder_metrics(&bootstrap);
     let exported: BTreeSet<&str> = scraped
         .lines()
         .chain(operator.lines())
+        .chain(forwarder.lines())
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
