@@ -156,13 +156,14 @@ explain() {
     out="$(k explain "$1")" || return 1
     grep -qi -- "$2" <<<"$out" || { echo "$out"; echo "no '$2' in kubectl explain $1"; return 1; }
 }
-# kubectl's discovery may trail the CRDs' establishment by a moment.
+# kubectl's discovery, and the OpenAPI schema explain reads, may trail the
+# CRDs' establishment by a moment.
 check "kubectl api-resources lists rnc, rnt and rncg" \
     eventually "$TIMEOUT" bash -c 'kubectl api-resources --api-group=runnel.dev | grep -c -wE "rnc|rnt|rncg" | grep -qx 3'
-check "kubectl explain rnc.spec.brokers" explain rnc.spec.brokers "broker"
-check "kubectl explain rnt.spec.partitions" explain rnt.spec.partitions "partition"
-check "kubectl explain rncg.spec.lagPolicy" explain rncg.spec.lagPolicy "thresholdMessages"
-check "kubectl explain rnc.status.conditions" explain rnc.status.conditions "type"
+check "kubectl explain rnc.spec.brokers" eventually "$TIMEOUT" explain rnc.spec.brokers "broker"
+check "kubectl explain rnt.spec.partitions" eventually "$TIMEOUT" explain rnt.spec.partitions "partition"
+check "kubectl explain rncg.spec.lagPolicy" eventually "$TIMEOUT" explain rncg.spec.lagPolicy "thresholdMessages"
+check "kubectl explain rnc.status.conditions" eventually "$TIMEOUT" explain rnc.status.conditions "type"
 
 section "kubectl apply -f examples/ (validated by the API server)"
 k create namespace "$NAMESPACE" >/dev/null
@@ -267,6 +268,10 @@ can() {
 check "RBAC lets it patch statefulsets" can yes patch statefulsets.apps
 check "RBAC lets it patch clusters/status" can yes patch clusters.runnel.dev --subresource=status
 check "RBAC refuses it deleting statefulsets (not granted)" can no delete statefulsets.apps
+check "RBAC lets it scale deployments (backlog surges)" can yes patch deployments.apps --subresource=scale
+check "RBAC lets it scale statefulsets (backlog surges)" can yes patch statefulsets.apps --subresource=scale
+check "RBAC lets it delete deployments (a surge's forwarders)" can yes delete deployments.apps
+check "RBAC lets it create topics (a surge's overflow Topic)" can yes create topics.runnel.dev
 check "RBAC refuses it reading secrets (not granted)" can no get secrets
 
 # start_operator N: runnel-operator run as the ServiceAccount, identity
@@ -553,6 +558,118 @@ reset_applied() {
 check "offsetReset {id: r1, to: latest} on the ConsumerGroup: applied once (status), its lag drops to 0" \
     patch_then_in "$PODS_NAMESPACE" "$TIMEOUT" rncg/orders-processor \
     '{"spec":{"offsetReset":{"id":"r1","to":"latest"}}}' reset_applied
+# A backlog-forwarding surge, end to end: the group's own consumer (a
+# Deployment running `runnel consume` of another topic, so that the group
+# has a member and the backlog stays) is scaled to 0, the operator's
+# forwarder Deployment runs `runnel forward` as a pod, the overflow's
+# consumers (a Deployment running `runnel consume --isolation-level
+# read_committed`) work the overflow off, and the group is handed back.
+kp apply -f - >/dev/null <<EOF
+apiVersion: runnel.dev/v1alpha1
+kind: Topic
+metadata: {name: surge-src}
+spec: {cluster: demo, partitions: 2}
+---
+apiVersion: runnel.dev/v1alpha1
+kind: Topic
+metadata: {name: surge-other}
+spec: {cluster: demo, partitions: 1}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: surge-originals}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: surge-originals}}
+  template:
+    metadata: {labels: {app: surge-originals}}
+    spec:
+      containers:
+        - name: consume
+          image: ghcr.io/runnel-dev/runnel:0.1.0
+          args: [consume, --bootstrap-server, "$BOOTSTRAP", --topic, surge-other, --group, surge-group,
+                 --consumer-property, session.timeout.ms=6000]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: surge-overflow-consumers}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: surge-overflow-consumers}}
+  template:
+    metadata: {labels: {app: surge-overflow-consumers}}
+    spec:
+      containers:
+        - name: consume
+          image: ghcr.io/runnel-dev/runnel:0.1.0
+          args: [consume, --bootstrap-server, "$BOOTSTRAP", --topic, surge-src.overflow,
+                 --group, surge-overflow, --from-beginning, --isolation-level, read_committed,
+                 --consumer-property, session.timeout.ms=6000]
+EOF
+surge_ready() {
+    on_broker surge-src 2 && on_broker surge-other 1 &&
+        [ "$(kp get deployment surge-originals -o jsonpath='{.status.readyReplicas}')" = 1 ]
+}
+check "a source topic, the group's own consumer (a Deployment, Ready) and the overflow consumers (0)" \
+    eventually "$TIMEOUT" surge_ready
+surge_backlog() {
+    seq 1 2000 | awk '{print "k" ($1 % 50) ":" $1}' | kcat -P -b "$BOOTSTRAP" -t surge-src -K :
+}
+check "a backlog of 2000 keyed records on surge-src" surge_backlog
+kp apply -f - >/dev/null <<'EOF'
+apiVersion: runnel.dev/v1alpha1
+kind: ConsumerGroup
+metadata: {name: surge}
+spec:
+  cluster: demo
+  groupId: surge-group
+  topics: [surge-src]
+  backlogForwarding:
+    overflow: {name: surge-src.overflow, partitions: 6, group: surge-overflow}
+    start: {lagAbove: 100, forSeconds: 0}
+    stop: {lagBelow: 1}
+    originals: {scaleTargetRef: {kind: Deployment, name: surge-originals}}
+    overflowConsumers: {scaleTargetRef: {kind: Deployment, name: surge-overflow-consumers}, replicas: 2}
+EOF
+# surge_events REASON...: the ConsumerGroup surge has an Event of each REASON.
+surge_events() {
+    local events reason
+    events="$(kp get events --field-selector involvedObject.name=surge -o jsonpath='{.items[*].reason}')"
+    for reason in "$@"; do
+        grep -qw "$reason" <<<"$events" || { echo "no $reason in: $events"; return 1; }
+    done
+}
+check "the surge starts: SurgeStarted, the originals scaled to 0" \
+    eventually "$TIMEOUT" surge_events SurgeStarted
+check "once they left the group: ForwardingStarted (the forwarders' Deployment applied)" \
+    eventually "$TIMEOUT" surge_events ForwardingStarted
+surge_ended() {
+    surge_events ForwardingStopped SurgeEnded &&
+        [ "$(kp get rncg surge -o jsonpath='{.status.surge.phase}')" = Normal ] &&
+        [ "$(kp get deployment surge-originals -o jsonpath='{.spec.replicas}')" = 1 ] &&
+        [ "$(kp get deployment surge-overflow-consumers -o jsonpath='{.spec.replicas}')" = 0 ] &&
+        ! kp get deployment surge-forwarder >/dev/null 2>&1
+}
+check "the backlog forwarded, the overflow drained: SurgeEnded, Normal, the originals back, overflow consumers 0" \
+    eventually 180 surge_ended
+overflow_exactly_once() {
+    local all distinct
+    all="$(kcat -C -b "$BOOTSTRAP" -t surge-src.overflow -o beginning -e -q -m 20 \
+        -X isolation.level=read_committed -f '%s\n')" || return 1
+    distinct="$(sort -n <<<"$all" | uniq | wc -l)"
+    [ "$distinct" = 2000 ] && [ "$(wc -l <<<"$all")" = 2000 ] ||
+        { echo "records in the overflow: $(wc -l <<<"$all"), distinct: $distinct"; return 1; }
+}
+check "the overflow holds each of the 2000 records once (read_committed)" overflow_exactly_once
+forwarder_ran() {
+    grep -qE "container $PODS_NAMESPACE/surge-forwarder-[a-z0-9-]+/forward: pid [0-9]+ exited with 0" \
+        "$DIR/podrunner.log"
+}
+check "the runnel forward pod ran and exited 0 when its Deployment was deleted (SIGTERM)" \
+    eventually "$TIMEOUT" forwarder_ran
+check "kubectl delete rncg surge, the surge's Deployments and Topics" \
+    kp delete rncg/surge deployment/surge-originals deployment/surge-overflow-consumers \
+    rnt/surge-src rnt/surge-other --timeout="${TIMEOUT}s"
 restarted() {
     [ "$(pod_field demo-0 '{.metadata.uid}')" != "$1" ] &&
         [ "$(pod_field demo-0 '{.status.conditions[?(@.type=="Ready")].status}')" = True ]

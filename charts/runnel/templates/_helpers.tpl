@@ -98,9 +98,13 @@ in a Role of their own (rbac.yaml), in the release namespace only.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Backlog-forwarding surges: the forwarders' Deployment (owned by the
+# Backlog-forwarding surges: the overflow Topic (created by server-side
+# apply), the forwarders' Deployment (owned by the
 # ConsumerGroup; deleted when the surge hands back), and the group's own
 # and the overflow's consumers scaled through their scale subresource.
+- apiGroups: ["runnel.dev"]
+  resources: ["topics"]
+  verbs: ["create"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "create", "patch", "delete"]
