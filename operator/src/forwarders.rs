@@ -15,14 +15,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    SecurityContext,
+    Container, ContainerPort, PodSecurityContext, PodSpec, PodTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{BacklogForwarding, ConsumerGroup, Topic, TopicSpec};
+use crate::objects::{readiness_probe, restricted_security_context};
 
 pub const FORWARDER_METRICS_PORT: i32 = 9404;
 /// The non-root user the image runs as.
@@ -93,21 +92,8 @@ pub fn forwarder_deployment(
             container_port: FORWARDER_METRICS_PORT,
             ..ContainerPort::default()
         }]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/readyz".into()),
-                port: IntOrString::String("metrics".into()),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..SecurityContext::default()
-        }),
+        readiness_probe: Some(readiness_probe()),
+        security_context: Some(restricted_security_context()),
         ..Container::default()
     };
     Deployment {

@@ -189,6 +189,30 @@ pub fn pod_disruption_budget(cluster: &Cluster) -> PodDisruptionBudget {
     }
 }
 
+/// Ready once `/readyz` on the container's `metrics` port answers (the
+/// brokers' and the forwarders' metrics port serves it).
+pub(crate) fn readiness_probe() -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/readyz".into()),
+            port: IntOrString::String("metrics".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(5),
+        ..Probe::default()
+    }
+}
+
+/// No privilege escalation, a read-only root filesystem, not root.
+pub(crate) fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        ..SecurityContext::default()
+    }
+}
+
 fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -252,15 +276,7 @@ pub fn stateful_set(cluster: &Cluster) -> StatefulSet {
             env("RUNNEL_METRICS_LISTEN", &format!("0.0.0.0:{METRICS_PORT}")),
         ]),
         ports: Some(ports),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/readyz".into()),
-                port: IntOrString::String("metrics".into()),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(5),
-            ..Probe::default()
-        }),
+        readiness_probe: Some(readiness_probe()),
         liveness_probe: Some(Probe {
             http_get: Some(HTTPGetAction {
                 path: Some("/healthz".into()),
@@ -272,12 +288,7 @@ pub fn stateful_set(cluster: &Cluster) -> StatefulSet {
             ..Probe::default()
         }),
         resources: spec.resources.clone(),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(restricted_security_context()),
         volume_mounts: Some(vec![
             VolumeMount {
                 name: "data".into(),

@@ -427,6 +427,21 @@ fn surge_resource(status: Option<&ConsumerGroupStatus>) -> Arc<ConsumerGroup> {
     Arc::new(resource)
 }
 
+/// The surging group's topic, and the overflow as the Topic reconciler
+/// makes it of the overflow Topic.
+async fn surge_topics(bootstrap: &str) -> Admin {
+    let admin = Admin::new(bootstrap, "test").await.expect("admin");
+    admin
+        .create_topic("backlog", 2, 1, &[])
+        .await
+        .expect("topic");
+    admin
+        .create_topic("backlog.overflow", 6, 1, &[])
+        .await
+        .expect("topic");
+    admin
+}
+
 fn scale_answer(name: &str, replicas: i32) -> Value {
     json!({
         "apiVersion": "autoscaling/v1", "kind": "Scale",
@@ -494,10 +509,7 @@ fn a_lagging_group_surges_through_every_phase_and_hands_back() {
     let (_dir, broker) = common::started_with(&["group.initial.rebalance.delay.ms=0"]);
     let bootstrap = broker.bootstrap.clone();
     common::runtime().block_on(async {
-        let admin = Admin::new(&bootstrap, "test").await.expect("admin");
-        admin.create_topic("backlog", 2, 1, &[]).await.expect("topic");
-        // What the Topic reconciler makes of the overflow Topic.
-        admin.create_topic("backlog.overflow", 6, 1, &[]).await.expect("topic");
+        let admin = surge_topics(&bootstrap).await;
         let producer = Producer::new(ProducerConfig::new(&bootstrap)).await.expect("producer");
         for i in 0..300 {
             let (key, value) = (format!("k{}", i % 7), format!("record {i}"));
@@ -635,9 +647,7 @@ fn a_surge_whose_originals_never_leave_gives_up_and_scales_them_back() {
     let (_dir, broker) = common::started_with(&["group.initial.rebalance.delay.ms=0"]);
     let bootstrap = broker.bootstrap.clone();
     common::runtime().block_on(async {
-        let admin = Admin::new(&bootstrap, "test").await.expect("admin");
-        admin.create_topic("backlog", 2, 1, &[]).await.expect("topic");
-        admin.create_topic("backlog.overflow", 6, 1, &[]).await.expect("topic");
+        surge_topics(&bootstrap).await;
         // A member the operator's scaling does not stop.
         let config = runnel_client::ConsumerConfig::new(&bootstrap)
             .set("group.id", "surging")
