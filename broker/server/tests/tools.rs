@@ -109,6 +109,63 @@ fn produce_says_what_is_wrong_and_fails() {
 }
 
 #[test]
+fn forward_says_what_is_wrong_and_fails() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--topic", "orders", "--to", "orders"],
+            "--to orders: the overflow topic must not be one the group reads",
+        ),
+        (
+            &[
+                "--topic",
+                "orders",
+                "--to",
+                "o",
+                "--consumer-property",
+                "group.id=x",
+            ],
+            "--consumer-property group.id: set by the forwarder",
+        ),
+        (
+            &[
+                "--topic",
+                "orders",
+                "--to",
+                "o",
+                "--producer-property",
+                "transactional.id=x",
+            ],
+            "--producer-property transactional.id: use --transactional-id",
+        ),
+        (
+            &[
+                "--topic",
+                "orders",
+                "--to",
+                "o",
+                "--producer-property",
+                "acks=2",
+            ],
+            "invalid setting acks=\"2\": must be all, -1, 0 or 1",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args = vec![
+            "forward",
+            "--bootstrap-server",
+            "127.0.0.1:1",
+            "--group",
+            "g",
+        ];
+        args.extend_from_slice(extra);
+        let output = runnel(&args, "");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{extra:?} succeeded");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+    }
+}
+
+#[test]
 fn consume_prints_records_and_a_group_resumes_where_it_stopped() {
     let dir = tempfile::tempdir().expect("tempdir");
     let overrides = ["num.partitions=1", "group.initial.rebalance.delay.ms=0"];
