@@ -154,8 +154,26 @@ fn committed_transactions_are_read_and_aborted_ones_never() {
 fn offsets_of_an_ended_generation_are_refused_and_open_ones_are_waited_for() {
     let (_dir, broker) =
         common::started_with(&["num.partitions=1", "group.initial.rebalance.delay.ms=0"]);
-    let bootstrap = broker.bootstrap.clone();
+    ended_generations_and_open_offsets(&broker.bootstrap);
+}
+
+#[test]
+fn kafka_refuses_offsets_of_an_ended_generation_and_holds_open_ones_too() {
+    common::kafka::require_installed();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kafka = common::kafka::KafkaBroker::start(dir.path());
+    ended_generations_and_open_offsets(&kafka.bootstrap);
+}
+
+fn ended_generations_and_open_offsets(bootstrap: &str) {
+    let bootstrap = bootstrap.to_string();
     common::runtime().block_on(async {
+        runnel_client::Admin::new(&bootstrap, "test")
+            .await
+            .expect("admin")
+            .create_topic("eos", 1, 1, &[])
+            .await
+            .expect("create eos");
         let member = |id: &str| {
             ConsumerConfig::new(&bootstrap)
                 .set("group.id", "eos-group")
@@ -170,10 +188,12 @@ fn offsets_of_an_ended_generation_are_refused_and_open_ones_are_waited_for() {
             .expect("producer");
         producer.init_transactions().await.expect("init");
         producer.begin_transaction().expect("begin");
-        producer
+        let delivery = producer
             .send(ProducerRecord::new("eos", b"one"))
             .await
             .expect("send");
+        producer.flush().await;
+        delivery.await.expect("delivered");
         producer.commit_transaction().await.expect("commit");
 
         let mut first = Consumer::new(member("first")).await.expect("consumer");

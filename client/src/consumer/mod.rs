@@ -46,6 +46,24 @@ use crate::error::{ClientError, Result, error_chain};
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FETCH_VERSION: i16 = 7;
 const OFFSET_COMMIT_VERSION: i16 = 8;
+/// How long a missing group coordinator is waited for.
+const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
+const COORDINATOR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// FindCoordinator's answers that mean "not yet".
+fn coordinator_moving(err: &ClientError) -> bool {
+    let Some(code) = err.kafka_code() else {
+        return false;
+    };
+    [
+        ResponseError::CoordinatorNotAvailable,
+        ResponseError::CoordinatorLoadInProgress,
+        ResponseError::NotCoordinator,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
+}
+
 /// Pause before asking again for an offset an open transaction commits.
 const UNSTABLE_OFFSET_BACKOFF: Duration = Duration::from_millis(50);
 const EARLIEST: i64 = -2;
@@ -339,20 +357,33 @@ impl Consumer {
         }
         let topics = self.subscription.clone().unwrap_or_default();
         let owned = self.assignment();
-        let coordinator = self.coordinator(&group).await?;
-        let (membership, partitions) = membership::join(
-            &self.cluster,
-            &self.config,
-            coordinator,
-            membership::Joining {
-                group: &group,
-                topics: &topics,
-                owned: &owned,
-                generation: self.generation,
-            },
-            &mut self.member_id,
-        )
-        .await?;
+        // A coordinator that moves or still loads the group answers the
+        // join with NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS: find
+        // it again and join there.
+        let deadline = tokio::time::Instant::now() + COORDINATOR_PATIENCE;
+        let (membership, partitions) = loop {
+            let coordinator = self.coordinator(&group).await?;
+            let joined = membership::join(
+                &self.cluster,
+                &self.config,
+                coordinator,
+                membership::Joining {
+                    group: &group,
+                    topics: &topics,
+                    owned: &owned,
+                    generation: self.generation,
+                },
+                &mut self.member_id,
+            )
+            .await;
+            match joined {
+                Err(err) if coordinator_moving(&err) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(group, error = %error_chain(&err), "joining again at the coordinator");
+                    tokio::time::sleep(COORDINATOR_BACKOFF).await;
+                }
+                joined => break joined?,
+            }
+        };
         membership.polled();
         self.generation = membership.generation;
         let previous = std::mem::take(&mut self.positions);
@@ -583,8 +614,21 @@ impl Consumer {
     }
 
     /// The connection to the group's coordinator.
+    /// While the brokers answer that the coordinator is not there yet
+    /// (Kafka creates `__consumer_offsets` on the first FindCoordinator, a
+    /// coordinator loads or moves), it is asked again for up to
+    /// [`COORDINATOR_PATIENCE`], as Java's consumer does.
     async fn coordinator(&self, group: &str) -> Result<Connection> {
-        self.cluster.coordinator(group, 0).await
+        let deadline = tokio::time::Instant::now() + COORDINATOR_PATIENCE;
+        loop {
+            match self.cluster.coordinator(group, 0).await {
+                Err(err) if coordinator_moving(&err) && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(group, error = %error_chain(&err), "no coordinator yet");
+                    tokio::time::sleep(COORDINATOR_BACKOFF).await;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// The group's committed offset of a partition (`group.id` must be set).

@@ -14,7 +14,7 @@ use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use kafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
-use kafka_protocol::messages::{ProducerId, TopicName};
+use kafka_protocol::messages::{ProducerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::Semaphore;
 
@@ -202,7 +202,15 @@ async fn send(
     if batches.is_empty() {
         return None;
     }
+    // Kafka refuses transactional batches in a request that does not name
+    // its transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+    let transactional_id = shared
+        .config
+        .transactional_id
+        .as_ref()
+        .map(|id| TransactionalId(StrBytes::from_string(id.clone())));
     let request = ProduceRequest::default()
+        .with_transactional_id(transactional_id)
         .with_acks(shared.config.acks)
         .with_timeout_ms(shared.config.timeout_ms())
         .with_topic_data(topics);
