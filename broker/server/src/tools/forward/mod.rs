@@ -176,6 +176,10 @@ async fn forward(
         };
         let records = match records {
             Ok(records) => records,
+            Err(err) if refused_for_good(&err) => {
+                break Err(anyhow::Error::new(err)
+                    .context("the group refuses this member; the settings must change"));
+            }
             Err(err) => {
                 // The broker restarts, a coordinator moves: read on once it
                 // answers (Java's consumer retries the same way).
@@ -421,6 +425,23 @@ async fn reset(producer: &Producer, cause: ClientError) -> BatchError {
             }
         }
     }
+}
+
+/// The group's answers no retry changes (a session timeout out of the
+/// broker's bounds, another protocol, no permission).
+fn refused_for_good(err: &ClientError) -> bool {
+    use kafka_protocol::error::ResponseError;
+    err.kafka_code().is_some_and(|code| {
+        [
+            ResponseError::InvalidSessionTimeout,
+            ResponseError::InconsistentGroupProtocol,
+            ResponseError::InvalidGroupId,
+            ResponseError::GroupAuthorizationFailed,
+            ResponseError::TopicAuthorizationFailed,
+        ]
+        .iter()
+        .any(|e| e.code() == code)
+    })
 }
 
 fn is_fenced(err: &ClientError) -> bool {
