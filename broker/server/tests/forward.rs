@@ -38,6 +38,17 @@ const BROKER_SETTINGS: &[&str] = &[
     "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
 ];
 
+/// The scenarios below each run twelve consumers, forwarders and brokers:
+/// one at a time, so that two of them do not starve each other on a small
+/// machine (their deadlines are for one).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
 }
@@ -403,6 +414,7 @@ fn check(lines: &str, base: i64, records: usize) -> Verdict {
 
 #[test]
 fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_broker() {
+    let _one = one_at_a_time();
     let rounds: usize = std::env::var("RUNNEL_FORWARD_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -512,6 +524,7 @@ fn a_lagging_backlog_is_forwarded_exactly_once_through_kills_of_forwarder_and_br
 /// move), and started again on its data.
 #[test]
 fn a_backlog_is_forwarded_exactly_once_on_three_nodes_while_nodes_are_killed() {
+    let _one = one_at_a_time();
     const CLUSTER_RECORDS: usize = 30_000;
     const NODE_KILLS: usize = 6;
     let settings: String = BROKER_SETTINGS
@@ -583,6 +596,7 @@ fn a_backlog_is_forwarded_exactly_once_on_three_nodes_while_nodes_are_killed() {
 /// Kafka's).
 #[test]
 fn kafka_takes_a_forwarded_backlog_exactly_once_too() {
+    let _one = one_at_a_time();
     const KAFKA_RECORDS: usize = 20_000;
     common::kafka::require_installed();
     let dir = tempfile::tempdir().expect("tempdir");
